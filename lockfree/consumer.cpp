@@ -1,0 +1,173 @@
+// The consumer side of a ring: peek, consume, hand space back, and park when empty.
+#include <climits>
+#include <string>
+#include <thread>
+
+#include "lockfree/cpu_relax.hpp"
+#include "lockfree/ring.hpp"
+
+namespace bloccs::lockfree {
+
+Ring::State Ring::peek(std::span<const std::byte>& payload) {
+  RingControl* c = control();
+  const RingConfig& cfg = c->config;
+  const std::uint64_t mask = cfg.capacity - 1;
+  const std::uint64_t off = head_.pos & mask;
+  std::uint64_t h;
+  std::uint64_t available = cfg.capacity;  // MPSC: a committed header bounds the record itself
+  if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) {
+    if (head_.pos == cached_tail_.pos) {
+      // acquire: pairs with the pusher's release store of tail; the records before it are visible.
+      cached_tail_ = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
+      if (head_.pos == cached_tail_.pos) return State::empty;
+    }
+    available = pos_distance(cached_tail_.pos, head_.pos);
+    // relaxed: the tail's acquire above already ordered this record's writes before us.
+    h = header_word(data(), off).load(std::memory_order_relaxed);
+  } else {
+    // acquire: pairs with the pusher's release store of the committed header (payload visible).
+    h = header_word(data(), off).load(std::memory_order_acquire);
+    if (!header_committed(h)) return pending_or_empty(payload);
+  }
+  const std::uint32_t len = header_length(h);
+  const std::uint32_t slot = header_slot_plus_one(h);
+  if (header_type(h) != kTypeData || (h & kHeaderReservedBits) || len > cfg.max_payload ||
+      record_size(len) > available || available > cfg.capacity || slot == 0 ||
+      slot > cfg.slot_count) {
+    c->counters.corrupt.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+    error_ = Error{Errc::corrupt,
+                   "ring /dev/shm/" + segment_.name() + " holds a damaged record at byte " +
+                       std::to_string(head_.pos) + " (header " + std::to_string(h) +
+                       "): a length or slot is out of range; the ring cannot be trusted, "
+                       "remove it (shmctl rm) and restart its owner"};
+    return State::error;
+  }
+  const std::uint64_t payload_off = (off + kRecordHeader) & mask;
+  if (payload_off + len <= cfg.capacity) {
+    payload = {data() + payload_off, len};
+  } else {
+    copy_from_ring(data(), cfg.capacity, payload_off, scratch_.data(), len);
+    payload = {scratch_.data(), len};
+  }
+  peeked_size_ = record_size(len);
+  return State::ready;
+}
+
+Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
+  RingControl* c = control();
+  // acquire: if a claim is open at our head, we see its claimant's slot intent (recovery).
+  const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
+  if (tail.pos == head_.pos) return State::empty;
+  if (pos_distance(tail.pos, head_.pos) > c->config.capacity) {
+    error_ = Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() +
+                                      " has its tail further ahead than its capacity; the ring "
+                                      "cannot be trusted, remove it (shmctl rm)"};
+    return State::error;
+  }
+  // A claim is open at our head. Usually its pusher commits within nanoseconds; if it stays
+  // open for abandon_after, ask whether the claimant is still alive.
+  const auto now = Clock::now();
+  if (stuck_pos_ != head_.pos) {
+    stuck_pos_ = head_.pos;
+    stuck_since_ = now;
+    return State::pending;
+  }
+  if (now - stuck_since_ < std::chrono::microseconds(c->config.abandon_after_us))
+    return State::pending;
+  stuck_since_ = now;  // whatever recovery finds, look again only after another interval
+  switch (recover_abandoned()) {
+    case Recovery::skipped: return peek(payload);
+    case Recovery::corrupt: return State::error;
+    case Recovery::claimant_alive: return State::pending;
+  }
+  return State::pending;
+}
+
+void Ring::consume() {
+  const RingConfig& cfg = control()->config;
+  if (cfg.kind == static_cast<std::uint32_t>(RingKind::mpsc)) {
+    // A zero header means "nothing written"; recovery depends on consumed space being zero.
+    zero_ring(data(), cfg.capacity, head_.pos & (cfg.capacity - 1), peeked_size_);
+  }
+  head_ = head_.advanced(peeked_size_);
+}
+
+void Ring::publish_head() {
+  RingControl* c = control();
+  // release: our reads of the consumed records (and the zeroing) happen-before a pusher reuses
+  // the space after its acquire of head.
+  c->consumer.head.store(head_.pack(), std::memory_order_release);
+  // seq_cst fence: Dekker with a parking pusher (see futex.hpp): it sees the new head, or we see it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake_if_waiting(c->space.waiters, c->space.epoch, INT_MAX);
+}
+
+Status Ring::wait(Deadline deadline) {
+  RingControl* c = control();
+  const RingConfig& cfg = c->config;
+  const bool spsc = cfg.kind == static_cast<std::uint32_t>(RingKind::spsc);
+  auto ready = [&](std::memory_order order) {
+    if (spsc) return Cursor::unpack(c->producer.tail.load(order)).pos != head_.pos;
+    return header_committed(header_word(data(), head_.pos & (cfg.capacity - 1)).load(order));
+  };
+
+  // Spin: a hand-off between cores takes ~100 ns; a futex wake-up tens of microseconds.
+  const auto spin_end = Clock::now() + spin_.consumer;
+  for (unsigned i = 1;; ++i) {
+    // acquire: pairs with the pusher's release of tail (SPSC) or of the header (MPSC).
+    if (ready(std::memory_order_acquire)) return {};
+    if ((i & 63) == 0) {
+      const auto now = Clock::now();
+      if (now >= spin_end || now >= deadline) break;
+    }
+    cpu_relax();
+  }
+
+  for (;;) {
+    Deadline wake_at = deadline;
+    if (!spsc) {
+      // An open claim at our head: wake in time to check whether its pusher died.
+      std::span<const std::byte> ignored;
+      const State s = pending_or_empty(ignored);  // may skip a dead pusher's claim
+      if (s == State::error) return error_;
+      if (s == State::ready || ready(std::memory_order_acquire)) return {};
+      if (s == State::pending)
+        wake_at = std::min(deadline, stuck_since_ + std::chrono::microseconds(cfg.abandon_after_us));
+    }
+    // seq_cst: announce ourselves before the re-check (Dekker with the pusher's fence).
+    c->data.waiters.fetch_add(1, std::memory_order_seq_cst);
+    // acquire: a wake-up's epoch bump comes after the commit it announces.
+    const std::uint32_t epoch = c->data.epoch.load(std::memory_order_acquire);
+    const bool now_ready = ready(std::memory_order_seq_cst);  // seq_cst: the Dekker re-check
+    if (!now_ready && Clock::now() < deadline) futex_wait(c->data.epoch, epoch, wake_at);
+    // relaxed: a late decrement costs a waker at most one needless FUTEX_WAKE.
+    c->data.waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (now_ready || ready(std::memory_order_acquire)) return {};
+    if (Clock::now() >= deadline) return Error{Errc::timeout, "no message arrived before the deadline"};
+  }
+}
+
+Result<std::size_t> Ring::pop(std::span<std::byte> out, Deadline deadline) {
+  for (;;) {
+    std::span<const std::byte> payload;
+    switch (peek(payload)) {
+      case State::ready:
+        if (payload.size() > out.size())
+          return Error{Errc::buffer_too_small,
+                       "the next message is " + std::to_string(payload.size()) +
+                           " bytes but the buffer holds " + std::to_string(out.size()) +
+                           "; pass a buffer of max_payload bytes (it stays queued)"};
+        std::memcpy(out.data(), payload.data(), payload.size());
+        consume();
+        publish_head();
+        return payload.size();
+      case State::error:
+        return error_;
+      case State::empty:
+      case State::pending:
+        if (auto st = wait(deadline); !st) return std::move(st).error();
+    }
+  }
+}
+
+}  // namespace bloccs::lockfree

@@ -1,0 +1,201 @@
+// The pusher side of a ring: attach, claim, write, commit, and park when full.
+#include <string>
+
+#include "lockfree/cpu_relax.hpp"
+#include "lockfree/pusher_slots.hpp"
+#include "lockfree/ring.hpp"
+#include "shm/process.hpp"
+
+namespace bloccs::lockfree {
+namespace {
+
+// A parked pusher looks at the owner this often, so that it never sleeps on a dead ring.
+constexpr auto kOwnerCheckInterval = std::chrono::milliseconds(100);
+
+}  // namespace
+
+Result<RingPusher> RingPusher::open(std::string_view ns, std::string_view name) {
+  auto seg = shm::Segment::open(ns, name, shm::SegmentKind::ring);
+  if (!seg) return std::move(seg).error();
+  if (auto st = validate_ring(*seg); !st) return std::move(st).error();
+  auto* c = reinterpret_cast<RingControl*>(seg->base());
+  const RingConfig& cfg = c->config;
+  auto* slots = reinterpret_cast<PusherSlot*>(seg->base() + cfg.slots_offset);
+  // acquire: the consumer's zeroing of everything before head is visible to our writes.
+  const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+  auto slot = attach_slot({slots, cfg.slot_count}, head.pos, seg->name(),
+                          cfg.kind == static_cast<std::uint32_t>(RingKind::spsc));
+  if (!slot) return std::move(slot).error();
+  return RingPusher(std::move(seg).value(), *slot);
+}
+
+RingPusher::RingPusher(shm::Segment segment, std::uint32_t slot)
+    : segment_(std::move(segment)), slot_(slot) {
+  RingControl* c = control();
+  // acquire: both cursors as last published; an SPSC pusher resumes from the shared tail (a
+  // predecessor killed mid-write never published its record).
+  cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+  spsc_tail_ = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
+}
+
+RingPusher::RingPusher(RingPusher&& other) noexcept
+    : segment_(std::move(other.segment_)),
+      slot_(other.slot_),
+      cached_head_(other.cached_head_),
+      spsc_tail_(other.spsc_tail_),
+      spin_(other.spin_) {}
+
+RingPusher::~RingPusher() {
+  if (segment_.base() == nullptr) return;  // moved from
+  release_slot(my_slot(), self_token());
+}
+
+PusherSlot& RingPusher::my_slot() const noexcept {
+  return reinterpret_cast<PusherSlot*>(segment_.base() + control()->config.slots_offset)[slot_];
+}
+
+bool RingPusher::fits(Cursor tail, std::uint64_t bytes) const noexcept {
+  const RingConfig& cfg = control()->config;
+  return pos_distance(tail.pos, cached_head_.pos) + bytes <= cfg.capacity &&
+         count_distance(tail.count, cached_head_.count) < cfg.buffer;
+}
+
+void RingPusher::write_record(std::uint64_t pos, std::span<const std::byte> payload,
+                              bool committed) {
+  const RingConfig& cfg = control()->config;
+  const std::uint64_t off = pos & (cfg.capacity - 1);
+  const auto len = static_cast<std::uint32_t>(payload.size());
+  // relaxed: SPSC publishes through the tail; MPSC commits with a second, release store.
+  header_word(data(), off).store(make_record_header(len, slot_, committed), std::memory_order_relaxed);
+  // The header must reach memory before the payload (recovery reads "header zero" as "nothing
+  // written"): keep the compiler from sinking it; x86-64 keeps stores in program order.
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  copy_into_ring(data(), cfg.capacity, (off + kRecordHeader) & (cfg.capacity - 1), payload.data(),
+                 payload.size());
+}
+
+Status RingPusher::push(std::span<const std::byte> payload, Deadline deadline) {
+  const RingConfig& cfg = control()->config;
+  if (payload.size() > cfg.max_payload)
+    return Error{Errc::payload_too_large,
+                 "payload of " + std::to_string(payload.size()) + " bytes exceeds the ring's " +
+                     "max_payload of " + std::to_string(cfg.max_payload) +
+                     "; split it, or create the ring with a larger max_payload"};
+  return cfg.kind == static_cast<std::uint32_t>(RingKind::spsc) ? push_spsc(payload, deadline)
+                                                                 : push_mpsc(payload, deadline);
+}
+
+Status RingPusher::push_spsc(std::span<const std::byte> payload, Deadline deadline) {
+  RingControl* c = control();
+  const std::uint64_t bytes = record_size(payload.size());
+  const Cursor tail = spsc_tail_;
+  if (!fits(tail, bytes)) {
+    if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
+  }
+  write_record(tail.pos, payload, true);
+  spsc_tail_ = tail.advanced(bytes);
+  // release: the record's bytes are visible to a consumer that acquires this tail.
+  c->producer.tail.store(spsc_tail_.pack(), std::memory_order_release);
+  // seq_cst fence (a locked op on our own stack, not an RMW on shared data): Dekker with a
+  // parking consumer, so that we see its announcement or it sees our tail.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake_if_waiting(c->data.waiters, c->data.epoch, 1);
+  return {};
+}
+
+Status RingPusher::push_mpsc(std::span<const std::byte> payload, Deadline deadline) {
+  RingControl* c = control();
+  PusherSlot& slot = my_slot();
+  const std::uint64_t bytes = record_size(payload.size());
+  // relaxed: only a first guess for the CAS, which validates it.
+  std::uint64_t observed = c->producer.tail.load(std::memory_order_relaxed);
+  Cursor tail;
+  for (;;) {
+    tail = Cursor::unpack(observed);
+    if (!fits(tail, bytes)) {
+      // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
+      cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+      if (!fits(tail, bytes)) {
+        slot.intent.store(0, std::memory_order_relaxed);  // relaxed: never park with an intent
+        if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
+        observed = c->producer.tail.load(std::memory_order_relaxed);
+        continue;
+      }
+    }
+    // relaxed: published to the consumer by the CAS's release below.
+    slot.intent.store(kIntentActive | tail.pos, std::memory_order_relaxed);
+    // release: our intent is visible to whoever acquires this tail or a later one (recovery).
+    if (c->producer.tail.compare_exchange_weak(observed, tail.advanced(bytes).pack(),
+                                               std::memory_order_release,
+                                               std::memory_order_relaxed))
+      break;
+  }
+  write_record(tail.pos, payload, false);
+  // release: commit; the consumer's acquire of the header makes the payload visible.
+  header_word(data(), tail.pos & (control()->config.capacity - 1))
+      .store(make_record_header(static_cast<std::uint32_t>(payload.size()), slot_, true),
+             std::memory_order_release);
+  // release: a consumer that sees the slot idle also sees the commit above.
+  slot.intent.store(0, std::memory_order_release);
+  // seq_cst fence: Dekker with a parking consumer (see futex.hpp).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake_if_waiting(c->data.waiters, c->data.epoch, 1);
+  return {};
+}
+
+Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline) {
+  RingControl* c = control();
+  const bool spsc = c->config.kind == static_cast<std::uint32_t>(RingKind::spsc);
+  auto current_tail = [&] {
+    // relaxed: MPSC re-reads the tail only to judge fit; the CAS validates it later.
+    return spsc ? tail : Cursor::unpack(c->producer.tail.load(std::memory_order_relaxed));
+  };
+  auto timeout = [] {
+    return Error{Errc::timeout, "the ring stayed full until the deadline; nothing was enqueued"};
+  };
+
+  const auto spin_end = Clock::now() + spin_.pusher;
+  for (unsigned i = 1;; ++i) {
+    // acquire: pairs with the consumer's release of head.
+    cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+    const Cursor now_tail = current_tail();
+    if (fits(now_tail, bytes)) return {};
+    // Never trust shared memory: a head ahead of the tail would make us wait for ever.
+    if (pos_distance(now_tail.pos, cached_head_.pos) > c->config.capacity ||
+        count_distance(now_tail.count, cached_head_.count) > c->config.buffer)
+      return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() +
+                                      " has its head ahead of its tail; the ring cannot be "
+                                      "trusted, remove it (shmctl rm) and restart its owner"};
+    if ((i & 63) == 0 || spin_.pusher.count() == 0) {
+      const auto now = Clock::now();
+      if (now >= deadline) return timeout();
+      if (now >= spin_end) break;
+    }
+    cpu_relax();
+  }
+
+  const shm::ProcessId owner{c->config.owner_pid, c->config.owner_start_time};
+  for (;;) {
+    // seq_cst: announce ourselves before the re-check (Dekker with publish_head's fence).
+    c->space.waiters.fetch_add(1, std::memory_order_seq_cst);
+    // acquire: an epoch bump comes after the head store it announces.
+    const std::uint32_t epoch = c->space.epoch.load(std::memory_order_acquire);
+    cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_seq_cst));
+    const bool fit = fits(current_tail(), bytes);
+    const auto now = Clock::now();
+    if (!fit && now < deadline)
+      futex_wait(c->space.epoch, epoch, std::min(deadline, now + kOwnerCheckInterval));
+    // relaxed: a late decrement costs the consumer at most one needless FUTEX_WAKE.
+    c->space.waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (fit) return {};
+    cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+    if (fits(current_tail(), bytes)) return {};
+    if (Clock::now() >= deadline) return timeout();
+    if (!shm::is_alive(owner))
+      return Error{Errc::owner_dead, "the ring's owner (pid " + std::to_string(owner.pid) +
+                                         ") died while this push waited for space; nothing was "
+                                         "enqueued. Restart the owner and push again"};
+  }
+}
+
+}  // namespace bloccs::lockfree

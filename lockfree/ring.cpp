@@ -1,0 +1,130 @@
+// Creating a ring, and checking one that someone else created.
+#include <bit>
+#include <string>
+
+#include "lockfree/pusher_slots.hpp"
+#include "lockfree/ring.hpp"
+#include "shm/process.hpp"
+
+namespace bloccs::lockfree {
+namespace {
+
+constexpr std::uint64_t kDefaultCapacityLimit = 64ull << 20;
+
+Result<std::uint64_t> pick_capacity(const RingOptions& o) {
+  const std::uint64_t rec = record_size(o.max_payload);
+  if (o.capacity == 0) {
+    std::uint64_t want = std::min<std::uint64_t>(std::uint64_t{o.buffer} * rec, kDefaultCapacityLimit);
+    return std::bit_ceil(std::max<std::uint64_t>(want, rec));
+  }
+  if (!std::has_single_bit(o.capacity) || o.capacity < rec || o.capacity > kMaxCapacity)
+    return Error{Errc::bad_config,
+                 "ring capacity " + std::to_string(o.capacity) +
+                     " must be a power of two from " + std::to_string(std::bit_ceil(rec)) +
+                     " (one record of max_payload " + std::to_string(o.max_payload) +
+                     ") to 4 GiB; pass 0 to let bloccs pick"};
+  return o.capacity;
+}
+
+Status check_options(const RingOptions& o) {
+  if (o.kind != RingKind::spsc && o.kind != RingKind::mpsc)
+    return Error{Errc::bad_config, "ring kind must be spsc or mpsc"};
+  if (o.buffer == 0 || o.buffer > kMaxBuffer)
+    return Error{Errc::bad_config, "ring buffer " + std::to_string(o.buffer) +
+                                       " must be 1 to " + std::to_string(kMaxBuffer) + " messages"};
+  if (o.max_payload > (1u << 30))
+    return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
+                                       " exceeds 1 GiB; send large data another way"};
+  if (o.kind == RingKind::mpsc && (o.max_pushers == 0 || o.max_pushers > kMaxPushers))
+    return Error{Errc::bad_config, "max_pushers " + std::to_string(o.max_pushers) +
+                                       " must be 1 to " + std::to_string(kMaxPushers)};
+  if (o.abandon_after.count() < 100 || o.abandon_after.count() > 60'000'000)
+    return Error{Errc::bad_config, "abandon_after must be 100 us to 60 s"};
+  return {};
+}
+
+Error damaged(const shm::Segment& seg, const std::string& what) {
+  return {Errc::segment_invalid, "ring /dev/shm/" + seg.name() + " is damaged: " + what +
+                                     "; remove it (shmctl rm) and restart its owner"};
+}
+
+}  // namespace
+
+Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOptions o) {
+  if (auto st = check_options(o); !st) return std::move(st).error();
+  auto capacity = pick_capacity(o);
+  if (!capacity) return std::move(capacity).error();
+  const std::uint32_t slots = o.kind == RingKind::spsc ? 1 : o.max_pushers;
+  const std::uint64_t slots_offset = sizeof(RingControl);
+  const std::uint64_t data_offset = slots_offset + std::uint64_t{slots} * sizeof(PusherSlot);
+  auto seg = shm::Segment::create(ns, name, shm::SegmentKind::ring, data_offset + *capacity,
+                                  {.mode = o.mode});
+  if (!seg) return std::move(seg).error();
+
+  auto* c = reinterpret_cast<RingControl*>(seg->base());
+  const shm::ProcessId me = shm::self_process();
+  c->config = RingConfig{
+      .kind = static_cast<std::uint32_t>(o.kind),
+      .slot_count = slots,
+      .capacity = *capacity,
+      .buffer = o.buffer,
+      .max_payload = o.max_payload,
+      .slots_offset = slots_offset,
+      .data_offset = data_offset,
+      .owner_pid = me.pid,
+      .abandon_after_us = static_cast<std::uint32_t>(o.abandon_after.count()),
+      .owner_start_time = me.start_time,
+      .reserved = 0,
+  };
+  // Cursors, wait lines, counters and slots start at zero: ftruncate zero-filled them.
+  seg->publish();
+  return Ring(std::move(seg).value());
+}
+
+Ring::Ring(shm::Segment segment) : segment_(std::move(segment)) {
+  scratch_.resize(control()->config.max_payload);
+}
+
+Status validate_ring(const shm::Segment& seg) {
+  if (seg.size() < sizeof(RingControl))
+    return damaged(seg, "it is " + std::to_string(seg.size()) + " bytes, smaller than a ring header");
+  const auto* c = reinterpret_cast<const RingControl*>(seg.base());
+  const RingConfig& cfg = c->config;
+  if (cfg.kind != static_cast<std::uint32_t>(RingKind::spsc) &&
+      cfg.kind != static_cast<std::uint32_t>(RingKind::mpsc))
+    return damaged(seg, "unknown ring kind " + std::to_string(cfg.kind));
+  const bool spsc = cfg.kind == static_cast<std::uint32_t>(RingKind::spsc);
+  if (cfg.slot_count == 0 || cfg.slot_count > kMaxPushers || (spsc && cfg.slot_count != 1))
+    return damaged(seg, "pusher slot count " + std::to_string(cfg.slot_count) + " out of range");
+  if (!std::has_single_bit(cfg.capacity) || cfg.capacity < 8 || cfg.capacity > kMaxCapacity)
+    return damaged(seg, "capacity " + std::to_string(cfg.capacity) + " is not a power of two up to 4 GiB");
+  if (cfg.buffer == 0 || cfg.buffer > kMaxBuffer)
+    return damaged(seg, "buffer " + std::to_string(cfg.buffer) + " out of range");
+  if (record_size(cfg.max_payload) > cfg.capacity)
+    return damaged(seg, "max_payload " + std::to_string(cfg.max_payload) + " exceeds its capacity");
+  if (cfg.slots_offset != sizeof(RingControl) ||
+      cfg.data_offset != cfg.slots_offset + std::uint64_t{cfg.slot_count} * sizeof(PusherSlot) ||
+      cfg.data_offset + cfg.capacity != seg.size())
+    return damaged(seg, "its slot and data offsets do not match its size");
+  return {};
+}
+
+RingStats read_stats(const shm::Segment& seg) {
+  const auto* c = reinterpret_cast<const RingControl*>(seg.base());
+  // relaxed everywhere: a snapshot for people; it orders nothing and must never slow a pusher.
+  const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_relaxed));
+  const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_relaxed));
+  RingStats s{};
+  s.depth = count_distance(tail.count, head.count);
+  s.bytes_used = pos_distance(tail.pos, head.pos);
+  s.parked_pushers = c->space.waiters.load(std::memory_order_relaxed);
+  s.parked_consumer = c->data.waiters.load(std::memory_order_relaxed);
+  s.abandoned = c->counters.abandoned.load(std::memory_order_relaxed);
+  const auto* slots = reinterpret_cast<const PusherSlot*>(seg.base() + c->config.slots_offset);
+  for (std::uint32_t i = 0; i < c->config.slot_count; ++i)
+    s.attached_pushers += slots[i].owner.load(std::memory_order_relaxed) != 0;
+  return s;
+}
+
+
+}  // namespace bloccs::lockfree

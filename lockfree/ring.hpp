@@ -1,0 +1,192 @@
+// Bounded SPSC and MPSC rings of variable-size records in a named shared-memory segment.
+//
+// Who may call what:
+//   Ring        the owner. Creates the segment, is its only consumer, and unlinks it when
+//               destroyed. One Ring per segment, used by one thread at a time.
+//   RingPusher  any process (the owner included) that opens the ring by name and pushes.
+//               One RingPusher per thread; an SPSC ring admits one live pusher at a time.
+//
+// What happens when:
+//   full   push() spins briefly, then parks on a shared futex until the consumer frees space
+//          or the deadline passes (Errc::timeout, nothing enqueued). Nothing is ever dropped.
+//   empty  the consumer spins briefly, then parks until a pusher commits or its deadline passes.
+//   a pusher dies mid-push (even SIGKILL between claim and commit): the consumer waits for the
+//          claim for `abandon_after`, then checks whether its claimant is alive; a dead one's
+//          claim is skipped and counted (abandoned()). Live pushers' messages are untouched.
+//   the owner dies while pushers are parked: they wake within 100 ms with Errc::owner_dead.
+//
+// Ordering: records are consumed in claim order, so each pusher's messages arrive in the order
+// it pushed them. No call on the push or pop path throws or allocates.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "bloccs/result.hpp"
+#include "lockfree/futex.hpp"
+#include "lockfree/ring_layout.hpp"
+#include "shm/segment.hpp"
+
+namespace bloccs::lockfree {
+
+struct RingOptions {
+  RingKind kind = RingKind::mpsc;
+  std::uint32_t buffer = 1024;       // bound on queued messages (1 .. 2^23-1)
+  std::uint32_t max_payload = 4096;  // bound on one payload, bytes
+  // Data area in bytes, a power of two at least record_size(max_payload). 0 picks
+  // buffer * record_size(max_payload) rounded up, but no more than 64 MiB.
+  std::uint64_t capacity = 0;
+  std::uint32_t max_pushers = 64;  // MPSC pusher slots (SPSC always has 1)
+  mode_t mode = 0600;              // 0660 to let the owner's group push
+  std::chrono::microseconds abandon_after{10'000};
+};
+
+// How long each side busy-polls before parking (process-local, not part of the segment).
+// A hand-off costs ~100 ns between cores; a futex wake-up costs tens of microseconds. Spinning
+// a little first keeps latency at the cache-line floor while a parked side costs no CPU.
+struct SpinPolicy {
+  std::chrono::nanoseconds consumer{50'000};
+  std::chrono::nanoseconds pusher{10'000};
+};
+
+// A point-in-time view of a ring's control block, for tests and tools. Never blocks anyone.
+struct RingStats {
+  std::uint64_t depth;            // messages queued (claimed and not consumed)
+  std::uint64_t bytes_used;       // of `capacity`
+  std::uint32_t parked_pushers;   // announced on the space futex
+  std::uint32_t parked_consumer;  // 0 or 1
+  std::uint64_t abandoned;        // dead pushers' claims skipped
+  std::uint32_t attached_pushers; // slots held (live or not yet reclaimed)
+};
+
+// Checks a mapped ring control block before anything in it is used: every length and offset.
+Status validate_ring(const shm::Segment& segment);
+RingStats read_stats(const shm::Segment& segment);
+
+class Ring {
+ public:
+  static Result<Ring> create(std::string_view ns, std::string_view name, RingOptions options = {});
+
+  Ring(Ring&&) noexcept = default;
+  Ring& operator=(Ring&&) noexcept = default;
+
+  // Calls f(std::span<const std::byte>) for up to `max` queued messages without waiting, in
+  // claim order; returns how many. The span is valid only during the call. Space is handed back
+  // to pushers (and parked ones woken) once, after the batch.
+  template <class F>
+  Result<std::size_t> try_drain(F&& f, std::size_t max = SIZE_MAX);
+
+  // As try_drain, but first waits (spin, then park) until a message arrives or `deadline`
+  // passes (Errc::timeout).
+  template <class F>
+  Result<std::size_t> drain(F&& f, std::size_t max, Deadline deadline = kNoDeadline);
+
+  // Copies the next message into `out` and returns its size. Errc::timeout if none arrives by
+  // `deadline`; Errc::buffer_too_small if it does not fit (it stays queued).
+  Result<std::size_t> pop(std::span<std::byte> out, Deadline deadline = kNoDeadline);
+
+  // Waits until a message is ready to consume, or `deadline`. Errc::timeout past it.
+  Status wait(Deadline deadline);
+
+  void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
+  const RingConfig& config() const noexcept { return control()->config; }
+  RingStats stats() const { return read_stats(segment_); }
+  const shm::Segment& segment() const noexcept { return segment_; }
+
+ private:
+  enum class State { ready, empty, pending, error };
+  enum class Recovery { skipped, claimant_alive, corrupt };
+  explicit Ring(shm::Segment segment);
+
+  RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
+  std::byte* data() const noexcept { return segment_.base() + control()->config.data_offset; }
+
+  // The next record, if one is committed. Sets `error_` on a damaged record.
+  State peek(std::span<const std::byte>& payload);
+  void consume();        // advances the local head past the peeked record
+  void publish_head();   // hands consumed space back and wakes parked pushers
+  State pending_or_empty(std::span<const std::byte>& payload);
+  Recovery recover_abandoned();  // recovery.cpp
+
+  shm::Segment segment_;
+  Cursor head_{};              // local copy; the shared head is published per batch
+  Cursor cached_tail_{};       // SPSC: last tail seen
+  std::uint64_t peeked_size_ = 0;
+  std::uint64_t stuck_pos_ = ~std::uint64_t{0};
+  Clock::time_point stuck_since_{};
+  std::vector<std::byte> scratch_;  // holds a record that wraps past the end of the data area
+  SpinPolicy spin_{};
+  Error error_{};
+};
+
+class RingPusher {
+ public:
+  static Result<RingPusher> open(std::string_view ns, std::string_view name);
+
+  RingPusher(RingPusher&& other) noexcept;
+  RingPusher& operator=(RingPusher&&) = delete;
+  RingPusher(const RingPusher&) = delete;
+  ~RingPusher();
+
+  // Enqueues one message. Parks while the ring is full; Errc::timeout once `deadline` passes
+  // (nothing enqueued); Errc::payload_too_large at once; Errc::owner_dead if the consumer died
+  // while this call was parked.
+  Status push(std::span<const std::byte> payload, Deadline deadline = kNoDeadline);
+
+  void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
+  const RingConfig& config() const noexcept { return control()->config; }
+  std::uint32_t slot() const noexcept { return slot_; }
+
+ private:
+  RingPusher(shm::Segment segment, std::uint32_t slot);
+  RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
+  std::byte* data() const noexcept { return segment_.base() + control()->config.data_offset; }
+  PusherSlot& my_slot() const noexcept;
+
+  bool fits(Cursor tail, std::uint64_t bytes) const noexcept;
+  Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline);
+  void write_record(std::uint64_t pos, std::span<const std::byte> payload, bool committed);
+  Status push_spsc(std::span<const std::byte> payload, Deadline deadline);
+  Status push_mpsc(std::span<const std::byte> payload, Deadline deadline);
+
+  shm::Segment segment_;
+  std::uint32_t slot_ = 0;
+  Cursor cached_head_{};
+  Cursor spsc_tail_{};  // SPSC: the pusher is the only writer of the tail
+  SpinPolicy spin_{};
+};
+
+// ---- inline: the consumer's batch loop --------------------------------------------------------
+
+template <class F>
+Result<std::size_t> Ring::try_drain(F&& f, std::size_t max) {
+  std::size_t n = 0;
+  std::span<const std::byte> payload;
+  State state = State::ready;
+  while (n < max && (state = peek(payload)) == State::ready) {
+    f(payload);
+    consume();
+    ++n;
+  }
+  if (n) publish_head();
+  if (state == State::error && n == 0) return error_;
+  return n;
+}
+
+template <class F>
+Result<std::size_t> Ring::drain(F&& f, std::size_t max, Deadline deadline) {
+  for (;;) {
+    auto n = try_drain(f, max);
+    if (!n || *n) return n;
+    if (auto st = wait(deadline); !st) return std::move(st).error();
+  }
+}
+
+}  // namespace bloccs::lockfree

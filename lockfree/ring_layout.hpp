@@ -1,0 +1,184 @@
+// The shared-memory layout of a ring segment, drawn once. Offsets only: no pointers live here.
+//
+//   offset  size            what                                   written by
+//   0       64              SegmentHeader (shm/segment.hpp)        creator, once
+//   64      64              RingConfig                             creator, once
+//   128     64              ConsumerLine: head cursor              consumer
+//   192     64              ProducerLine: tail cursor              pusher(s)
+//   256     64              DataWait: consumer parking             consumer announces, pushers wake
+//   320     64              SpaceWait: pusher parking              pushers announce, consumer wakes
+//   384     64              RingCounters                           consumer
+//   448     64 * slots      PusherSlot[slot_count]                 one per attached pusher
+//   data    capacity        records, 8-byte aligned, wrapping      pusher(s), zeroed by consumer
+//
+// Each line sits on its own 64-byte cache line so that the consumer's stores never invalidate
+// the line pushers spin on, and the reverse.
+//
+// Cursors pack a byte position and a message count into one 64-bit word, so one atomic store
+// (SPSC) or one CAS (MPSC) moves both bounds together:
+//   63                 40 39                                   0
+//   +--------------------+--------------------------------------+
+//   | count (mod 2^24)   | byte position (mod 2^40)             |
+//   +--------------------+--------------------------------------+
+// The ring is full when tail - head exceeds `buffer` messages or `capacity` bytes.
+//
+// A record is an 8-byte header, then the payload, padded to 8. A record may wrap past the end of
+// the data area (the header never splits: both are multiples of 8).
+//   63      62    56 55     48 47            32 31                      0
+//   +-------+-------+---------+----------------+------------------------+
+//   | commit| 0     | type    | pusher slot + 1| payload length         |
+//   +-------+-------+---------+----------------+------------------------+
+// An MPSC pusher stores the header without the commit bit right after claiming (so a claimed
+// record is never all zeros once anything of it was written), copies the payload, then stores
+// the header again with the commit bit. The consumer zeroes every record it consumes, so a zero
+// header word means "claimed, nothing written yet" (or "not claimed").
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "shm/segment.hpp"
+
+namespace bloccs::lockfree {
+
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr int kPosBits = 40;
+inline constexpr std::uint64_t kPosMask = (std::uint64_t{1} << kPosBits) - 1;
+inline constexpr std::uint64_t kCountMask = (std::uint64_t{1} << (64 - kPosBits)) - 1;
+inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 32;
+inline constexpr std::uint32_t kMaxBuffer = (std::uint32_t{1} << 23) - 1;
+inline constexpr std::uint32_t kMaxPushers = 4096;
+inline constexpr std::size_t kRecordHeader = 8;
+
+enum class RingKind : std::uint32_t { spsc = 1, mpsc = 2 };
+
+struct Cursor {
+  std::uint64_t pos;    // bytes, mod 2^40
+  std::uint64_t count;  // messages, mod 2^24
+  static Cursor unpack(std::uint64_t w) noexcept { return {w & kPosMask, w >> kPosBits}; }
+  std::uint64_t pack() const noexcept { return (pos & kPosMask) | ((count & kCountMask) << kPosBits); }
+  Cursor advanced(std::uint64_t bytes) const noexcept { return {(pos + bytes) & kPosMask, (count + 1) & kCountMask}; }
+};
+
+// How far `ahead` is past `behind`, in bytes / messages (modular arithmetic).
+inline std::uint64_t pos_distance(std::uint64_t ahead, std::uint64_t behind) noexcept {
+  return (ahead - behind) & kPosMask;
+}
+inline std::uint64_t count_distance(std::uint64_t ahead, std::uint64_t behind) noexcept {
+  return (ahead - behind) & kCountMask;
+}
+// True if position `a` lies before `b` (less than half the position space behind it).
+inline bool pos_before(std::uint64_t a, std::uint64_t b) noexcept {
+  const std::uint64_t d = pos_distance(b, a);
+  return d != 0 && d < (kPosMask >> 1);
+}
+
+inline constexpr std::size_t record_size(std::size_t payload) noexcept {
+  return (kRecordHeader + payload + 7) & ~std::size_t{7};
+}
+
+// Record header word.
+inline constexpr std::uint64_t kCommitBit = std::uint64_t{1} << 63;
+inline constexpr std::uint64_t kTypeData = 1;
+inline std::uint64_t make_record_header(std::uint32_t len, std::uint32_t slot, bool committed) noexcept {
+  return (committed ? kCommitBit : 0) | (kTypeData << 48) | (std::uint64_t{slot + 1} << 32) | len;
+}
+inline bool header_committed(std::uint64_t h) noexcept { return (h & kCommitBit) != 0; }
+inline std::uint64_t header_type(std::uint64_t h) noexcept { return (h >> 48) & 0x7f; }
+inline std::uint32_t header_slot_plus_one(std::uint64_t h) noexcept { return static_cast<std::uint32_t>((h >> 32) & 0xffff); }
+inline std::uint32_t header_length(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
+// Bits that must be zero in any valid header.
+inline constexpr std::uint64_t kHeaderReservedBits = std::uint64_t{0x7f} << 56;
+
+// Immutable after creation: read by everyone, validated by every opener.
+struct RingConfig {
+  std::uint32_t kind;          // RingKind
+  std::uint32_t slot_count;    // pusher slots (1 for SPSC)
+  std::uint64_t capacity;      // data bytes, a power of two
+  std::uint32_t buffer;        // max queued messages
+  std::uint32_t max_payload;   // bytes
+  std::uint64_t slots_offset;  // from the segment base
+  std::uint64_t data_offset;   // from the segment base, 64-aligned
+  std::uint32_t owner_pid;     // the consumer
+  std::uint32_t abandon_after_us;  // a claim uncommitted this long is checked for a dead pusher
+  std::uint64_t owner_start_time;
+  std::uint64_t reserved;
+};
+static_assert(sizeof(RingConfig) == 64);
+
+struct alignas(kCacheLine) ConsumerLine {
+  std::atomic<std::uint64_t> head;  // Cursor: first unconsumed byte, messages consumed
+};
+struct alignas(kCacheLine) ProducerLine {
+  std::atomic<std::uint64_t> tail;  // Cursor: first unclaimed byte, messages claimed
+};
+struct alignas(kCacheLine) WaitLine {
+  std::atomic<std::uint32_t> waiters;  // processes parked (or about to park) on `epoch`
+  std::atomic<std::uint32_t> epoch;    // the futex word; bumped by a waker
+};
+struct alignas(kCacheLine) RingCounters {
+  std::atomic<std::uint64_t> abandoned;  // claims of dead pushers skipped by the consumer
+  std::atomic<std::uint64_t> corrupt;    // records refused because a length was out of range
+};
+
+// One per attached pusher process, on its own line (pushers write their own slot on every push).
+//   owner: 0 = free, else (start_time mod 2^32) << 32 | pid, claimed by CAS so that two
+//          processes can never both own a slot, and a reused pid never looks like the old owner.
+//   intent: 0 = idle, else kIntentActive | the tail position this pusher is claiming or has
+//          claimed and not yet committed (MPSC only).
+struct alignas(kCacheLine) PusherSlot {
+  std::atomic<std::uint64_t> owner;
+  std::atomic<std::uint64_t> intent;
+};
+inline constexpr std::uint64_t kIntentActive = std::uint64_t{1} << 63;
+
+struct RingControl {
+  shm::SegmentHeader segment;
+  RingConfig config;
+  ConsumerLine consumer;
+  ProducerLine producer;
+  WaitLine data;   // the consumer parks here when empty
+  WaitLine space;  // pushers park here when full
+  RingCounters counters;
+};
+static_assert(offsetof(RingControl, config) == 64);
+static_assert(offsetof(RingControl, consumer) == 128);
+static_assert(offsetof(RingControl, producer) == 192);
+static_assert(offsetof(RingControl, data) == 256);
+static_assert(offsetof(RingControl, space) == 320);
+static_assert(offsetof(RingControl, counters) == 384);
+static_assert(sizeof(RingControl) == 448);
+static_assert(sizeof(PusherSlot) == kCacheLine);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// ---- access to the data area (offsets already reduced modulo capacity) ------------------------
+
+inline std::atomic_ref<std::uint64_t> header_word(std::byte* data, std::uint64_t offset) noexcept {
+  return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data + offset));
+}
+
+// Copies `len` bytes into the ring at `offset`, wrapping at `capacity`.
+inline void copy_into_ring(std::byte* data, std::uint64_t capacity, std::uint64_t offset,
+                           const std::byte* src, std::size_t len) noexcept {
+  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
+  if (first) std::memcpy(data + offset, src, first);
+  if (len > first) std::memcpy(data, src + first, len - first);
+}
+
+inline void copy_from_ring(const std::byte* data, std::uint64_t capacity, std::uint64_t offset,
+                           std::byte* dst, std::size_t len) noexcept {
+  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
+  if (first) std::memcpy(dst, data + offset, first);
+  if (len > first) std::memcpy(dst + first, data, len - first);
+}
+
+inline void zero_ring(std::byte* data, std::uint64_t capacity, std::uint64_t offset, std::size_t len) noexcept {
+  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
+  if (first) std::memset(data + offset, 0, first);
+  if (len > first) std::memset(data, 0, len - first);
+}
+
+}  // namespace bloccs::lockfree
