@@ -157,7 +157,7 @@ Result<std::size_t> Ring::pop(std::span<std::byte> out, Deadline deadline) {
                        "the next message is " + std::to_string(payload.size()) +
                            " bytes but the buffer holds " + std::to_string(out.size()) +
                            "; pass a buffer of max_payload bytes (it stays queued)"};
-        std::memcpy(out.data(), payload.data(), payload.size());
+        if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
         consume();
         publish_head();
         return payload.size();

@@ -160,9 +160,9 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     const Cursor now_tail = current_tail();
     if (fits(now_tail, bytes)) return {};
-    // Never trust shared memory: a head ahead of the tail would make us wait for ever.
-    if (pos_distance(now_tail.pos, cached_head_.pos) > c->config.capacity ||
-        count_distance(now_tail.count, cached_head_.count) > c->config.buffer)
+    // Never trust shared memory: a head ahead of the tail would make us wait for ever. (The
+    // head was read first, so a tail far ahead of it is only a stale view, not damage.)
+    if (pos_before(now_tail.pos, cached_head_.pos))
       return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() +
                                       " has its head ahead of its tail; the ring cannot be "
                                       "trusted, remove it (shmctl rm) and restart its owner"};

@@ -53,6 +53,9 @@ Result<std::uint32_t> attach_slot(std::span<PusherSlot> slots, std::uint64_t hea
 }
 
 void release_slot(PusherSlot& slot, std::uint64_t owner) {
+  // acquire: pairs with the CAS that made `owner` the holder. A forked child that inherited a
+  // pusher, or a consumer late to clear a dead owner, must not touch another holder's intent.
+  if (slot.owner.load(std::memory_order_acquire) != owner) return;
   slot.intent.store(0, std::memory_order_release);  // release: pairs with attach's acquire
   // acq_rel: only clears the slot if `owner` still holds it (a new owner may have taken it).
   slot.owner.compare_exchange_strong(owner, 0, std::memory_order_acq_rel);

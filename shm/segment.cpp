@@ -203,7 +203,7 @@ Status Segment::remove(std::string_view ns, std::string_view name) {
 
 Segment& Segment::operator=(Segment&& other) noexcept {
   if (this != &other) {
-    if (unlink_on_close_ && !name_.empty()) bip::shared_memory_object::remove(name_.c_str());
+    Segment dying(std::move(*this));  // unlinks (if ours) when it goes out of scope
     name_ = std::move(other.name_);
     region_ = std::move(other.region_);
     unlink_on_close_ = std::exchange(other.unlink_on_close_, false);
@@ -212,7 +212,9 @@ Segment& Segment::operator=(Segment&& other) noexcept {
 }
 
 Segment::~Segment() {
-  if (unlink_on_close_ && !name_.empty()) bip::shared_memory_object::remove(name_.c_str());
+  if (unlink_on_close_ && !name_.empty() && region_.get_address() &&
+      header().creator_pid == static_cast<std::uint32_t>(getpid()))
+    bip::shared_memory_object::remove(name_.c_str());
 }
 
 void Segment::publish() noexcept {

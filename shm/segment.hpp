@@ -96,7 +96,8 @@ class Segment {
 
   // Marks the segment initialised (creator only); openers refuse it until then.
   void publish() noexcept;
-  // Keeps the name in /dev/shm after this handle dies (ownership passes elsewhere).
+  // Keeps the name in /dev/shm after this handle dies (ownership passes elsewhere). A forked
+  // child never unlinks its parent's segment: only the creating process does.
   void disown() noexcept { unlink_on_close_ = false; }
 
  private:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages bloccs builds with, if any is missing (apt-get update once).
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build          # compiler and build
+  libboost-dev                   # Boost.Interprocess: named shared-memory segments
+  libgtest-dev                   # GoogleTest: the test suite
+  libbenchmark-dev               # Google Benchmark: the latency benchmarks
+  libcli11-dev                   # CLI11: command-line parsing for the demo and tools
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Quick start, second command (and CI): build and run the whole test suite, three ways:
+#   1. optimised, warnings as errors, every test at full size, plus a short benchmark run;
+#   2. ThreadSanitizer (the lock-free code's memory orders), smaller message counts;
+#   3. AddressSanitizer + UndefinedBehaviorSanitizer, smaller message counts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+run_suite() {  # build dir, scale, extra cmake args...
+  local dir=$1 scale=$2
+  shift 2
+  echo "=== $dir (BLOCCS_TEST_SCALE=$scale) ==="
+  cmake -S . -B "$dir" -G Ninja -DBLOCCS_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir"
+  BLOCCS_TEST_SCALE=$scale ctest --test-dir "$dir" -j2 --output-on-failure
+}
+
+run_suite build-tsan 0.05 -DBLOCCS_SANITIZE=thread -DBLOCCS_BENCHMARKS=OFF
+run_suite build-asan 0.2 -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_BENCHMARKS=OFF
+run_suite build 1 -DCMAKE_BUILD_TYPE=Release

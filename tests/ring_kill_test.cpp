@@ -1,0 +1,279 @@
+// Pushers that die mid-push, SIGKILLed at chosen steps and at random instants: the consumer
+// never hangs, skips (and counts) exactly the dead claims, and every live message arrives.
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "lockfree/ring.hpp"
+#include "test_support.hpp"
+
+using bloccs::Errc;
+using namespace bloccs::lockfree;
+using namespace bloccs::test;
+
+namespace {
+
+constexpr auto kAbandonAfter = std::chrono::microseconds(2'000);
+Deadline in(std::chrono::milliseconds d) { return Clock::now() + d; }
+std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span{s.data(), s.size()}); }
+std::string text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+// A second mapping of a ring through which a test plays a pusher step by step, so that it can
+// die exactly where it wants: after setting its intent, after the claim, mid-payload.
+struct RawPusher {
+  RingPusher pusher;  // holds a real slot, so the consumer sees a real (soon dead) claimant
+  bloccs::shm::Segment seg;
+
+  static RawPusher open(const TestNamespace& ns) {
+    auto p = RingPusher::open(ns.name(), "r");
+    auto s = bloccs::shm::Segment::open(ns.name(), "r", bloccs::shm::SegmentKind::ring);
+    if (!p || !s) _exit(90);
+    return RawPusher{std::move(p).value(), std::move(s).value()};
+  }
+  RingControl* c() { return reinterpret_cast<RingControl*>(seg.base()); }
+  PusherSlot& slot() { return reinterpret_cast<PusherSlot*>(seg.base() + c()->config.slots_offset)[pusher.slot()]; }
+  std::byte* data() { return seg.base() + c()->config.data_offset; }
+  std::uint64_t mask() { return c()->config.capacity - 1; }
+
+  std::uint64_t announce() {  // step 1: intent = the tail we are about to claim
+    const std::uint64_t t = c()->producer.tail.load() & kPosMask;
+    slot().intent.store(kIntentActive | t);
+    return t;
+  }
+  std::uint64_t claim(std::size_t len) {  // steps 1 and 2: the CAS
+    for (;;) {
+      std::uint64_t observed = c()->producer.tail.load();
+      const Cursor t = Cursor::unpack(observed);
+      slot().intent.store(kIntentActive | t.pos);
+      if (c()->producer.tail.compare_exchange_strong(observed, t.advanced(record_size(len)).pack())) return t.pos;
+    }
+  }
+  void write_header(std::uint64_t pos, std::size_t len, bool committed) {
+    header_word(data(), pos & mask()).store(make_record_header(static_cast<std::uint32_t>(len), pusher.slot(), committed));
+  }
+  void write_payload(std::uint64_t pos, const std::string& s, std::size_t upto) {
+    copy_into_ring(data(), mask() + 1, (pos + kRecordHeader) & mask(), reinterpret_cast<const std::byte*>(s.data()), upto);
+  }
+  [[noreturn]] static void die() {
+    raise(SIGKILL);
+    _exit(91);
+  }
+};
+
+struct KillFixture {
+  TestNamespace ns;
+  bloccs::Result<Ring> ring = Ring::create(ns.name(), "r", {.kind = RingKind::mpsc, .buffer = 8, .max_payload = 64, .capacity = 1024, .abandon_after = kAbandonAfter});
+
+  // Runs `body` in a child that must end by SIGKILL.
+  void child_dies(const std::function<void(RawPusher&)>& body) {
+    const pid_t pid = spawn([&] {
+      RawPusher raw = RawPusher::open(ns);
+      body(raw);
+      return 92;
+    });
+    const int status = wait_child(pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  }
+  void push(const std::string& s) {
+    auto p = RingPusher::open(ns.name(), "r");
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_TRUE(p->push(bytes(s)));
+  }
+  std::vector<std::string> drain_expecting(std::size_t count) {
+    std::vector<std::string> got;
+    while (got.size() < count) {
+      auto n = ring->drain([&](auto m) { got.push_back(text(m)); }, 100, in(std::chrono::seconds(5)));
+      if (!n) {
+        ADD_FAILURE() << n.error().message << " after " << got.size() << " messages";
+        break;
+      }
+    }
+    return got;
+  }
+  // The count bound survived: exactly `buffer` messages fit again, the next one does not.
+  void expect_full_capacity_back() {
+    auto p = RingPusher::open(ns.name(), "r");
+    ASSERT_TRUE(p);
+    for (std::uint32_t i = 0; i < ring->config().buffer; ++i) ASSERT_TRUE(p->push(bytes("fill"))) << i;
+    EXPECT_EQ(p->push(bytes("one too many"), in(std::chrono::milliseconds(5))).code(), Errc::timeout);
+    EXPECT_EQ(drain_expecting(ring->config().buffer).size(), ring->config().buffer);
+  }
+};
+
+}  // namespace
+
+TEST(RingKill, DeadAfterClaimBeforeWritingIsSkippedAndCounted) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  f.push("before");
+  f.child_dies([](RawPusher& raw) { raw.claim(20); RawPusher::die(); });
+  f.push("after");
+  EXPECT_EQ(f.drain_expecting(2), (std::vector<std::string>{"before", "after"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 1u);
+  EXPECT_EQ(f.ring->stats().depth, 0u);
+  f.expect_full_capacity_back();
+}
+
+TEST(RingKill, DeadMidPayloadIsSkippedUsingItsHeader) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  f.child_dies([](RawPusher& raw) {
+    const std::string msg(40, 'x');
+    const std::uint64_t pos = raw.claim(msg.size());
+    raw.write_header(pos, msg.size(), false);
+    raw.write_payload(pos, msg, 17);
+    RawPusher::die();
+  });
+  f.push("after");
+  EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"after"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 1u);
+  f.expect_full_capacity_back();
+}
+
+TEST(RingKill, SeveralAdjacentDeadClaimsAreSkippedTogetherAndCountedExactly) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  f.child_dies([](RawPusher& raw) { raw.claim(8); RawPusher::die(); });
+  f.child_dies([](RawPusher& raw) { raw.claim(30); RawPusher::die(); });
+  f.child_dies([](RawPusher& raw) { raw.announce(); RawPusher::die(); });  // died before its CAS
+  f.child_dies([](RawPusher& raw) { raw.claim(0); RawPusher::die(); });
+  f.push("after");
+  EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"after"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 3u);
+  f.expect_full_capacity_back();
+}
+
+TEST(RingKill, DeadBeforeClaimLosesNothing) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  f.child_dies([](RawPusher& raw) { raw.announce(); RawPusher::die(); });
+  f.push("claims the same position");
+  EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"claims the same position"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 0u);
+  f.expect_full_capacity_back();
+}
+
+TEST(RingKill, SlowLivePusherIsNeverMistakenForADeadOne) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  const pid_t slow = spawn([&] {
+    RawPusher raw = RawPusher::open(f.ns);
+    const std::string msg = "slow but alive";
+    const std::uint64_t pos = raw.claim(msg.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // 75 x abandon_after
+    raw.write_header(pos, msg.size(), false);
+    raw.write_payload(pos, msg, msg.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    raw.write_header(pos, msg.size(), true);
+    raw.slot().intent.store(0);
+    return 0;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  f.push("behind it");
+  EXPECT_EQ(f.drain_expecting(2), (std::vector<std::string>{"slow but alive", "behind it"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 0u);
+  EXPECT_TRUE(exited_ok(wait_child(slow)));
+}
+
+// The stress: 200 pushers SIGKILLed at random instants while a live one streams.
+TEST(RingKill, RandomSigkillsNeverWedgeTheRingNorTouchLiveMessages) {
+  TestNamespace ns;
+  constexpr std::size_t kMax = 2048;  // big payloads: kills often land mid-copy
+  constexpr std::uint32_t kVictims = 200;
+  auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::mpsc, .buffer = 64, .max_payload = kMax, .max_pushers = 16, .abandon_after = kAbandonAfter});
+  ASSERT_TRUE(ring);
+  const std::uint64_t live_count = scaled(300'000);
+  auto stream = [&](std::uint32_t id, std::uint64_t count) {
+    auto p = RingPusher::open(ns.name(), "r");
+    if (!p) return 2;
+    std::vector<std::byte> msg;
+    for (std::uint64_t seq = 0; seq < count; ++seq) {
+      fill_message(msg, id, seq, message_size(id, seq, kMax));
+      if (!p->push(msg)) return 3;
+    }
+    return 0;
+  };
+  const pid_t live = spawn([&] { return stream(0, live_count); });
+  const pid_t killer = spawn([&] {
+    std::mt19937 rng(static_cast<unsigned>(getpid()));
+    for (std::uint32_t v = 1; v <= kVictims; ++v) {
+      const pid_t victim = spawn([&] { return stream(v, ~std::uint64_t{0}); });
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 4000));
+      kill(victim, SIGKILL);
+      waitpid(victim, nullptr, 0);
+    }
+    return 0;
+  });
+
+  StreamChecker checker(kVictims + 1, kMax);
+  std::string failure;
+  bool killer_done = false;
+  const auto give_up = Clock::now() + std::chrono::seconds(120);
+  while (failure.empty() && Clock::now() < give_up &&
+         (checker.next(0) < live_count || !killer_done)) {
+    auto n = ring->drain([&](auto m) { if (failure.empty()) failure = checker.check(m); }, 256, in(std::chrono::milliseconds(100)));
+    if (!n && n.code() != Errc::timeout) failure = n.error().message;
+    if (!killer_done && waitpid(killer, nullptr, WNOHANG) == killer) killer_done = true;
+  }
+  EXPECT_EQ(failure, "");
+  EXPECT_TRUE(killer_done) << "the killer did not finish: a victim or the ring hung";
+  EXPECT_EQ(checker.next(0), live_count) << "the live pusher's messages did not all arrive";
+  EXPECT_TRUE(exited_ok(wait_child(live)));
+  const auto stats = ring->stats();
+  EXPECT_LE(stats.abandoned, kVictims);
+  std::cout << "victims' messages delivered: " << checker.total() - live_count
+            << ", dead claims skipped: " << stats.abandoned << "\n";
+  // The ring is whole: it drains to empty and takes a new pusher.
+  auto p = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(p->push(bytes("still works")));
+  std::string last;
+  ASSERT_TRUE(ring->drain([&](auto m) { last = text(m); }, 1000, in(std::chrono::seconds(5))));
+  EXPECT_EQ(last, "still works");
+  if (!killer_done) wait_child(killer);
+}
+
+TEST(RingKill, SpscPusherKilledAtRandomIsReplacedAndNothingTearsOrRepeats) {
+  TestNamespace ns;
+  constexpr std::size_t kMax = 1024;
+  constexpr std::uint32_t kVictims = 100;
+  auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::spsc, .buffer = 64, .max_payload = kMax});
+  ASSERT_TRUE(ring);
+  const pid_t killer = spawn([&] {
+    std::mt19937 rng(static_cast<unsigned>(getpid()));
+    for (std::uint32_t v = 0; v <= kVictims; ++v) {
+      const bool last = v == kVictims;  // the last one lives and finishes its stream
+      const pid_t pusher = spawn([&] {
+        RingPusher p = [&] {
+          for (;;) {  // the previous pusher may not look dead yet: retry until its slot frees
+            auto r = RingPusher::open(ns.name(), "r");
+            if (r) return std::move(r).value();
+            if (r.code() != Errc::pusher_limit) _exit(2);
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }
+        }();
+        std::vector<std::byte> msg;
+        for (std::uint64_t seq = 0; seq < (last ? 10'000 : ~std::uint64_t{0}); ++seq) {
+          fill_message(msg, v, seq, message_size(v, seq, kMax));
+          if (!p.push(msg)) return 3;
+        }
+        return 0;
+      });
+      if (last) return exited_ok(wait_child(pusher)) ? 0 : 4;
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
+      kill(pusher, SIGKILL);
+      waitpid(pusher, nullptr, 0);
+    }
+    return 0;
+  });
+  StreamChecker checker(kVictims + 1, kMax);
+  std::string failure;
+  const auto give_up = Clock::now() + std::chrono::seconds(120);
+  while (failure.empty() && checker.next(kVictims) < 10'000 && Clock::now() < give_up) {
+    auto n = ring->drain([&](auto m) { if (failure.empty()) failure = checker.check(m); }, 256, in(std::chrono::milliseconds(100)));
+    if (!n && n.code() != Errc::timeout) failure = n.error().message;
+  }
+  EXPECT_EQ(failure, "");
+  EXPECT_EQ(checker.next(kVictims), 10'000u);
+  EXPECT_TRUE(exited_ok(wait_child(killer)));
+}

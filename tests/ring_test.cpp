@@ -1,0 +1,203 @@
+// Rings within one process: the contract of each call, bounds, errors, damaged records.
+#include <gtest/gtest.h>
+
+#include "lockfree/ring.hpp"
+#include "test_support.hpp"
+
+using bloccs::Errc;
+using namespace bloccs::lockfree;
+using bloccs::test::TestNamespace;
+
+namespace {
+
+std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span{s.data(), s.size()}); }
+std::string text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+Deadline in(std::chrono::milliseconds d) { return Clock::now() + d; }
+
+class RingKinds : public ::testing::TestWithParam<RingKind> {};
+
+}  // namespace
+
+INSTANTIATE_TEST_SUITE_P(Both, RingKinds, ::testing::Values(RingKind::spsc, RingKind::mpsc),
+                         [](const auto& info) { return info.param == RingKind::spsc ? "spsc" : "mpsc"; });
+
+TEST_P(RingKinds, PushThenPopInOrderWithEverySizeAcrossWraps) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam(), .buffer = 8, .max_payload = 100, .capacity = 256});
+  ASSERT_TRUE(ring) << ring.error().message;
+  auto pusher = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(pusher) << pusher.error().message;
+  std::vector<std::byte> msg, out(100);
+  for (std::uint64_t seq = 0; seq < 2000; ++seq) {  // 256-byte ring: wraps every few messages
+    bloccs::test::fill_message(msg, 0, seq, seq % 101);
+    ASSERT_TRUE(pusher->push(msg));
+    auto n = ring->pop(out, in(std::chrono::seconds(1)));
+    ASSERT_TRUE(n) << n.error().message;
+    ASSERT_EQ(*n, msg.size());
+    ASSERT_TRUE(std::equal(msg.begin(), msg.end(), out.begin())) << "seq " << seq;
+  }
+  EXPECT_EQ(ring->stats().depth, 0u);
+}
+
+TEST_P(RingKinds, BufferBoundsTheMessageCount) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam(), .buffer = 3, .max_payload = 8});
+  ASSERT_TRUE(ring);
+  auto pusher = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(pusher);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(pusher->push(bytes("m" + std::to_string(i))));
+  auto full = pusher->push(bytes("x"), in(std::chrono::milliseconds(20)));
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.code(), Errc::timeout);
+  EXPECT_EQ(ring->stats().depth, 3u);
+  std::vector<std::string> got;
+  auto n = ring->try_drain([&](auto m) { got.push_back(text(m)); });
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 3u);
+  EXPECT_EQ(got, (std::vector<std::string>{"m0", "m1", "m2"}));  // the timed-out push left nothing
+}
+
+TEST_P(RingKinds, CapacityBoundsTheBytes) {
+  TestNamespace ns;
+  // 64 data bytes: two 24-byte records (8 header + 16 payload) fit, a third does not.
+  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam(), .buffer = 100, .max_payload = 16, .capacity = 64});
+  ASSERT_TRUE(ring);
+  auto pusher = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(pusher);
+  const std::string sixteen(16, 'x');
+  ASSERT_TRUE(pusher->push(bytes(sixteen)));
+  ASSERT_TRUE(pusher->push(bytes(sixteen)));
+  EXPECT_EQ(pusher->push(bytes(sixteen), in(std::chrono::milliseconds(10))).code(), Errc::timeout);
+  EXPECT_TRUE(pusher->push(bytes("12345678")));  // 16 bytes left: an 8-byte payload fits
+  EXPECT_EQ(ring->stats().bytes_used, 64u);
+}
+
+TEST_P(RingKinds, BatchDrainStopsAtMaxAndKeepsTheRest) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam(), .buffer = 64, .max_payload = 8});
+  ASSERT_TRUE(ring);
+  auto pusher = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(pusher);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(pusher->push(bytes(std::to_string(i))));
+  std::string seen;
+  EXPECT_EQ(ring->try_drain([&](auto m) { seen += text(m); }, 4).value(), 4u);
+  EXPECT_EQ(ring->drain([&](auto m) { seen += text(m); }, 100, in(std::chrono::seconds(1))).value(), 6u);
+  EXPECT_EQ(seen, "0123456789");
+  EXPECT_EQ(ring->try_drain([&](auto) {}).value(), 0u);
+}
+
+TEST_P(RingKinds, EmptyPopTimesOutAtItsDeadline) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam()});
+  ASSERT_TRUE(ring);
+  std::vector<std::byte> out(16);
+  const auto start = Clock::now();
+  auto r = ring->pop(out, start + std::chrono::milliseconds(50));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.code(), Errc::timeout);
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(50));
+}
+
+TEST_P(RingKinds, OversizedPayloadIsRefusedAndNothingElseIsLost) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam(), .max_payload = 32});
+  ASSERT_TRUE(ring);
+  auto pusher = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(pusher);
+  ASSERT_TRUE(pusher->push(bytes("before")));
+  auto big = pusher->push(bytes(std::string(33, 'x')));
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.code(), Errc::payload_too_large);
+  EXPECT_NE(big.error().message.find("max_payload of 32"), std::string::npos) << big.error().message;
+  ASSERT_TRUE(pusher->push(bytes(std::string(32, 'y'))));
+  std::vector<std::string> got;
+  ASSERT_TRUE(ring->try_drain([&](auto m) { got.push_back(text(m)); }));
+  EXPECT_EQ(got, (std::vector<std::string>{"before", std::string(32, 'y')}));
+}
+
+TEST_P(RingKinds, SmallBufferKeepsTheMessageQueued) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam()});
+  ASSERT_TRUE(ring);
+  auto pusher = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(pusher && pusher->push(bytes("twelve bytes")));
+  std::vector<std::byte> small(4), enough(12);
+  EXPECT_EQ(ring->pop(small).code(), Errc::buffer_too_small);
+  EXPECT_EQ(ring->pop(enough).value(), 12u);
+}
+
+TEST_P(RingKinds, DamagedRecordLengthIsAnErrorNotACrash) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam(), .max_payload = 64});
+  ASSERT_TRUE(ring);
+  auto pusher = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(pusher && pusher->push(bytes("fine")));
+  // A stray writer scribbles a huge length over the record header.
+  std::byte* data = ring->segment().base() + ring->config().data_offset;
+  header_word(data, 0).store(make_record_header(1u << 30, 0, true));
+  std::vector<std::byte> out(64);
+  auto r = ring->pop(out, in(std::chrono::milliseconds(10)));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.code(), Errc::corrupt);
+  EXPECT_NE(r.error().message.find("damaged record"), std::string::npos) << r.error().message;
+  auto again = ring->try_drain([](auto) {});
+  EXPECT_EQ(again.code(), Errc::corrupt);
+}
+
+TEST(Ring, DamagedConfigIsRefusedByPushers) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::mpsc});
+  ASSERT_TRUE(ring);
+  auto* cfg = const_cast<RingConfig*>(&ring->config());
+  const auto saved = *cfg;
+  cfg->capacity = 12345;
+  auto p = RingPusher::open(ns.name(), "r");
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.code(), Errc::segment_invalid);
+  EXPECT_NE(p.error().message.find("capacity 12345"), std::string::npos) << p.error().message;
+  *cfg = saved;
+  cfg->data_offset += 64;
+  EXPECT_EQ(RingPusher::open(ns.name(), "r").code(), Errc::segment_invalid);
+  *cfg = saved;
+  EXPECT_TRUE(RingPusher::open(ns.name(), "r"));
+}
+
+TEST(Ring, SpscAdmitsOneLivePusher) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::spsc});
+  ASSERT_TRUE(ring);
+  {
+    auto first = RingPusher::open(ns.name(), "r");
+    ASSERT_TRUE(first);
+    auto second = RingPusher::open(ns.name(), "r");
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.code(), Errc::pusher_limit);
+    EXPECT_NE(second.error().message.find("single-pusher"), std::string::npos);
+  }
+  EXPECT_TRUE(RingPusher::open(ns.name(), "r"));  // the first detached: the slot is free again
+}
+
+TEST(Ring, MpscSlotsAreLimited) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::mpsc, .max_pushers = 2});
+  ASSERT_TRUE(ring);
+  auto a = RingPusher::open(ns.name(), "r");
+  auto b = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(a && b);
+  auto c = RingPusher::open(ns.name(), "r");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.code(), Errc::pusher_limit);
+  EXPECT_EQ(ring->stats().attached_pushers, 2u);
+}
+
+TEST(Ring, OptionsOutOfRangeAreClearErrors) {
+  TestNamespace ns;
+  EXPECT_EQ(Ring::create(ns.name(), "r", {.buffer = 0}).code(), Errc::bad_config);
+  EXPECT_EQ(Ring::create(ns.name(), "r", {.buffer = kMaxBuffer + 1}).code(), Errc::bad_config);
+  auto cap = Ring::create(ns.name(), "r", {.max_payload = 1000, .capacity = 512});
+  ASSERT_FALSE(cap);
+  EXPECT_NE(cap.error().message.find("power of two from 1024"), std::string::npos) << cap.error().message;
+  EXPECT_EQ(Ring::create(ns.name(), "r", {.capacity = 3000}).code(), Errc::bad_config);
+  EXPECT_EQ(Ring::create(ns.name(), "r", {.max_pushers = 0}).code(), Errc::bad_config);
+  EXPECT_TRUE(ns.leftovers().empty());
+}

@@ -1,0 +1,174 @@
+// Shared helpers for bloccs tests: a private namespace per test, real child processes, and
+// deterministic message contents that a consumer can check byte by byte.
+#pragma once
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "shm/names.hpp"
+
+namespace bloccs::test {
+
+// Prefix of every namespace tests create; the cleanup test checks /dev/shm for it.
+inline constexpr const char* kTestNamespacePrefix = "t-";
+
+// Names in /dev/shm that start with "bloccs.<prefix>".
+inline std::vector<std::string> shm_entries(const std::string& prefix) {
+  std::vector<std::string> out;
+  const std::string full = "bloccs." + prefix;
+  if (DIR* d = opendir("/dev/shm")) {
+    while (dirent* e = readdir(d))
+      if (std::strncmp(e->d_name, full.c_str(), full.size()) == 0) out.emplace_back(e->d_name);
+    closedir(d);
+  }
+  return out;
+}
+
+// A namespace of its own for one test; whatever a killed process left in it is removed at the
+// end (a clean run leaves nothing: the owners unlink their segments themselves).
+class TestNamespace {
+ public:
+  TestNamespace() {
+    static std::atomic<int> counter{0};
+    name_ = std::string(kTestNamespacePrefix) + std::to_string(getpid()) + "-" +
+            std::to_string(counter.fetch_add(1));
+  }
+  ~TestNamespace() {
+    for (const auto& e : shm_entries(name_ + ".")) shm_unlink(("/" + e).c_str());
+  }
+  const std::string& name() const { return name_; }
+  std::vector<std::string> leftovers() const { return shm_entries(name_ + "."); }
+
+ private:
+  std::string name_;
+};
+
+// Scales message counts down for sanitizer builds (BLOCCS_TEST_SCALE=0.02, say).
+inline std::uint64_t scaled(std::uint64_t n) {
+  const char* s = std::getenv("BLOCCS_TEST_SCALE");
+  const double f = s ? std::atof(s) : 1.0;
+  const auto v = static_cast<std::uint64_t>(static_cast<double>(n) * (f > 0 ? f : 1.0));
+  return v ? v : 1;
+}
+
+// Forks a child that runs `body` and exits with its return value. gtest assertions do not
+// cross the fork: a child reports through its exit code.
+inline pid_t spawn(const std::function<int()>& body) {
+  const pid_t pid = fork();
+  if (pid < 0) {
+    ADD_FAILURE() << "fork failed: " << std::strerror(errno);
+    return -1;
+  }
+  if (pid == 0) {
+    int rc = 99;
+    try {
+      rc = body();
+    } catch (...) {
+      rc = 98;
+    }
+    _exit(rc);
+  }
+  return pid;
+}
+
+// Waits for `pid` up to `limit`; kills it if it is still running then. Returns its exit status
+// as waitpid reports it (-1 if it had to be killed).
+inline int wait_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(120)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  for (;;) {
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return -1;
+    if (std::chrono::steady_clock::now() > end) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+inline bool exited_ok(int status) { return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+// ---- message contents ---------------------------------------------------------------------------
+// Message `seq` of pusher `id` has size message_size(id, seq, max) and bytes
+//   [id (1 byte)] [seq (8 bytes, little endian)] [filler(id, seq, i) ...]
+// truncated to its size. A consumer attributes a message of 1+ bytes to its pusher, checks its
+// size and every byte, and (from 9 bytes up) its exact sequence number.
+
+// Sizes from 0 (pusher 0 only: an empty message names no pusher) or 1 up to `max`.
+inline std::size_t message_size(std::uint32_t id, std::uint64_t seq, std::size_t max) {
+  std::uint64_t x = (seq + 1) * 0x9E3779B97F4A7C15ull ^ (std::uint64_t{id} << 32);
+  x ^= x >> 29;
+  const std::size_t min = id == 0 ? 0 : 1;
+  return min + static_cast<std::size_t>(x % (max - min + 1));
+}
+
+inline std::byte filler(std::uint32_t id, std::uint64_t seq, std::size_t i) {
+  return static_cast<std::byte>((id * 131u + seq * 31u + i * 7u) & 0xffu);
+}
+
+inline void fill_message(std::vector<std::byte>& buf, std::uint32_t id, std::uint64_t seq, std::size_t size) {
+  buf.resize(size);
+  std::byte head[9];
+  head[0] = static_cast<std::byte>(id);
+  std::memcpy(head + 1, &seq, 8);
+  for (std::size_t i = 0; i < size; ++i) buf[i] = i < 9 ? head[i] : filler(id, seq, i);
+}
+
+// Checks each pusher's stream: order, sizes and every byte (an empty message is pusher 0's).
+class StreamChecker {
+ public:
+  StreamChecker(std::uint32_t pushers, std::size_t max) : next_(pushers, 0), max_(max) {}
+
+  // Returns an empty string if `msg` is the next expected message of its pusher.
+  std::string check(std::span<const std::byte> msg) {
+    const std::uint32_t id = msg.empty() ? 0 : static_cast<std::uint32_t>(msg[0]);
+    if (id >= next_.size()) return "message from unknown pusher " + std::to_string(id);
+    const std::uint64_t seq = next_[id];
+    if (msg.size() >= 9) {
+      std::uint64_t got;
+      std::memcpy(&got, msg.data() + 1, 8);
+      if (got != seq)
+        return "pusher " + std::to_string(id) + ": expected seq " + std::to_string(seq) +
+               ", got " + std::to_string(got) + (got < seq ? " (duplicate)" : " (lost messages)");
+    }
+    const std::size_t want = message_size(id, seq, max_);
+    if (msg.size() != want)
+      return "pusher " + std::to_string(id) + " seq " + std::to_string(seq) + ": size " +
+             std::to_string(msg.size()) + ", expected " + std::to_string(want);
+    for (std::size_t i = 9; i < msg.size(); ++i)
+      if (msg[i] != filler(id, seq, i))
+        return "pusher " + std::to_string(id) + " seq " + std::to_string(seq) + ": byte " +
+               std::to_string(i) + " differs";
+    ++next_[id];
+    ++total_;
+    return {};
+  }
+
+  std::uint64_t next(std::uint32_t id) const { return next_[id]; }
+  std::uint64_t total() const { return total_; }
+
+ private:
+  std::vector<std::uint64_t> next_;
+  std::size_t max_;
+  std::uint64_t total_ = 0;
+};
+
+}  // namespace bloccs::test
