@@ -59,8 +59,8 @@ pid_t spawn_pusher(const std::string& ns, std::uint32_t id, std::uint64_t count)
 }
 
 int run_owner(const std::string& ns, std::uint64_t count, std::uint32_t buffer) {
-  auto ring = lf::Ring::create(ns, "demo", {.kind = lf::RingKind::mpsc, .buffer = buffer,
-                                             .max_payload = sizeof(Message)});
+  auto ring = lf::Ring::create(
+      ns, "demo", {.kind = lf::RingKind::mpsc, .buffer = buffer, .max_payload = sizeof(Message)});
   if (!ring) return fail(ring.error());
   std::printf("owner pid %d: created ring /dev/shm/%s (MPSC, buffer %u messages, %llu bytes)\n",
               static_cast<int>(getpid()), ring->segment().name().c_str(), buffer,
@@ -106,14 +106,15 @@ int run_owner(const std::string& ns, std::uint64_t count, std::uint32_t buffer) 
       if (running == 0) break;  // every pusher is gone and nothing more is queued
     }
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   reap(0);
   const auto stats = ring->stats();
-  std::printf("received %llu messages from 2 pusher processes in %.3f s (%.2f M msgs/s), "
-              "%llu out of order, ring depth now %llu\n",
-              static_cast<unsigned long long>(received), secs, received / secs / 1e6,
-              static_cast<unsigned long long>(out_of_order),
-              static_cast<unsigned long long>(stats.depth));
+  std::printf(
+      "received %llu messages from 2 pusher processes in %.3f s (%.2f M msgs/s), "
+      "%llu out of order, ring depth now %llu\n",
+      static_cast<unsigned long long>(received), secs, received / secs / 1e6,
+      static_cast<unsigned long long>(out_of_order), static_cast<unsigned long long>(stats.depth));
   if (bad_exit) std::fprintf(stderr, "bloccs-ring-demo: %d pusher(s) failed\n", bad_exit);
   return out_of_order == 0 && bad_exit == 0 && received == 2 * count ? 0 : 1;
 }
@@ -125,10 +126,13 @@ int main(int argc, char** argv) {
   std::string ns;
   std::uint64_t count = 1'000'000;
   std::uint32_t buffer = 1024;
-  app.add_option("--namespace", ns, "segment namespace (default: $BLOCCS_NAMESPACE, else demo-<pid>)");
+  app.add_option("--namespace", ns,
+                 "segment namespace (default: $BLOCCS_NAMESPACE, else demo-<pid>)");
   app.add_option("--messages", count, "messages per pusher")->check(CLI::Range(1ull, 1ull << 40));
-  app.add_option("--buffer", buffer, "ring bound, in messages")->check(CLI::Range(1u, lf::kMaxBuffer));
-  auto* push = app.add_subcommand("push", "push numbered messages into the demo ring (run by the owner)");
+  app.add_option("--buffer", buffer, "ring bound, in messages")
+      ->check(CLI::Range(1u, lf::kMaxBuffer));
+  auto* push =
+      app.add_subcommand("push", "push numbered messages into the demo ring (run by the owner)");
   std::uint32_t id = 0;
   push->add_option("--id", id, "pusher number")->required();
   push->fallthrough();  // --namespace and --messages also apply after "push"

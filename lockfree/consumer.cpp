@@ -76,9 +76,12 @@ Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
     return State::pending;
   stuck_since_ = now;  // whatever recovery finds, look again only after another interval
   switch (recover_abandoned()) {
-    case Recovery::skipped: return peek(payload);
-    case Recovery::corrupt: return State::error;
-    case Recovery::claimant_alive: return State::pending;
+    case Recovery::skipped:
+      return peek(payload);
+    case Recovery::corrupt:
+      return State::error;
+    case Recovery::claimant_alive:
+      return State::pending;
   }
   return State::pending;
 }
@@ -97,7 +100,8 @@ void Ring::publish_head() {
   // release: our reads of the consumed records (and the zeroing) happen-before a pusher reuses
   // the space after its acquire of head.
   c->consumer.head.store(head_.pack(), std::memory_order_release);
-  // seq_cst fence: Dekker with a parking pusher (see futex.hpp): it sees the new head, or we see it.
+  // seq_cst fence: Dekker with a parking pusher (see futex.hpp): it sees the new head, or we see
+  // it.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   wake_if_waiting(c->space.waiters, c->space.epoch, INT_MAX);
 }
@@ -132,7 +136,8 @@ Status Ring::wait(Deadline deadline) {
       if (s == State::error) return error_;
       if (s == State::ready || ready(std::memory_order_acquire)) return {};
       if (s == State::pending)
-        wake_at = std::min(deadline, stuck_since_ + std::chrono::microseconds(cfg.abandon_after_us));
+        wake_at =
+            std::min(deadline, stuck_since_ + std::chrono::microseconds(cfg.abandon_after_us));
     }
     // seq_cst: announce ourselves before the re-check (Dekker with the pusher's fence).
     c->data.waiters.fetch_add(1, std::memory_order_seq_cst);
@@ -143,7 +148,8 @@ Status Ring::wait(Deadline deadline) {
     // relaxed: a late decrement costs a waker at most one needless FUTEX_WAKE.
     c->data.waiters.fetch_sub(1, std::memory_order_relaxed);
     if (now_ready || ready(std::memory_order_acquire)) return {};
-    if (Clock::now() >= deadline) return Error{Errc::timeout, "no message arrived before the deadline"};
+    if (Clock::now() >= deadline)
+      return Error{Errc::timeout, "no message arrived before the deadline"};
   }
 }
 

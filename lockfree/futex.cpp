@@ -13,12 +13,12 @@ namespace bloccs::lockfree {
 static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
-WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                      Deadline deadline) {
+WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadline deadline) {
   timespec ts{};
   timespec* timeout = nullptr;
   if (deadline != kNoDeadline) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
     if (ns <= 0) return WaitResult::timed_out;
     ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
     ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
@@ -30,9 +30,12 @@ WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                             expected, timeout, nullptr, FUTEX_BITSET_MATCH_ANY);
   if (rc == 0) return WaitResult::woken;
   switch (errno) {
-    case EAGAIN: return WaitResult::changed;
-    case ETIMEDOUT: return WaitResult::timed_out;
-    default: return WaitResult::interrupted;  // EINTR: the caller re-checks and waits again
+    case EAGAIN:
+      return WaitResult::changed;
+    case ETIMEDOUT:
+      return WaitResult::timed_out;
+    default:
+      return WaitResult::interrupted;  // EINTR: the caller re-checks and waits again
   }
 }
 

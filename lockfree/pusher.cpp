@@ -66,7 +66,8 @@ void RingPusher::write_record(std::uint64_t pos, std::span<const std::byte> payl
   const std::uint64_t off = pos & (cfg.capacity - 1);
   const auto len = static_cast<std::uint32_t>(payload.size());
   // relaxed: SPSC publishes through the tail; MPSC commits with a second, release store.
-  header_word(data(), off).store(make_record_header(len, slot_, committed), std::memory_order_relaxed);
+  header_word(data(), off)
+      .store(make_record_header(len, slot_, committed), std::memory_order_relaxed);
   // The header must reach memory before the payload (recovery reads "header zero" as "nothing
   // written"): keep the compiler from sinking it; x86-64 keeps stores in program order.
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -82,7 +83,7 @@ Status RingPusher::push(std::span<const std::byte> payload, Deadline deadline) {
                      "max_payload of " + std::to_string(cfg.max_payload) +
                      "; split it, or create the ring with a larger max_payload"};
   return cfg.kind == static_cast<std::uint32_t>(RingKind::spsc) ? push_spsc(payload, deadline)
-                                                                 : push_mpsc(payload, deadline);
+                                                                : push_mpsc(payload, deadline);
 }
 
 Status RingPusher::push_spsc(std::span<const std::byte> payload, Deadline deadline) {

@@ -44,7 +44,8 @@ Result<std::uint32_t> attach_slot(std::span<PusherSlot> slots, std::uint64_t hea
   const std::string ring(ring_name);
   if (single_pusher)
     return Error{Errc::pusher_limit,
-                 "ring " + ring + " is single-pusher (SPSC) and pid " + std::to_string(live_holder) +
+                 "ring " + ring + " is single-pusher (SPSC) and pid " +
+                     std::to_string(live_holder) +
                      " already pushes into it; stop that process first, or create the ring as "
                      "MPSC to push from several processes"};
   return Error{Errc::pusher_limit,

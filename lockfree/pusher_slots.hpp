@@ -17,7 +17,9 @@ namespace bloccs::lockfree {
 std::uint64_t self_token();
 // True if the process named by an owner word still runs (same pid, same start time).
 bool token_alive(std::uint64_t token);
-inline std::uint32_t token_pid(std::uint64_t token) { return static_cast<std::uint32_t>(token); }
+inline std::uint32_t token_pid(std::uint64_t token) {
+  return static_cast<std::uint32_t>(token);
+}
 
 // Takes a free slot, or one whose owner is dead and holds no open claim. Errc::pusher_limit
 // when every slot is held by a live process.

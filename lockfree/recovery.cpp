@@ -105,7 +105,8 @@ Ring::Recovery Ring::recover_abandoned() {
       dead_slots.push_back(i);
     }
     std::sort(starts.begin(), starts.end());
-    skip_messages = static_cast<std::uint64_t>(std::unique(starts.begin(), starts.end()) - starts.begin());
+    skip_messages =
+        static_cast<std::uint64_t>(std::unique(starts.begin(), starts.end()) - starts.begin());
     if (skip_messages == 0)
       return corrupt("the claim at byte " + std::to_string(p) + " has no claimant, live or dead");
     skip_bytes = pos_distance(boundary, p);

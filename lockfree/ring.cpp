@@ -14,15 +14,15 @@ constexpr std::uint64_t kDefaultCapacityLimit = 64ull << 20;
 Result<std::uint64_t> pick_capacity(const RingOptions& o) {
   const std::uint64_t rec = record_size(o.max_payload);
   if (o.capacity == 0) {
-    std::uint64_t want = std::min<std::uint64_t>(std::uint64_t{o.buffer} * rec, kDefaultCapacityLimit);
+    std::uint64_t want =
+        std::min<std::uint64_t>(std::uint64_t{o.buffer} * rec, kDefaultCapacityLimit);
     return std::bit_ceil(std::max<std::uint64_t>(want, rec));
   }
   if (!std::has_single_bit(o.capacity) || o.capacity < rec || o.capacity > kMaxCapacity)
     return Error{Errc::bad_config,
-                 "ring capacity " + std::to_string(o.capacity) +
-                     " must be a power of two from " + std::to_string(std::bit_ceil(rec)) +
-                     " (one record of max_payload " + std::to_string(o.max_payload) +
-                     ") to 4 GiB; pass 0 to let bloccs pick"};
+                 "ring capacity " + std::to_string(o.capacity) + " must be a power of two from " +
+                     std::to_string(std::bit_ceil(rec)) + " (one record of max_payload " +
+                     std::to_string(o.max_payload) + ") to 4 GiB; pass 0 to let bloccs pick"};
   return o.capacity;
 }
 
@@ -30,8 +30,8 @@ Status check_options(const RingOptions& o) {
   if (o.kind != RingKind::spsc && o.kind != RingKind::mpsc)
     return Error{Errc::bad_config, "ring kind must be spsc or mpsc"};
   if (o.buffer == 0 || o.buffer > kMaxBuffer)
-    return Error{Errc::bad_config, "ring buffer " + std::to_string(o.buffer) +
-                                       " must be 1 to " + std::to_string(kMaxBuffer) + " messages"};
+    return Error{Errc::bad_config, "ring buffer " + std::to_string(o.buffer) + " must be 1 to " +
+                                       std::to_string(kMaxBuffer) + " messages"};
   if (o.max_payload > (1u << 30))
     return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
                                        " exceeds 1 GiB; send large data another way"};
@@ -87,7 +87,8 @@ Ring::Ring(shm::Segment segment) : segment_(std::move(segment)) {
 
 Status validate_ring(const shm::Segment& seg) {
   if (seg.size() < sizeof(RingControl))
-    return damaged(seg, "it is " + std::to_string(seg.size()) + " bytes, smaller than a ring header");
+    return damaged(seg,
+                   "it is " + std::to_string(seg.size()) + " bytes, smaller than a ring header");
   const auto* c = reinterpret_cast<const RingControl*>(seg.base());
   const RingConfig& cfg = c->config;
   if (cfg.kind != static_cast<std::uint32_t>(RingKind::spsc) &&
@@ -97,7 +98,8 @@ Status validate_ring(const shm::Segment& seg) {
   if (cfg.slot_count == 0 || cfg.slot_count > kMaxPushers || (spsc && cfg.slot_count != 1))
     return damaged(seg, "pusher slot count " + std::to_string(cfg.slot_count) + " out of range");
   if (!std::has_single_bit(cfg.capacity) || cfg.capacity < 8 || cfg.capacity > kMaxCapacity)
-    return damaged(seg, "capacity " + std::to_string(cfg.capacity) + " is not a power of two up to 4 GiB");
+    return damaged(
+        seg, "capacity " + std::to_string(cfg.capacity) + " is not a power of two up to 4 GiB");
   if (cfg.buffer == 0 || cfg.buffer > kMaxBuffer)
     return damaged(seg, "buffer " + std::to_string(cfg.buffer) + " out of range");
   if (record_size(cfg.max_payload) > cfg.capacity)
@@ -125,6 +127,5 @@ RingStats read_stats(const shm::Segment& seg) {
     s.attached_pushers += slots[i].owner.load(std::memory_order_relaxed) != 0;
   return s;
 }
-
 
 }  // namespace bloccs::lockfree

@@ -58,12 +58,12 @@ struct SpinPolicy {
 
 // A point-in-time view of a ring's control block, for tests and tools. Never blocks anyone.
 struct RingStats {
-  std::uint64_t depth;            // messages queued (claimed and not consumed)
-  std::uint64_t bytes_used;       // of `capacity`
-  std::uint32_t parked_pushers;   // announced on the space futex
-  std::uint32_t parked_consumer;  // 0 or 1
-  std::uint64_t abandoned;        // dead pushers' claims skipped
-  std::uint32_t attached_pushers; // slots held (live or not yet reclaimed)
+  std::uint64_t depth;             // messages queued (claimed and not consumed)
+  std::uint64_t bytes_used;        // of `capacity`
+  std::uint32_t parked_pushers;    // announced on the space futex
+  std::uint32_t parked_consumer;   // 0 or 1
+  std::uint64_t abandoned;         // dead pushers' claims skipped
+  std::uint32_t attached_pushers;  // slots held (live or not yet reclaimed)
 };
 
 // Checks a mapped ring control block before anything in it is used: every length and offset.
@@ -110,14 +110,14 @@ class Ring {
 
   // The next record, if one is committed. Sets `error_` on a damaged record.
   State peek(std::span<const std::byte>& payload);
-  void consume();        // advances the local head past the peeked record
-  void publish_head();   // hands consumed space back and wakes parked pushers
+  void consume();       // advances the local head past the peeked record
+  void publish_head();  // hands consumed space back and wakes parked pushers
   State pending_or_empty(std::span<const std::byte>& payload);
   Recovery recover_abandoned();  // recovery.cpp
 
   shm::Segment segment_;
-  Cursor head_{};              // local copy; the shared head is published per batch
-  Cursor cached_tail_{};       // SPSC: last tail seen
+  Cursor head_{};         // local copy; the shared head is published per batch
+  Cursor cached_tail_{};  // SPSC: last tail seen
   std::uint64_t peeked_size_ = 0;
   std::uint64_t stuck_pos_ = ~std::uint64_t{0};
   Clock::time_point stuck_since_{};

@@ -59,8 +59,12 @@ struct Cursor {
   std::uint64_t pos;    // bytes, mod 2^40
   std::uint64_t count;  // messages, mod 2^24
   static Cursor unpack(std::uint64_t w) noexcept { return {w & kPosMask, w >> kPosBits}; }
-  std::uint64_t pack() const noexcept { return (pos & kPosMask) | ((count & kCountMask) << kPosBits); }
-  Cursor advanced(std::uint64_t bytes) const noexcept { return {(pos + bytes) & kPosMask, (count + 1) & kCountMask}; }
+  std::uint64_t pack() const noexcept {
+    return (pos & kPosMask) | ((count & kCountMask) << kPosBits);
+  }
+  Cursor advanced(std::uint64_t bytes) const noexcept {
+    return {(pos + bytes) & kPosMask, (count + 1) & kCountMask};
+  }
 };
 
 // How far `ahead` is past `behind`, in bytes / messages (modular arithmetic).
@@ -83,26 +87,35 @@ inline constexpr std::size_t record_size(std::size_t payload) noexcept {
 // Record header word.
 inline constexpr std::uint64_t kCommitBit = std::uint64_t{1} << 63;
 inline constexpr std::uint64_t kTypeData = 1;
-inline std::uint64_t make_record_header(std::uint32_t len, std::uint32_t slot, bool committed) noexcept {
+inline std::uint64_t make_record_header(std::uint32_t len, std::uint32_t slot,
+                                        bool committed) noexcept {
   return (committed ? kCommitBit : 0) | (kTypeData << 48) | (std::uint64_t{slot + 1} << 32) | len;
 }
-inline bool header_committed(std::uint64_t h) noexcept { return (h & kCommitBit) != 0; }
-inline std::uint64_t header_type(std::uint64_t h) noexcept { return (h >> 48) & 0x7f; }
-inline std::uint32_t header_slot_plus_one(std::uint64_t h) noexcept { return static_cast<std::uint32_t>((h >> 32) & 0xffff); }
-inline std::uint32_t header_length(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
+inline bool header_committed(std::uint64_t h) noexcept {
+  return (h & kCommitBit) != 0;
+}
+inline std::uint64_t header_type(std::uint64_t h) noexcept {
+  return (h >> 48) & 0x7f;
+}
+inline std::uint32_t header_slot_plus_one(std::uint64_t h) noexcept {
+  return static_cast<std::uint32_t>((h >> 32) & 0xffff);
+}
+inline std::uint32_t header_length(std::uint64_t h) noexcept {
+  return static_cast<std::uint32_t>(h);
+}
 // Bits that must be zero in any valid header.
 inline constexpr std::uint64_t kHeaderReservedBits = std::uint64_t{0x7f} << 56;
 
 // Immutable after creation: read by everyone, validated by every opener.
 struct RingConfig {
-  std::uint32_t kind;          // RingKind
-  std::uint32_t slot_count;    // pusher slots (1 for SPSC)
-  std::uint64_t capacity;      // data bytes, a power of two
-  std::uint32_t buffer;        // max queued messages
-  std::uint32_t max_payload;   // bytes
-  std::uint64_t slots_offset;  // from the segment base
-  std::uint64_t data_offset;   // from the segment base, 64-aligned
-  std::uint32_t owner_pid;     // the consumer
+  std::uint32_t kind;              // RingKind
+  std::uint32_t slot_count;        // pusher slots (1 for SPSC)
+  std::uint64_t capacity;          // data bytes, a power of two
+  std::uint32_t buffer;            // max queued messages
+  std::uint32_t max_payload;       // bytes
+  std::uint64_t slots_offset;      // from the segment base
+  std::uint64_t data_offset;       // from the segment base, 64-aligned
+  std::uint32_t owner_pid;         // the consumer
   std::uint32_t abandon_after_us;  // a claim uncommitted this long is checked for a dead pusher
   std::uint64_t owner_start_time;
   std::uint64_t reserved;
@@ -163,20 +176,24 @@ inline std::atomic_ref<std::uint64_t> header_word(std::byte* data, std::uint64_t
 // Copies `len` bytes into the ring at `offset`, wrapping at `capacity`.
 inline void copy_into_ring(std::byte* data, std::uint64_t capacity, std::uint64_t offset,
                            const std::byte* src, std::size_t len) noexcept {
-  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
+  const std::size_t first =
+      static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
   if (first) std::memcpy(data + offset, src, first);
   if (len > first) std::memcpy(data, src + first, len - first);
 }
 
 inline void copy_from_ring(const std::byte* data, std::uint64_t capacity, std::uint64_t offset,
                            std::byte* dst, std::size_t len) noexcept {
-  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
+  const std::size_t first =
+      static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
   if (first) std::memcpy(dst, data + offset, first);
   if (len > first) std::memcpy(dst + first, data, len - first);
 }
 
-inline void zero_ring(std::byte* data, std::uint64_t capacity, std::uint64_t offset, std::size_t len) noexcept {
-  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
+inline void zero_ring(std::byte* data, std::uint64_t capacity, std::uint64_t offset,
+                      std::size_t len) noexcept {
+  const std::size_t first =
+      static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
   if (first) std::memset(data + offset, 0, first);
   if (len > first) std::memset(data, 0, len - first);
 }

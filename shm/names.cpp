@@ -6,12 +6,13 @@ namespace bloccs::shm {
 namespace {
 
 bool is_name_char(char c, bool allow_dot) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '-' || (allow_dot && c == '.');
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || (allow_dot && c == '.');
 }
 
 Status check(std::string_view what, std::string_view s, std::size_t max_len, bool allow_dot) {
-  const std::string allowed = allow_dot ? "letters, digits, '_', '-' and '.'" : "letters, digits, '_' and '-'";
+  const std::string allowed =
+      allow_dot ? "letters, digits, '_', '-' and '.'" : "letters, digits, '_' and '-'";
   if (s.empty() || s.size() > max_len)
     return Error{Errc::bad_name, std::string(what) + " '" + std::string(s) + "' has " +
                                      std::to_string(s.size()) + " characters; use 1 to " +
@@ -22,8 +23,7 @@ Status check(std::string_view what, std::string_view s, std::size_t max_len, boo
   for (char c : s)
     if (!is_name_char(c, allow_dot))
       return Error{Errc::bad_name, std::string(what) + " '" + std::string(s) +
-                                       "' contains a character outside " + allowed +
-                                       "; rename it"};
+                                       "' contains a character outside " + allowed + "; rename it"};
   return {};
 }
 
@@ -35,7 +35,8 @@ Result<std::string> resolve_namespace(std::string_view explicit_ns) {
     const char* env = std::getenv("BLOCCS_NAMESPACE");
     ns = (env && *env) ? env : "default";
   }
-  if (auto st = check("namespace", ns, kMaxNamespaceLength, false); !st) return std::move(st).error();
+  if (auto st = check("namespace", ns, kMaxNamespaceLength, false); !st)
+    return std::move(st).error();
   return ns;
 }
 
@@ -44,7 +45,8 @@ Status validate_name(std::string_view name) {
 }
 
 Result<std::string> segment_name(std::string_view ns, std::string_view name) {
-  if (auto st = check("namespace", ns, kMaxNamespaceLength, false); !st) return std::move(st).error();
+  if (auto st = check("namespace", ns, kMaxNamespaceLength, false); !st)
+    return std::move(st).error();
   if (auto st = validate_name(name); !st) return std::move(st).error();
   std::string full(kPrefix);
   full.append(ns).append(".").append(name);

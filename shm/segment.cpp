@@ -29,14 +29,17 @@ Error from_boost(const bip::interprocess_exception& e, const std::string& name, 
   std::string what = std::string(doing) + " /dev/shm/" + name + ": " + e.what();
   switch (e.get_error_code()) {
     case bip::already_exists_error:
-      return {Errc::already_exists, what + "; another process holds this name. Pick another "
-                                           "name or remove the old segment (shmctl rm)"};
+      return {Errc::already_exists, what +
+                                        "; another process holds this name. Pick another "
+                                        "name or remove the old segment (shmctl rm)"};
     case bip::not_found_error:
-      return {Errc::not_found, what + "; nothing by that name exists. Check the namespace "
-                                      "(BLOCCS_NAMESPACE) and that its owner has started"};
+      return {Errc::not_found, what +
+                                   "; nothing by that name exists. Check the namespace "
+                                   "(BLOCCS_NAMESPACE) and that its owner has started"};
     case bip::security_error:
-      return {Errc::permission_denied, what + "; you may not access it. Run as its owner or "
-                                              "have the owner create it with group access"};
+      return {Errc::permission_denied, what +
+                                           "; you may not access it. Run as its owner or "
+                                           "have the owner create it with group access"};
     default:
       return {Errc::system_error, what + " (errno " + std::to_string(err) + ")"};
   }
@@ -81,8 +84,9 @@ Status check_header(const SegmentHeader& h, const struct stat& st, SegmentKind k
   const std::string where = "/dev/shm/" + name;
   if (h.magic != kMagic)
     return Error{Errc::segment_invalid,
-                 where + " has no bloccs magic number: it is not a bloccs segment or its header "
-                         "was overwritten; remove it (shmctl rm)"};
+                 where +
+                     " has no bloccs magic number: it is not a bloccs segment or its header "
+                     "was overwritten; remove it (shmctl rm)"};
   if (h.version != kLayoutVersion)
     return Error{Errc::version_mismatch,
                  where + " has layout version " + std::to_string(h.version) +
@@ -90,23 +94,24 @@ Status check_header(const SegmentHeader& h, const struct stat& st, SegmentKind k
                      "; use the same bloccs version on both sides, or restart its owner"};
   if (h.checksum != header_checksum(h))
     return Error{Errc::segment_invalid,
-                 where + " fails its header checksum: the header was damaged; remove it "
-                         "(shmctl rm) and restart its owner"};
+                 where +
+                     " fails its header checksum: the header was damaged; remove it "
+                     "(shmctl rm) and restart its owner"};
   if (h.total_size != static_cast<std::uint64_t>(st.st_size))
-    return Error{Errc::segment_invalid,
-                 where + " is " + std::to_string(st.st_size) + " bytes but its header says " +
-                     std::to_string(h.total_size) +
-                     ": it was truncated or resized; remove it (shmctl rm)"};
+    return Error{Errc::segment_invalid, where + " is " + std::to_string(st.st_size) +
+                                            " bytes but its header says " +
+                                            std::to_string(h.total_size) +
+                                            ": it was truncated or resized; remove it (shmctl rm)"};
   if (h.creator_uid != st.st_uid)
-    return Error{Errc::segment_invalid,
-                 where + " says it was created by uid " + std::to_string(h.creator_uid) +
-                     " but belongs to uid " + std::to_string(st.st_uid) +
-                     "; do not trust it, remove it (shmctl rm)"};
+    return Error{Errc::segment_invalid, where + " says it was created by uid " +
+                                            std::to_string(h.creator_uid) + " but belongs to uid " +
+                                            std::to_string(st.st_uid) +
+                                            "; do not trust it, remove it (shmctl rm)"};
   if (h.kind != static_cast<std::uint32_t>(kind))
-    return Error{Errc::wrong_kind,
-                 where + " holds a segment of kind " + std::to_string(h.kind) + ", expected " +
-                     std::to_string(static_cast<std::uint32_t>(kind)) +
-                     "; check the name you asked for"};
+    return Error{Errc::wrong_kind, where + " holds a segment of kind " + std::to_string(h.kind) +
+                                       ", expected " +
+                                       std::to_string(static_cast<std::uint32_t>(kind)) +
+                                       "; check the name you asked for"};
   // acquire: pairs with publish()'s release store, so the body the creator wrote is visible.
   if (h.ready.load(std::memory_order_acquire) != kReady)
     return Error{Errc::not_ready,
@@ -176,8 +181,8 @@ Result<Segment> Segment::open(std::string_view ns, std::string_view name, Segmen
     bip::shared_memory_object shm(bip::open_only, full->c_str(), mode);
     struct stat st {};
     if (::fstat(shm.get_mapping_handle().handle, &st) != 0)
-      return Error{Errc::system_error, "fstat of /dev/shm/" + *full + " failed: " +
-                                           std::strerror(errno)};
+      return Error{Errc::system_error,
+                   "fstat of /dev/shm/" + *full + " failed: " + std::strerror(errno)};
     if (auto ok = check_stat(st, *full); !ok) return std::move(ok).error();
     bip::mapped_region region(shm, mode, 0, static_cast<std::size_t>(st.st_size));
     Segment seg(std::move(full).value(), std::move(region), false);

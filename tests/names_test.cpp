@@ -21,11 +21,13 @@ TEST(Names, BadNamespaceIsAClearError) {
     auto r = resolve_namespace(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.code(), Errc::bad_name);
-    EXPECT_NE(r.error().message.find("contains a character"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("contains a character"), std::string::npos)
+        << r.error().message;
   }
   auto long_ns = resolve_namespace(std::string(kMaxNamespaceLength + 1, 'a'));
   ASSERT_FALSE(long_ns);
-  EXPECT_NE(long_ns.error().message.find("use 1 to 48"), std::string::npos) << long_ns.error().message;
+  EXPECT_NE(long_ns.error().message.find("use 1 to 48"), std::string::npos)
+      << long_ns.error().message;
   setenv("BLOCCS_NAMESPACE", "bad ns", 1);
   EXPECT_EQ(resolve_namespace().code(), Errc::bad_name);
   unsetenv("BLOCCS_NAMESPACE");

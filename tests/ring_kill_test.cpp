@@ -14,9 +14,15 @@ using namespace bloccs::test;
 namespace {
 
 constexpr auto kAbandonAfter = std::chrono::microseconds(2'000);
-Deadline in(std::chrono::milliseconds d) { return Clock::now() + d; }
-std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span{s.data(), s.size()}); }
-std::string text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+Deadline in(std::chrono::milliseconds d) {
+  return Clock::now() + d;
+}
+std::span<const std::byte> bytes(const std::string& s) {
+  return std::as_bytes(std::span{s.data(), s.size()});
+}
+std::string text(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
 
 // A second mapping of a ring through which a test plays a pusher step by step, so that it can
 // die exactly where it wants: after setting its intent, after the claim, mid-payload.
@@ -31,7 +37,9 @@ struct RawPusher {
     return RawPusher{std::move(p).value(), std::move(s).value()};
   }
   RingControl* c() { return reinterpret_cast<RingControl*>(seg.base()); }
-  PusherSlot& slot() { return reinterpret_cast<PusherSlot*>(seg.base() + c()->config.slots_offset)[pusher.slot()]; }
+  PusherSlot& slot() {
+    return reinterpret_cast<PusherSlot*>(seg.base() + c()->config.slots_offset)[pusher.slot()];
+  }
   std::byte* data() { return seg.base() + c()->config.data_offset; }
   std::uint64_t mask() { return c()->config.capacity - 1; }
 
@@ -45,14 +53,17 @@ struct RawPusher {
       std::uint64_t observed = c()->producer.tail.load();
       const Cursor t = Cursor::unpack(observed);
       slot().intent.store(kIntentActive | t.pos);
-      if (c()->producer.tail.compare_exchange_strong(observed, t.advanced(record_size(len)).pack())) return t.pos;
+      if (c()->producer.tail.compare_exchange_strong(observed, t.advanced(record_size(len)).pack()))
+        return t.pos;
     }
   }
   void write_header(std::uint64_t pos, std::size_t len, bool committed) {
-    header_word(data(), pos & mask()).store(make_record_header(static_cast<std::uint32_t>(len), pusher.slot(), committed));
+    header_word(data(), pos & mask())
+        .store(make_record_header(static_cast<std::uint32_t>(len), pusher.slot(), committed));
   }
   void write_payload(std::uint64_t pos, const std::string& s, std::size_t upto) {
-    copy_into_ring(data(), mask() + 1, (pos + kRecordHeader) & mask(), reinterpret_cast<const std::byte*>(s.data()), upto);
+    copy_into_ring(data(), mask() + 1, (pos + kRecordHeader) & mask(),
+                   reinterpret_cast<const std::byte*>(s.data()), upto);
   }
   [[noreturn]] static void die() {
     raise(SIGKILL);
@@ -62,7 +73,12 @@ struct RawPusher {
 
 struct KillFixture {
   TestNamespace ns;
-  bloccs::Result<Ring> ring = Ring::create(ns.name(), "r", {.kind = RingKind::mpsc, .buffer = 8, .max_payload = 64, .capacity = 1024, .abandon_after = kAbandonAfter});
+  bloccs::Result<Ring> ring = Ring::create(ns.name(), "r",
+                                           {.kind = RingKind::mpsc,
+                                            .buffer = 8,
+                                            .max_payload = 64,
+                                            .capacity = 1024,
+                                            .abandon_after = kAbandonAfter});
 
   // Runs `body` in a child that must end by SIGKILL.
   void child_dies(const std::function<void(RawPusher&)>& body) {
@@ -82,7 +98,8 @@ struct KillFixture {
   std::vector<std::string> drain_expecting(std::size_t count) {
     std::vector<std::string> got;
     while (got.size() < count) {
-      auto n = ring->drain([&](auto m) { got.push_back(text(m)); }, 100, in(std::chrono::seconds(5)));
+      auto n =
+          ring->drain([&](auto m) { got.push_back(text(m)); }, 100, in(std::chrono::seconds(5)));
       if (!n) {
         ADD_FAILURE() << n.error().message << " after " << got.size() << " messages";
         break;
@@ -94,8 +111,10 @@ struct KillFixture {
   void expect_full_capacity_back() {
     auto p = RingPusher::open(ns.name(), "r");
     ASSERT_TRUE(p);
-    for (std::uint32_t i = 0; i < ring->config().buffer; ++i) ASSERT_TRUE(p->push(bytes("fill"))) << i;
-    EXPECT_EQ(p->push(bytes("one too many"), in(std::chrono::milliseconds(5))).code(), Errc::timeout);
+    for (std::uint32_t i = 0; i < ring->config().buffer; ++i)
+      ASSERT_TRUE(p->push(bytes("fill"))) << i;
+    EXPECT_EQ(p->push(bytes("one too many"), in(std::chrono::milliseconds(5))).code(),
+              Errc::timeout);
     EXPECT_EQ(drain_expecting(ring->config().buffer).size(), ring->config().buffer);
   }
 };
@@ -106,7 +125,10 @@ TEST(RingKill, DeadAfterClaimBeforeWritingIsSkippedAndCounted) {
   KillFixture f;
   ASSERT_TRUE(f.ring);
   f.push("before");
-  f.child_dies([](RawPusher& raw) { raw.claim(20); RawPusher::die(); });
+  f.child_dies([](RawPusher& raw) {
+    raw.claim(20);
+    RawPusher::die();
+  });
   f.push("after");
   EXPECT_EQ(f.drain_expecting(2), (std::vector<std::string>{"before", "after"}));
   EXPECT_EQ(f.ring->stats().abandoned, 1u);
@@ -133,10 +155,22 @@ TEST(RingKill, DeadMidPayloadIsSkippedUsingItsHeader) {
 TEST(RingKill, SeveralAdjacentDeadClaimsAreSkippedTogetherAndCountedExactly) {
   KillFixture f;
   ASSERT_TRUE(f.ring);
-  f.child_dies([](RawPusher& raw) { raw.claim(8); RawPusher::die(); });
-  f.child_dies([](RawPusher& raw) { raw.claim(30); RawPusher::die(); });
-  f.child_dies([](RawPusher& raw) { raw.announce(); RawPusher::die(); });  // died before its CAS
-  f.child_dies([](RawPusher& raw) { raw.claim(0); RawPusher::die(); });
+  f.child_dies([](RawPusher& raw) {
+    raw.claim(8);
+    RawPusher::die();
+  });
+  f.child_dies([](RawPusher& raw) {
+    raw.claim(30);
+    RawPusher::die();
+  });
+  f.child_dies([](RawPusher& raw) {
+    raw.announce();
+    RawPusher::die();
+  });  // died before its CAS
+  f.child_dies([](RawPusher& raw) {
+    raw.claim(0);
+    RawPusher::die();
+  });
   f.push("after");
   EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"after"}));
   EXPECT_EQ(f.ring->stats().abandoned, 3u);
@@ -146,7 +180,10 @@ TEST(RingKill, SeveralAdjacentDeadClaimsAreSkippedTogetherAndCountedExactly) {
 TEST(RingKill, DeadBeforeClaimLosesNothing) {
   KillFixture f;
   ASSERT_TRUE(f.ring);
-  f.child_dies([](RawPusher& raw) { raw.announce(); RawPusher::die(); });
+  f.child_dies([](RawPusher& raw) {
+    raw.announce();
+    RawPusher::die();
+  });
   f.push("claims the same position");
   EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"claims the same position"}));
   EXPECT_EQ(f.ring->stats().abandoned, 0u);
@@ -180,7 +217,12 @@ TEST(RingKill, RandomSigkillsNeverWedgeTheRingNorTouchLiveMessages) {
   TestNamespace ns;
   constexpr std::size_t kMax = 2048;  // big payloads: kills often land mid-copy
   constexpr std::uint32_t kVictims = 200;
-  auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::mpsc, .buffer = 64, .max_payload = kMax, .max_pushers = 16, .abandon_after = kAbandonAfter});
+  auto ring = Ring::create(ns.name(), "r",
+                           {.kind = RingKind::mpsc,
+                            .buffer = 64,
+                            .max_payload = kMax,
+                            .max_pushers = 16,
+                            .abandon_after = kAbandonAfter});
   ASSERT_TRUE(ring);
   const std::uint64_t live_count = scaled(300'000);
   auto stream = [&](std::uint32_t id, std::uint64_t count) {
@@ -211,7 +253,11 @@ TEST(RingKill, RandomSigkillsNeverWedgeTheRingNorTouchLiveMessages) {
   const auto give_up = Clock::now() + std::chrono::seconds(120);
   while (failure.empty() && Clock::now() < give_up &&
          (checker.next(0) < live_count || !killer_done)) {
-    auto n = ring->drain([&](auto m) { if (failure.empty()) failure = checker.check(m); }, 256, in(std::chrono::milliseconds(100)));
+    auto n = ring->drain(
+        [&](auto m) {
+          if (failure.empty()) failure = checker.check(m);
+        },
+        256, in(std::chrono::milliseconds(100)));
     if (!n && n.code() != Errc::timeout) failure = n.error().message;
     if (!killer_done && waitpid(killer, nullptr, WNOHANG) == killer) killer_done = true;
   }
@@ -237,7 +283,8 @@ TEST(RingKill, SpscPusherKilledAtRandomIsReplacedAndNothingTearsOrRepeats) {
   TestNamespace ns;
   constexpr std::size_t kMax = 1024;
   constexpr std::uint32_t kVictims = 100;
-  auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::spsc, .buffer = 64, .max_payload = kMax});
+  auto ring =
+      Ring::create(ns.name(), "r", {.kind = RingKind::spsc, .buffer = 64, .max_payload = kMax});
   ASSERT_TRUE(ring);
   const pid_t killer = spawn([&] {
     std::mt19937 rng(static_cast<unsigned>(getpid()));
@@ -270,7 +317,11 @@ TEST(RingKill, SpscPusherKilledAtRandomIsReplacedAndNothingTearsOrRepeats) {
   std::string failure;
   const auto give_up = Clock::now() + std::chrono::seconds(120);
   while (failure.empty() && checker.next(kVictims) < 10'000 && Clock::now() < give_up) {
-    auto n = ring->drain([&](auto m) { if (failure.empty()) failure = checker.check(m); }, 256, in(std::chrono::milliseconds(100)));
+    auto n = ring->drain(
+        [&](auto m) {
+          if (failure.empty()) failure = checker.check(m);
+        },
+        256, in(std::chrono::milliseconds(100)));
     if (!n && n.code() != Errc::timeout) failure = n.error().message;
   }
   EXPECT_EQ(failure, "");

@@ -12,7 +12,9 @@ using namespace bloccs::test;
 
 namespace {
 
-Deadline in(std::chrono::milliseconds d) { return Clock::now() + d; }
+Deadline in(std::chrono::milliseconds d) {
+  return Clock::now() + d;
+}
 
 // A child that opens the ring and pushes `count` messages of pusher `id`; exit code 0 on success.
 int push_stream(const std::string& ns, std::uint32_t id, std::uint64_t count, std::size_t max) {
@@ -25,7 +27,8 @@ int push_stream(const std::string& ns, std::uint32_t id, std::uint64_t count, st
   for (std::uint64_t seq = 0; seq < count; ++seq) {
     fill_message(msg, id, seq, message_size(id, seq, max));
     if (auto st = pusher->push(msg); !st) {
-      std::fprintf(stderr, "pusher %u seq %llu: %s\n", id, static_cast<unsigned long long>(seq), st.error().message.c_str());
+      std::fprintf(stderr, "pusher %u seq %llu: %s\n", id, static_cast<unsigned long long>(seq),
+                   st.error().message.c_str());
       return 3;
     }
   }
@@ -46,14 +49,18 @@ void drain_and_check(Ring& ring, std::uint32_t pushers, std::uint64_t each, std:
                    << ring.stats().abandoned << ", depth " << ring.stats().depth;
   }
   ASSERT_EQ(failure, "");
-  for (std::uint32_t id = 0; id < pushers; ++id) EXPECT_EQ(checker.next(id), each) << "pusher " << id;
+  for (std::uint32_t id = 0; id < pushers; ++id)
+    EXPECT_EQ(checker.next(id), each) << "pusher " << id;
   EXPECT_EQ(ring.stats().depth, 0u);
   EXPECT_EQ(ring.stats().abandoned, 0u);
 }
 
-void run_volume(RingKind kind, std::uint32_t pushers, std::uint64_t each, std::size_t max, std::uint32_t buffer) {
+void run_volume(RingKind kind, std::uint32_t pushers, std::uint64_t each, std::size_t max,
+                std::uint32_t buffer) {
   TestNamespace ns;
-  auto ring = Ring::create(ns.name(), "r", {.kind = kind, .buffer = buffer, .max_payload = static_cast<std::uint32_t>(max)});
+  auto ring = Ring::create(
+      ns.name(), "r",
+      {.kind = kind, .buffer = buffer, .max_payload = static_cast<std::uint32_t>(max)});
   ASSERT_TRUE(ring) << ring.error().message;
   std::vector<pid_t> kids;
   for (std::uint32_t id = 0; id < pushers; ++id)
@@ -68,9 +75,15 @@ TEST(RingProcess, SpscTenMillionMessagesInOrder) {
   run_volume(RingKind::spsc, 1, scaled(10'000'000), 48, 4096);
 }
 
-TEST(RingProcess, MpscOnePusherMillionMixedSizes) { run_volume(RingKind::mpsc, 1, scaled(1'000'000), 512, 1024); }
-TEST(RingProcess, MpscTwoPushersMillionEachMixedSizes) { run_volume(RingKind::mpsc, 2, scaled(1'000'000), 512, 1024); }
-TEST(RingProcess, MpscFourPushersMillionEachMixedSizes) { run_volume(RingKind::mpsc, 4, scaled(1'000'000), 512, 1024); }
+TEST(RingProcess, MpscOnePusherMillionMixedSizes) {
+  run_volume(RingKind::mpsc, 1, scaled(1'000'000), 512, 1024);
+}
+TEST(RingProcess, MpscTwoPushersMillionEachMixedSizes) {
+  run_volume(RingKind::mpsc, 2, scaled(1'000'000), 512, 1024);
+}
+TEST(RingProcess, MpscFourPushersMillionEachMixedSizes) {
+  run_volume(RingKind::mpsc, 4, scaled(1'000'000), 512, 1024);
+}
 
 TEST(RingProcess, TinyRingUnderHeavyBackPressureLosesNothing) {
   // Buffer 2: every push parks or spins; exercises park/wake on both sides thousands of times.
@@ -97,10 +110,12 @@ TEST(RingProcess, FullRingParksThePusherWithoutBurningCpuUntilSpaceFrees) {
     const auto waited = Clock::now() - t0;
     getrusage(RUSAGE_SELF, &after);
     auto us = [](const rusage& r) {
-      return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1'000'000ll + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
+      return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1'000'000ll + r.ru_utime.tv_usec +
+             r.ru_stime.tv_usec;
     };
-    const long long out[2] = {us(after) - us(before),
-                              std::chrono::duration_cast<std::chrono::microseconds>(waited).count()};
+    const long long out[2] = {
+        us(after) - us(before),
+        std::chrono::duration_cast<std::chrono::microseconds>(waited).count()};
     return write(report[1], out, sizeof out) == sizeof out ? 0 : 5;
   });
   // Prove it parked: the waiter count in the segment shows it.
@@ -117,14 +132,17 @@ TEST(RingProcess, FullRingParksThePusherWithoutBurningCpuUntilSpaceFrees) {
   EXPECT_EQ(got, 0u);
   ASSERT_TRUE(exited_ok(wait_child(kid)));
   long long cpu_and_wait[2] = {0, 0};
-  ASSERT_EQ(read(report[0], cpu_and_wait, sizeof cpu_and_wait), static_cast<ssize_t>(sizeof cpu_and_wait));
+  ASSERT_EQ(read(report[0], cpu_and_wait, sizeof cpu_and_wait),
+            static_cast<ssize_t>(sizeof cpu_and_wait));
   close(report[0]);
   close(report[1]);
   EXPECT_GE(cpu_and_wait[1], 500'000) << "the push returned before the consumer popped";
   EXPECT_LT(cpu_and_wait[0], 50'000) << "the parked pusher used " << cpu_and_wait[0]
                                      << " us of CPU in " << cpu_and_wait[1] << " us";
   for (std::uint64_t want = 1; want <= 4; ++want) {
-    ASSERT_EQ(ring->pop(std::as_writable_bytes(std::span{&got, 1}), in(std::chrono::seconds(1))).value(), 8u);
+    ASSERT_EQ(
+        ring->pop(std::as_writable_bytes(std::span{&got, 1}), in(std::chrono::seconds(1))).value(),
+        8u);
     EXPECT_EQ(got, want);
   }
   EXPECT_EQ(ring->stats().parked_pushers, 0u);
@@ -158,10 +176,13 @@ TEST(RingProcess, PushPastItsDeadlineTimesOutAndEnqueuesNothing) {
     auto pusher = RingPusher::open(ns.name(), "r");
     if (!pusher) return 2;
     std::uint64_t v = 1;
-    if (!pusher->push(std::as_bytes(std::span{&v, 1})) || !pusher->push(std::as_bytes(std::span{&v, 1}))) return 3;
+    if (!pusher->push(std::as_bytes(std::span{&v, 1})) ||
+        !pusher->push(std::as_bytes(std::span{&v, 1})))
+      return 3;
     v = 99;
     const auto t0 = Clock::now();
-    auto r = pusher->push(std::as_bytes(std::span{&v, 1}), Clock::now() + std::chrono::milliseconds(150));
+    auto r = pusher->push(std::as_bytes(std::span{&v, 1}),
+                          Clock::now() + std::chrono::milliseconds(150));
     if (r || r.code() != Errc::timeout) return 4;
     return Clock::now() - t0 >= std::chrono::milliseconds(150) ? 0 : 5;
   });
@@ -181,7 +202,8 @@ TEST(RingProcess, ParkedPusherLearnsThatTheOwnerDied) {
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);
   const pid_t owner = spawn([&] {
-    auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::mpsc, .buffer = 1, .max_payload = 8});
+    auto ring =
+        Ring::create(ns.name(), "r", {.kind = RingKind::mpsc, .buffer = 1, .max_payload = 8});
     if (!ring) return 2;
     char c = 1;
     if (write(ready[1], &c, 1) != 1) return 3;

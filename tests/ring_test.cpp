@@ -10,20 +10,29 @@ using bloccs::test::TestNamespace;
 
 namespace {
 
-std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span{s.data(), s.size()}); }
-std::string text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
-Deadline in(std::chrono::milliseconds d) { return Clock::now() + d; }
+std::span<const std::byte> bytes(const std::string& s) {
+  return std::as_bytes(std::span{s.data(), s.size()});
+}
+std::string text(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+Deadline in(std::chrono::milliseconds d) {
+  return Clock::now() + d;
+}
 
 class RingKinds : public ::testing::TestWithParam<RingKind> {};
 
 }  // namespace
 
 INSTANTIATE_TEST_SUITE_P(Both, RingKinds, ::testing::Values(RingKind::spsc, RingKind::mpsc),
-                         [](const auto& info) { return info.param == RingKind::spsc ? "spsc" : "mpsc"; });
+                         [](const auto& info) {
+                           return info.param == RingKind::spsc ? "spsc" : "mpsc";
+                         });
 
 TEST_P(RingKinds, PushThenPopInOrderWithEverySizeAcrossWraps) {
   TestNamespace ns;
-  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam(), .buffer = 8, .max_payload = 100, .capacity = 256});
+  auto ring = Ring::create(ns.name(), "r",
+                           {.kind = GetParam(), .buffer = 8, .max_payload = 100, .capacity = 256});
   ASSERT_TRUE(ring) << ring.error().message;
   auto pusher = RingPusher::open(ns.name(), "r");
   ASSERT_TRUE(pusher) << pusher.error().message;
@@ -60,7 +69,8 @@ TEST_P(RingKinds, BufferBoundsTheMessageCount) {
 TEST_P(RingKinds, CapacityBoundsTheBytes) {
   TestNamespace ns;
   // 64 data bytes: two 24-byte records (8 header + 16 payload) fit, a third does not.
-  auto ring = Ring::create(ns.name(), "r", {.kind = GetParam(), .buffer = 100, .max_payload = 16, .capacity = 64});
+  auto ring = Ring::create(ns.name(), "r",
+                           {.kind = GetParam(), .buffer = 100, .max_payload = 16, .capacity = 64});
   ASSERT_TRUE(ring);
   auto pusher = RingPusher::open(ns.name(), "r");
   ASSERT_TRUE(pusher);
@@ -81,7 +91,8 @@ TEST_P(RingKinds, BatchDrainStopsAtMaxAndKeepsTheRest) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(pusher->push(bytes(std::to_string(i))));
   std::string seen;
   EXPECT_EQ(ring->try_drain([&](auto m) { seen += text(m); }, 4).value(), 4u);
-  EXPECT_EQ(ring->drain([&](auto m) { seen += text(m); }, 100, in(std::chrono::seconds(1))).value(), 6u);
+  EXPECT_EQ(ring->drain([&](auto m) { seen += text(m); }, 100, in(std::chrono::seconds(1))).value(),
+            6u);
   EXPECT_EQ(seen, "0123456789");
   EXPECT_EQ(ring->try_drain([&](auto) {}).value(), 0u);
 }
@@ -108,7 +119,8 @@ TEST_P(RingKinds, OversizedPayloadIsRefusedAndNothingElseIsLost) {
   auto big = pusher->push(bytes(std::string(33, 'x')));
   ASSERT_FALSE(big);
   EXPECT_EQ(big.code(), Errc::payload_too_large);
-  EXPECT_NE(big.error().message.find("max_payload of 32"), std::string::npos) << big.error().message;
+  EXPECT_NE(big.error().message.find("max_payload of 32"), std::string::npos)
+      << big.error().message;
   ASSERT_TRUE(pusher->push(bytes(std::string(32, 'y'))));
   std::vector<std::string> got;
   ASSERT_TRUE(ring->try_drain([&](auto m) { got.push_back(text(m)); }));
@@ -196,7 +208,8 @@ TEST(Ring, OptionsOutOfRangeAreClearErrors) {
   EXPECT_EQ(Ring::create(ns.name(), "r", {.buffer = kMaxBuffer + 1}).code(), Errc::bad_config);
   auto cap = Ring::create(ns.name(), "r", {.max_payload = 1000, .capacity = 512});
   ASSERT_FALSE(cap);
-  EXPECT_NE(cap.error().message.find("power of two from 1024"), std::string::npos) << cap.error().message;
+  EXPECT_NE(cap.error().message.find("power of two from 1024"), std::string::npos)
+      << cap.error().message;
   EXPECT_EQ(Ring::create(ns.name(), "r", {.capacity = 3000}).code(), Errc::bad_config);
   EXPECT_EQ(Ring::create(ns.name(), "r", {.max_pushers = 0}).code(), Errc::bad_config);
   EXPECT_TRUE(ns.leftovers().empty());

@@ -12,10 +12,12 @@ using namespace bloccs::test;
 
 namespace {
 
-void run_threads(RingKind kind, std::uint32_t pushers, std::uint64_t each, std::uint32_t buffer, SpinPolicy spin) {
+void run_threads(RingKind kind, std::uint32_t pushers, std::uint64_t each, std::uint32_t buffer,
+                 SpinPolicy spin) {
   TestNamespace ns;
   constexpr std::size_t kMax = 300;
-  auto ring = Ring::create(ns.name(), "r", {.kind = kind, .buffer = buffer, .max_payload = kMax, .capacity = 1024});
+  auto ring = Ring::create(ns.name(), "r",
+                           {.kind = kind, .buffer = buffer, .max_payload = kMax, .capacity = 1024});
   ASSERT_TRUE(ring) << ring.error().message;
   ring->set_spin(spin);
   std::vector<std::thread> threads;
@@ -34,8 +36,11 @@ void run_threads(RingKind kind, std::uint32_t pushers, std::uint64_t each, std::
   StreamChecker checker(pushers, kMax);
   std::string failure;
   while (checker.total() < pushers * each && failure.empty() && failures.load() == 0) {
-    auto n = ring->drain([&](auto m) { if (failure.empty()) failure = checker.check(m); }, 64,
-                         Clock::now() + std::chrono::seconds(30));
+    auto n = ring->drain(
+        [&](auto m) {
+          if (failure.empty()) failure = checker.check(m);
+        },
+        64, Clock::now() + std::chrono::seconds(30));
     if (!n) failure = n.error().message;
   }
   for (auto& t : threads) t.join();
@@ -44,12 +49,20 @@ void run_threads(RingKind kind, std::uint32_t pushers, std::uint64_t each, std::
   EXPECT_EQ(checker.total(), pushers * each);
 }
 
-constexpr SpinPolicy kSpinning{};                                  // the default: spin, then park
+constexpr SpinPolicy kSpinning{};  // the default: spin, then park
 constexpr SpinPolicy kAlwaysPark{std::chrono::nanoseconds(0), std::chrono::nanoseconds(0)};
 
 }  // namespace
 
-TEST(RingThreads, SpscSpinning) { run_threads(RingKind::spsc, 1, scaled(200'000), 16, kSpinning); }
-TEST(RingThreads, SpscAlwaysParking) { run_threads(RingKind::spsc, 1, scaled(50'000), 4, kAlwaysPark); }
-TEST(RingThreads, MpscSpinning) { run_threads(RingKind::mpsc, 3, scaled(100'000), 16, kSpinning); }
-TEST(RingThreads, MpscAlwaysParking) { run_threads(RingKind::mpsc, 3, scaled(30'000), 4, kAlwaysPark); }
+TEST(RingThreads, SpscSpinning) {
+  run_threads(RingKind::spsc, 1, scaled(200'000), 16, kSpinning);
+}
+TEST(RingThreads, SpscAlwaysParking) {
+  run_threads(RingKind::spsc, 1, scaled(50'000), 4, kAlwaysPark);
+}
+TEST(RingThreads, MpscSpinning) {
+  run_threads(RingKind::mpsc, 3, scaled(100'000), 16, kSpinning);
+}
+TEST(RingThreads, MpscAlwaysParking) {
+  run_threads(RingKind::mpsc, 3, scaled(30'000), 4, kAlwaysPark);
+}

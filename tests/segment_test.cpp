@@ -100,21 +100,33 @@ TEST(Segment, EachDamageHasItsOwnError) {
   };
   SegmentHeader saved{};
   tamper(ns, "s", [&](SegmentHeader& h) { std::memcpy(static_cast<void*>(&saved), &h, sizeof h); });
-  auto restore = [&] { tamper(ns, "s", [&](SegmentHeader& h) { std::memcpy(static_cast<void*>(&h), &saved, sizeof h); }); };
+  auto restore = [&] {
+    tamper(ns, "s",
+           [&](SegmentHeader& h) { std::memcpy(static_cast<void*>(&h), &saved, sizeof h); });
+  };
 
   tamper(ns, "s", [](SegmentHeader& h) { h.magic = 42; });
   expect_open(Errc::segment_invalid, "magic");
   restore();
-  tamper(ns, "s", [](SegmentHeader& h) { h.version = kLayoutVersion + 1; h.checksum = header_checksum(h); });
+  tamper(ns, "s", [](SegmentHeader& h) {
+    h.version = kLayoutVersion + 1;
+    h.checksum = header_checksum(h);
+  });
   expect_open(Errc::version_mismatch, "layout version");
   restore();
   tamper(ns, "s", [](SegmentHeader& h) { h.total_size = 1u << 20; });
   expect_open(Errc::segment_invalid, "checksum");
   restore();
-  tamper(ns, "s", [](SegmentHeader& h) { h.total_size = 1u << 20; h.checksum = header_checksum(h); });
+  tamper(ns, "s", [](SegmentHeader& h) {
+    h.total_size = 1u << 20;
+    h.checksum = header_checksum(h);
+  });
   expect_open(Errc::segment_invalid, "truncated or resized");
   restore();
-  tamper(ns, "s", [](SegmentHeader& h) { h.creator_uid += 1; h.checksum = header_checksum(h); });
+  tamper(ns, "s", [](SegmentHeader& h) {
+    h.creator_uid += 1;
+    h.checksum = header_checksum(h);
+  });
   expect_open(Errc::segment_invalid, "do not trust it");
   restore();
   tamper(ns, "s", [](SegmentHeader& h) { h.ready.store(0); });

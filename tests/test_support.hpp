@@ -104,7 +104,9 @@ inline int wait_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::
   }
 }
 
-inline bool exited_ok(int status) { return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+inline bool exited_ok(int status) {
+  return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 // ---- message contents ---------------------------------------------------------------------------
 // Message `seq` of pusher `id` has size message_size(id, seq, max) and bytes
@@ -124,7 +126,8 @@ inline std::byte filler(std::uint32_t id, std::uint64_t seq, std::size_t i) {
   return static_cast<std::byte>((id * 131u + seq * 31u + i * 7u) & 0xffu);
 }
 
-inline void fill_message(std::vector<std::byte>& buf, std::uint32_t id, std::uint64_t seq, std::size_t size) {
+inline void fill_message(std::vector<std::byte>& buf, std::uint32_t id, std::uint64_t seq,
+                         std::size_t size) {
   buf.resize(size);
   std::byte head[9];
   head[0] = static_cast<std::byte>(id);
@@ -146,8 +149,8 @@ class StreamChecker {
       std::uint64_t got;
       std::memcpy(&got, msg.data() + 1, 8);
       if (got != seq)
-        return "pusher " + std::to_string(id) + ": expected seq " + std::to_string(seq) +
-               ", got " + std::to_string(got) + (got < seq ? " (duplicate)" : " (lost messages)");
+        return "pusher " + std::to_string(id) + ": expected seq " + std::to_string(seq) + ", got " +
+               std::to_string(got) + (got < seq ? " (duplicate)" : " (lost messages)");
     }
     const std::size_t want = message_size(id, seq, max_);
     if (msg.size() != want)

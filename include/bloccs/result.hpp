@@ -12,43 +12,59 @@
 namespace bloccs {
 
 enum class Errc {
-  timeout,             // the deadline passed; nothing was enqueued (or received)
-  payload_too_large,   // payload exceeds the ring's max_payload
-  bad_name,            // namespace or segment name has a bad length or character
-  bad_config,          // ring/segment options out of range
-  already_exists,      // a segment of that name exists; exclusive create refused
-  not_found,           // no segment of that name
-  permission_denied,   // segment owned by another user or with unsafe mode
-  segment_invalid,     // size, magic or checksum wrong: not a bloccs segment, or damaged
-  version_mismatch,    // a bloccs segment of another layout version
-  wrong_kind,          // the segment holds something else (e.g. a registry, not a ring)
-  not_ready,           // the segment's creator has not finished initialising it
-  corrupt,             // a length or offset read from shared memory is out of range
-  pusher_limit,        // every pusher slot is held by a live process (or SPSC already has one)
-  owner_dead,          // the ring's consumer process is gone
-  buffer_too_small,    // the caller's buffer cannot hold the next message (it stays queued)
-  system_error,        // an OS call failed; the message names it and errno
+  timeout,            // the deadline passed; nothing was enqueued (or received)
+  payload_too_large,  // payload exceeds the ring's max_payload
+  bad_name,           // namespace or segment name has a bad length or character
+  bad_config,         // ring/segment options out of range
+  already_exists,     // a segment of that name exists; exclusive create refused
+  not_found,          // no segment of that name
+  permission_denied,  // segment owned by another user or with unsafe mode
+  segment_invalid,    // size, magic or checksum wrong: not a bloccs segment, or damaged
+  version_mismatch,   // a bloccs segment of another layout version
+  wrong_kind,         // the segment holds something else (e.g. a registry, not a ring)
+  not_ready,          // the segment's creator has not finished initialising it
+  corrupt,            // a length or offset read from shared memory is out of range
+  pusher_limit,       // every pusher slot is held by a live process (or SPSC already has one)
+  owner_dead,         // the ring's consumer process is gone
+  buffer_too_small,   // the caller's buffer cannot hold the next message (it stays queued)
+  system_error,       // an OS call failed; the message names it and errno
 };
 
 // A stable name for each code, for logs and tests.
 constexpr const char* errc_name(Errc code) noexcept {
   switch (code) {
-    case Errc::timeout: return "timeout";
-    case Errc::payload_too_large: return "payload_too_large";
-    case Errc::bad_name: return "bad_name";
-    case Errc::bad_config: return "bad_config";
-    case Errc::already_exists: return "already_exists";
-    case Errc::not_found: return "not_found";
-    case Errc::permission_denied: return "permission_denied";
-    case Errc::segment_invalid: return "segment_invalid";
-    case Errc::version_mismatch: return "version_mismatch";
-    case Errc::wrong_kind: return "wrong_kind";
-    case Errc::not_ready: return "not_ready";
-    case Errc::corrupt: return "corrupt";
-    case Errc::pusher_limit: return "pusher_limit";
-    case Errc::owner_dead: return "owner_dead";
-    case Errc::buffer_too_small: return "buffer_too_small";
-    case Errc::system_error: return "system_error";
+    case Errc::timeout:
+      return "timeout";
+    case Errc::payload_too_large:
+      return "payload_too_large";
+    case Errc::bad_name:
+      return "bad_name";
+    case Errc::bad_config:
+      return "bad_config";
+    case Errc::already_exists:
+      return "already_exists";
+    case Errc::not_found:
+      return "not_found";
+    case Errc::permission_denied:
+      return "permission_denied";
+    case Errc::segment_invalid:
+      return "segment_invalid";
+    case Errc::version_mismatch:
+      return "version_mismatch";
+    case Errc::wrong_kind:
+      return "wrong_kind";
+    case Errc::not_ready:
+      return "not_ready";
+    case Errc::corrupt:
+      return "corrupt";
+    case Errc::pusher_limit:
+      return "pusher_limit";
+    case Errc::owner_dead:
+      return "owner_dead";
+    case Errc::buffer_too_small:
+      return "buffer_too_small";
+    case Errc::system_error:
+      return "system_error";
   }
   return "unknown";
 }
@@ -61,20 +77,35 @@ struct Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design, like std::expected
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design, like std::expected
   Result(Error error) : v_(std::move(error)) {}  // NOLINT
 
   bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
 
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   T& operator*() & { return value(); }
 
-  const Error& error() const& { assert(!ok()); return std::get<1>(v_); }
-  Error&& error() && { assert(!ok()); return std::get<1>(std::move(v_)); }
+  const Error& error() const& {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
+  Error&& error() && {
+    assert(!ok());
+    return std::get<1>(std::move(v_));
+  }
   Errc code() const { return error().code; }
 
  private:
@@ -89,8 +120,14 @@ class [[nodiscard]] Result<void> {
 
   bool ok() const noexcept { return !failed_; }
   explicit operator bool() const noexcept { return ok(); }
-  const Error& error() const& { assert(failed_); return error_; }
-  Error&& error() && { assert(failed_); return std::move(error_); }
+  const Error& error() const& {
+    assert(failed_);
+    return error_;
+  }
+  Error&& error() && {
+    assert(failed_);
+    return std::move(error_);
+  }
   Errc code() const { return error().code; }
 
  private:
