@@ -10,30 +10,21 @@ namespace bloccs::lockfree {
 
 Ring::State Ring::peek(std::span<const std::byte>& payload) {
   RingControl* c = control();
-  const RingConfig& cfg = c->config;
+  const RingConfig& cfg = cfg_;
   const std::uint64_t mask = cfg.capacity - 1;
   const std::uint64_t off = head_.pos & mask;
-  std::uint64_t h;
-  std::uint64_t available = cfg.capacity;  // MPSC: a committed header bounds the record itself
-  if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) {
-    if (head_.pos == cached_tail_.pos) {
-      // acquire: pairs with the pusher's release store of tail; the records before it are visible.
-      cached_tail_ = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
-      if (head_.pos == cached_tail_.pos) return State::empty;
-    }
-    available = pos_distance(cached_tail_.pos, head_.pos);
-    // relaxed: the tail's acquire above already ordered this record's writes before us.
-    h = header_word(data(), off).load(std::memory_order_relaxed);
-  } else {
-    // acquire: pairs with the pusher's release store of the committed header (payload visible).
-    h = header_word(data(), off).load(std::memory_order_acquire);
-    if (!header_committed(h)) return pending_or_empty(payload);
+  // acquire: pairs with the pusher's release store of the committed header (payload visible).
+  // Both kinds publish a record by its header, so the consumer polls the line it then reads
+  // and never touches the pushers' tail line on the fast path.
+  const std::uint64_t h = header_word(data(), off).load(std::memory_order_acquire);
+  if (!header_committed(h)) {
+    if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) return State::empty;
+    return pending_or_empty(payload);
   }
   const std::uint32_t len = header_length(h);
   const std::uint32_t slot = header_slot_plus_one(h);
   if (header_type(h) != kTypeData || (h & kHeaderReservedBits) || len > cfg.max_payload ||
-      record_size(len) > available || available > cfg.capacity || slot == 0 ||
-      slot > cfg.slot_count) {
+      slot == 0 || slot > cfg.slot_count) {
     c->counters.corrupt.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
     error_ = Error{Errc::corrupt,
                    "ring /dev/shm/" + segment_.name() + " holds a damaged record at byte " +
@@ -58,7 +49,7 @@ Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
   // acquire: if a claim is open at our head, we see its claimant's slot intent (recovery).
   const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
   if (tail.pos == head_.pos) return State::empty;
-  if (pos_distance(tail.pos, head_.pos) > c->config.capacity) {
+  if (pos_distance(tail.pos, head_.pos) > cfg_.capacity) {
     error_ = Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() +
                                       " has its tail further ahead than its capacity; the ring "
                                       "cannot be trusted, remove it (shmctl rm)"};
@@ -72,8 +63,7 @@ Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
     stuck_since_ = now;
     return State::pending;
   }
-  if (now - stuck_since_ < std::chrono::microseconds(c->config.abandon_after_us))
-    return State::pending;
+  if (now - stuck_since_ < std::chrono::microseconds(cfg_.abandon_after_us)) return State::pending;
   stuck_since_ = now;  // whatever recovery finds, look again only after another interval
   switch (recover_abandoned()) {
     case Recovery::skipped:
@@ -87,7 +77,7 @@ Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
 }
 
 void Ring::consume() {
-  const RingConfig& cfg = control()->config;
+  const RingConfig& cfg = cfg_;
   if (cfg.kind == static_cast<std::uint32_t>(RingKind::mpsc)) {
     // A zero header means "nothing written"; recovery depends on consumed space being zero.
     zero_ring(data(), cfg.capacity, head_.pos & (cfg.capacity - 1), peeked_size_);
@@ -104,24 +94,26 @@ void Ring::publish_head() {
   // it.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   wake_if_waiting(c->space.waiters, c->space.epoch, INT_MAX);
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc) && (++publishes_ & 0xffff) == 0)
+    release_dead_slots_behind_head();
 }
 
 Status Ring::wait(Deadline deadline) {
   RingControl* c = control();
-  const RingConfig& cfg = c->config;
+  const RingConfig& cfg = cfg_;
   const bool spsc = cfg.kind == static_cast<std::uint32_t>(RingKind::spsc);
-  auto ready = [&](std::memory_order order) {
-    if (spsc) return Cursor::unpack(c->producer.tail.load(order)).pos != head_.pos;
-    return header_committed(header_word(data(), head_.pos & (cfg.capacity - 1)).load(order));
-  };
+  std::atomic_ref<std::uint64_t> head_header = header_word(data(), head_.pos & (cfg.capacity - 1));
+  auto ready = [&](std::memory_order order) { return header_committed(head_header.load(order)); };
 
-  // Spin: a hand-off between cores takes ~100 ns; a futex wake-up tens of microseconds.
-  const auto spin_end = Clock::now() + spin_.consumer;
+  // Spin: a hand-off between cores takes ~100 ns; a futex wake-up tens of microseconds. The
+  // clock is read only every 64 polls: a message that is about to land costs no clock read.
+  Deadline spin_end{};
   for (unsigned i = 1;; ++i) {
-    // acquire: pairs with the pusher's release of tail (SPSC) or of the header (MPSC).
+    // acquire: pairs with the pusher's release store of the committed header.
     if (ready(std::memory_order_acquire)) return {};
     if ((i & 63) == 0) {
       const auto now = Clock::now();
+      if (spin_end == Deadline{}) spin_end = now + spin_.consumer;
       if (now >= spin_end || now >= deadline) break;
     }
     cpu_relax();

@@ -12,34 +12,64 @@ namespace {
 // A parked pusher looks at the owner this often, so that it never sleeps on a dead ring.
 constexpr auto kOwnerCheckInterval = std::chrono::milliseconds(100);
 
+// Where an SPSC pusher resumes. The shared tail lags the true one if a predecessor was killed
+// between publishing its last record and storing the tail: step over committed records. The
+// word at the true tail is always zero (the terminator), so this stops there.
+Result<Cursor> spsc_resume_point(const shm::Segment& seg, const RingConfig& cfg) {
+  auto* c = reinterpret_cast<RingControl*>(seg.base());
+  std::byte* data = seg.base() + cfg.data_offset;
+  // acquire: with the headers' acquire below, the predecessor's last writes are visible.
+  Cursor t = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
+  for (std::uint64_t walked = 0;;) {
+    const std::uint64_t h =
+        header_word(data, t.pos & (cfg.capacity - 1)).load(std::memory_order_acquire);
+    if (!header_committed(h)) return t;
+    walked += record_size(header_length(h));
+    if (header_length(h) > cfg.max_payload || walked > cfg.capacity)
+      return Error{Errc::corrupt, "ring /dev/shm/" + seg.name() +
+                                      " has committed records past its tail that do not fit; "
+                                      "remove it (shmctl rm) and restart its owner"};
+    t = t.advanced(record_size(header_length(h)));
+  }
+}
+
 }  // namespace
 
 Result<RingPusher> RingPusher::open(std::string_view ns, std::string_view name) {
   auto seg = shm::Segment::open(ns, name, shm::SegmentKind::ring);
   if (!seg) return std::move(seg).error();
-  if (auto st = validate_ring(*seg); !st) return std::move(st).error();
+  auto validated = validated_config(*seg);
+  if (!validated) return std::move(validated).error();
+  const RingConfig cfg = *validated;
   auto* c = reinterpret_cast<RingControl*>(seg->base());
-  const RingConfig& cfg = c->config;
   auto* slots = reinterpret_cast<PusherSlot*>(seg->base() + cfg.slots_offset);
   // acquire: the consumer's zeroing of everything before head is visible to our writes.
   const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
   auto slot = attach_slot({slots, cfg.slot_count}, head.pos, seg->name(),
                           cfg.kind == static_cast<std::uint32_t>(RingKind::spsc));
   if (!slot) return std::move(slot).error();
-  return RingPusher(std::move(seg).value(), *slot);
+  RingPusher pusher(std::move(seg).value(), cfg, *slot);
+  if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) {
+    auto resume = spsc_resume_point(pusher.segment_, cfg);
+    if (!resume) return std::move(resume).error();  // the pusher's destructor frees the slot
+    pusher.spsc_tail_ = *resume;
+    // relaxed: only tools and successors read it (see push_spsc).
+    c->producer.tail.store(resume->pack(), std::memory_order_relaxed);
+  }
+  return pusher;
 }
 
-RingPusher::RingPusher(shm::Segment segment, std::uint32_t slot)
-    : segment_(std::move(segment)), slot_(slot) {
+RingPusher::RingPusher(shm::Segment segment, const RingConfig& config, std::uint32_t slot)
+    : segment_(std::move(segment)), cfg_(config), slot_(slot) {
   RingControl* c = control();
-  // acquire: both cursors as last published; an SPSC pusher resumes from the shared tail (a
-  // predecessor killed mid-write never published its record).
+  // acquire: the consumer's head as last published (open() fixes up an SPSC tail).
   cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
   spsc_tail_ = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
 }
 
 RingPusher::RingPusher(RingPusher&& other) noexcept
     : segment_(std::move(other.segment_)),
+      cfg_(other.cfg_),
       slot_(other.slot_),
       cached_head_(other.cached_head_),
       spsc_tail_(other.spsc_tail_),
@@ -51,32 +81,24 @@ RingPusher::~RingPusher() {
 }
 
 PusherSlot& RingPusher::my_slot() const noexcept {
-  return reinterpret_cast<PusherSlot*>(segment_.base() + control()->config.slots_offset)[slot_];
+  return reinterpret_cast<PusherSlot*>(segment_.base() + cfg_.slots_offset)[slot_];
 }
 
 bool RingPusher::fits(Cursor tail, std::uint64_t bytes) const noexcept {
-  const RingConfig& cfg = control()->config;
-  return pos_distance(tail.pos, cached_head_.pos) + bytes <= cfg.capacity &&
+  const RingConfig& cfg = cfg_;
+  // kRecordHeader of slack: the SPSC terminator word after the record must be free too.
+  return pos_distance(tail.pos, cached_head_.pos) + bytes + kRecordHeader <= cfg.capacity &&
          count_distance(tail.count, cached_head_.count) < cfg.buffer;
 }
 
-void RingPusher::write_record(std::uint64_t pos, std::span<const std::byte> payload,
-                              bool committed) {
-  const RingConfig& cfg = control()->config;
-  const std::uint64_t off = pos & (cfg.capacity - 1);
-  const auto len = static_cast<std::uint32_t>(payload.size());
-  // relaxed: SPSC publishes through the tail; MPSC commits with a second, release store.
-  header_word(data(), off)
-      .store(make_record_header(len, slot_, committed), std::memory_order_relaxed);
-  // The header must reach memory before the payload (recovery reads "header zero" as "nothing
-  // written"): keep the compiler from sinking it; x86-64 keeps stores in program order.
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  copy_into_ring(data(), cfg.capacity, (off + kRecordHeader) & (cfg.capacity - 1), payload.data(),
+void RingPusher::write_payload(std::uint64_t pos, std::span<const std::byte> payload) {
+  const RingConfig& cfg = cfg_;
+  copy_into_ring(data(), cfg.capacity, (pos + kRecordHeader) & (cfg.capacity - 1), payload.data(),
                  payload.size());
 }
 
 Status RingPusher::push(std::span<const std::byte> payload, Deadline deadline) {
-  const RingConfig& cfg = control()->config;
+  const RingConfig& cfg = cfg_;
   if (payload.size() > cfg.max_payload)
     return Error{Errc::payload_too_large,
                  "payload of " + std::to_string(payload.size()) + " bytes exceeds the ring's " +
@@ -88,17 +110,30 @@ Status RingPusher::push(std::span<const std::byte> payload, Deadline deadline) {
 
 Status RingPusher::push_spsc(std::span<const std::byte> payload, Deadline deadline) {
   RingControl* c = control();
+  const std::uint64_t mask = cfg_.capacity - 1;
   const std::uint64_t bytes = record_size(payload.size());
   const Cursor tail = spsc_tail_;
   if (!fits(tail, bytes)) {
-    if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
+    // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
+    cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+    if (!fits(tail, bytes)) {
+      if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
+    }
   }
-  write_record(tail.pos, payload, true);
+  // relaxed: the terminator. The word after our record reads zero ("nothing yet") before the
+  // release below publishes our record, so the consumer stops there, whatever the last lap left.
+  header_word(data(), (tail.pos + bytes) & mask).store(0, std::memory_order_relaxed);
+  write_payload(tail.pos, payload);
+  // release: publishes the record (payload and terminator) to the consumer's acquire.
+  header_word(data(), tail.pos & mask)
+      .store(make_record_header(static_cast<std::uint32_t>(payload.size()), 0, true),
+             std::memory_order_release);
   spsc_tail_ = tail.advanced(bytes);
-  // release: the record's bytes are visible to a consumer that acquires this tail.
-  c->producer.tail.store(spsc_tail_.pack(), std::memory_order_release);
+  // relaxed: the tail tells tools the depth and a successor where to resume; the consumer
+  // reads records by their headers, never by this.
+  c->producer.tail.store(spsc_tail_.pack(), std::memory_order_relaxed);
   // seq_cst fence (a locked op on our own stack, not an RMW on shared data): Dekker with a
-  // parking consumer, so that we see its announcement or it sees our tail.
+  // parking consumer, so that we see its announcement or it sees our header.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   wake_if_waiting(c->data.waiters, c->data.epoch, 1);
   return {};
@@ -131,11 +166,16 @@ Status RingPusher::push_mpsc(std::span<const std::byte> payload, Deadline deadli
                                                std::memory_order_relaxed))
       break;
   }
-  write_record(tail.pos, payload, false);
+  const std::uint64_t off = tail.pos & (cfg_.capacity - 1);
+  const auto len = static_cast<std::uint32_t>(payload.size());
+  // relaxed: the uncommitted header only names the claimant, for recovery if we die now.
+  header_word(data(), off).store(make_record_header(len, slot_, false), std::memory_order_relaxed);
+  // The header must reach memory before the payload (recovery reads "header zero" as "nothing
+  // written"): keep the compiler from sinking it; x86-64 keeps stores in program order.
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  write_payload(tail.pos, payload);
   // release: commit; the consumer's acquire of the header makes the payload visible.
-  header_word(data(), tail.pos & (control()->config.capacity - 1))
-      .store(make_record_header(static_cast<std::uint32_t>(payload.size()), slot_, true),
-             std::memory_order_release);
+  header_word(data(), off).store(make_record_header(len, slot_, true), std::memory_order_release);
   // release: a consumer that sees the slot idle also sees the commit above.
   slot.intent.store(0, std::memory_order_release);
   // seq_cst fence: Dekker with a parking consumer (see futex.hpp).
@@ -146,7 +186,7 @@ Status RingPusher::push_mpsc(std::span<const std::byte> payload, Deadline deadli
 
 Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline) {
   RingControl* c = control();
-  const bool spsc = c->config.kind == static_cast<std::uint32_t>(RingKind::spsc);
+  const bool spsc = cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc);
   auto current_tail = [&] {
     // relaxed: MPSC re-reads the tail only to judge fit; the CAS validates it later.
     return spsc ? tail : Cursor::unpack(c->producer.tail.load(std::memory_order_relaxed));
@@ -175,7 +215,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     cpu_relax();
   }
 
-  const shm::ProcessId owner{c->config.owner_pid, c->config.owner_start_time};
+  const shm::ProcessId owner{cfg_.owner_pid, cfg_.owner_start_time};
   for (;;) {
     // seq_cst: announce ourselves before the re-check (Dekker with publish_head's fence).
     c->space.waiters.fetch_add(1, std::memory_order_seq_cst);

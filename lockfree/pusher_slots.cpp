@@ -13,13 +13,16 @@ std::uint64_t self_token() {
 
 bool token_alive(std::uint64_t token) {
   if (token == 0) return false;
-  const std::uint64_t start = shm::process_start_time(static_cast<pid_t>(token_pid(token)));
-  return start != 0 && (start & 0xffffffffull) == (token >> 32);
+  return shm::is_alive({token_pid(token), token >> 32}, 0xffffffffull);
 }
 
 Result<std::uint32_t> attach_slot(std::span<PusherSlot> slots, std::uint64_t head_pos,
                                   std::string_view ring_name, bool single_pusher) {
   const std::uint64_t me = self_token();
+  if (shm::self_process().start_time == 0)
+    return Error{Errc::system_error,
+                 "cannot read this process's start time from /proc/self/stat (out of file "
+                 "descriptors?); without it other processes could not tell whether it is alive"};
   std::uint32_t live_holder = 0;
   for (std::uint32_t i = 0; i < slots.size(); ++i) {
     PusherSlot& s = slots[i];

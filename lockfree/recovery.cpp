@@ -25,12 +25,6 @@
 namespace bloccs::lockfree {
 namespace {
 
-struct SlotView {
-  std::uint64_t owner;
-  std::uint64_t intent;  // 0 or kIntentActive | pos
-  bool alive;
-};
-
 bool in_span(std::uint64_t x, std::uint64_t from, std::uint64_t to) {
   return x == from || (pos_before(from, x) && pos_before(x, to));
 }
@@ -39,7 +33,7 @@ bool in_span(std::uint64_t x, std::uint64_t from, std::uint64_t to) {
 
 Ring::Recovery Ring::recover_abandoned() {
   RingControl* c = control();
-  const RingConfig& cfg = c->config;
+  const RingConfig& cfg = cfg_;
   const std::uint64_t mask = cfg.capacity - 1;
   const std::uint64_t p = head_.pos;
   auto* slots = reinterpret_cast<PusherSlot*>(segment_.base() + cfg.slots_offset);
@@ -52,7 +46,9 @@ Ring::Recovery Ring::recover_abandoned() {
   // acquire: a tail past p carries (release sequence of the CASes) every claimant's intent.
   const std::uint64_t tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire)).pos;
   if (tail == p) return Recovery::claimant_alive;  // nothing claimed: just empty
-  std::vector<SlotView> view(cfg.slot_count);
+  if (pos_distance(tail, p) > cfg.capacity)
+    return corrupt("its tail is further ahead of the head than its capacity");
+  std::vector<SlotView>& view = slot_view_;
   for (std::uint32_t i = 0; i < cfg.slot_count; ++i) {
     // acquire: a slot seen idle means its owner's commit (written before) is visible to us.
     view[i].owner = slots[i].owner.load(std::memory_order_acquire);
@@ -65,7 +61,8 @@ Ring::Recovery Ring::recover_abandoned() {
 
   std::uint64_t skip_bytes = 0;
   std::uint64_t skip_messages = 0;
-  std::vector<std::uint32_t> dead_slots;
+  std::vector<std::uint32_t>& dead_slots = dead_slots_;
+  dead_slots.clear();
   if (h != 0) {  // case 1: written, not committed
     const std::uint32_t slot = header_slot_plus_one(h);
     if (header_type(h) != kTypeData || (h & kHeaderReservedBits) ||
@@ -96,7 +93,8 @@ Ring::Recovery Ring::recover_abandoned() {
         break;
       }
     }
-    std::vector<std::uint64_t> starts;
+    std::vector<std::uint64_t>& starts = dead_starts_;
+    starts.clear();
     for (std::uint32_t i = 0; i < cfg.slot_count; ++i) {
       const SlotView& v = view[i];
       if (v.alive || !(v.intent & kIntentActive)) continue;
@@ -120,6 +118,21 @@ Ring::Recovery Ring::recover_abandoned() {
                               std::memory_order_relaxed);
   publish_head();
   return Recovery::skipped;
+}
+
+// A pusher killed after committing (or before its CAS) leaves an intent behind in its slot.
+// Once the head has passed it nobody needs it, but left alone for 2^39 bytes it would look
+// like a position ahead again: clear such slots now and then (from publish_head and recovery).
+void Ring::release_dead_slots_behind_head() {
+  auto* slots = reinterpret_cast<PusherSlot*>(segment_.base() + cfg_.slots_offset);
+  for (std::uint32_t i = 0; i < cfg_.slot_count; ++i) {
+    // relaxed: a hint; release_slot re-checks the owner with acquire before touching the slot.
+    const std::uint64_t owner = slots[i].owner.load(std::memory_order_relaxed);
+    const std::uint64_t intent = slots[i].intent.load(std::memory_order_relaxed);
+    if (owner == 0 || !(intent & kIntentActive) || !pos_before(intent & kPosMask, head_.pos))
+      continue;
+    if (!token_alive(owner)) release_slot(slots[i], owner);
+  }
 }
 
 }  // namespace bloccs::lockfree

@@ -12,7 +12,8 @@ namespace {
 constexpr std::uint64_t kDefaultCapacityLimit = 64ull << 20;
 
 Result<std::uint64_t> pick_capacity(const RingOptions& o) {
-  const std::uint64_t rec = record_size(o.max_payload);
+  // One record of max_payload, plus the word after it that must stay free (see fits()).
+  const std::uint64_t rec = record_size(o.max_payload) + kRecordHeader;
   if (o.capacity == 0) {
     std::uint64_t want =
         std::min<std::uint64_t>(std::uint64_t{o.buffer} * rec, kDefaultCapacityLimit);
@@ -22,7 +23,7 @@ Result<std::uint64_t> pick_capacity(const RingOptions& o) {
     return Error{Errc::bad_config,
                  "ring capacity " + std::to_string(o.capacity) + " must be a power of two from " +
                      std::to_string(std::bit_ceil(rec)) + " (one record of max_payload " +
-                     std::to_string(o.max_payload) + ") to 4 GiB; pass 0 to let bloccs pick"};
+                     std::to_string(o.max_payload) + ") to 64 MiB; pass 0 to let bloccs pick"};
   return o.capacity;
 }
 
@@ -78,19 +79,23 @@ Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOption
   };
   // Cursors, wait lines, counters and slots start at zero: ftruncate zero-filled them.
   seg->publish();
-  return Ring(std::move(seg).value());
+  const RingConfig config = c->config;
+  return Ring(std::move(seg).value(), config);
 }
 
-Ring::Ring(shm::Segment segment) : segment_(std::move(segment)) {
-  scratch_.resize(control()->config.max_payload);
+Ring::Ring(shm::Segment segment, const RingConfig& config)
+    : segment_(std::move(segment)), cfg_(config) {
+  scratch_.resize(cfg_.max_payload);
+  slot_view_.resize(cfg_.slot_count);
+  dead_starts_.reserve(cfg_.slot_count);
+  dead_slots_.reserve(cfg_.slot_count);
 }
 
-Status validate_ring(const shm::Segment& seg) {
+Result<RingConfig> validated_config(const shm::Segment& seg) {
   if (seg.size() < sizeof(RingControl))
     return damaged(seg,
                    "it is " + std::to_string(seg.size()) + " bytes, smaller than a ring header");
-  const auto* c = reinterpret_cast<const RingControl*>(seg.base());
-  const RingConfig& cfg = c->config;
+  const RingConfig cfg = reinterpret_cast<const RingControl*>(seg.base())->config;
   if (cfg.kind != static_cast<std::uint32_t>(RingKind::spsc) &&
       cfg.kind != static_cast<std::uint32_t>(RingKind::mpsc))
     return damaged(seg, "unknown ring kind " + std::to_string(cfg.kind));
@@ -99,19 +104,19 @@ Status validate_ring(const shm::Segment& seg) {
     return damaged(seg, "pusher slot count " + std::to_string(cfg.slot_count) + " out of range");
   if (!std::has_single_bit(cfg.capacity) || cfg.capacity < 8 || cfg.capacity > kMaxCapacity)
     return damaged(
-        seg, "capacity " + std::to_string(cfg.capacity) + " is not a power of two up to 4 GiB");
+        seg, "capacity " + std::to_string(cfg.capacity) + " is not a power of two up to 64 MiB");
   if (cfg.buffer == 0 || cfg.buffer > kMaxBuffer)
     return damaged(seg, "buffer " + std::to_string(cfg.buffer) + " out of range");
-  if (record_size(cfg.max_payload) > cfg.capacity)
+  if (record_size(cfg.max_payload) + kRecordHeader > cfg.capacity)
     return damaged(seg, "max_payload " + std::to_string(cfg.max_payload) + " exceeds its capacity");
   if (cfg.slots_offset != sizeof(RingControl) ||
       cfg.data_offset != cfg.slots_offset + std::uint64_t{cfg.slot_count} * sizeof(PusherSlot) ||
       cfg.data_offset + cfg.capacity != seg.size())
     return damaged(seg, "its slot and data offsets do not match its size");
-  return {};
+  return cfg;
 }
 
-RingStats read_stats(const shm::Segment& seg) {
+RingStats read_stats(const shm::Segment& seg, const RingConfig& cfg) {
   const auto* c = reinterpret_cast<const RingControl*>(seg.base());
   // relaxed everywhere: a snapshot for people; it orders nothing and must never slow a pusher.
   const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_relaxed));
@@ -122,8 +127,8 @@ RingStats read_stats(const shm::Segment& seg) {
   s.parked_pushers = c->space.waiters.load(std::memory_order_relaxed);
   s.parked_consumer = c->data.waiters.load(std::memory_order_relaxed);
   s.abandoned = c->counters.abandoned.load(std::memory_order_relaxed);
-  const auto* slots = reinterpret_cast<const PusherSlot*>(seg.base() + c->config.slots_offset);
-  for (std::uint32_t i = 0; i < c->config.slot_count; ++i)
+  const auto* slots = reinterpret_cast<const PusherSlot*>(seg.base() + cfg.slots_offset);
+  for (std::uint32_t i = 0; i < cfg.slot_count; ++i)
     s.attached_pushers += slots[i].owner.load(std::memory_order_relaxed) != 0;
   return s;
 }

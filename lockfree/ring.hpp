@@ -66,9 +66,10 @@ struct RingStats {
   std::uint32_t attached_pushers;  // slots held (live or not yet reclaimed)
 };
 
-// Checks a mapped ring control block before anything in it is used: every length and offset.
-Status validate_ring(const shm::Segment& segment);
-RingStats read_stats(const shm::Segment& segment);
+// Copies a mapped ring's config and checks every length and offset in the copy. Callers use
+// only the copy afterwards: a peer that rewrites the shared config later changes nothing.
+Result<RingConfig> validated_config(const shm::Segment& segment);
+RingStats read_stats(const shm::Segment& segment, const RingConfig& config);
 
 class Ring {
  public:
@@ -96,32 +97,43 @@ class Ring {
   Status wait(Deadline deadline);
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
-  const RingConfig& config() const noexcept { return control()->config; }
-  RingStats stats() const { return read_stats(segment_); }
+  const RingConfig& config() const noexcept { return cfg_; }
+  RingStats stats() const { return read_stats(segment_, cfg_); }
   const shm::Segment& segment() const noexcept { return segment_; }
 
  private:
   enum class State { ready, empty, pending, error };
   enum class Recovery { skipped, claimant_alive, corrupt };
-  explicit Ring(shm::Segment segment);
+  Ring(shm::Segment segment, const RingConfig& config);
 
   RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
-  std::byte* data() const noexcept { return segment_.base() + control()->config.data_offset; }
+  std::byte* data() const noexcept { return segment_.base() + cfg_.data_offset; }
 
   // The next record, if one is committed. Sets `error_` on a damaged record.
   State peek(std::span<const std::byte>& payload);
   void consume();       // advances the local head past the peeked record
   void publish_head();  // hands consumed space back and wakes parked pushers
   State pending_or_empty(std::span<const std::byte>& payload);
-  Recovery recover_abandoned();  // recovery.cpp
+  Recovery recover_abandoned();           // recovery.cpp
+  void release_dead_slots_behind_head();  // recovery.cpp
 
   shm::Segment segment_;
-  Cursor head_{};         // local copy; the shared head is published per batch
-  Cursor cached_tail_{};  // SPSC: last tail seen
+  RingConfig cfg_;  // validated private copy; never re-read from shared memory
+  Cursor head_{};   // local copy; the shared head is published per batch
   std::uint64_t peeked_size_ = 0;
+  std::uint64_t publishes_ = 0;  // every 2^16, look for dead pushers' stale intents
   std::uint64_t stuck_pos_ = ~std::uint64_t{0};
   Clock::time_point stuck_since_{};
   std::vector<std::byte> scratch_;  // holds a record that wraps past the end of the data area
+  // Recovery's working space, sized once so that the pop path never allocates.
+  struct SlotView {
+    std::uint64_t owner;
+    std::uint64_t intent;  // 0 or kIntentActive | pos
+    bool alive;
+  };
+  std::vector<SlotView> slot_view_;
+  std::vector<std::uint64_t> dead_starts_;
+  std::vector<std::uint32_t> dead_slots_;
   SpinPolicy spin_{};
   Error error_{};
 };
@@ -141,22 +153,23 @@ class RingPusher {
   Status push(std::span<const std::byte> payload, Deadline deadline = kNoDeadline);
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
-  const RingConfig& config() const noexcept { return control()->config; }
+  const RingConfig& config() const noexcept { return cfg_; }
   std::uint32_t slot() const noexcept { return slot_; }
 
  private:
-  RingPusher(shm::Segment segment, std::uint32_t slot);
+  RingPusher(shm::Segment segment, const RingConfig& config, std::uint32_t slot);
   RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
-  std::byte* data() const noexcept { return segment_.base() + control()->config.data_offset; }
+  std::byte* data() const noexcept { return segment_.base() + cfg_.data_offset; }
   PusherSlot& my_slot() const noexcept;
 
   bool fits(Cursor tail, std::uint64_t bytes) const noexcept;
   Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline);
-  void write_record(std::uint64_t pos, std::span<const std::byte> payload, bool committed);
+  void write_payload(std::uint64_t pos, std::span<const std::byte> payload);
   Status push_spsc(std::span<const std::byte> payload, Deadline deadline);
   Status push_mpsc(std::span<const std::byte> payload, Deadline deadline);
 
   shm::Segment segment_;
+  RingConfig cfg_;  // validated private copy
   std::uint32_t slot_ = 0;
   Cursor cached_head_{};
   Cursor spsc_tail_{};  // SPSC: the pusher is the only writer of the tail

@@ -48,7 +48,9 @@ inline constexpr std::size_t kCacheLine = 64;
 inline constexpr int kPosBits = 40;
 inline constexpr std::uint64_t kPosMask = (std::uint64_t{1} << kPosBits) - 1;
 inline constexpr std::uint64_t kCountMask = (std::uint64_t{1} << (64 - kPosBits)) - 1;
-inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 32;
+// At most 2^23 records (8 bytes each at least) fit in 64 MiB: a pusher's cached head can then
+// never be so stale that the 24-bit message count wraps into looking fresh.
+inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 26;
 inline constexpr std::uint32_t kMaxBuffer = (std::uint32_t{1} << 23) - 1;
 inline constexpr std::uint32_t kMaxPushers = 4096;
 inline constexpr std::size_t kRecordHeader = 8;

@@ -1,50 +1,78 @@
 #include "shm/process.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 namespace bloccs::shm {
+namespace {
 
-std::uint64_t process_start_time(pid_t pid) {
+enum class Probe { running, gone, unknown };
+
+struct ProbeResult {
+  Probe state;
+  std::uint64_t start_time;
+};
+
+Probe pid_exists(pid_t pid) {
+  if (::kill(pid, 0) == 0 || errno == EPERM) return Probe::unknown;  // exists; start time unread
+  return errno == ESRCH ? Probe::gone : Probe::unknown;
+}
+
+ProbeResult probe(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {errno == ENOENT ? pid_exists(pid) : Probe::unknown, 0};
   char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  const int read_errno = errno;
   ::close(fd);
-  if (n <= 0) return 0;
+  if (n <= 0) return {n < 0 && read_errno == ESRCH ? Probe::gone : Probe::unknown, 0};
   buf[n] = '\0';
   // The command name (field 2) may hold spaces and parentheses: parse from the last ')'.
   char* p = std::strrchr(buf, ')');
-  if (!p || p[1] != ' ') return 0;
+  if (!p || p[1] != ' ') return {Probe::unknown, 0};
   p += 2;
-  const char state = *p;
-  if (state == 'Z' || state == 'X') return 0;
+  if (*p == 'Z' || *p == 'X') return {Probe::gone, 0};
   // Fields after the name start at 3 (state); the start time is field 22.
   for (int field = 3; field < 22; ++field) {
     p = std::strchr(p, ' ');
-    if (!p) return 0;
+    if (!p) return {Probe::unknown, 0};
     ++p;
   }
-  return std::strtoull(p, nullptr, 10);
+  return {Probe::running, std::strtoull(p, nullptr, 10)};
 }
+
+}  // namespace
 
 ProcessId self_process() {
   static thread_local ProcessId cached{};
   const auto pid = static_cast<std::uint32_t>(::getpid());
-  if (cached.pid != pid) cached = ProcessId{pid, process_start_time(static_cast<pid_t>(pid))};
+  if (cached.pid != pid || cached.start_time == 0) {
+    const ProbeResult r = probe(static_cast<pid_t>(pid));
+    cached = ProcessId{pid, r.state == Probe::running ? r.start_time : 0};
+  }
   return cached;
 }
 
-bool is_alive(const ProcessId& id) {
+bool is_alive(const ProcessId& id, std::uint64_t start_mask) {
   if (id.pid == 0) return false;
-  const std::uint64_t now = process_start_time(static_cast<pid_t>(id.pid));
-  return now != 0 && (id.start_time == 0 || now == id.start_time);
+  const ProbeResult r = probe(static_cast<pid_t>(id.pid));
+  switch (r.state) {
+    case Probe::gone:
+      return false;
+    case Probe::unknown:
+      return true;
+    case Probe::running:
+      return id.start_time == 0 || (r.start_time & start_mask) == (id.start_time & start_mask);
+  }
+  return true;
 }
 
 }  // namespace bloccs::shm

@@ -16,14 +16,15 @@ struct ProcessId {
   friend bool operator==(const ProcessId&, const ProcessId&) = default;
 };
 
-// The calling process (start time read once and cached; refreshed after fork).
+// The calling process. Its start time is read once and cached (and read again after a fork);
+// it is 0 if /proc could not be read, and then not cached.
 ProcessId self_process();
 
-// The start time of `pid`, or 0 if it does not exist or is a zombie (a SIGKILLed child that
-// was not reaped yet has not run since it died; it counts as dead).
-std::uint64_t process_start_time(pid_t pid);
-
-// True if the process `id` names is still running (same pid, same start time, not a zombie).
-bool is_alive(const ProcessId& id);
+// True if the process `id` names may still be running: same pid, and the same start time in
+// the bits `start_mask` keeps (0 in `id` matches any). A zombie (killed, not yet reaped) is
+// dead. When /proc cannot tell (too many open files, hidepid), kill(pid, 0) decides and an
+// existing pid counts as alive: mistaking a live process for a dead one would cost messages,
+// the opposite mistake only a wait.
+bool is_alive(const ProcessId& id, std::uint64_t start_mask = ~std::uint64_t{0});
 
 }  // namespace bloccs::shm

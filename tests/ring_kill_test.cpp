@@ -1,5 +1,8 @@
 // Pushers that die mid-push, SIGKILLed at chosen steps and at random instants: the consumer
 // never hangs, skips (and counts) exactly the dead claims, and every live message arrives.
+#include <fcntl.h>
+#include <sys/resource.h>
+
 #include <random>
 
 #include <gtest/gtest.h>
@@ -190,14 +193,13 @@ TEST(RingKill, DeadBeforeClaimLosesNothing) {
   f.expect_full_capacity_back();
 }
 
-TEST(RingKill, SlowLivePusherIsNeverMistakenForADeadOne) {
-  KillFixture f;
-  ASSERT_TRUE(f.ring);
-  const pid_t slow = spawn([&] {
+// A pusher that claims, then takes 150 ms (75 x abandon_after) to write and commit.
+pid_t spawn_slow_pusher(KillFixture& f) {
+  return spawn([&] {
     RawPusher raw = RawPusher::open(f.ns);
     const std::string msg = "slow but alive";
     const std::uint64_t pos = raw.claim(msg.size());
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // 75 x abandon_after
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
     raw.write_header(pos, msg.size(), false);
     raw.write_payload(pos, msg, msg.size());
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
@@ -205,9 +207,41 @@ TEST(RingKill, SlowLivePusherIsNeverMistakenForADeadOne) {
     raw.slot().intent.store(0);
     return 0;
   });
+}
+
+TEST(RingKill, SlowLivePusherIsNeverMistakenForADeadOne) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  const pid_t slow = spawn_slow_pusher(f);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   f.push("behind it");
   EXPECT_EQ(f.drain_expecting(2), (std::vector<std::string>{"slow but alive", "behind it"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 0u);
+  EXPECT_TRUE(exited_ok(wait_child(slow)));
+}
+
+TEST(RingKill, UnreadableProcDoesNotMakeALivePusherLookDead) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  const pid_t slow = spawn_slow_pusher(f);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  f.push("behind it");
+  // The consumer can open no more files: /proc/<pid>/stat cannot be read while it drains.
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int highest = 0;
+  for (int fd = 0; fd < 1024; ++fd)
+    if (fcntl(fd, F_GETFD) != -1) highest = fd;
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(highest + 1);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<int> gaps;  // fill every free descriptor below the limit
+  for (int fd; (fd = open("/dev/null", O_RDONLY)) >= 0;) gaps.push_back(fd);
+  ASSERT_EQ(errno, EMFILE);
+  const auto got = f.drain_expecting(2);
+  for (int fd : gaps) close(fd);
+  setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_EQ(got, (std::vector<std::string>{"slow but alive", "behind it"}));
   EXPECT_EQ(f.ring->stats().abandoned, 0u);
   EXPECT_TRUE(exited_ok(wait_child(slow)));
 }

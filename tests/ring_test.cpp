@@ -68,7 +68,8 @@ TEST_P(RingKinds, BufferBoundsTheMessageCount) {
 
 TEST_P(RingKinds, CapacityBoundsTheBytes) {
   TestNamespace ns;
-  // 64 data bytes: two 24-byte records (8 header + 16 payload) fit, a third does not.
+  // 64 data bytes, of which the word after the last record stays free: two 24-byte records
+  // (8 header + 16 payload) fit, a third does not, an empty one (8 bytes) does.
   auto ring = Ring::create(ns.name(), "r",
                            {.kind = GetParam(), .buffer = 100, .max_payload = 16, .capacity = 64});
   ASSERT_TRUE(ring);
@@ -78,8 +79,10 @@ TEST_P(RingKinds, CapacityBoundsTheBytes) {
   ASSERT_TRUE(pusher->push(bytes(sixteen)));
   ASSERT_TRUE(pusher->push(bytes(sixteen)));
   EXPECT_EQ(pusher->push(bytes(sixteen), in(std::chrono::milliseconds(10))).code(), Errc::timeout);
-  EXPECT_TRUE(pusher->push(bytes("12345678")));  // 16 bytes left: an 8-byte payload fits
-  EXPECT_EQ(ring->stats().bytes_used, 64u);
+  EXPECT_EQ(pusher->push(bytes("1"), in(std::chrono::milliseconds(10))).code(), Errc::timeout);
+  EXPECT_TRUE(pusher->push(bytes(""), in(std::chrono::seconds(1))));
+  EXPECT_EQ(ring->stats().bytes_used, 56u);
+  EXPECT_EQ(ring->stats().depth, 3u);
 }
 
 TEST_P(RingKinds, BatchDrainStopsAtMaxAndKeepsTheRest) {
@@ -160,7 +163,7 @@ TEST(Ring, DamagedConfigIsRefusedByPushers) {
   TestNamespace ns;
   auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::mpsc});
   ASSERT_TRUE(ring);
-  auto* cfg = const_cast<RingConfig*>(&ring->config());
+  RingConfig* cfg = &reinterpret_cast<RingControl*>(ring->segment().base())->config;
   const auto saved = *cfg;
   cfg->capacity = 12345;
   auto p = RingPusher::open(ns.name(), "r");
@@ -171,7 +174,14 @@ TEST(Ring, DamagedConfigIsRefusedByPushers) {
   cfg->data_offset += 64;
   EXPECT_EQ(RingPusher::open(ns.name(), "r").code(), Errc::segment_invalid);
   *cfg = saved;
-  EXPECT_TRUE(RingPusher::open(ns.name(), "r"));
+  auto ok = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(ok);
+  // Once open, a pusher works from its own validated copy: rewriting the shared config (here
+  // a max_payload far beyond the ring) changes nothing for it or for the consumer.
+  cfg->max_payload = 1u << 30;
+  EXPECT_EQ(ok->push(bytes(std::string(5000, 'x'))).code(), Errc::payload_too_large);
+  EXPECT_EQ(ring->config().max_payload, saved.max_payload);
+  *cfg = saved;
 }
 
 TEST(Ring, SpscAdmitsOneLivePusher) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cassert>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -115,24 +116,23 @@ class [[nodiscard]] Result {
 template <>
 class [[nodiscard]] Result<void> {
  public:
-  Result() = default;
-  Result(Error error) : error_(std::move(error)), failed_(true) {}  // NOLINT
+  Result() = default;  // success: nothing to build, nothing to destroy (the push/pop fast path)
+  Result(Error error) : error_(std::move(error)) {}  // NOLINT
 
-  bool ok() const noexcept { return !failed_; }
+  bool ok() const noexcept { return !error_.has_value(); }
   explicit operator bool() const noexcept { return ok(); }
   const Error& error() const& {
-    assert(failed_);
-    return error_;
+    assert(!ok());
+    return *error_;
   }
   Error&& error() && {
-    assert(failed_);
-    return std::move(error_);
+    assert(!ok());
+    return std::move(*error_);
   }
   Errc code() const { return error().code; }
 
  private:
-  Error error_{};
-  bool failed_ = false;
+  std::optional<Error> error_;
 };
 
 using Status = Result<void>;
