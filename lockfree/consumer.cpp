@@ -5,10 +5,23 @@
 
 #include "lockfree/cpu_relax.hpp"
 #include "lockfree/ring.hpp"
+#include "shm/process.hpp"
 
 namespace bloccs::lockfree {
+namespace {
+
+// A parked consumer looks again this often even if nobody wakes it.
+constexpr auto kRecheckInterval = std::chrono::milliseconds(100);
+
+}  // namespace
 
 Ring::State Ring::peek(std::span<const std::byte>& payload) {
+  if (fork_generation_ != shm::fork_generation()) [[unlikely]] {
+    error_ = Error{Errc::wrong_process, "ring /dev/shm/" + segment_.name() +
+                                            " is consumed by the process that created it, not "
+                                            "by a child forked from it"};
+    return State::error;
+  }
   RingControl* c = control();
   const RingConfig& cfg = cfg_;
   const std::uint64_t mask = cfg.capacity - 1;
@@ -93,7 +106,7 @@ void Ring::publish_head() {
   // seq_cst fence: Dekker with a parking pusher (see futex.hpp): it sees the new head, or we see
   // it.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  wake_if_waiting(c->space.waiters, c->space.epoch, INT_MAX);
+  wake(c->space.line, INT_MAX);
   if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc) && (++publishes_ & 0xffff) == 0)
     release_dead_slots_behind_head();
 }
@@ -102,8 +115,10 @@ Status Ring::wait(Deadline deadline) {
   RingControl* c = control();
   const RingConfig& cfg = cfg_;
   const bool spsc = cfg.kind == static_cast<std::uint32_t>(RingKind::spsc);
-  std::atomic_ref<std::uint64_t> head_header = header_word(data(), head_.pos & (cfg.capacity - 1));
-  auto ready = [&](std::memory_order order) { return header_committed(head_header.load(order)); };
+  // Re-reads head_ each time: recovery may move it past a dead pusher's claim.
+  auto ready = [&](std::memory_order order) {
+    return header_committed(header_word(data(), head_.pos & (cfg.capacity - 1)).load(order));
+  };
 
   // Spin: a hand-off between cores takes ~100 ns; a futex wake-up tens of microseconds. The
   // clock is read only every 64 polls: a message that is about to land costs no clock read.
@@ -131,15 +146,14 @@ Status Ring::wait(Deadline deadline) {
         wake_at =
             std::min(deadline, stuck_since_ + std::chrono::microseconds(cfg.abandon_after_us));
     }
-    // seq_cst: announce ourselves before the re-check (Dekker with the pusher's fence).
-    c->data.waiters.fetch_add(1, std::memory_order_seq_cst);
-    // acquire: a wake-up's epoch bump comes after the commit it announces.
-    const std::uint32_t epoch = c->data.epoch.load(std::memory_order_acquire);
-    const bool now_ready = ready(std::memory_order_seq_cst);  // seq_cst: the Dekker re-check
-    if (!now_ready && Clock::now() < deadline) futex_wait(c->data.epoch, epoch, wake_at);
-    // relaxed: a late decrement costs a waker at most one needless FUTEX_WAKE.
-    c->data.waiters.fetch_sub(1, std::memory_order_relaxed);
-    if (now_ready || ready(std::memory_order_acquire)) return {};
+    // Wake at least every kRecheckInterval: a pusher killed between its commit and its wake
+    // must not leave us asleep beside a message.
+    wake_at = std::min(wake_at, Clock::now() + kRecheckInterval);
+    // seq_cst: the Dekker re-check after arming (see futex.hpp).
+    if (park(
+            c->data.line, [&] { return ready(std::memory_order_seq_cst); }, wake_at))
+      return {};
+    if (ready(std::memory_order_acquire)) return {};
     if (Clock::now() >= deadline)
       return Error{Errc::timeout, "no message arrived before the deadline"};
   }

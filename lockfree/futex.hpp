@@ -1,17 +1,18 @@
 // Shared futex wait/wake on a 32-bit word that lives in shared memory.
 //
-// The protocol every parking site in bloccs follows (Drepper, "Futexes Are Tricky"):
-//   waiter:  1. waiters.fetch_add(1)            announce yourself (seq_cst)
-//            2. e = word.load()                 the wake epoch you are about to sleep on
-//            3. re-check the condition          (seq_cst) it may have changed since you looked
-//            4. if still unmet: futex_wait(word, e, deadline)
-//            5. waiters.fetch_sub(1)
-//   waker:   1. make the condition true         (seq_cst store)
-//            2. if waiters.load() != 0:         (seq_cst) no system call when nobody waits
-//                 word.fetch_add(1); futex_wake(word)
-// Steps 1 and 3 of the waiter and 1 and 2 of the waker form a Dekker pair: under seq_cst either
-// the waiter sees the condition, or the waker sees the waiter and bumps the word, so
-// futex_wait either returns at once (word != e) or is woken. No wake-up is lost.
+// The protocol every parking site in bloccs follows (Drepper, "Futexes Are Tricky"), on a
+// WaitLine in shared memory:
+//   waiter:  1. armed.exchange(1)              announce: the next waker must wake (seq_cst)
+//            2. e = epoch.load()               the wake epoch you are about to sleep on
+//            3. re-check the condition         (seq_cst) it may have changed since you looked
+//            4. if still unmet: futex_wait(epoch, e, deadline)
+//   waker:   1. make the condition true, then a seq_cst fence
+//            2. if armed: armed.exchange(0), epoch += 1, futex_wake(epoch)
+// Steps 1 and 3 of the waiter and 1 and 2 of the waker form a Dekker pair: either the waiter
+// sees the condition, or the waker sees it armed and bumps the epoch, so futex_wait returns at
+// once (epoch != e) or is woken. No wake-up is lost, and a waker that finds nobody armed makes
+// no system call. The waker disarms: a waiter that died parked costs one needless wake, not one
+// per push for ever, and of several racing wakers only one makes the call.
 #pragma once
 
 #include <atomic>
@@ -34,14 +35,40 @@ WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, 
 // Wakes up to `count` sleepers on `word`; returns how many were woken.
 int futex_wake(std::atomic<std::uint32_t>& word, int count);
 
-// Bumps the epoch and wakes sleepers, if any announced themselves in `waiters`.
-inline void wake_if_waiting(const std::atomic<std::uint32_t>& waiters,
-                            std::atomic<std::uint32_t>& epoch, int count) {
-  // seq_cst: orders this load after the caller's seq_cst publish (Dekker, see above).
-  if (waiters.load(std::memory_order_seq_cst) == 0) return;
+// A parking spot in shared memory; the enclosing layout gives it a cache line of its own.
+struct WaitLine {
+  std::atomic<std::uint32_t> waiters;  // parked right now (for people; a dead waiter leaves +1)
+  std::atomic<std::uint32_t> epoch;    // the futex word; bumped by a waker
+  std::atomic<std::uint32_t> armed;    // 1: someone may be asleep on epoch
+  std::uint32_t reserved;
+};
+static_assert(sizeof(WaitLine) == 16);
+
+// Waiter steps 1 to 4: sleeps on `line` until woken or `until`, unless `ready()` (which must
+// load with seq_cst) already holds. Returns what `ready()` said; the caller re-checks anyway.
+template <class Ready>
+bool park(WaitLine& line, Ready&& ready, Deadline until) {
+  // relaxed: a statistic.
+  line.waiters.fetch_add(1, std::memory_order_relaxed);
+  // seq_cst: announce before the re-check (Dekker with the waker's fence).
+  line.armed.exchange(1, std::memory_order_seq_cst);
+  // acquire: an epoch bump comes after the publish it announces.
+  const std::uint32_t epoch = line.epoch.load(std::memory_order_acquire);
+  const bool was_ready = ready();
+  if (!was_ready && Clock::now() < until) futex_wait(line.epoch, epoch, until);
+  line.waiters.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a statistic
+  return was_ready;
+}
+
+// Waker step 2, after the caller's publish and seq_cst fence.
+inline void wake(WaitLine& line, int count) {
+  // relaxed: the caller's seq_cst fence already orders this load after its publish.
+  if (line.armed.load(std::memory_order_relaxed) == 0) return;
+  // acq_rel: exactly one of several racing wakers takes the armed flag and makes the call.
+  if (line.armed.exchange(0, std::memory_order_acq_rel) == 0) return;
   // release: a waiter that reads the new epoch also sees what was published before it.
-  epoch.fetch_add(1, std::memory_order_release);
-  futex_wake(epoch, count);
+  line.epoch.fetch_add(1, std::memory_order_release);
+  futex_wake(line.epoch, count);
 }
 
 }  // namespace bloccs::lockfree

@@ -60,7 +60,10 @@ Result<RingPusher> RingPusher::open(std::string_view ns, std::string_view name) 
 }
 
 RingPusher::RingPusher(shm::Segment segment, const RingConfig& config, std::uint32_t slot)
-    : segment_(std::move(segment)), cfg_(config), slot_(slot) {
+    : segment_(std::move(segment)),
+      cfg_(config),
+      slot_(slot),
+      fork_generation_(shm::fork_generation()) {
   RingControl* c = control();
   // acquire: the consumer's head as last published (open() fixes up an SPSC tail).
   cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
@@ -71,6 +74,7 @@ RingPusher::RingPusher(RingPusher&& other) noexcept
     : segment_(std::move(other.segment_)),
       cfg_(other.cfg_),
       slot_(other.slot_),
+      fork_generation_(other.fork_generation_),
       cached_head_(other.cached_head_),
       spsc_tail_(other.spsc_tail_),
       spin_(other.spin_) {}
@@ -99,6 +103,11 @@ void RingPusher::write_payload(std::uint64_t pos, std::span<const std::byte> pay
 
 Status RingPusher::push(std::span<const std::byte> payload, Deadline deadline) {
   const RingConfig& cfg = cfg_;
+  if (fork_generation_ != shm::fork_generation())
+    return Error{Errc::wrong_process,
+                 "this pusher of ring /dev/shm/" + segment_.name() +
+                     " was opened before a fork and belongs to the parent; open a new "
+                     "RingPusher in the child"};
   if (payload.size() > cfg.max_payload)
     return Error{Errc::payload_too_large,
                  "payload of " + std::to_string(payload.size()) + " bytes exceeds the ring's " +
@@ -135,7 +144,7 @@ Status RingPusher::push_spsc(std::span<const std::byte> payload, Deadline deadli
   // seq_cst fence (a locked op on our own stack, not an RMW on shared data): Dekker with a
   // parking consumer, so that we see its announcement or it sees our header.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  wake_if_waiting(c->data.waiters, c->data.epoch, 1);
+  wake(c->data.line, 1);
   return {};
 }
 
@@ -180,7 +189,7 @@ Status RingPusher::push_mpsc(std::span<const std::byte> payload, Deadline deadli
   slot.intent.store(0, std::memory_order_release);
   // seq_cst fence: Dekker with a parking consumer (see futex.hpp).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  wake_if_waiting(c->data.waiters, c->data.epoch, 1);
+  wake(c->data.line, 1);
   return {};
 }
 
@@ -217,18 +226,13 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
 
   const shm::ProcessId owner{cfg_.owner_pid, cfg_.owner_start_time};
   for (;;) {
-    // seq_cst: announce ourselves before the re-check (Dekker with publish_head's fence).
-    c->space.waiters.fetch_add(1, std::memory_order_seq_cst);
-    // acquire: an epoch bump comes after the head store it announces.
-    const std::uint32_t epoch = c->space.epoch.load(std::memory_order_acquire);
-    cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_seq_cst));
-    const bool fit = fits(current_tail(), bytes);
-    const auto now = Clock::now();
-    if (!fit && now < deadline)
-      futex_wait(c->space.epoch, epoch, std::min(deadline, now + kOwnerCheckInterval));
-    // relaxed: a late decrement costs the consumer at most one needless FUTEX_WAKE.
-    c->space.waiters.fetch_sub(1, std::memory_order_relaxed);
-    if (fit) return {};
+    const auto fit_now = [&] {
+      // seq_cst: the Dekker re-check after arming (see futex.hpp).
+      cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_seq_cst));
+      return fits(current_tail(), bytes);
+    };
+    if (park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval)))
+      return {};
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (fits(current_tail(), bytes)) return {};
     if (Clock::now() >= deadline) return timeout();

@@ -84,7 +84,7 @@ Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOption
 }
 
 Ring::Ring(shm::Segment segment, const RingConfig& config)
-    : segment_(std::move(segment)), cfg_(config) {
+    : segment_(std::move(segment)), cfg_(config), fork_generation_(shm::fork_generation()) {
   scratch_.resize(cfg_.max_payload);
   slot_view_.resize(cfg_.slot_count);
   dead_starts_.reserve(cfg_.slot_count);
@@ -124,8 +124,8 @@ RingStats read_stats(const shm::Segment& seg, const RingConfig& cfg) {
   RingStats s{};
   s.depth = count_distance(tail.count, head.count);
   s.bytes_used = pos_distance(tail.pos, head.pos);
-  s.parked_pushers = c->space.waiters.load(std::memory_order_relaxed);
-  s.parked_consumer = c->data.waiters.load(std::memory_order_relaxed);
+  s.parked_pushers = c->space.line.waiters.load(std::memory_order_relaxed);
+  s.parked_consumer = c->data.line.waiters.load(std::memory_order_relaxed);
   s.abandoned = c->counters.abandoned.load(std::memory_order_relaxed);
   const auto* slots = reinterpret_cast<const PusherSlot*>(seg.base() + cfg.slots_offset);
   for (std::uint32_t i = 0; i < cfg.slot_count; ++i)

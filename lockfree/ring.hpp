@@ -118,8 +118,9 @@ class Ring {
   void release_dead_slots_behind_head();  // recovery.cpp
 
   shm::Segment segment_;
-  RingConfig cfg_;  // validated private copy; never re-read from shared memory
-  Cursor head_{};   // local copy; the shared head is published per batch
+  RingConfig cfg_;                     // validated private copy; never re-read from shared memory
+  std::uint32_t fork_generation_ = 0;  // only the creating process consumes
+  Cursor head_{};                      // local copy; the shared head is published per batch
   std::uint64_t peeked_size_ = 0;
   std::uint64_t publishes_ = 0;  // every 2^16, look for dead pushers' stale intents
   std::uint64_t stuck_pos_ = ~std::uint64_t{0};
@@ -149,7 +150,7 @@ class RingPusher {
 
   // Enqueues one message. Parks while the ring is full; Errc::timeout once `deadline` passes
   // (nothing enqueued); Errc::payload_too_large at once; Errc::owner_dead if the consumer died
-  // while this call was parked.
+  // while this call was parked; Errc::wrong_process in a child forked after open().
   Status push(std::span<const std::byte> payload, Deadline deadline = kNoDeadline);
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
@@ -171,6 +172,7 @@ class RingPusher {
   shm::Segment segment_;
   RingConfig cfg_;  // validated private copy
   std::uint32_t slot_ = 0;
+  std::uint32_t fork_generation_ = 0;  // a forked child must open its own pusher
   Cursor cached_head_{};
   Cursor spsc_tail_{};  // SPSC: the pusher is the only writer of the tail
   SpinPolicy spin_{};

@@ -5,8 +5,8 @@
 //   64      64              RingConfig                             creator, once
 //   128     64              ConsumerLine: head cursor              consumer
 //   192     64              ProducerLine: tail cursor              pusher(s)
-//   256     64              DataWait: consumer parking             consumer announces, pushers wake
-//   320     64              SpaceWait: pusher parking              pushers announce, consumer wakes
+//   256     64              data: WaitLine the consumer parks on   consumer arms, pushers wake
+//   320     64              space: WaitLine pushers park on        pushers arm, consumer wakes
 //   384     64              RingCounters                           consumer
 //   448     64 * slots      PusherSlot[slot_count]                 one per attached pusher
 //   data    capacity        records, 8-byte aligned, wrapping      pusher(s), zeroed by consumer
@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "lockfree/futex.hpp"
 #include "shm/segment.hpp"
 
 namespace bloccs::lockfree {
@@ -130,9 +131,8 @@ struct alignas(kCacheLine) ConsumerLine {
 struct alignas(kCacheLine) ProducerLine {
   std::atomic<std::uint64_t> tail;  // Cursor: first unclaimed byte, messages claimed
 };
-struct alignas(kCacheLine) WaitLine {
-  std::atomic<std::uint32_t> waiters;  // processes parked (or about to park) on `epoch`
-  std::atomic<std::uint32_t> epoch;    // the futex word; bumped by a waker
+struct alignas(kCacheLine) ParkingLine {
+  WaitLine line;  // futex.hpp: waiters, epoch, armed
 };
 struct alignas(kCacheLine) RingCounters {
   std::atomic<std::uint64_t> abandoned;  // claims of dead pushers skipped by the consumer
@@ -155,8 +155,8 @@ struct RingControl {
   RingConfig config;
   ConsumerLine consumer;
   ProducerLine producer;
-  WaitLine data;   // the consumer parks here when empty
-  WaitLine space;  // pushers park here when full
+  ParkingLine data;   // the consumer parks here when empty
+  ParkingLine space;  // pushers park here when full
   RingCounters counters;
 };
 static_assert(offsetof(RingControl, config) == 64);

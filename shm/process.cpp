@@ -1,9 +1,11 @@
 #include "shm/process.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +13,11 @@
 
 namespace bloccs::shm {
 namespace {
+
+std::atomic<std::uint32_t> g_fork_generation{0};
+void on_fork_child() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
 
 enum class Probe { running, gone, unknown };
 
@@ -50,6 +57,13 @@ ProbeResult probe(pid_t pid) {
 }
 
 }  // namespace
+
+std::uint32_t fork_generation() noexcept {
+  [[maybe_unused]] static const bool registered =
+      pthread_atfork(nullptr, nullptr, on_fork_child) == 0;
+  // relaxed: only this process's own threads (and its fork handler) ever touch it.
+  return g_fork_generation.load(std::memory_order_relaxed);
+}
 
 ProcessId self_process() {
   static thread_local ProcessId cached{};

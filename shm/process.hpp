@@ -27,4 +27,9 @@ ProcessId self_process();
 // the opposite mistake only a wait.
 bool is_alive(const ProcessId& id, std::uint64_t start_mask = ~std::uint64_t{0});
 
+// Counts the forks this process descends from (bumped in the child by a pthread_atfork
+// handler). A handle that remembers it at open can tell it was inherited across a fork: its
+// slot and its role belong to the parent.
+std::uint32_t fork_generation() noexcept;
+
 }  // namespace bloccs::shm

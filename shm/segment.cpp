@@ -70,6 +70,11 @@ Status check_stat(const struct stat& st, const std::string& name) {
                      std::to_string(geteuid()) +
                      "); run as its owner, or have it created with group access (mode 0660) "
                      "for a group you are in"};
+  if (st.st_size == 0)
+    return Error{Errc::not_ready, where +
+                                      " is empty: its creator has not sized it yet; retry "
+                                      "shortly (if no process is creating it, remove it "
+                                      "with shmctl rm)"};
   if (static_cast<std::size_t>(st.st_size) < sizeof(SegmentHeader))
     return Error{Errc::segment_invalid,
                  where + " is " + std::to_string(st.st_size) +
@@ -82,6 +87,11 @@ Status check_stat(const struct stat& st, const std::string& name) {
 Status check_header(const SegmentHeader& h, const struct stat& st, SegmentKind kind,
                     const std::string& name) {
   const std::string where = "/dev/shm/" + name;
+  if (h.magic == 0 && h.ready.load(std::memory_order_relaxed) == 0)  // relaxed: a hint only
+    return Error{Errc::not_ready, where +
+                                      " has no header yet: its creator is still writing it; "
+                                      "retry shortly (if no process is creating it, remove "
+                                      "it with shmctl rm)"};
   if (h.magic != kMagic)
     return Error{Errc::segment_invalid,
                  where +
@@ -150,6 +160,7 @@ Result<Segment> Segment::create(std::string_view ns, std::string_view name, Segm
       shm.truncate(static_cast<bip::offset_t>(size));
       bip::mapped_region region(shm, bip::read_write);
       Segment seg(std::move(full).value(), std::move(region), true);
+      seg.creator_pid_ = getpid();
       // ftruncate zero-fills, so the body starts as zeros; only the header needs writing.
       auto* h = reinterpret_cast<SegmentHeader*>(seg.base());
       const ProcessId me = self_process();
@@ -211,14 +222,14 @@ Segment& Segment::operator=(Segment&& other) noexcept {
     Segment dying(std::move(*this));  // unlinks (if ours) when it goes out of scope
     name_ = std::move(other.name_);
     region_ = std::move(other.region_);
+    creator_pid_ = other.creator_pid_;
     unlink_on_close_ = std::exchange(other.unlink_on_close_, false);
   }
   return *this;
 }
 
 Segment::~Segment() {
-  if (unlink_on_close_ && !name_.empty() && region_.get_address() &&
-      header().creator_pid == static_cast<std::uint32_t>(getpid()))
+  if (unlink_on_close_ && !name_.empty() && creator_pid_ == getpid())
     bip::shared_memory_object::remove(name_.c_str());
 }
 

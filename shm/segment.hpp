@@ -83,6 +83,7 @@ class Segment {
   Segment(Segment&& other) noexcept
       : name_(std::move(other.name_)),
         region_(std::move(other.region_)),
+        creator_pid_(other.creator_pid_),
         unlink_on_close_(std::exchange(other.unlink_on_close_, false)) {}
   Segment& operator=(Segment&&) noexcept;
   Segment(const Segment&) = delete;
@@ -106,6 +107,7 @@ class Segment {
 
   std::string name_;
   boost::interprocess::mapped_region region_;
+  pid_t creator_pid_ = 0;  // ours, not the shared header's: a peer must not stop our unlink
   bool unlink_on_close_ = false;
 };
 

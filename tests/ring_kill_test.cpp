@@ -362,3 +362,59 @@ TEST(RingKill, SpscPusherKilledAtRandomIsReplacedAndNothingTearsOrRepeats) {
   EXPECT_EQ(checker.next(kVictims), 10'000u);
   EXPECT_TRUE(exited_ok(wait_child(killer)));
 }
+
+TEST(RingKill, ConsumerFindsAMessageWhosePusherDiedBeforeWakingIt) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  const pid_t kid = spawn([&]() -> int {
+    RawPusher raw = RawPusher::open(f.ns);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the consumer is parked now
+    const std::string msg = "committed, never announced";
+    const std::uint64_t pos = raw.claim(msg.size());
+    raw.write_header(pos, msg.size(), false);
+    raw.write_payload(pos, msg, msg.size());
+    raw.write_header(pos, msg.size(), true);
+    RawPusher::die();  // before it could wake the consumer
+  });
+  std::vector<std::byte> out(64);
+  const auto t0 = Clock::now();
+  auto n = f.ring->pop(out, in(std::chrono::seconds(10)));
+  const auto waited = Clock::now() - t0;
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(text({out.data(), *n}), "committed, never announced");
+  EXPECT_LT(waited, std::chrono::seconds(2)) << "the consumer slept past the message";
+  wait_child(kid);
+}
+
+TEST(RingKill, PusherKilledWhileParkedCostsOneWakeNotOneForEveryPop) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  auto* control = reinterpret_cast<RingControl*>(f.ring->segment().base());
+  for (std::uint32_t i = 0; i < f.ring->config().buffer; ++i) f.push("fill");
+  const pid_t kid = spawn([&] {
+    auto p = RingPusher::open(f.ns.name(), "r");
+    return p && p->push(bytes("parks for ever")) ? 0 : 2;
+  });
+  const auto give_up = Clock::now() + std::chrono::seconds(10);
+  while (control->space.line.armed.load() == 0 && Clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(control->space.line.armed.load(), 1u) << "the pusher never parked";
+  kill(kid, SIGKILL);
+  wait_child(kid);
+  EXPECT_GE(f.drain_expecting(1).size(), 1u);  // this drain wakes (nobody) and disarms
+  EXPECT_EQ(control->space.line.armed.load(), 0u) << "every later pop would make a system call";
+}
+
+TEST(RingKill, AnInheritedPusherRefusesToPushInAForkedChild) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  auto parent = RingPusher::open(f.ns.name(), "r");
+  ASSERT_TRUE(parent);
+  const pid_t kid = spawn([&] {
+    auto r = parent->push(bytes("from the child"));
+    return !r && r.code() == Errc::wrong_process ? 0 : 2;
+  });
+  EXPECT_TRUE(exited_ok(wait_child(kid)));
+  ASSERT_TRUE(parent->push(bytes("from the parent")));  // the parent's slot is untouched
+  EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"from the parent"}));
+}

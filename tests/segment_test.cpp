@@ -108,6 +108,9 @@ TEST(Segment, EachDamageHasItsOwnError) {
   tamper(ns, "s", [](SegmentHeader& h) { h.magic = 42; });
   expect_open(Errc::segment_invalid, "magic");
   restore();
+  tamper(ns, "s", [](SegmentHeader& h) { std::memset(static_cast<void*>(&h), 0, sizeof h); });
+  expect_open(Errc::not_ready, "no header yet");
+  restore();
   tamper(ns, "s", [](SegmentHeader& h) {
     h.version = kLayoutVersion + 1;
     h.checksum = header_checksum(h);
@@ -147,6 +150,8 @@ TEST(Segment, RefusesTooSmallWorldWritableAndForeignObjects) {
   auto small = Segment::open(ns.name(), "s", SegmentKind::ring);
   EXPECT_EQ(small.code(), Errc::segment_invalid);
   EXPECT_NE(small.error().message.find("too small"), std::string::npos);
+  ASSERT_EQ(truncate(path(ns, "s").c_str(), 0), 0);  // created, not sized yet
+  EXPECT_EQ(Segment::open(ns.name(), "s", SegmentKind::ring).code(), Errc::not_ready);
 
   auto seg2 = make(ns, "w");
   ASSERT_TRUE(seg2);

@@ -28,6 +28,7 @@ enum class Errc {
   pusher_limit,       // every pusher slot is held by a live process (or SPSC already has one)
   owner_dead,         // the ring's consumer process is gone
   buffer_too_small,   // the caller's buffer cannot hold the next message (it stays queued)
+  wrong_process,      // a handle used in a child forked after it was opened
   system_error,       // an OS call failed; the message names it and errno
 };
 
@@ -64,6 +65,8 @@ constexpr const char* errc_name(Errc code) noexcept {
       return "owner_dead";
     case Errc::buffer_too_small:
       return "buffer_too_small";
+    case Errc::wrong_process:
+      return "wrong_process";
     case Errc::system_error:
       return "system_error";
   }
