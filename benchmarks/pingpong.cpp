@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -53,7 +54,8 @@ constexpr const char* kFloor = "floor-spin";
 constexpr const char* kSpsc = "bloccs-spsc";
 constexpr std::size_t kMessageBytes = 64;
 constexpr int kWarmupRoundTrips = 10'000;
-constexpr std::uint64_t kDefaultRoundTrips = 200'000;
+constexpr std::uint64_t kDefaultRoundTrips = 200'000;  // per transport, over all rounds
+constexpr int kRounds = 5;
 constexpr std::uint64_t kMaxRoundTrips = 100'000'000;  // 800 MB of samples
 constexpr std::uint64_t kStop = ~std::uint64_t{0};     // the sequence number that ends an echo
 // A waiting side checks this often that its peer is still there, so that a crash on one side
@@ -65,7 +67,7 @@ struct Run {
   int parent_cpu = -1;  // -1: not pinned
   int echo_cpu = -1;
   bool one_cpu = false;  // only one CPU to run on: spinning against a peer would time out slices
-  std::map<std::string, Percentiles> results;  // by transport, for the summary
+  std::map<std::string, std::vector<Percentiles>> results;  // by transport, one per round
 };
 
 void skip(benchmark::State& state, const std::string& what, const Error& e) {
@@ -198,7 +200,7 @@ void measure(benchmark::State& state, Run& run, const char* transport, RoundTrip
   state.counters["p99_ns"] = static_cast<double>(p.p99);
   state.counters["p99.9_ns"] = static_cast<double>(p.p999);
   state.counters["max_ns"] = static_cast<double>(p.max);
-  run.results[transport] = p;
+  run.results[transport].push_back(p);
 }
 
 void join(benchmark::State& state, Peer& peer) {
@@ -389,36 +391,42 @@ void pick_cpus(Run& run) {
   run.echo_cpu = cpus[1];
 }
 
-// Each transport's p50/p99 beside the floor's from the same run, and the latency target.
-void print_summary(const Run& run, std::uint64_t round_trips) {
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Each round's p50/p99 of both transports and their ratios, then the median ratio over the
+// rounds and the latency target. The machine is shared and its two vCPUs may move between
+// physical cores during a run: a ratio is only taken between measurements of the same round.
+void print_summary(const Run& run, std::uint64_t per_round) {
   const std::string cpus = run.echo_cpu < 0 ? "unpinned"
                                             : "CPUs " + std::to_string(run.parent_cpu) + " and " +
                                                   std::to_string(run.echo_cpu);
-  std::printf("\nRound trips between two processes (%s), %llu samples each, %zu-byte messages\n",
-              cpus.c_str(), static_cast<unsigned long long>(round_trips), kMessageBytes);
-  std::printf("%-12s %9s %9s %13s %13s\n", "transport", "p50 ns", "p99 ns", "p50 / floor",
-              "p99 / floor");
+  std::printf("\nRound trips between two processes (%s), %zu-byte messages, %llu per round\n",
+              cpus.c_str(), kMessageBytes, static_cast<unsigned long long>(per_round));
+  std::printf("%-6s %15s %15s %15s %15s %12s %12s\n", "round", "floor p50 ns", "floor p99 ns",
+              "spsc p50 ns", "spsc p99 ns", "p50 / floor", "p99 / floor");
   const auto floor = run.results.find(kFloor);
-  for (const char* name : {kFloor, kSpsc}) {
-    const auto it = run.results.find(name);
-    if (it == run.results.end()) continue;
-    const Percentiles& p = it->second;
-    std::printf("%-12s %9llu %9llu", name, static_cast<unsigned long long>(p.p50),
-                static_cast<unsigned long long>(p.p99));
-    if (floor != run.results.end())
-      std::printf(" %11.2f x %11.2f x\n", double(p.p50) / double(floor->second.p50),
-                  double(p.p99) / double(floor->second.p99));
-    else
-      std::printf(" %13s %13s\n", "n/a", "n/a");
-  }
   const auto spsc = run.results.find(kSpsc);
   if (floor == run.results.end() || spsc == run.results.end()) {
     std::printf("target: not evaluated (needs both %s and %s in one run)\n", kFloor, kSpsc);
     return;
   }
-  const double p50 = double(spsc->second.p50) / double(floor->second.p50);
-  const double p99 = double(spsc->second.p99) / double(floor->second.p99);
-  std::printf("%s p50 = %.2f x %s, p99 = %.2f x %s\n", kSpsc, p50, kFloor, p99, kFloor);
+  std::vector<double> p50s, p99s;
+  for (std::size_t r = 0; r < std::min(floor->second.size(), spsc->second.size()); ++r) {
+    const Percentiles& f = floor->second[r];
+    const Percentiles& b = spsc->second[r];
+    p50s.push_back(double(b.p50) / double(f.p50));
+    p99s.push_back(double(b.p99) / double(f.p99));
+    std::printf("%-6zu %15llu %15llu %15llu %15llu %10.2f x %10.2f x\n", r + 1,
+                static_cast<unsigned long long>(f.p50), static_cast<unsigned long long>(f.p99),
+                static_cast<unsigned long long>(b.p50), static_cast<unsigned long long>(b.p99),
+                p50s.back(), p99s.back());
+  }
+  const double p50 = median(p50s), p99 = median(p99s);
+  std::printf("%s p50 = %.2f x %s, p99 = %.2f x %s (median over %zu rounds)\n", kSpsc, p50, kFloor,
+              p99, kFloor, p50s.size());
   std::printf("target (%s p50 <= 1.5 x %s p50 and p99 <= 2 x %s p99): %s\n", kSpsc, kFloor, kFloor,
               p50 <= 1.5 && p99 <= 2.0 ? "PASS" : "MISS");
 }
@@ -434,17 +442,23 @@ int main(int argc, char** argv) {
   }
   Run run;
   pick_cpus(run);
-  auto add = [&](const char* name, void (*fn)(benchmark::State&, Run&)) {
-    benchmark::RegisterBenchmark(name, [fn, &run](benchmark::State& s) { fn(s, run); })
-        ->Iterations(static_cast<benchmark::IterationCount>(round_trips))
+  // Transports take turns, round after round, so that each ratio compares measurements taken
+  // close together in time.
+  const std::uint64_t per_round = std::max<std::uint64_t>(round_trips / kRounds, 1);
+  auto add = [&](const char* name, int round, void (*fn)(benchmark::State&, Run&)) {
+    const std::string label = std::string(name) + "/round:" + std::to_string(round);
+    benchmark::RegisterBenchmark(label.c_str(), [fn, &run](benchmark::State& s) { fn(s, run); })
+        ->Iterations(static_cast<benchmark::IterationCount>(per_round))
         ->UseRealTime();
   };
-  add(kFloor, bm_floor_spin);
-  add(kSpsc, bm_bloccs_spsc);
+  for (int round = 1; round <= kRounds; ++round) {
+    add(kFloor, round, bm_floor_spin);
+    add(kSpsc, round, bm_bloccs_spsc);
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  print_summary(run, round_trips);
+  print_summary(run, per_round);
   return 0;
 }

@@ -122,10 +122,17 @@ Status Ring::wait(Deadline deadline) {
 
   // Spin: a hand-off between cores takes ~100 ns; a futex wake-up tens of microseconds. The
   // clock is read only every 64 polls: a message that is about to land costs no clock read.
+  // While spinning, also read the cache line after the header's: a record of more than 56
+  // bytes spills into it, and reading both lines in every poll lets the two line transfers
+  // overlap when the record lands instead of following one another.
+  const std::uint64_t line_after =
+      ((head_.pos & (cfg.capacity - 1) & ~std::uint64_t{63}) + 64) & (cfg.capacity - 1);
   Deadline spin_end{};
   for (unsigned i = 1;; ++i) {
     // acquire: pairs with the pusher's release store of the committed header.
     if (ready(std::memory_order_acquire)) return {};
+    // relaxed: only pulls the line in; its value is read again after the header's acquire.
+    (void)header_word(data(), line_after).load(std::memory_order_relaxed);
     if ((i & 63) == 0) {
       const auto now = Clock::now();
       if (spin_end == Deadline{}) spin_end = now + spin_.consumer;
