@@ -45,11 +45,11 @@ Status validate_name(std::string_view name) {
 }
 
 Result<std::string> segment_name(std::string_view ns, std::string_view name) {
-  if (auto st = check("namespace", ns, kMaxNamespaceLength, false); !st)
-    return std::move(st).error();
+  auto resolved = resolve_namespace(ns);
+  if (!resolved) return std::move(resolved).error();
   if (auto st = validate_name(name); !st) return std::move(st).error();
   std::string full(kPrefix);
-  full.append(ns).append(".").append(name);
+  full.append(*resolved).append(".").append(name);
   return full;
 }
 

@@ -23,6 +23,7 @@ Result<std::string> resolve_namespace(std::string_view explicit_ns = {});
 Status validate_name(std::string_view name);
 
 // "bloccs.<ns>.<name>" (no leading slash: Boost.Interprocess adds it), both parts validated.
+// An empty `ns` resolves as in resolve_namespace(): $BLOCCS_NAMESPACE, else "default".
 Result<std::string> segment_name(std::string_view ns, std::string_view name);
 
 }  // namespace bloccs::shm

@@ -41,3 +41,10 @@ TEST(Names, SegmentNamesCarryPrefixAndNamespace) {
   EXPECT_EQ(segment_name("ns1", std::string(kMaxNameLength + 1, 'x')).code(), Errc::bad_name);
   EXPECT_TRUE(segment_name("ns1", std::string(kMaxNameLength, 'x')));
 }
+
+TEST(Names, AnEmptyNamespaceMeansTheEnvironmentsOrTheDefault) {
+  setenv("BLOCCS_NAMESPACE", "envns", 1);
+  EXPECT_EQ(segment_name("", "r").value(), "bloccs.envns.r");
+  unsetenv("BLOCCS_NAMESPACE");
+  EXPECT_EQ(segment_name("", "r").value(), "bloccs.default.r");
+}
