@@ -23,8 +23,8 @@ run_suite() {  # build dir, scale, extra cmake args...
   BLOCCS_TEST_SCALE=$scale ctest --test-dir "$dir" -j2 --output-on-failure
 }
 
-run_suite build-tsan 0.2 -DBLOCCS_SANITIZE=thread -DBLOCCS_BENCHMARKS=OFF
-run_suite build-asan 0.5 -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_BENCHMARKS=OFF
+run_suite build-tsan 0.5 -DBLOCCS_SANITIZE=thread -DBLOCCS_BENCHMARKS=OFF
+run_suite build-asan 1 -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_BENCHMARKS=OFF
 # A short benchmark run keeps the driver working; it prints ratios and never fails on them.
 build build -DCMAKE_BUILD_TYPE=Release
 BLOCCS_BENCH_ROUNDTRIPS=20000 ./build/benchmarks/bloccs-bench-pingpong --benchmark_min_time=0 | tail -10
