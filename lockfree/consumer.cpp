@@ -131,8 +131,7 @@ Status Ring::wait(Deadline deadline) {
   for (unsigned i = 1;; ++i) {
     // acquire: pairs with the pusher's release store of the committed header.
     if (ready(std::memory_order_acquire)) return {};
-    // relaxed: only pulls the line in; its value is read again after the header's acquire.
-    (void)header_word(data(), line_after).load(std::memory_order_relaxed);
+    pull_line(data() + line_after);
     if ((i & 63) == 0) {
       const auto now = Clock::now();
       if (spin_end == Deadline{}) spin_end = now + spin_.consumer;
