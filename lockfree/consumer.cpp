@@ -107,8 +107,10 @@ void Ring::publish_head() {
   // it.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   wake(c->space.line, INT_MAX);
-  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc) && (++publishes_ & 0xffff) == 0)
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc) && (head_.pos >> 30) != sweep_mark_) {
+    sweep_mark_ = head_.pos >> 30;  // one publish moves at most 64 MiB: no GiB is skipped
     release_dead_slots_behind_head();
+  }
 }
 
 Status Ring::wait(Deadline deadline) {

@@ -2,17 +2,19 @@
 //
 // The protocol every parking site in bloccs follows (Drepper, "Futexes Are Tricky"), on a
 // WaitLine in shared memory:
-//   waiter:  1. armed.exchange(1)              announce: the next waker must wake (seq_cst)
-//            2. e = epoch.load()               the wake epoch you are about to sleep on
+//   waiter:  1. e = epoch.load()               the wake epoch you are about to sleep on
+//            2. armed.exchange(1)              announce: the next waker must wake (seq_cst)
 //            3. re-check the condition         (seq_cst) it may have changed since you looked
 //            4. if still unmet: futex_wait(epoch, e, deadline)
 //   waker:   1. make the condition true, then a seq_cst fence
 //            2. if armed: armed.exchange(0), epoch += 1, futex_wake(epoch)
-// Steps 1 and 3 of the waiter and 1 and 2 of the waker form a Dekker pair: either the waiter
+// Steps 2 and 3 of the waiter and 1 and 2 of the waker form a Dekker pair: either the waiter
 // sees the condition, or the waker sees it armed and bumps the epoch, so futex_wait returns at
-// once (epoch != e) or is woken. No wake-up is lost, and a waker that finds nobody armed makes
-// no system call. The waker disarms: a waiter that died parked costs one needless wake, not one
-// per push for ever, and of several racing wakers only one makes the call.
+// once (epoch != e) or is woken. Reading e before arming matters: a waker that disarms us bumps
+// the epoch after our read, so we cannot sleep on an epoch nobody will bump again. No wake-up is
+// lost, and a waker that finds nobody armed makes no system call. The waker disarms: a waiter that
+// died parked costs one needless wake, not one per push for ever, and of several racing wakers only
+// one makes the call.
 #pragma once
 
 #include <atomic>
@@ -50,10 +52,10 @@ template <class Ready>
 bool park(WaitLine& line, Ready&& ready, Deadline until) {
   // relaxed: a statistic.
   line.waiters.fetch_add(1, std::memory_order_relaxed);
+  // acquire: an epoch bump comes after the publish it announces. Read before arming (above).
+  const std::uint32_t epoch = line.epoch.load(std::memory_order_acquire);
   // seq_cst: announce before the re-check (Dekker with the waker's fence).
   line.armed.exchange(1, std::memory_order_seq_cst);
-  // acquire: an epoch bump comes after the publish it announces.
-  const std::uint32_t epoch = line.epoch.load(std::memory_order_acquire);
   const bool was_ready = ready();
   if (!was_ready && Clock::now() < until) futex_wait(line.epoch, epoch, until);
   line.waiters.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a statistic

@@ -80,8 +80,8 @@ RingPusher::RingPusher(RingPusher&& other) noexcept
       spin_(other.spin_) {}
 
 RingPusher::~RingPusher() {
-  if (segment_.base() == nullptr) return;  // moved from
-  release_slot(my_slot(), self_token());
+  if (segment_.base() == nullptr) return;    // moved from
+  release_slot(my_slot(), self_token(), 0);  // a pusher at rest has no open claim
 }
 
 PusherSlot& RingPusher::my_slot() const noexcept {

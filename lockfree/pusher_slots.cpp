@@ -56,11 +56,12 @@ Result<std::uint32_t> attach_slot(std::span<PusherSlot> slots, std::uint64_t hea
                    " are held by live processes; create it with a larger max_pushers"};
 }
 
-void release_slot(PusherSlot& slot, std::uint64_t owner) {
+void release_slot(PusherSlot& slot, std::uint64_t owner, std::uint64_t intent) {
   // acquire: pairs with the CAS that made `owner` the holder. A forked child that inherited a
-  // pusher, or a consumer late to clear a dead owner, must not touch another holder's intent.
+  // pusher, or a consumer late to clear a dead owner, must not touch another holder's slot.
   if (slot.owner.load(std::memory_order_acquire) != owner) return;
-  slot.intent.store(0, std::memory_order_release);  // release: pairs with attach's acquire
+  // acq_rel: clears only the intent that was judged; pairs with attach's acquire.
+  slot.intent.compare_exchange_strong(intent, 0, std::memory_order_acq_rel);
   // acq_rel: only clears the slot if `owner` still holds it (a new owner may have taken it).
   slot.owner.compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
 }

@@ -26,7 +26,9 @@ inline std::uint32_t token_pid(std::uint64_t token) {
 Result<std::uint32_t> attach_slot(std::span<PusherSlot> slots, std::uint64_t head_pos,
                                   std::string_view ring_name, bool single_pusher);
 
-// Gives the slot back (its owner is detaching, or the consumer cleared a dead owner's claim).
-void release_slot(PusherSlot& slot, std::uint64_t owner);
+// Gives the slot back (its owner is detaching, or the consumer cleared a dead owner's claim):
+// only if `owner` still holds it and its intent is still `intent`, the value judged. A new owner
+// that took the slot meanwhile keeps its own intent (always at or past the head, so never equal).
+void release_slot(PusherSlot& slot, std::uint64_t owner, std::uint64_t intent);
 
 }  // namespace bloccs::lockfree

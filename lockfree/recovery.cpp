@@ -112,7 +112,7 @@ Ring::Recovery Ring::recover_abandoned() {
 
   zero_ring(data(), cfg.capacity, p & mask, static_cast<std::size_t>(skip_bytes));
   head_ = Cursor{(p + skip_bytes) & kPosMask, (head_.count + skip_messages) & kCountMask};
-  for (std::uint32_t i : dead_slots) release_slot(slots[i], view[i].owner);
+  for (std::uint32_t i : dead_slots) release_slot(slots[i], view[i].owner, view[i].intent);
   // relaxed: a statistic; only the consumer writes it.
   c->counters.abandoned.store(c->counters.abandoned.load(std::memory_order_relaxed) + skip_messages,
                               std::memory_order_relaxed);
@@ -122,7 +122,8 @@ Ring::Recovery Ring::recover_abandoned() {
 
 // A pusher killed after committing (or before its CAS) leaves an intent behind in its slot.
 // Once the head has passed it nobody needs it, but left alone for 2^39 bytes it would look
-// like a position ahead again: clear such slots now and then (from publish_head and recovery).
+// like a position ahead again: publish_head clears such slots each time the head has moved
+// another 2^30 bytes.
 void Ring::release_dead_slots_behind_head() {
   auto* slots = reinterpret_cast<PusherSlot*>(segment_.base() + cfg_.slots_offset);
   for (std::uint32_t i = 0; i < cfg_.slot_count; ++i) {
@@ -131,7 +132,7 @@ void Ring::release_dead_slots_behind_head() {
     const std::uint64_t intent = slots[i].intent.load(std::memory_order_relaxed);
     if (owner == 0 || !(intent & kIntentActive) || !pos_before(intent & kPosMask, head_.pos))
       continue;
-    if (!token_alive(owner)) release_slot(slots[i], owner);
+    if (!token_alive(owner)) release_slot(slots[i], owner, intent);
   }
 }
 

@@ -64,6 +64,10 @@ Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOption
 
   auto* c = reinterpret_cast<RingControl*>(seg->base());
   const shm::ProcessId me = shm::self_process();
+  if (me.start_time == 0)  // pushers could not tell a restarted owner with our pid from us
+    return Error{Errc::system_error,
+                 "cannot read this process's start time from /proc/self/stat (out of file "
+                 "descriptors?); pushers could not tell whether the owner is alive"};
   c->config = RingConfig{
       .kind = static_cast<std::uint32_t>(o.kind),
       .slot_count = slots,

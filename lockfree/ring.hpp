@@ -122,7 +122,7 @@ class Ring {
   std::uint32_t fork_generation_ = 0;  // only the creating process consumes
   Cursor head_{};                      // local copy; the shared head is published per batch
   std::uint64_t peeked_size_ = 0;
-  std::uint64_t publishes_ = 0;  // every 2^16, look for dead pushers' stale intents
+  std::uint64_t sweep_mark_ = 0;  // head position / 2^30 at the last look for stale intents
   std::uint64_t stuck_pos_ = ~std::uint64_t{0};
   Clock::time_point stuck_since_{};
   std::vector<std::byte> scratch_;  // holds a record that wraps past the end of the data area
@@ -197,6 +197,7 @@ Result<std::size_t> Ring::try_drain(F&& f, std::size_t max) {
 
 template <class F>
 Result<std::size_t> Ring::drain(F&& f, std::size_t max, Deadline deadline) {
+  if (max == 0) return std::size_t{0};
   for (;;) {
     auto n = try_drain(f, max);
     if (!n || *n) return n;

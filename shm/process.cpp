@@ -12,12 +12,18 @@
 #include <cstring>
 
 namespace bloccs::shm {
+
+std::atomic<std::uint32_t> detail::fork_generation_counter{0};
+
 namespace {
 
-std::atomic<std::uint32_t> g_fork_generation{0};
 void on_fork_child() {
-  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+  detail::fork_generation_counter.fetch_add(1, std::memory_order_relaxed);
 }
+
+// Registered while the library loads, before any thread of the program could fork.
+[[maybe_unused]] const bool g_atfork_registered =
+    pthread_atfork(nullptr, nullptr, on_fork_child) == 0;
 
 enum class Probe { running, gone, unknown };
 
@@ -29,6 +35,21 @@ struct ProbeResult {
 Probe pid_exists(pid_t pid) {
   if (::kill(pid, 0) == 0 || errno == EPERM) return Probe::unknown;  // exists; start time unread
   return errno == ESRCH ? Probe::gone : Probe::unknown;
+}
+
+// The "Threads:" count of /proc/<pid>/status; -1 if it cannot be read.
+long threads(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[4096];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char* line = std::strstr(buf, "\nThreads:");
+  return line ? std::strtol(line + 9, nullptr, 10) : -1;
 }
 
 ProbeResult probe(pid_t pid) {
@@ -46,24 +67,25 @@ ProbeResult probe(pid_t pid) {
   char* p = std::strrchr(buf, ')');
   if (!p || p[1] != ' ') return {Probe::unknown, 0};
   p += 2;
-  if (*p == 'Z' || *p == 'X') return {Probe::gone, 0};
+  const bool zombie = *p == 'Z' || *p == 'X';
   // Fields after the name start at 3 (state); the start time is field 22.
   for (int field = 3; field < 22; ++field) {
     p = std::strchr(p, ' ');
     if (!p) return {Probe::unknown, 0};
     ++p;
   }
-  return {Probe::running, std::strtoull(p, nullptr, 10)};
+  const std::uint64_t start = std::strtoull(p, nullptr, 10);
+  // A zombie leader is dead only if no other thread of it still runs (main() may have called
+  // pthread_exit while a thread keeps pushing; a killed process's threads exit one by one).
+  if (zombie) {
+    const long alive_threads = threads(pid);
+    if (alive_threads < 0) return {Probe::unknown, 0};
+    if (alive_threads <= 1) return {Probe::gone, 0};
+  }
+  return {Probe::running, start};
 }
 
 }  // namespace
-
-std::uint32_t fork_generation() noexcept {
-  [[maybe_unused]] static const bool registered =
-      pthread_atfork(nullptr, nullptr, on_fork_child) == 0;
-  // relaxed: only this process's own threads (and its fork handler) ever touch it.
-  return g_fork_generation.load(std::memory_order_relaxed);
-}
 
 ProcessId self_process() {
   static thread_local ProcessId cached{};

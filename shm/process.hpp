@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 
 namespace bloccs::shm {
@@ -27,9 +28,16 @@ ProcessId self_process();
 // the opposite mistake only a wait.
 bool is_alive(const ProcessId& id, std::uint64_t start_mask = ~std::uint64_t{0});
 
+namespace detail {
+extern std::atomic<std::uint32_t> fork_generation_counter;
+}
+
 // Counts the forks this process descends from (bumped in the child by a pthread_atfork
 // handler). A handle that remembers it at open can tell it was inherited across a fork: its
 // slot and its role belong to the parent.
-std::uint32_t fork_generation() noexcept;
+inline std::uint32_t fork_generation() noexcept {
+  // relaxed: only this process's own threads (and its fork handler) ever touch it.
+  return detail::fork_generation_counter.load(std::memory_order_relaxed);
+}
 
 }  // namespace bloccs::shm

@@ -1,5 +1,8 @@
 // Rings across real processes: volume, order, back-pressure, parking, deadlines, owner death.
 #include <sys/resource.h>
+#include <sys/syscall.h>
+
+#include <array>
 
 #include <gtest/gtest.h>
 
@@ -230,4 +233,33 @@ TEST(RingProcess, ParkedPusherLearnsThatTheOwnerDied) {
   EXPECT_LT(waited, std::chrono::milliseconds(200 + 400));
   close(ready[0]);
   close(ready[1]);
+}
+
+TEST(RingProcess, AProcessWhoseMainThreadExitedIsStillAlive) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::spsc, .max_payload = 32});
+  ASSERT_TRUE(ring);
+  const pid_t kid = spawn([&] {
+    auto p = RingPusher::open(ns.name(), "r");
+    if (!p) return 2;
+    std::thread worker([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));
+      const std::string msg = "from a thread";
+      std::exit(p->push(std::as_bytes(std::span{msg.data(), msg.size()})) ? 0 : 3);
+    });
+    worker.detach();
+    // End the main thread only (as pthread_exit from main() would, without unwinding through
+    // the test's frames): /proc now shows the process as a zombie while its thread runs on.
+    syscall(SYS_exit, 0);
+    return 4;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto second = RingPusher::open(ns.name(), "r");
+  ASSERT_FALSE(second) << "a second SPSC pusher was let in beside a live one";
+  EXPECT_EQ(second.code(), Errc::pusher_limit);
+  std::array<std::byte, 32> out{};
+  auto n = ring->pop(out, in(std::chrono::seconds(5)));
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(out.data()), *n), "from a thread");
+  EXPECT_TRUE(exited_ok(wait_child(kid)));
 }
