@@ -1,0 +1,56 @@
+// In-process cost of one push and one pop, everything in L1: the software on the hot path,
+// without the cache-line transfers a cross-process hand-off adds (see pingpong.cpp for those).
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+#include <benchmark/benchmark.h>
+
+#include "lockfree/ring.hpp"
+
+namespace {
+
+namespace lf = bloccs::lockfree;
+
+void push_pop(benchmark::State& state, lf::RingKind kind) {
+  const std::string ns = "bench-" + std::to_string(getpid());
+  auto ring = lf::Ring::create(ns, "micro", {.kind = kind, .buffer = 64, .max_payload = 64});
+  if (!ring) return state.SkipWithError(ring.error().message.c_str());
+  auto pusher = lf::RingPusher::open(ns, "micro");
+  if (!pusher) return state.SkipWithError(pusher.error().message.c_str());
+  std::array<std::byte, 64> in{}, out{};
+  for (auto _ : state) {
+    if (!pusher->push(in)) return state.SkipWithError("push failed");
+    auto n = ring->pop(out);
+    if (!n) return state.SkipWithError(n.error().message.c_str());
+    benchmark::DoNotOptimize(out);
+  }
+}
+
+void drain_batch(benchmark::State& state, lf::RingKind kind) {
+  const std::string ns = "bench-" + std::to_string(getpid());
+  auto ring = lf::Ring::create(ns, "micro", {.kind = kind, .buffer = 64, .max_payload = 64});
+  if (!ring) return state.SkipWithError(ring.error().message.c_str());
+  auto pusher = lf::RingPusher::open(ns, "micro");
+  if (!pusher) return state.SkipWithError(pusher.error().message.c_str());
+  std::array<std::byte, 64> in{};
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    for (int i = 0; i < 32; ++i)
+      if (!pusher->push(in)) return state.SkipWithError("push failed");
+    auto n = ring->try_drain([&](std::span<const std::byte> m) { bytes += m.size(); });
+    if (!n || *n != 32) return state.SkipWithError("drain failed");
+  }
+  benchmark::DoNotOptimize(bytes);
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(push_pop, spsc, lf::RingKind::spsc);
+BENCHMARK_CAPTURE(push_pop, mpsc, lf::RingKind::mpsc);
+BENCHMARK_CAPTURE(drain_batch, spsc, lf::RingKind::spsc);
+BENCHMARK_CAPTURE(drain_batch, mpsc, lf::RingKind::mpsc);
+
+BENCHMARK_MAIN();
