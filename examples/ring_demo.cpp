@@ -15,10 +15,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "lockfree/ring.hpp"
+#include "bloccs/ring.hpp"
 #include "shm/names.hpp"
 
-namespace lf = bloccs::lockfree;
+namespace lf = bloccs;
 
 namespace {
 
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
                  "segment namespace (default: $BLOCCS_NAMESPACE, else demo-<pid>)");
   app.add_option("--messages", count, "messages per pusher")->check(CLI::Range(1ull, 1ull << 40));
   app.add_option("--buffer", buffer, "ring bound, in messages")
-      ->check(CLI::Range(1u, lf::kMaxBuffer));
+      ->check(CLI::Range(1u, bloccs::lockfree::kMaxBuffer));
   auto* push =
       app.add_subcommand("push", "push numbered messages into the demo ring (run by the owner)");
   std::uint32_t id = 0;
