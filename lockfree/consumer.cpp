@@ -149,6 +149,7 @@ Status Ring::wait(Deadline deadline) {
       std::span<const std::byte> ignored;
       const State s = pending_or_empty(ignored);  // may skip a dead pusher's claim
       if (s == State::error) return error_;
+      // acquire: pairs with the pusher's release store of the committed header.
       if (s == State::ready || ready(std::memory_order_acquire)) return {};
       if (s == State::pending)
         wake_at =
@@ -161,7 +162,7 @@ Status Ring::wait(Deadline deadline) {
     if (park(
             c->data.line, [&] { return ready(std::memory_order_seq_cst); }, wake_at))
       return {};
-    if (ready(std::memory_order_acquire)) return {};
+    if (ready(std::memory_order_acquire)) return {};  // acquire: as above, after a wake-up
     if (Clock::now() >= deadline)
       return Error{Errc::timeout, "no message arrived before the deadline"};
   }

@@ -65,7 +65,8 @@ RingPusher::RingPusher(shm::Segment segment, const RingConfig& config, std::uint
       slot_(slot),
       fork_generation_(shm::fork_generation()) {
   RingControl* c = control();
-  // acquire: the consumer's head as last published (open() fixes up an SPSC tail).
+  // acquire: the consumer's head as last published, and the tail as a predecessor left it
+  // (open() then steps an SPSC tail over a record published without its tail store).
   cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
   spsc_tail_ = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
 }
@@ -163,7 +164,7 @@ Status RingPusher::push_mpsc(std::span<const std::byte> payload, Deadline deadli
       if (!fits(tail, bytes)) {
         slot.intent.store(0, std::memory_order_relaxed);  // relaxed: never park with an intent
         if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
-        observed = c->producer.tail.load(std::memory_order_relaxed);
+        observed = c->producer.tail.load(std::memory_order_relaxed);  // relaxed: the CAS checks
         continue;
       }
     }
@@ -233,6 +234,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     };
     if (park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval)))
       return {};
+    // acquire: pairs with the consumer's release of head (it may have moved while we slept).
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (fits(current_tail(), bytes)) return {};
     if (Clock::now() >= deadline) return timeout();

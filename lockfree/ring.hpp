@@ -16,7 +16,8 @@
 //   the owner dies while pushers are parked: they wake within 100 ms with Errc::owner_dead.
 //
 // Ordering: records are consumed in claim order, so each pusher's messages arrive in the order
-// it pushed them. No call on the push or pop path throws or allocates.
+// it pushed them. Nothing on the push or pop path throws, and a successful push or pop never
+// allocates (an error builds its message string).
 #pragma once
 
 #include <sys/types.h>

@@ -18,6 +18,7 @@ std::atomic<std::uint32_t> detail::fork_generation_counter{0};
 namespace {
 
 void on_fork_child() {
+  // relaxed: the child has one thread right now; nothing else is ordered by this.
   detail::fork_generation_counter.fetch_add(1, std::memory_order_relaxed);
 }
 
