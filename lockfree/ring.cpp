@@ -41,6 +41,10 @@ Status check_options(const RingOptions& o) {
                                        " must be 1 to " + std::to_string(kMaxPushers)};
   if (o.abandon_after.count() < 100 || o.abandon_after.count() > 60'000'000)
     return Error{Errc::bad_config, "abandon_after must be 100 us to 60 s"};
+  if (o.start_position > kPosMask || o.start_position % 8 != 0 || o.start_count > kCountMask)
+    return Error{Errc::bad_config,
+                 "start_position must be a multiple of 8 below 2^40 and "
+                 "start_count below 2^24"};
   return {};
 }
 
@@ -81,10 +85,16 @@ Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOption
       .owner_start_time = me.start_time,
       .reserved = 0,
   };
-  // Cursors, wait lines, counters and slots start at zero: ftruncate zero-filled them.
+  // Wait lines, counters and slots start at zero: ftruncate zero-filled them.
+  const Cursor start{o.start_position, o.start_count};
+  // relaxed: nobody else sees the segment before publish() (release).
+  c->consumer.head.store(start.pack(), std::memory_order_relaxed);
+  c->producer.tail.store(start.pack(), std::memory_order_relaxed);
   seg->publish();
   const RingConfig config = c->config;
-  return Ring(std::move(seg).value(), config);
+  Ring ring(std::move(seg).value(), config);
+  ring.head_ = start;
+  return ring;
 }
 
 Ring::Ring(shm::Segment segment, const RingConfig& config)

@@ -47,6 +47,10 @@ struct RingOptions {
   std::uint32_t max_pushers = 64;  // MPSC pusher slots (SPSC always has 1)
   mode_t mode = 0600;              // 0660 to let the owner's group push
   std::chrono::microseconds abandon_after{10'000};
+  // Where the cursors start: a byte position (a multiple of 8, below 2^40) and a message count
+  // (below 2^24). Both wrap around in a long-lived ring; tests start them near the wrap.
+  std::uint64_t start_position = 0;
+  std::uint32_t start_count = 0;
 };
 
 // How long each side busy-polls before parking (process-local, not part of the segment).

@@ -75,13 +75,17 @@ struct RawPusher {
 };
 
 struct KillFixture {
+  explicit KillFixture(std::uint64_t start_position = 0, std::uint32_t start_count = 0)
+      : ring(Ring::create(ns.name(), "r",
+                          {.kind = RingKind::mpsc,
+                           .buffer = 8,
+                           .max_payload = 64,
+                           .capacity = 1024,
+                           .abandon_after = kAbandonAfter,
+                           .start_position = start_position,
+                           .start_count = start_count})) {}
   TestNamespace ns;
-  bloccs::Result<Ring> ring = Ring::create(ns.name(), "r",
-                                           {.kind = RingKind::mpsc,
-                                            .buffer = 8,
-                                            .max_payload = 64,
-                                            .capacity = 1024,
-                                            .abandon_after = kAbandonAfter});
+  bloccs::Result<Ring> ring;
 
   // Runs `body` in a child that must end by SIGKILL.
   void child_dies(const std::function<void(RawPusher&)>& body) {
@@ -172,6 +176,31 @@ TEST(RingKill, SeveralAdjacentDeadClaimsAreSkippedTogetherAndCountedExactly) {
   });  // died before its CAS
   f.child_dies([](RawPusher& raw) {
     raw.claim(0);
+    RawPusher::die();
+  });
+  f.push("after");
+  EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"after"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 3u);
+  f.expect_full_capacity_back();
+}
+
+TEST(RingKill, DeadClaimsAcrossBothCursorWrapsAreSkippedExactly) {
+  // The first claim straddles 2^40 bytes; the message count passes 2^24 on the way.
+  KillFixture f((std::uint64_t{1} << 40) - 16, (1u << 24) - 2);
+  ASSERT_TRUE(f.ring) << f.ring.error().message;
+  f.child_dies([](RawPusher& raw) {
+    raw.claim(40);
+    RawPusher::die();
+  });
+  f.child_dies([](RawPusher& raw) {
+    const std::string msg(30, 'x');
+    const std::uint64_t pos = raw.claim(msg.size());
+    raw.write_header(pos, msg.size(), false);
+    raw.write_payload(pos, msg, 10);
+    RawPusher::die();
+  });
+  f.child_dies([](RawPusher& raw) {
+    raw.claim(8);
     RawPusher::die();
   });
   f.push("after");

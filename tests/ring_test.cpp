@@ -224,3 +224,47 @@ TEST(Ring, OptionsOutOfRangeAreClearErrors) {
   EXPECT_EQ(Ring::create(ns.name(), "r", {.max_pushers = 0}).code(), Errc::bad_config);
   EXPECT_TRUE(ns.leftovers().empty());
 }
+
+// Positions wrap at 2^40 and counts at 2^24 in a long-lived ring: start both just short of it.
+constexpr std::uint64_t kNearPositionWrap = (std::uint64_t{1} << 40) - 512;
+constexpr std::uint32_t kNearCountWrap = (1u << 24) - 5;
+
+TEST_P(RingKinds, CursorsWrapAroundTheirRanges) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r",
+                           {.kind = GetParam(),
+                            .buffer = 4,
+                            .max_payload = 100,
+                            .capacity = 256,
+                            .start_position = kNearPositionWrap,
+                            .start_count = kNearCountWrap});
+  ASSERT_TRUE(ring) << ring.error().message;
+  auto pusher = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(pusher);
+  std::vector<std::byte> msg, out(100);
+  std::uint64_t pushed = 0, popped = 0;
+  while (popped < 500) {  // keeps the ring full: every bound is checked across the wrap
+    bloccs::test::fill_message(msg, 0, pushed, pushed % 101);
+    if (pusher->push(msg, in(std::chrono::milliseconds(0)))) {
+      ++pushed;
+      continue;
+    }
+    EXPECT_EQ(ring->stats().depth, pushed - popped);
+    EXPECT_LE(ring->stats().depth, 4u);
+    auto n = ring->pop(out, in(std::chrono::seconds(1)));
+    ASSERT_TRUE(n) << n.error().message;
+    bloccs::test::fill_message(msg, 0, popped, popped % 101);
+    ASSERT_EQ(*n, msg.size());
+    ASSERT_TRUE(std::equal(msg.begin(), msg.end(), out.begin())) << "message " << popped;
+    ++popped;
+  }
+  EXPECT_GT(pushed, 300u);
+}
+
+TEST(Ring, StartOptionsAreChecked) {
+  TestNamespace ns;
+  EXPECT_EQ(Ring::create(ns.name(), "r", {.start_position = 3}).code(), Errc::bad_config);
+  EXPECT_EQ(Ring::create(ns.name(), "r", {.start_position = std::uint64_t{1} << 40}).code(),
+            Errc::bad_config);
+  EXPECT_EQ(Ring::create(ns.name(), "r", {.start_count = 1u << 24}).code(), Errc::bad_config);
+}
