@@ -13,12 +13,28 @@ namespace {
 
 namespace lf = bloccs::lockfree;
 
+// A ring of 64 messages of up to 64 bytes and one pusher, both in this process.
+struct Pair {
+  explicit Pair(lf::RingKind kind)
+      : ns("bench-" + std::to_string(getpid())),
+        ring(lf::Ring::create(ns, "micro", {.kind = kind, .buffer = 64, .max_payload = 64})),
+        pusher(ring ? lf::RingPusher::open(ns, "micro")
+                    : bloccs::Result<lf::RingPusher>(ring.error())) {}
+  bool ok(benchmark::State& state) const {
+    if (pusher) return true;
+    state.SkipWithError(pusher.error().message.c_str());
+    return false;
+  }
+  std::string ns;
+  bloccs::Result<lf::Ring> ring;
+  bloccs::Result<lf::RingPusher> pusher;
+};
+
 void push_pop(benchmark::State& state, lf::RingKind kind) {
-  const std::string ns = "bench-" + std::to_string(getpid());
-  auto ring = lf::Ring::create(ns, "micro", {.kind = kind, .buffer = 64, .max_payload = 64});
-  if (!ring) return state.SkipWithError(ring.error().message.c_str());
-  auto pusher = lf::RingPusher::open(ns, "micro");
-  if (!pusher) return state.SkipWithError(pusher.error().message.c_str());
+  Pair p(kind);
+  if (!p.ok(state)) return;
+  auto& ring = p.ring;
+  auto& pusher = p.pusher;
   std::array<std::byte, 64> in{}, out{};
   for (auto _ : state) {
     if (!pusher->push(in)) return state.SkipWithError("push failed");
@@ -29,11 +45,10 @@ void push_pop(benchmark::State& state, lf::RingKind kind) {
 }
 
 void drain_batch(benchmark::State& state, lf::RingKind kind) {
-  const std::string ns = "bench-" + std::to_string(getpid());
-  auto ring = lf::Ring::create(ns, "micro", {.kind = kind, .buffer = 64, .max_payload = 64});
-  if (!ring) return state.SkipWithError(ring.error().message.c_str());
-  auto pusher = lf::RingPusher::open(ns, "micro");
-  if (!pusher) return state.SkipWithError(pusher.error().message.c_str());
+  Pair p(kind);
+  if (!p.ok(state)) return;
+  auto& ring = p.ring;
+  auto& pusher = p.pusher;
   std::array<std::byte, 64> in{};
   std::size_t bytes = 0;
   for (auto _ : state) {
