@@ -97,9 +97,17 @@ bool RingPusher::fits(Cursor tail, std::uint64_t bytes) const noexcept {
 }
 
 void RingPusher::write_payload(std::uint64_t pos, std::span<const std::byte> payload) {
-  const RingConfig& cfg = cfg_;
-  copy_into_ring(data(), cfg.capacity, (pos + kRecordHeader) & (cfg.capacity - 1), payload.data(),
-                 payload.size());
+  const std::uint64_t mask = cfg_.capacity - 1;
+  const std::uint64_t off = pos & mask;
+  // The consumer polls the header's cache line. Write the bytes beyond that line first, and
+  // the ones sharing it last, right before the header: the line is then taken from the
+  // consumer once, not once for the payload and again for the header.
+  const std::size_t in_header_line = std::min<std::size_t>(
+      payload.size(), static_cast<std::size_t>((off | 63) + 1 - (off + kRecordHeader)));
+  copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader + in_header_line) & mask,
+                 payload.data() + in_header_line, payload.size() - in_header_line);
+  copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader) & mask, payload.data(),
+                 in_header_line);
 }
 
 Status RingPusher::push(std::span<const std::byte> payload, Deadline deadline) {
