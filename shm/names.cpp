@@ -40,6 +40,10 @@ Result<std::string> resolve_namespace(std::string_view explicit_ns) {
   return ns;
 }
 
+Status validate_part(std::string_view what, std::string_view value, std::size_t max_len) {
+  return check(what, value, max_len, true);
+}
+
 Status validate_name(std::string_view name) {
   return check("segment name", name, kMaxNameLength, true);
 }

@@ -22,6 +22,10 @@ Result<std::string> resolve_namespace(std::string_view explicit_ns = {});
 // Checks one object name: 1..160 characters of [A-Za-z0-9_.-], not starting with '.'.
 Status validate_name(std::string_view name);
 
+// Checks a short name of some other kind (`what` names it in the error): 1..max_len
+// characters of [A-Za-z0-9_.-], not starting with '.'.
+Status validate_part(std::string_view what, std::string_view value, std::size_t max_len);
+
 // "bloccs.<ns>.<name>" (no leading slash: Boost.Interprocess adds it), both parts validated.
 // An empty `ns` resolves as in resolve_namespace(): $BLOCCS_NAMESPACE, else "default".
 Result<std::string> segment_name(std::string_view ns, std::string_view name);

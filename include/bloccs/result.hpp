@@ -29,6 +29,7 @@ enum class Errc {
   owner_dead,         // the ring's consumer process is gone
   buffer_too_small,   // the caller's buffer cannot hold the next message (it stays queued)
   wrong_process,      // a handle used in a child forked after it was opened
+  registry_full,      // every slot of the namespace's registry holds a live port
   system_error,       // an OS call failed; the message names it and errno
 };
 
@@ -67,6 +68,8 @@ constexpr const char* errc_name(Errc code) noexcept {
       return "buffer_too_small";
     case Errc::wrong_process:
       return "wrong_process";
+    case Errc::registry_full:
+      return "registry_full";
     case Errc::system_error:
       return "system_error";
   }

@@ -1,0 +1,252 @@
+#include "registry/registry.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "shm/names.hpp"
+
+namespace bloccs::registry {
+namespace {
+
+constexpr const char* kSegmentName = "registry";
+constexpr std::size_t kKeyWords = 4;  // 32 bytes per key part
+
+// Strings live in atomic words, 8 characters each, NUL-padded.
+void store_text(std::atomic<std::uint64_t>* words, std::size_t count, std::string_view s) {
+  for (std::size_t w = 0; w < count; ++w) {
+    std::uint64_t v = 0;
+    for (std::size_t b = 0; b < 8 && w * 8 + b < s.size(); ++b)
+      v |= std::uint64_t{static_cast<unsigned char>(s[w * 8 + b])} << (8 * b);
+    // relaxed: published by the slot's release store of `state`.
+    words[w].store(v, std::memory_order_relaxed);
+  }
+}
+
+std::string load_text(const std::atomic<std::uint64_t>* words, std::size_t count) {
+  std::string s;
+  for (std::size_t w = 0; w < count; ++w) {
+    // relaxed: the seqlock check in read_slot decides whether this copy counts.
+    const std::uint64_t v = words[w].load(std::memory_order_relaxed);
+    for (std::size_t b = 0; b < 8; ++b) {
+      const char c = static_cast<char>((v >> (8 * b)) & 0xff);
+      if (c == '\0') return s;
+      s.push_back(c);
+    }
+  }
+  return s;
+}
+
+// Holds the registry's robust writer mutex. A writer killed while holding it left at most one
+// slot in the "being written" state, which every writer treats as free: nothing to repair.
+class WriterLock {
+ public:
+  explicit WriterLock(pthread_mutex_t* m) : m_(m) {
+    rc_ = pthread_mutex_lock(m_);
+    if (rc_ == EOWNERDEAD) rc_ = pthread_mutex_consistent(m_);
+  }
+  ~WriterLock() {
+    if (rc_ == 0) pthread_mutex_unlock(m_);
+  }
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+  Status status() const {
+    if (rc_ == 0) return {};
+    return Error{Errc::system_error, std::string("locking the registry failed: ") +
+                                         std::strerror(rc_) +
+                                         "; the registry may be damaged, remove it (shmctl gc)"};
+  }
+
+ private:
+  pthread_mutex_t* m_;
+  int rc_;
+};
+
+Status init_mutex(pthread_mutex_t* m) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  const int rc = pthread_mutex_init(m, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (rc != 0)
+    return Error{Errc::system_error,
+                 std::string("initialising the registry mutex failed: ") + std::strerror(rc)};
+  return {};
+}
+
+std::size_t table_size(std::uint32_t slots) {
+  return kSlotsOffset + std::size_t{slots} * sizeof(RegistrySlot);
+}
+
+}  // namespace
+
+Status validate_key(const PortKey& key) {
+  if (auto st = shm::validate_part("network_id", key.network_id, kKeyPartMax); !st) return st;
+  if (auto st = shm::validate_part("node_id", key.node_id, kKeyPartMax); !st) return st;
+  return shm::validate_part("in_port", key.in_port, kKeyPartMax);
+}
+
+std::string to_string(const PortKey& key) {
+  return "{" + key.network_id + ", " + key.node_id + ", " + key.in_port + "}";
+}
+
+Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
+  if (options.slots == 0 || options.slots > kMaxSlots)
+    return Error{Errc::bad_config, "registry slots " + std::to_string(options.slots) +
+                                       " must be 1 to " + std::to_string(kMaxSlots)};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    auto created = shm::Segment::create(ns, kSegmentName, shm::SegmentKind::registry,
+                                        table_size(options.slots));
+    if (created) {
+      auto* h = reinterpret_cast<RegistryHeader*>(created->base() + sizeof(shm::SegmentHeader));
+      h->slot_count = options.slots;
+      if (auto st = init_mutex(&h->writers); !st) return std::move(st).error();
+      created->publish();
+      created->disown();  // the table outlives its creator: every process of the namespace uses it
+      return Registry(std::move(created).value(), options.slots);
+    }
+    if (created.code() != Errc::already_exists) return std::move(created).error();
+
+    auto opened = shm::Segment::open(ns, kSegmentName, shm::SegmentKind::registry);
+    if (opened) {
+      const auto* h =
+          reinterpret_cast<const RegistryHeader*>(opened->base() + sizeof(shm::SegmentHeader));
+      const std::uint32_t slots = h->slot_count;  // read once: never trust it twice
+      if (opened->size() < kSlotsOffset || slots == 0 || slots > kMaxSlots ||
+          opened->size() != table_size(slots))
+        return Error{Errc::segment_invalid,
+                     "registry /dev/shm/" + opened->name() +
+                         " has a slot count that does not match its size; remove it (shmctl gc) "
+                         "once no port of the namespace runs"};
+      return Registry(std::move(opened).value(), slots);
+    }
+    // Its creator is still initialising it, or removed it between our two calls: try again.
+    const bool transient = opened.code() == Errc::not_ready || opened.code() == Errc::not_found;
+    if (!transient || std::chrono::steady_clock::now() >= give_up) return std::move(opened).error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+std::optional<PortEntry> Registry::read_slot(std::uint32_t i) const {
+  const RegistrySlot& s = slot(i);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    // acquire: pairs with the writer's release store that made the slot live.
+    const std::uint64_t before = s.state.load(std::memory_order_acquire);
+    if ((before & kSlotStateMask) != kSlotLive) return std::nullopt;
+    PortEntry e;
+    e.key.network_id = load_text(s.key, kKeyWords);
+    e.key.node_id = load_text(s.key + kKeyWords, kKeyWords);
+    e.key.in_port = load_text(s.key + 2 * kKeyWords, kKeyWords);
+    e.segment = load_text(s.segment, std::size(s.segment));
+    // relaxed: all covered by the seqlock re-check below.
+    e.owner.pid = static_cast<std::uint32_t>(s.owner_pid.load(std::memory_order_relaxed));
+    e.owner.start_time = s.owner_start_time.load(std::memory_order_relaxed);
+    e.ring_offset = s.ring_offset.load(std::memory_order_relaxed);
+    // acquire fence: the field loads above happen before the re-read of state.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s.state.load(std::memory_order_relaxed) == before) {  // relaxed: ordered by the fence
+      e.generation = before >> 2;
+      e.slot = i;
+      return e;
+    }
+  }
+  return std::nullopt;  // rewritten under us again and again: as good as not there right now
+}
+
+Result<PortEntry> Registry::lookup(const PortKey& key) const {
+  if (auto st = validate_key(key); !st) return std::move(st).error();
+  for (std::uint32_t i = 0; i < slot_count_; ++i)
+    if (auto e = read_slot(i); e && e->key == key) return std::move(*e);
+  return Error{Errc::not_found, "no port " + to_string(key) + " is registered in /dev/shm/" +
+                                    segment_.name() + "; has its owner started it?"};
+}
+
+Result<Registration> Registry::register_port(const PortKey& key, std::string_view segment,
+                                             std::uint64_t ring_offset) {
+  if (auto st = validate_key(key); !st) return std::move(st).error();
+  if (auto st = shm::validate_part("segment name", segment, kSegmentNameMax); !st)
+    return std::move(st).error();
+  const shm::ProcessId me = shm::self_process();
+  if (me.start_time == 0)
+    return Error{Errc::system_error,
+                 "cannot read this process's start time from /proc/self/stat; other processes "
+                 "could not tell whether this owner is alive"};
+  WriterLock lock(&header()->writers);
+  if (auto st = lock.status(); !st) return std::move(st).error();
+
+  std::optional<std::uint32_t> target, free_slot, dead_slot;
+  std::optional<PortEntry> previous;
+  for (std::uint32_t i = 0; i < slot_count_ && !target; ++i) {
+    auto e = read_slot(i);  // stable: every writer holds the lock we hold
+    if (!e) {
+      if (!free_slot) free_slot = i;  // free, or left half-written by a killed writer
+    } else if (e->key == key) {
+      if (shm::is_alive(e->owner))
+        return Error{Errc::already_exists,
+                     "port " + to_string(key) + " is already started by pid " +
+                         std::to_string(e->owner.pid) +
+                         "; stop that owner first, or start the port under another key"};
+      target = i;
+      previous = std::move(e);
+    } else if (!dead_slot && !shm::is_alive(e->owner)) {
+      dead_slot = i;  // a port whose owner died without unregistering: reusable if full
+      previous = std::move(e);
+    }
+  }
+  if (!target) {
+    if (free_slot) {
+      target = free_slot;
+      previous.reset();
+    } else if (dead_slot) {
+      target = dead_slot;  // `previous` holds that dead owner's entry
+    } else {
+      return Error{Errc::registry_full,
+                   "all " + std::to_string(slot_count_) + " slots of registry /dev/shm/" +
+                       segment_.name() +
+                       " hold ports of live owners; stop some, or recreate the registry with "
+                       "more slots once no port of the namespace runs"};
+    }
+  }
+
+  RegistrySlot& s = slot(*target);
+  // relaxed: only writers (holding the lock) read the generation.
+  const std::uint64_t generation = (s.state.load(std::memory_order_relaxed) >> 2) + 1;
+  // relaxed + release fence: readers that see any field below also see "being written".
+  s.state.store((generation << 2) | kSlotWriting, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  store_text(s.key, kKeyWords, key.network_id);
+  store_text(s.key + kKeyWords, kKeyWords, key.node_id);
+  store_text(s.key + 2 * kKeyWords, kKeyWords, key.in_port);
+  store_text(s.segment, std::size(s.segment), segment);
+  // relaxed: published by the release store of state below.
+  s.owner_pid.store(me.pid, std::memory_order_relaxed);
+  s.owner_start_time.store(me.start_time, std::memory_order_relaxed);
+  s.ring_offset.store(ring_offset, std::memory_order_relaxed);
+  // release: a reader that sees the slot live sees every field above.
+  s.state.store((generation << 2) | kSlotLive, std::memory_order_release);
+  return Registration{*target, generation, std::move(previous)};
+}
+
+Status Registry::unregister(std::uint32_t slot_index, std::uint64_t generation) {
+  if (slot_index >= slot_count_)
+    return Error{Errc::not_found,
+                 "registry slot " + std::to_string(slot_index) + " does not exist"};
+  WriterLock lock(&header()->writers);
+  if (auto st = lock.status(); !st) return st;
+  RegistrySlot& s = slot(slot_index);
+  // relaxed: writers are serialised by the lock.
+  if (s.state.load(std::memory_order_relaxed) != ((generation << 2) | kSlotLive))
+    return Error{Errc::not_found, "the registration in slot " + std::to_string(slot_index) +
+                                      " was already removed or taken over"};
+  if (s.owner_pid.load(std::memory_order_relaxed) != static_cast<std::uint64_t>(getpid()))
+    return Error{Errc::wrong_process, "only the process that registered a port may unregister it"};
+  // release: readers that see it free stop using it (the generation stays for the next one).
+  s.state.store((generation << 2) | kSlotFree, std::memory_order_release);
+  return {};
+}
+
+}  // namespace bloccs::registry
