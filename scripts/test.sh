@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, second command (and CI): build and run the whole test suite, three ways:
-#   1. optimised, warnings as errors, every test at full size, plus a short benchmark run;
+#   1. optimised, warnings as errors, every test at full size, plus a short benchmark run and
+#      an example project built against the installed package;
 #   2. ThreadSanitizer (the lock-free code's memory orders), smaller message counts;
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer, smaller message counts.
 set -euo pipefail
@@ -28,4 +29,11 @@ run_suite build-asan 1 -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_BENCHMARKS=O
 # A short benchmark run keeps the driver working; it prints ratios and never fails on them.
 build build -DCMAKE_BUILD_TYPE=Release
 BLOCCS_BENCH_ROUNDTRIPS=20000 ./build/benchmarks/bloccs-bench-pingpong --benchmark_min_time=0 | tail -10
+# Another project builds against the installed package, not this build tree.
+echo "=== installed package: examples/installed ==="
+cmake --install build --prefix "$PWD/build/install" >/dev/null
+cmake -S examples/installed -B build/installed-example -G Ninja \
+  -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
+cmake --build build/installed-example
+./build/installed-example/bloccs-installed-example
 run_suite build 1 -DCMAKE_BUILD_TYPE=Release
