@@ -12,7 +12,8 @@ namespace bloccs::registry {
 namespace {
 
 constexpr const char* kSegmentName = "registry";
-constexpr std::size_t kKeyWords = 4;  // 32 bytes per key part
+constexpr std::size_t kKeyWords = 4;     // 32 bytes per key part
+constexpr int kLockPatienceSeconds = 5;  // writers hold the lock for microseconds
 
 // Strings live in atomic words, 8 characters each, NUL-padded.
 void store_text(std::atomic<std::uint64_t>* words, std::size_t count, std::string_view s) {
@@ -44,8 +45,14 @@ std::string load_text(const std::atomic<std::uint64_t>* words, std::size_t count
 class WriterLock {
  public:
   explicit WriterLock(pthread_mutex_t* m) : m_(m) {
-    rc_ = pthread_mutex_lock(m_);
-    if (rc_ == EOWNERDEAD) rc_ = pthread_mutex_consistent(m_);
+    timespec until{};
+    clock_gettime(CLOCK_REALTIME, &until);  // pthread_mutex_timedlock counts in real time
+    until.tv_sec += kLockPatienceSeconds;
+    rc_ = pthread_mutex_timedlock(m_, &until);
+    if (rc_ == EOWNERDEAD) {
+      rc_ = pthread_mutex_consistent(m_);
+      if (rc_ != 0) pthread_mutex_unlock(m_);
+    }
   }
   ~WriterLock() {
     if (rc_ == 0) pthread_mutex_unlock(m_);
@@ -54,6 +61,10 @@ class WriterLock {
   WriterLock& operator=(const WriterLock&) = delete;
   Status status() const {
     if (rc_ == 0) return {};
+    if (rc_ == ETIMEDOUT)
+      return Error{Errc::timeout, "another process has held the registry's writer lock for " +
+                                      std::to_string(kLockPatienceSeconds) +
+                                      " s (stopped, or under a debugger?); resume it and retry"};
     return Error{Errc::system_error, std::string("locking the registry failed: ") +
                                          std::strerror(rc_) +
                                          "; the registry may be damaged, remove it (shmctl gc)"};
@@ -97,7 +108,7 @@ Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
   if (options.slots == 0 || options.slots > kMaxSlots)
     return Error{Errc::bad_config, "registry slots " + std::to_string(options.slots) +
                                        " must be 1 to " + std::to_string(kMaxSlots)};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   for (;;) {
     auto created = shm::Segment::create(ns, kSegmentName, shm::SegmentKind::registry,
                                         table_size(options.slots));
@@ -125,7 +136,11 @@ Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
       return Registry(std::move(opened).value(), slots);
     }
     // Its creator is still initialising it, or removed it between our two calls: try again.
+    // A creator that died before publishing it would block the namespace for good: remove
+    // what it left and create the table anew.
     const bool transient = opened.code() == Errc::not_ready || opened.code() == Errc::not_found;
+    if (transient && shm::Segment::remove_if_abandoned(ns, kSegmentName, std::chrono::seconds(1)))
+      continue;
     if (!transient || std::chrono::steady_clock::now() >= give_up) return std::move(opened).error();
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -143,12 +158,17 @@ std::optional<PortEntry> Registry::read_slot(std::uint32_t i) const {
     e.key.in_port = load_text(s.key + 2 * kKeyWords, kKeyWords);
     e.segment = load_text(s.segment, std::size(s.segment));
     // relaxed: all covered by the seqlock re-check below.
-    e.owner.pid = static_cast<std::uint32_t>(s.owner_pid.load(std::memory_order_relaxed));
     e.owner.start_time = s.owner_start_time.load(std::memory_order_relaxed);
     e.ring_offset = s.ring_offset.load(std::memory_order_relaxed);
+    const std::uint64_t pid = s.owner_pid.load(std::memory_order_relaxed);
     // acquire fence: the field loads above happen before the re-read of state.
     std::atomic_thread_fence(std::memory_order_acquire);
     if (s.state.load(std::memory_order_relaxed) == before) {  // relaxed: ordered by the fence
+      // Never trust shared memory: an entry no writer of ours could have made is not there.
+      if (pid == 0 || pid > 0x3fffffff || !validate_key(e.key) ||
+          !shm::validate_part("segment name", e.segment, kSegmentNameMax))
+        return std::nullopt;
+      e.owner.pid = static_cast<std::uint32_t>(pid);
       e.generation = before >> 2;
       e.slot = i;
       return e;
@@ -232,9 +252,10 @@ Result<Registration> Registry::register_port(const PortKey& key, std::string_vie
 }
 
 Status Registry::unregister(std::uint32_t slot_index, std::uint64_t generation) {
-  if (slot_index >= slot_count_)
-    return Error{Errc::not_found,
-                 "registry slot " + std::to_string(slot_index) + " does not exist"};
+  if (slot_index >= slot_count_ || generation > (~std::uint64_t{0} >> 2))
+    return Error{Errc::not_found, "registry slot " + std::to_string(slot_index) +
+                                      " holds no registration of generation " +
+                                      std::to_string(generation)};
   WriterLock lock(&header()->writers);
   if (auto st = lock.status(); !st) return st;
   RegistrySlot& s = slot(slot_index);
@@ -242,7 +263,9 @@ Status Registry::unregister(std::uint32_t slot_index, std::uint64_t generation) 
   if (s.state.load(std::memory_order_relaxed) != ((generation << 2) | kSlotLive))
     return Error{Errc::not_found, "the registration in slot " + std::to_string(slot_index) +
                                       " was already removed or taken over"};
-  if (s.owner_pid.load(std::memory_order_relaxed) != static_cast<std::uint64_t>(getpid()))
+  const shm::ProcessId me = shm::self_process();
+  if (s.owner_pid.load(std::memory_order_relaxed) != me.pid ||
+      s.owner_start_time.load(std::memory_order_relaxed) != me.start_time)
     return Error{Errc::wrong_process, "only the process that registered a port may unregister it"};
   // release: readers that see it free stop using it (the generation stays for the next one).
   s.state.store((generation << 2) | kSlotFree, std::memory_order_release);

@@ -1,6 +1,8 @@
 #include "shm/segment.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,11 +89,19 @@ Status check_stat(const struct stat& st, const std::string& name) {
 Status check_header(const SegmentHeader& h, const struct stat& st, SegmentKind kind,
                     const std::string& name) {
   const std::string where = "/dev/shm/" + name;
-  if (h.magic == 0 && h.ready.load(std::memory_order_relaxed) == 0)  // relaxed: a hint only
-    return Error{Errc::not_ready, where +
-                                      " has no header yet: its creator is still writing it; "
-                                      "retry shortly (if no process is creating it, remove "
-                                      "it with shmctl rm)"};
+  // acquire: pairs with publish()'s release store, so the body the creator wrote is visible.
+  // Until then the creator may be mid-way through the header, and any field may look wrong.
+  if (h.ready.load(std::memory_order_acquire) != kReady) {
+    if (h.magic == 0)
+      return Error{Errc::not_ready, where +
+                                        " has no header yet: its creator is still writing it; "
+                                        "retry shortly (if no process is creating it, remove "
+                                        "it with shmctl rm)"};
+    if (h.magic == kMagic)
+      return Error{Errc::not_ready,
+                   where + " is still being initialised by pid " + std::to_string(h.creator_pid) +
+                       "; retry shortly (if that process is gone, remove it with shmctl rm)"};
+  }
   if (h.magic != kMagic)
     return Error{Errc::segment_invalid,
                  where +
@@ -122,11 +132,10 @@ Status check_header(const SegmentHeader& h, const struct stat& st, SegmentKind k
                                        ", expected " +
                                        std::to_string(static_cast<std::uint32_t>(kind)) +
                                        "; check the name you asked for"};
-  // acquire: pairs with publish()'s release store, so the body the creator wrote is visible.
-  if (h.ready.load(std::memory_order_acquire) != kReady)
-    return Error{Errc::not_ready,
-                 where + " is still being initialised by pid " + std::to_string(h.creator_pid) +
-                     "; retry shortly (if that process is gone, remove it with shmctl rm)"};
+  if (h.ready.load(std::memory_order_relaxed) != kReady)  // relaxed: checked with acquire above
+    return Error{Errc::segment_invalid, where +
+                                            " has a bloccs header but a damaged ready word; "
+                                            "remove it (shmctl rm)"};
   return {};
 }
 
@@ -215,6 +224,44 @@ Status Segment::remove(std::string_view ns, std::string_view name) {
                  "removing /dev/shm/" + *full + " failed: " + std::strerror(errno)};
   }
   return {};
+}
+
+bool Segment::remove_if_abandoned(std::string_view ns, std::string_view name,
+                                  std::chrono::milliseconds empty_grace) {
+  auto full = segment_name(ns, name);
+  if (!full) return false;
+  const std::string path = "/" + *full;
+  const int fd = ::shm_open(path.c_str(), O_RDONLY, 0);
+  if (fd < 0) return false;
+  struct stat st {};
+  bool abandoned = false;
+  if (::fstat(fd, &st) == 0) {
+    if (st.st_size == 0) {
+      const auto created = std::chrono::system_clock::time_point(
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              std::chrono::seconds(st.st_ctim.tv_sec) +
+              std::chrono::nanoseconds(st.st_ctim.tv_nsec)));
+      const auto age = std::chrono::system_clock::now() - created;
+      abandoned = age > empty_grace;
+    } else if (static_cast<std::size_t>(st.st_size) >= sizeof(SegmentHeader)) {
+      void* p = ::mmap(nullptr, sizeof(SegmentHeader), PROT_READ, MAP_SHARED, fd, 0);
+      if (p != MAP_FAILED) {
+        const auto& h = *static_cast<const SegmentHeader*>(p);
+        // acquire: as in check_header; a published segment is never abandoned.
+        abandoned = h.magic == kMagic && h.ready.load(std::memory_order_acquire) != kReady &&
+                    !is_alive({h.creator_pid, h.creator_start_time});
+        ::munmap(p, sizeof(SegmentHeader));
+      }
+    }
+  }
+  // Unlink only the object we judged: if the name now names another one, leave it.
+  struct stat now {};
+  if (abandoned && ::stat(("/dev/shm" + path).c_str(), &now) == 0 && now.st_ino == st.st_ino)
+    abandoned = ::shm_unlink(path.c_str()) == 0;
+  else
+    abandoned = false;
+  ::close(fd);
+  return abandoned;
 }
 
 Segment& Segment::operator=(Segment&& other) noexcept {

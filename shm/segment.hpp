@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -79,6 +80,12 @@ class Segment {
 
   // Removes the name from /dev/shm (mappings stay valid). Errc::not_found if absent.
   static Status remove(std::string_view ns, std::string_view name);
+
+  // Removes a segment whose creator died before publishing it: one that has a bloccs header
+  // but is not ready while its creator is gone, or one still empty `empty_grace` after its
+  // creation. True if it removed one. Used by shared tables that anybody may create.
+  static bool remove_if_abandoned(std::string_view ns, std::string_view name,
+                                  std::chrono::milliseconds empty_grace);
 
   Segment(Segment&& other) noexcept
       : name_(std::move(other.name_)),

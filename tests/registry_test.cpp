@@ -1,5 +1,8 @@
 // The registry across real processes: one table per namespace however many race to create it,
 // one owner per key, dead owners' keys taken over, lookups that never see a torn entry.
+#include <fcntl.h>
+#include <sys/mman.h>
+
 #include <gtest/gtest.h>
 
 #include "registry/registry.hpp"
@@ -192,7 +195,8 @@ TEST(Registry, LookupsNeverSeeAHalfWrittenEntry) {
   ASSERT_TRUE(r);
   std::uint64_t seen = 0;
   std::string torn;
-  while (waitpid(writer, nullptr, WNOHANG) == 0 && torn.empty()) {
+  int writer_status = 0;
+  while (waitpid(writer, &writer_status, WNOHANG) == 0 && torn.empty()) {
     for (const char* port : {"even", "odd"}) {
       auto e = r->lookup(key(port));
       if (!e) continue;
@@ -202,5 +206,52 @@ TEST(Registry, LookupsNeverSeeAHalfWrittenEntry) {
     }
   }
   EXPECT_EQ(torn, "");
+  if (!torn.empty()) wait_child(writer, std::chrono::milliseconds(0));
+  EXPECT_TRUE(torn.empty() ? exited_ok(writer_status) : true)
+      << "the writer failed to register or unregister";
   EXPECT_GT(seen, 10u) << "the reader barely saw any entry: the test proved little";
+}
+
+TEST(Registry, ACreatorKilledBeforePublishingDoesNotBlockTheNamespace) {
+  TestNamespace ns;
+  const pid_t kid = spawn([&]() -> int {
+    auto seg = bloccs::shm::Segment::create(ns.name(), "registry",
+                                            bloccs::shm::SegmentKind::registry, 4096);
+    if (!seg) return 2;
+    raise(SIGKILL);  // header written, never published
+    return 3;
+  });
+  wait_child(kid);
+  auto r = Registry::open(ns.name());
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->register_port(key("p"), "ring", 0));
+}
+
+TEST(Registry, AnEmptyTableLeftByACreatorThatDiedAtOnceIsReplaced) {
+  TestNamespace ns;
+  const std::string path = "/bloccs." + ns.name() + ".registry";
+  const int fd = shm_open(path.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);  // never sized
+  ASSERT_GE(fd, 0);
+  close(fd);
+  auto r = Registry::open(ns.name());
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->register_port(key("p"), "ring", 0));
+}
+
+TEST(Registry, OnlyTheRegisteringProcessUnregisters) {
+  TestNamespace ns;
+  auto r = Registry::open(ns.name());
+  ASSERT_TRUE(r);
+  auto reg = r->register_port(key("p"), "ring", 0);
+  ASSERT_TRUE(reg);
+  const pid_t kid = spawn([&] {
+    auto mine = Registry::open(ns.name());
+    return mine && mine->unregister(reg->slot, reg->generation).code() == Errc::wrong_process ? 0
+                                                                                              : 2;
+  });
+  EXPECT_TRUE(exited_ok(wait_child(kid)));
+  EXPECT_TRUE(r->lookup(key("p")));
+  EXPECT_EQ(r->unregister(reg->slot, reg->generation + (std::uint64_t{1} << 62)).code(),
+            Errc::not_found);
+  EXPECT_TRUE(r->unregister(reg->slot, reg->generation));
 }

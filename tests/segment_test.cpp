@@ -135,6 +135,13 @@ TEST(Segment, EachDamageHasItsOwnError) {
   tamper(ns, "s", [](SegmentHeader& h) { h.ready.store(0); });
   expect_open(Errc::not_ready, "still being initialised");
   restore();
+  // Mid-creation: magic written, checksum not yet, not ready. An opener must wait, not give up.
+  tamper(ns, "s", [](SegmentHeader& h) {
+    h.ready.store(0);
+    h.checksum = 0;
+  });
+  expect_open(Errc::not_ready, "still being initialised");
+  restore();
 
   auto wrong = Segment::open(ns.name(), "s", SegmentKind::registry);
   ASSERT_FALSE(wrong);
