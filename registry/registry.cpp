@@ -16,13 +16,24 @@ constexpr std::size_t kKeyWords = 4;     // 32 bytes per key part
 constexpr int kLockPatienceSeconds = 5;  // writers hold the lock for microseconds
 
 // Strings live in atomic words, 8 characters each, NUL-padded.
+std::uint64_t text_word(std::string_view s, std::size_t w) {
+  std::uint64_t v = 0;
+  for (std::size_t b = 0; b < 8 && w * 8 + b < s.size(); ++b)
+    v |= std::uint64_t{static_cast<unsigned char>(s[w * 8 + b])} << (8 * b);
+  return v;
+}
+
 void store_text(std::atomic<std::uint64_t>* words, std::size_t count, std::string_view s) {
-  for (std::size_t w = 0; w < count; ++w) {
-    std::uint64_t v = 0;
-    for (std::size_t b = 0; b < 8 && w * 8 + b < s.size(); ++b)
-      v |= std::uint64_t{static_cast<unsigned char>(s[w * 8 + b])} << (8 * b);
-    // relaxed: published by the slot's release store of `state`.
-    words[w].store(v, std::memory_order_relaxed);
+  for (std::size_t w = 0; w < count; ++w)
+    words[w].store(text_word(s, w), std::memory_order_relaxed);  // relaxed: published by state
+}
+
+// The key as a slot stores it: three parts of kKeyWords words each.
+void encode_key(const PortKey& key, std::uint64_t* words) {
+  for (std::size_t w = 0; w < kKeyWords; ++w) {
+    words[w] = text_word(key.network_id, w);
+    words[kKeyWords + w] = text_word(key.node_id, w);
+    words[2 * kKeyWords + w] = text_word(key.in_port, w);
   }
 }
 
@@ -184,8 +195,19 @@ std::optional<PortEntry> Registry::read_slot(std::uint32_t i) const {
 
 Result<PortEntry> Registry::lookup(const PortKey& key) const {
   if (auto st = validate_key(key); !st) return std::move(st).error();
-  for (std::uint32_t i = 0; i < slot_count_; ++i)
+  // Compare the key's words in place and copy out (with the seqlock check) only a match.
+  std::uint64_t want[3 * kKeyWords];
+  encode_key(key, want);
+  for (std::uint32_t i = 0; i < slot_count_; ++i) {
+    const RegistrySlot& s = slot(i);
+    // relaxed: a filter only; read_slot re-reads everything under the seqlock.
+    if ((s.state.load(std::memory_order_relaxed) & kSlotStateMask) != kSlotLive) continue;
+    bool same = true;
+    for (std::size_t w = 0; w < 3 * kKeyWords && same; ++w)
+      same = s.key[w].load(std::memory_order_relaxed) == want[w];  // relaxed: a filter only
+    if (!same) continue;
     if (auto e = read_slot(i); e && e->key == key) return std::move(*e);
+  }
   return Error{Errc::not_found, "no port " + to_string(key) + " is registered in /dev/shm/" +
                                     segment_.name() + "; has its owner started it?"};
 }
