@@ -113,14 +113,13 @@ void Ring::publish_head() {
   }
 }
 
-Status Ring::wait(Deadline deadline) {
+Status Ring::wait(Deadline deadline, AlsoReady also) {
   RingControl* c = control();
   const RingConfig& cfg = cfg_;
   const bool spsc = cfg.kind == static_cast<std::uint32_t>(RingKind::spsc);
-  // Re-reads head_ each time: recovery may move it past a dead pusher's claim.
-  auto ready = [&](std::memory_order order) {
-    return header_committed(header_word(data(), head_.pos & (cfg.capacity - 1)).load(order));
-  };
+  // Re-reads head_ each time: recovery may move it past a dead pusher's claim. `also` is
+  // checked at the same points (its loads are seq_cst, at least as strong as ours).
+  auto ready = [&](std::memory_order order) { return this->ready(order) || also(); };
 
   // Spin: a hand-off between cores takes ~100 ns; a futex wake-up tens of microseconds. The
   // clock is read only every 64 polls: a message that is about to land costs no clock read.
@@ -166,6 +165,20 @@ Status Ring::wait(Deadline deadline) {
     if (Clock::now() >= deadline)
       return Error{Errc::timeout, "no message arrived before the deadline"};
   }
+}
+
+void Ring::wake_consumer() const noexcept {
+  // seq_cst fence: Dekker with the parking consumer, after the caller's store (see futex.hpp).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake(control()->data.line, 1);
+}
+
+void Ring::close() noexcept {
+  RingControl* c = control();
+  // seq_cst: pushers re-check it after arming the space line (Dekker, see futex.hpp).
+  c->counters.closed.store(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake(c->space.line, INT_MAX);
 }
 
 Result<std::size_t> Ring::pop(std::span<std::byte> out, Deadline deadline) {

@@ -96,55 +96,67 @@ bool RingPusher::fits(Cursor tail, std::uint64_t bytes) const noexcept {
          count_distance(tail.count, cached_head_.count) < cfg.buffer;
 }
 
-void RingPusher::write_payload(std::uint64_t pos, std::span<const std::byte> payload) {
+void RingPusher::write_payload(std::uint64_t pos, std::span<const std::byte> head,
+                               std::span<const std::byte> body) {
   const std::uint64_t mask = cfg_.capacity - 1;
   const std::uint64_t off = pos & mask;
+  const std::size_t total = head.size() + body.size();
+  // Copies bytes [from, to) of head + body to their place in the record.
+  auto copy = [&](std::size_t from, std::size_t to) {
+    for (auto [part, base] : {std::pair{head, std::size_t{0}}, std::pair{body, head.size()}}) {
+      const std::size_t lo = std::max(from, base), hi = std::min(to, base + part.size());
+      if (lo < hi)
+        copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader + lo) & mask,
+                       part.data() + (lo - base), hi - lo);
+    }
+  };
   // The consumer polls the header's cache line. Write the bytes beyond that line first, and
   // the ones sharing it last, right before the header: the line is then taken from the
   // consumer once, not once for the payload and again for the header.
   const std::size_t in_header_line = std::min<std::size_t>(
-      payload.size(), static_cast<std::size_t>((off | 63) + 1 - (off + kRecordHeader)));
-  copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader + in_header_line) & mask,
-                 payload.data() + in_header_line, payload.size() - in_header_line);
-  copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader) & mask, payload.data(),
-                 in_header_line);
+      total, static_cast<std::size_t>((off | 63) + 1 - (off + kRecordHeader)));
+  copy(in_header_line, total);
+  copy(0, in_header_line);
 }
 
-Status RingPusher::push(std::span<const std::byte> payload, Deadline deadline) {
+Status RingPusher::push(std::span<const std::byte> head, std::span<const std::byte> body,
+                        Patience patience) {
   const RingConfig& cfg = cfg_;
   if (fork_generation_ != shm::fork_generation())
     return Error{Errc::wrong_process,
                  "this pusher of ring /dev/shm/" + segment_.name() +
                      " was opened before a fork and belongs to the parent; open a new "
                      "RingPusher in the child"};
-  if (payload.size() > cfg.max_payload)
+  if (head.size() + body.size() > cfg.max_payload)
     return Error{Errc::payload_too_large,
-                 "payload of " + std::to_string(payload.size()) + " bytes exceeds the ring's " +
-                     "max_payload of " + std::to_string(cfg.max_payload) +
+                 "payload of " + std::to_string(head.size() + body.size()) +
+                     " bytes exceeds the ring's max_payload of " + std::to_string(cfg.max_payload) +
                      "; split it, or create the ring with a larger max_payload"};
-  return cfg.kind == static_cast<std::uint32_t>(RingKind::spsc) ? push_spsc(payload, deadline)
-                                                                : push_mpsc(payload, deadline);
+  return cfg.kind == static_cast<std::uint32_t>(RingKind::spsc) ? push_spsc(head, body, patience)
+                                                                : push_mpsc(head, body, patience);
 }
 
-Status RingPusher::push_spsc(std::span<const std::byte> payload, Deadline deadline) {
+Status RingPusher::push_spsc(std::span<const std::byte> head, std::span<const std::byte> body,
+                             const Patience& patience) {
   RingControl* c = control();
   const std::uint64_t mask = cfg_.capacity - 1;
-  const std::uint64_t bytes = record_size(payload.size());
+  const std::size_t len = head.size() + body.size();
+  const std::uint64_t bytes = record_size(len);
   const Cursor tail = spsc_tail_;
   if (!fits(tail, bytes)) {
     // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (!fits(tail, bytes)) {
-      if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
+      if (auto st = wait_for_space(tail, bytes, patience.resolve()); !st) return st;
     }
   }
   // relaxed: the terminator. The word after our record reads zero ("nothing yet") before the
   // release below publishes our record, so the consumer stops there, whatever the last lap left.
   header_word(data(), (tail.pos + bytes) & mask).store(0, std::memory_order_relaxed);
-  write_payload(tail.pos, payload);
+  write_payload(tail.pos, head, body);
   // release: publishes the record (payload and terminator) to the consumer's acquire.
   header_word(data(), tail.pos & mask)
-      .store(make_record_header(static_cast<std::uint32_t>(payload.size()), 0, true),
+      .store(make_record_header(static_cast<std::uint32_t>(len), 0, true),
              std::memory_order_release);
   spsc_tail_ = tail.advanced(bytes);
   // relaxed: the tail tells tools the depth and a successor where to resume; the consumer
@@ -157,10 +169,13 @@ Status RingPusher::push_spsc(std::span<const std::byte> payload, Deadline deadli
   return {};
 }
 
-Status RingPusher::push_mpsc(std::span<const std::byte> payload, Deadline deadline) {
+Status RingPusher::push_mpsc(std::span<const std::byte> head, std::span<const std::byte> body,
+                             const Patience& patience) {
   RingControl* c = control();
   PusherSlot& slot = my_slot();
-  const std::uint64_t bytes = record_size(payload.size());
+  const std::size_t total = head.size() + body.size();
+  const std::uint64_t bytes = record_size(total);
+  Deadline deadline{};  // resolved when the ring is first found full
   // relaxed: only a first guess for the CAS, which validates it.
   std::uint64_t observed = c->producer.tail.load(std::memory_order_relaxed);
   Cursor tail;
@@ -171,6 +186,7 @@ Status RingPusher::push_mpsc(std::span<const std::byte> payload, Deadline deadli
       cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
       if (!fits(tail, bytes)) {
         slot.intent.store(0, std::memory_order_relaxed);  // relaxed: never park with an intent
+        if (deadline == Deadline{}) deadline = patience.resolve();
         if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
         observed = c->producer.tail.load(std::memory_order_relaxed);  // relaxed: the CAS checks
         continue;
@@ -185,13 +201,13 @@ Status RingPusher::push_mpsc(std::span<const std::byte> payload, Deadline deadli
       break;
   }
   const std::uint64_t off = tail.pos & (cfg_.capacity - 1);
-  const auto len = static_cast<std::uint32_t>(payload.size());
+  const auto len = static_cast<std::uint32_t>(total);
   // relaxed: the uncommitted header only names the claimant, for recovery if we die now.
   header_word(data(), off).store(make_record_header(len, slot_, false), std::memory_order_relaxed);
   // The header must reach memory before the payload (recovery reads "header zero" as "nothing
   // written"): keep the compiler from sinking it; x86-64 keeps stores in program order.
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  write_payload(tail.pos, payload);
+  write_payload(tail.pos, head, body);
   // release: commit; the consumer's acquire of the header makes the payload visible.
   header_word(data(), off).store(make_record_header(len, slot_, true), std::memory_order_release);
   // release: a consumer that sees the slot idle also sees the commit above.
@@ -212,6 +228,15 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
   auto timeout = [] {
     return Error{Errc::timeout, "the ring stayed full until the deadline; nothing was enqueued"};
   };
+  auto closed = [&] {
+    // relaxed: a flag that orders nothing; the re-check after parking is seq_cst.
+    return c->counters.closed.load(std::memory_order_relaxed) != 0;
+  };
+  auto closed_error = [&] {
+    return Error{Errc::closed, "the owner closed ring /dev/shm/" + segment_.name() +
+                                   " (its port stopped) while this push waited for space; "
+                                   "nothing was enqueued"};
+  };
 
   const auto spin_end = Clock::now() + spin_.pusher;
   for (unsigned i = 1;; ++i) {
@@ -226,6 +251,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
                                       " has its head ahead of its tail; the ring cannot be "
                                       "trusted, remove it (shmctl rm) and restart its owner"};
     if ((i & 63) == 0 || spin_.pusher.count() == 0) {
+      if (closed()) return closed_error();
       const auto now = Clock::now();
       if (now >= deadline) return timeout();
       if (now >= spin_end) break;
@@ -236,12 +262,14 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
   const shm::ProcessId owner{cfg_.owner_pid, cfg_.owner_start_time};
   for (;;) {
     const auto fit_now = [&] {
-      // seq_cst: the Dekker re-check after arming (see futex.hpp).
+      // seq_cst: the Dekker re-check after arming (see futex.hpp); close() wakes us too.
       cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_seq_cst));
-      return fits(current_tail(), bytes);
+      return fits(current_tail(), bytes) || c->counters.closed.load(std::memory_order_seq_cst);
     };
-    if (park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval)))
+    if (park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval)) &&
+        !closed())
       return {};
+    if (closed()) return closed_error();
     // acquire: pairs with the consumer's release of head (it may have moved while we slept).
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (fits(current_tail(), bytes)) return {};

@@ -61,6 +61,27 @@ struct SpinPolicy {
   std::chrono::nanoseconds pusher{10'000};
 };
 
+// When a pusher of a full ring gives up: at `deadline`, or `timeout` after it first finds the
+// ring full, whichever comes first. A timeout costs nothing until then: the fast path never
+// reads the clock.
+struct Patience {
+  Deadline deadline = kNoDeadline;
+  std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
+  Deadline resolve() const {
+    return timeout == std::chrono::nanoseconds::max() ? deadline
+                                                      : std::min(deadline, Clock::now() + timeout);
+  }
+};
+
+// Something besides the ring's own next message that ends a consumer's wait (a second ring of the
+// same consumer, a stop flag). `ready` must load with seq_cst; whoever makes it true calls
+// Ring::wake_consumer() afterwards, so that a parked consumer re-checks.
+struct AlsoReady {
+  bool (*ready)(const void* ctx) = nullptr;
+  const void* ctx = nullptr;
+  bool operator()() const { return ready && ready(ctx); }
+};
+
 // A point-in-time view of a ring's control block, for tests and tools. Never blocks anyone.
 struct RingStats {
   std::uint64_t depth;             // messages queued (claimed and not consumed)
@@ -98,8 +119,20 @@ class Ring {
   // `deadline`; Errc::buffer_too_small if it does not fit (it stays queued).
   Result<std::size_t> pop(std::span<std::byte> out, Deadline deadline = kNoDeadline);
 
-  // Waits until a message is ready to consume, or `deadline`. Errc::timeout past it.
-  Status wait(Deadline deadline);
+  // Waits until a message is ready to consume, `also` holds, or `deadline` passes
+  // (Errc::timeout).
+  Status wait(Deadline deadline, AlsoReady also = {});
+  // True if the next record is committed (load with `order`). Consumer thread only.
+  bool ready(std::memory_order order) const noexcept {
+    return header_committed(header_word(data(), head_.pos & (cfg_.capacity - 1)).load(order));
+  }
+  // Wakes a consumer parked in wait(), for whoever made its AlsoReady true (after a seq_cst
+  // store or fence). Any thread of any process that maps the ring.
+  void wake_consumer() const noexcept;
+
+  // Refuses further waiting for space: pushers parked now and later get Errc::closed. For the
+  // owner's stop; the records already queued stay readable.
+  void close() noexcept;
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
   const RingConfig& config() const noexcept { return cfg_; }
@@ -156,7 +189,13 @@ class RingPusher {
   // Enqueues one message. Parks while the ring is full; Errc::timeout once `deadline` passes
   // (nothing enqueued); Errc::payload_too_large at once; Errc::owner_dead if the consumer died
   // while this call was parked; Errc::wrong_process in a child forked after open().
-  Status push(std::span<const std::byte> payload, Deadline deadline = kNoDeadline);
+  Status push(std::span<const std::byte> payload, Deadline deadline = kNoDeadline) {
+    return push(payload, {}, {.deadline = deadline});
+  }
+  // Enqueues `head` and `body` as one message (head first): a caller's framing without a copy.
+  // Errc::closed if the owner closed the ring while this call waited for space.
+  Status push(std::span<const std::byte> head, std::span<const std::byte> body,
+              Patience patience);
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
   const RingConfig& config() const noexcept { return cfg_; }
@@ -170,9 +209,12 @@ class RingPusher {
 
   bool fits(Cursor tail, std::uint64_t bytes) const noexcept;
   Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline);
-  void write_payload(std::uint64_t pos, std::span<const std::byte> payload);
-  Status push_spsc(std::span<const std::byte> payload, Deadline deadline);
-  Status push_mpsc(std::span<const std::byte> payload, Deadline deadline);
+  void write_payload(std::uint64_t pos, std::span<const std::byte> head,
+                     std::span<const std::byte> body);
+  Status push_spsc(std::span<const std::byte> head, std::span<const std::byte> body,
+                   const Patience& patience);
+  Status push_mpsc(std::span<const std::byte> head, std::span<const std::byte> body,
+                   const Patience& patience);
 
   shm::Segment segment_;
   RingConfig cfg_;  // validated private copy

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include "shm/names.hpp"
@@ -110,22 +111,48 @@ std::size_t table_size(std::uint32_t slots) {
 
 }  // namespace
 
-Status validate_key(const PortKey& key) {
-  if (auto st = shm::validate_part("network_id", key.network_id, kKeyPartMax); !st) return st;
-  if (auto st = shm::validate_part("node_id", key.node_id, kKeyPartMax); !st) return st;
-  return shm::validate_part("in_port", key.in_port, kKeyPartMax);
+Result<Registry> Registry::checked_table(shm::Segment opened, std::string ns,
+                                         RegistryOptions options) {
+  const auto* h =
+      reinterpret_cast<const RegistryHeader*>(opened.base() + sizeof(shm::SegmentHeader));
+  const std::uint32_t slots = h->slot_count;  // read once: never trust it twice
+  if (opened.size() < kSlotsOffset || slots == 0 || slots > kMaxSlots ||
+      opened.size() != table_size(slots))
+    return Error{Errc::segment_invalid,
+                 "registry /dev/shm/" + opened.name() +
+                     " has a slot count that does not match its size; remove it (shmctl gc) "
+                     "once no port of the namespace runs"};
+  return Registry(std::move(opened), slots, std::move(ns), options);
 }
 
-std::string to_string(const PortKey& key) {
-  return "{" + key.network_id + ", " + key.node_id + ", " + key.in_port + "}";
+Status Registry::reopen() {
+  auto fresh = open(ns_, options_);
+  if (!fresh) return std::move(fresh).error();
+  *this = std::move(fresh).value();
+  return {};
 }
 
 Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
   if (options.slots == 0 || options.slots > kMaxSlots)
     return Error{Errc::bad_config, "registry slots " + std::to_string(options.slots) +
                                        " must be 1 to " + std::to_string(kMaxSlots)};
+  auto resolved = shm::resolve_namespace(ns);
+  if (!resolved) return std::move(resolved).error();
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   for (;;) {
+    if (!options.create) {
+      auto opened = shm::Segment::open(ns, kSegmentName, shm::SegmentKind::registry);
+      if (!opened) {
+        if (opened.code() == Errc::not_ready && std::chrono::steady_clock::now() < give_up) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        }
+        return std::move(opened).error();
+      }
+      auto table = checked_table(std::move(opened).value(), *resolved, options);
+      if (table && table->retired()) continue;  // unlinked as we opened it: look again
+      return table;
+    }
     auto created = shm::Segment::create(ns, kSegmentName, shm::SegmentKind::registry,
                                         table_size(options.slots));
     if (created) {
@@ -134,22 +161,15 @@ Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
       if (auto st = init_mutex(&h->writers); !st) return std::move(st).error();
       created->publish();
       created->disown();  // the table outlives its creator: every process of the namespace uses it
-      return Registry(std::move(created).value(), options.slots);
+      return Registry(std::move(created).value(), options.slots, *resolved, options);
     }
     if (created.code() != Errc::already_exists) return std::move(created).error();
 
     auto opened = shm::Segment::open(ns, kSegmentName, shm::SegmentKind::registry);
     if (opened) {
-      const auto* h =
-          reinterpret_cast<const RegistryHeader*>(opened->base() + sizeof(shm::SegmentHeader));
-      const std::uint32_t slots = h->slot_count;  // read once: never trust it twice
-      if (opened->size() < kSlotsOffset || slots == 0 || slots > kMaxSlots ||
-          opened->size() != table_size(slots))
-        return Error{Errc::segment_invalid,
-                     "registry /dev/shm/" + opened->name() +
-                         " has a slot count that does not match its size; remove it (shmctl gc) "
-                         "once no port of the namespace runs"};
-      return Registry(std::move(opened).value(), slots);
+      auto table = checked_table(std::move(opened).value(), *resolved, options);
+      if (table && table->retired()) continue;  // unlinked as we opened it: create it anew
+      return table;
     }
     // Its creator is still initialising it, or removed it between our two calls: try again.
     // A creator that died before publishing it would block the namespace for good: remove
@@ -193,8 +213,11 @@ std::optional<PortEntry> Registry::read_slot(std::uint32_t i) const {
   return std::nullopt;  // rewritten under us again and again: as good as not there right now
 }
 
-Result<PortEntry> Registry::lookup(const PortKey& key) const {
+Result<PortEntry> Registry::lookup(const PortKey& key) {
   if (auto st = validate_key(key); !st) return std::move(st).error();
+  if (retired()) {
+    if (auto st = reopen(); !st) return std::move(st).error();
+  }
   // Compare the key's words in place and copy out (with the seqlock check) only a match.
   std::uint64_t want[3 * kKeyWords];
   encode_key(key, want);
@@ -222,8 +245,14 @@ Result<Registration> Registry::register_port(const PortKey& key, std::string_vie
     return Error{Errc::system_error,
                  "cannot read this process's start time from /proc/self/stat; other processes "
                  "could not tell whether this owner is alive"};
-  WriterLock lock(&header()->writers);
-  if (auto st = lock.status(); !st) return std::move(st).error();
+  auto lock = std::make_unique<WriterLock>(&header()->writers);
+  if (auto st = lock->status(); !st) return std::move(st).error();
+  while (retired()) {  // the last port of the namespace left as we came: use the new table
+    lock.reset();
+    if (auto st = reopen(); !st) return std::move(st).error();
+    lock = std::make_unique<WriterLock>(&header()->writers);
+    if (auto st = lock->status(); !st) return std::move(st).error();
+  }
 
   std::optional<std::uint32_t> target, free_slot, dead_slot;
   std::optional<PortEntry> previous;
@@ -296,6 +325,13 @@ Status Registry::unregister(std::uint32_t slot_index, std::uint64_t generation) 
     return Error{Errc::wrong_process, "only the process that registered a port may unregister it"};
   // release: readers that see it free stop using it (the generation stays for the next one).
   s.state.store((generation << 2) | kSlotFree, std::memory_order_release);
+  for (std::uint32_t i = 0; i < slot_count_; ++i)  // relaxed: writers are serialised by the lock
+    if ((slot(i).state.load(std::memory_order_relaxed) & kSlotStateMask) != kSlotFree) return {};
+  // The last port left: retire the table, so that the namespace leaves nothing behind. A writer
+  // waiting for the lock sees `retired` and opens (creates) the namespace's table anew.
+  // release: pairs with retired()'s acquire.
+  header()->retired.store(1, std::memory_order_release);
+  (void)shm::Segment::remove(ns_, kSegmentName);
   return {};
 }
 

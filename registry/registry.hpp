@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "bloccs/port_key.hpp"
 #include "bloccs/result.hpp"
 #include "registry/registry_layout.hpp"
 #include "shm/process.hpp"
@@ -21,16 +22,9 @@
 
 namespace bloccs::registry {
 
-struct PortKey {
-  std::string network_id;
-  std::string node_id;
-  std::string in_port;
-  friend bool operator==(const PortKey&, const PortKey&) = default;
-};
-
-// Each part 1..31 characters of [A-Za-z0-9_.-]; a clear Errc::bad_name otherwise.
-Status validate_key(const PortKey& key);
-std::string to_string(const PortKey& key);  // "{network, node, port}"
+using bloccs::PortKey;
+using bloccs::to_string;
+using bloccs::validate_key;
 
 struct PortEntry {
   PortKey key;
@@ -49,6 +43,7 @@ struct Registration {
 
 struct RegistryOptions {
   std::uint32_t slots = kDefaultSlots;  // used only by the process that creates the table
+  bool create = true;                   // false: Errc::not_found if the table does not exist
 };
 
 class Registry {
@@ -59,15 +54,33 @@ class Registry {
 
   Result<Registration> register_port(const PortKey& key, std::string_view segment,
                                      std::uint64_t ring_offset);
+  // Frees the slot; the last one out retires the table (see registry_layout.hpp).
   Status unregister(std::uint32_t slot, std::uint64_t generation);
   // Errc::not_found if no entry holds `key` (whether its owner is alive is the caller's
-  // question: see shm::is_alive).
-  Result<PortEntry> lookup(const PortKey& key) const;
+  // question: see shm::is_alive). Follows the namespace to a new table if this one retired.
+  Result<PortEntry> lookup(const PortKey& key);
+  // True while slot `slot` still holds the live registration of `generation`: one load, for a
+  // pusher to check its cached attachment on every push.
+  bool still_current(std::uint32_t slot, std::uint64_t generation) const noexcept {
+    // acquire: pairs with the writer's release of state (a reused slot shows a new generation).
+    return slot < slot_count_ &&
+           this->slot(slot).state.load(std::memory_order_acquire) == ((generation << 2) | kSlotLive);
+  }
   std::uint32_t slot_count() const noexcept { return slot_count_; }
 
  private:
-  Registry(shm::Segment segment, std::uint32_t slot_count)
-      : segment_(std::move(segment)), slot_count_(slot_count) {}
+  Registry(shm::Segment segment, std::uint32_t slot_count, std::string ns, RegistryOptions options)
+      : segment_(std::move(segment)),
+        slot_count_(slot_count),
+        ns_(std::move(ns)),
+        options_(options) {}
+  bool retired() const noexcept {
+    // acquire: pairs with the retiring writer's release; after it the table is not used.
+    return header()->retired.load(std::memory_order_acquire) != 0;
+  }
+  static Result<Registry> checked_table(shm::Segment opened, std::string ns,
+                                        RegistryOptions options);
+  Status reopen();  // replaces a retired table with the namespace's current one
   RegistryHeader* header() const noexcept {
     return reinterpret_cast<RegistryHeader*>(segment_.base() + sizeof(shm::SegmentHeader));
   }
@@ -79,6 +92,8 @@ class Registry {
 
   shm::Segment segment_;
   std::uint32_t slot_count_;
+  std::string ns_;
+  RegistryOptions options_;
 };
 
 }  // namespace bloccs::registry

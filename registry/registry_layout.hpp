@@ -6,6 +6,9 @@
 //                          robust mutex that serialises writers  whoever registers or unregisters
 //   128     256 * slots    RegistrySlot[slot_count]              writers, under the mutex
 //
+// The table lives while ports are registered: the unregister that frees the last live slot
+// retires it (sets `retired`, unlinks it), so a finished namespace leaves nothing in /dev/shm.
+//
 // Writers (register, unregister) take the robust process-shared mutex: a writer killed while
 // holding it hands it to the next one (EOWNERDEAD), and a slot it left half-written is seen
 // as free. Readers never take it: each slot is a seqlock on its `state` word.
@@ -27,11 +30,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "bloccs/port_key.hpp"  // kKeyPartMax
 #include "shm/segment.hpp"
 
 namespace bloccs::registry {
 
-inline constexpr std::size_t kKeyPartMax = 31;  // network_id, node_id, in_port
 inline constexpr std::size_t kSegmentNameMax = 127;
 inline constexpr std::uint32_t kDefaultSlots = 256;
 inline constexpr std::uint32_t kMaxSlots = 65536;
@@ -43,7 +46,9 @@ inline constexpr std::uint64_t kSlotStateMask = 3;
 
 struct RegistryHeader {
   std::uint32_t slot_count;
-  std::uint32_t reserved;
+  // 1 once the last port unregistered and the table was unlinked: a process still holding it
+  // opens the namespace's registry anew (writers check it under the mutex).
+  std::atomic<std::uint32_t> retired;
   pthread_mutex_t writers;  // robust, process-shared
 };
 static_assert(sizeof(RegistryHeader) <= 64);

@@ -1,5 +1,6 @@
 #include "shm/segment.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/mman.h>
@@ -224,6 +225,24 @@ Status Segment::remove(std::string_view ns, std::string_view name) {
                  "removing /dev/shm/" + *full + " failed: " + std::strerror(errno)};
   }
   return {};
+}
+
+std::size_t Segment::remove_family(std::string_view ns, std::string_view name) {
+  auto full = segment_name(ns, name);
+  if (!full) return 0;
+  std::size_t removed = 0;
+  std::vector<std::string> doomed;
+  if (DIR* d = ::opendir("/dev/shm")) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view entry(e->d_name);
+      if (entry.starts_with(*full) &&
+          (entry.size() == full->size() || entry[full->size()] == '.'))
+        doomed.emplace_back(entry);
+    }
+    ::closedir(d);
+  }
+  for (const auto& n : doomed) removed += ::shm_unlink(("/" + n).c_str()) == 0;
+  return removed;
 }
 
 bool Segment::remove_if_abandoned(std::string_view ns, std::string_view name,

@@ -36,7 +36,7 @@ inline constexpr std::uint64_t kMagic = 0x0153434F43434C42ull;  // "BLOCCS\x01"
 inline constexpr std::uint32_t kLayoutVersion = 1;
 inline constexpr std::uint32_t kReady = 0x52454459;  // "REDY"
 
-enum class SegmentKind : std::uint32_t { ring = 1, registry = 2 };
+enum class SegmentKind : std::uint32_t { ring = 1, registry = 2, port = 3 };
 
 struct SegmentHeader {
   std::uint64_t magic;
@@ -80,6 +80,10 @@ class Segment {
 
   // Removes the name from /dev/shm (mappings stay valid). Errc::not_found if absent.
   static Status remove(std::string_view ns, std::string_view name);
+
+  // Removes "<name>" and every "<name>.<anything>" of the namespace: a port's family of segments.
+  // Returns how many it removed.
+  static std::size_t remove_family(std::string_view ns, std::string_view name);
 
   // Removes a segment whose creator died before publishing it: one that has a bloccs header
   // but is not ready while its creator is gone, or one still empty `empty_grace` after its

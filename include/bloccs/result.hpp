@@ -31,6 +31,10 @@ enum class Errc {
   wrong_process,      // a handle used in a child forked after it was opened
   registry_full,      // every slot of the namespace's registry holds a live port
   system_error,       // an OS call failed; the message names it and errno
+  no_producer,        // no live owner holds the port's key (never started, stopped, or dead)
+  closed,             // the ring's owner closed it (the port stopped); nothing was enqueued
+  bad_meta,           // meta over its limits (bloccs/meta.hpp); nothing was enqueued
+  out_of_memory,      // shared memory (/dev/shm) is full; nothing was enqueued
 };
 
 // A stable name for each code, for logs and tests.
@@ -72,6 +76,14 @@ constexpr const char* errc_name(Errc code) noexcept {
       return "registry_full";
     case Errc::system_error:
       return "system_error";
+    case Errc::no_producer:
+      return "no_producer";
+    case Errc::closed:
+      return "closed";
+    case Errc::bad_meta:
+      return "bad_meta";
+    case Errc::out_of_memory:
+      return "out_of_memory";
   }
   return "unknown";
 }

@@ -1,0 +1,177 @@
+// Ports: the API a bloccs user calls. A node process starts an input port under a key; any
+// process of the host pushes messages (payload + meta) to that key.
+//
+//   owner:   auto port = bloccs::Port::start({"net", "node", "in"}, {.buffer = 1024});
+//            port->receive_batch([](const bloccs::MessageView& m) { ... }, 64);
+//   pusher:  bloccs::push({"net", "node", "in"}, payload, meta);      // ok / no_producer / timeout
+//            bloccs::push_after({"net", "node", "in"}, payload, meta, 250ms);
+//
+// The contract (SPEC.md, "The port"):
+//   start        registers the key in the namespace's registry. A key held by a live owner is
+//                Errc::already_exists; one left by a dead owner is taken over and its segments
+//                removed. stop() (or destroying the Port, or the owner exiting normally)
+//                unregisters the key and removes the port's segments.
+//   push         parks while the port holds `buffer` messages, until space frees, the process-wide
+//                push_timeout passes (Errc::timeout, nothing enqueued) or the owner goes away
+//                (Errc::no_producer, within 200 ms even if it was SIGKILLed). An unbounded port
+//                never parks. A key with no live owner is Errc::no_producer at once.
+//   push_after   returns at once; the owner's timer thread enqueues the message after the delay,
+//                retrying every millisecond while the port is full, never dropping it. Each port
+//                has its own timer thread, so a full port holds up no other port's timers.
+//   meta         arrives unchanged (attempt and the user pairs; limits in bloccs/meta.hpp).
+//
+// At stop: messages still queued, and push_after messages not yet due, are discarded with the
+// port's segments (stop the pushers first to lose nothing). Pushers parked at that moment wake
+// at once with Errc::no_producer; later pushes get it too.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bloccs/meta.hpp"
+#include "bloccs/port_key.hpp"
+#include "bloccs/result.hpp"
+#include "bloccs/ring.hpp"
+
+namespace bloccs {
+
+struct PortOptions {
+  // Bound on queued messages; std::nullopt makes the port unbounded (pushers never park; the
+  // ring grows by chaining further segments while it is full).
+  std::optional<std::uint32_t> buffer = 1024;
+  std::uint32_t max_payload = 4096;  // bytes per payload, meta not counted
+  bool single_pusher = false;        // SPSC ring: one pushing process (thread) at a time, faster
+  std::uint32_t max_pushers = 64;    // MPSC: pushing threads attached at once
+  std::string ns;                    // namespace; empty: $BLOCCS_NAMESPACE, else "default"
+  mode_t mode = 0600;                // 0660 lets the owner's group push
+};
+
+// A received message, copied out of the ring.
+struct Message {
+  std::vector<std::byte> payload;
+  Meta meta;
+};
+
+// A received message in place: valid only during the receive_batch callback.
+struct MessageView {
+  std::span<const std::byte> payload;
+  MetaView meta;
+  Message copy() const { return {{payload.begin(), payload.end()}, meta.copy()}; }
+};
+
+// A snapshot for tests and tools; never blocks anyone.
+struct PortStats {
+  std::uint64_t depth = 0;            // messages queued (pushed and delayed lanes)
+  std::uint32_t parked_pushers = 0;   // pushers asleep waiting for space
+  std::uint64_t pending_after = 0;    // push_after messages held by the timer, not yet enqueued
+  std::uint64_t after_delivered = 0;  // push_after messages enqueued by the timer
+  std::uint64_t after_retries = 0;    // timer attempts that found the port full
+  std::uint32_t links = 1;            // segments the ring spans (unbounded ports chain them)
+};
+
+class Port {
+ public:
+  static Result<Port> start(const PortKey& key, PortOptions options = {});
+
+  Port(Port&&) noexcept;
+  Port& operator=(Port&&) noexcept;
+  ~Port();  // stop()
+
+  // Unregisters the key, wakes parked pushers (they get no_producer), stops the timer thread and
+  // removes the port's segments. Idempotent.
+  void stop();
+
+  // Calls f(const MessageView&) for up to `max` queued messages, in arrival order, after waiting
+  // (spin briefly, then park) until one is there or `deadline` passes (Errc::timeout).
+  template <class F>
+  Result<std::size_t> receive_batch(F&& f, std::size_t max, Deadline deadline = kNoDeadline);
+  // As receive_batch, without waiting: 0 if nothing is queued.
+  template <class F>
+  Result<std::size_t> try_receive_batch(F&& f, std::size_t max);
+  Result<Message> receive(Deadline deadline = kNoDeadline);
+  Result<std::optional<Message>> try_receive();
+
+  const PortKey& key() const noexcept;
+  PortStats stats() const;
+
+  struct Impl;
+
+ private:
+  using Visit = void (*)(void* ctx, const MessageView& m);
+  explicit Port(std::unique_ptr<Impl> impl);
+  Result<std::size_t> drain(Visit visit, void* ctx, std::size_t max, Deadline deadline, bool wait);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Pushes into ports by key. Looks keys up in the namespace's registry and keeps the attachment
+// (re-attaching when the key's registration changes). One Pusher per thread: it is not
+// thread-safe, and each attachment holds a pusher slot of the port's ring.
+class Pusher {
+ public:
+  static Result<Pusher> open(std::string_view ns = {});
+
+  Pusher(Pusher&&) noexcept;
+  Pusher& operator=(Pusher&&) noexcept;
+  ~Pusher();
+
+  // ok, Errc::no_producer (no live owner under the key), Errc::timeout (push_timeout passed,
+  // nothing enqueued), Errc::payload_too_large, Errc::bad_meta, Errc::bad_name.
+  Status push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta = {});
+  // As push, with an explicit deadline instead of the process-wide push_timeout.
+  Status push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
+              Deadline deadline);
+  // ok or Errc::no_producer at once, never parks. The owner's timer thread enqueues the message
+  // `delay` from now.
+  Status push_after(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
+                    std::chrono::milliseconds delay);
+
+  struct Impl;
+
+ private:
+  explicit Pusher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The process-wide convenience: each thread gets its own Pusher for the default namespace
+// ($BLOCCS_NAMESPACE, else "default").
+Status push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta = {});
+Status push_after(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
+                  std::chrono::milliseconds delay);
+
+// How long push may stay parked, process-wide. Default: infinite, unless the environment sets
+// BLOCCS_PUSH_TIMEOUT_MS (a whole number of milliseconds, or "infinite"), read at first use.
+// set_push_timeout overrides the environment; std::nullopt means infinite.
+void set_push_timeout(std::optional<std::chrono::milliseconds> timeout);
+// The setting in force; Errc::bad_config if BLOCCS_PUSH_TIMEOUT_MS does not parse (push then
+// fails with that error too, rather than guess).
+Result<std::optional<std::chrono::milliseconds>> push_timeout();
+
+// Bytes of a string, for payloads: bloccs::push(key, bloccs::bytes("hello")).
+inline std::span<const std::byte> bytes(std::string_view s) noexcept {
+  return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+
+// ---- inline: receive_batch adapts any callable to the non-template drain ------------------------
+
+template <class F>
+Result<std::size_t> Port::receive_batch(F&& f, std::size_t max, Deadline deadline) {
+  return drain([](void* ctx, const MessageView& m) { (*static_cast<std::remove_reference_t<F>*>(ctx))(m); },
+               &f, max, deadline, true);
+}
+
+template <class F>
+Result<std::size_t> Port::try_receive_batch(F&& f, std::size_t max) {
+  return drain([](void* ctx, const MessageView& m) { (*static_cast<std::remove_reference_t<F>*>(ctx))(m); },
+               &f, max, kNoDeadline, false);
+}
+
+}  // namespace bloccs

@@ -1,0 +1,287 @@
+// The owner side of a port: start (create, register, take over), receive, stop.
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <mutex>
+#include <set>
+
+#include "port/meta_codec.hpp"
+#include "port/port_impl.hpp"
+#include "shm/names.hpp"
+#include "shm/process.hpp"
+
+namespace bloccs {
+namespace {
+
+// Ports of this process that are running, so that a normal exit (std::exit, or returning from
+// main with a Port in a static) still unregisters them and removes their segments.
+std::mutex g_live_mutex;
+std::set<Port::Impl*> g_live;
+
+void stop_live_ports_at_exit() {
+  std::set<Port::Impl*> live;
+  {
+    std::lock_guard lock(g_live_mutex);
+    live.swap(g_live);
+  }
+  for (Port::Impl* p : live) p->stop();
+}
+
+void track(Port::Impl* p) {
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(stop_live_ports_at_exit); });
+  std::lock_guard lock(g_live_mutex);
+  g_live.insert(p);
+}
+
+void untrack(Port::Impl* p) {
+  std::lock_guard lock(g_live_mutex);
+  g_live.erase(p);
+}
+
+Status init_liveness_lock(pthread_mutex_t* m) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  const int rc = pthread_mutex_init(m, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (rc != 0)
+    return Error{Errc::system_error,
+                 std::string("initialising the port's liveness lock failed: ") + std::strerror(rc)};
+  return {};
+}
+
+Status check_options(const PortOptions& o) {
+  if (o.buffer && (*o.buffer == 0 || *o.buffer > lockfree::kMaxBuffer))
+    return Error{Errc::bad_config, "port buffer " + std::to_string(*o.buffer) + " must be 1 to " +
+                                       std::to_string(lockfree::kMaxBuffer) +
+                                       " messages, or std::nullopt for an unbounded port"};
+  if (o.max_payload > (64u << 20) - kMetaMaxBytes - 64)
+    return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
+                                       " exceeds what a 64 MiB ring holds; send large data "
+                                       "another way (a file, a segment of its own)"};
+  return {};
+}
+
+// Creates the control segment; a stale one of a dead process that had our pid is removed.
+Result<shm::Segment> create_control(const std::string& ns, const std::string& name, mode_t mode) {
+  for (int attempt = 0;; ++attempt) {
+    auto seg = shm::Segment::create(ns, name, shm::SegmentKind::port, sizeof(port::PortControl),
+                                    {.mode = mode});
+    if (seg || seg.code() != Errc::already_exists || attempt > 0) return seg;
+    shm::Segment::remove_family(ns, name);  // n counts our ports: only a dead process's left it
+  }
+}
+
+std::uint64_t ring_capacity(std::uint32_t buffer, std::uint32_t record_payload) {
+  const std::uint64_t rec = lockfree::record_size(record_payload) + lockfree::kRecordHeader;
+  return std::bit_ceil(std::clamp<std::uint64_t>(std::uint64_t{buffer} * rec, rec, 64ull << 20));
+}
+
+}  // namespace
+
+Result<Port> Port::start(const PortKey& key, PortOptions o) {
+  if (auto st = validate_key(key); !st) return std::move(st).error();
+  if (auto st = check_options(o); !st) return std::move(st).error();
+  if (!o.buffer)
+    return Error{Errc::bad_config, "unbounded ports are not built yet; pass a buffer"};
+  auto ns = shm::resolve_namespace(o.ns);
+  if (!ns) return std::move(ns).error();
+  static std::atomic<std::uint64_t> port_counter{0};
+
+  auto impl = std::make_unique<Impl>();
+  Impl& p = *impl;
+  p.key = key;
+  p.ns = *ns;
+  p.owner_pid = getpid();
+  p.control_name = port::control_name(key, static_cast<std::uint32_t>(p.owner_pid),
+                                      port_counter.fetch_add(1));  // relaxed: a unique number
+  auto registry = registry::Registry::open(p.ns);
+  if (!registry) return std::move(registry).error();
+  p.registry.emplace(std::move(registry).value());
+  // Refuse a live owner's key before creating anything (register_port re-checks atomically).
+  if (auto held = p.registry->lookup(key); held && shm::is_alive(held->owner))
+    return Error{Errc::already_exists, "port " + to_string(key) + " is already started by pid " +
+                                           std::to_string(held->owner.pid) +
+                                           "; stop that owner first, or start under another key"};
+
+  const std::uint32_t record_payload = o.max_payload + kMetaMaxBytes;
+  const std::uint32_t buffer = *o.buffer;
+  auto control = create_control(p.ns, p.control_name, o.mode);
+  if (!control) return std::move(control).error();
+  p.control_segment.emplace(std::move(control).value());
+  auto* c = reinterpret_cast<port::PortControl*>(p.control_segment->base());
+  const shm::ProcessId me = shm::self_process();
+  c->config = port::PortConfig{
+      .buffer = buffer,
+      .max_payload = o.max_payload,
+      .flags = o.single_pusher ? port::kSinglePusher : 0u,
+      .owner_pid = me.pid,
+      .owner_start_time = me.start_time,
+      .link_capacity = 0,
+      .reserved = {},
+  };
+  if (auto st = init_liveness_lock(&c->owner.alive); !st) return std::move(st).error();
+
+  auto in = lockfree::Ring::create(
+      p.ns, port::in_name(p.control_name),
+      {.kind = o.single_pusher ? lockfree::RingKind::spsc : lockfree::RingKind::mpsc,
+       .buffer = buffer,
+       .max_payload = record_payload,
+       .max_pushers = o.max_pushers,
+       .mode = o.mode});
+  if (!in) return std::move(in).error();
+  p.in.emplace(std::move(in).value());
+  auto due = lockfree::Ring::create(p.ns, port::due_name(p.control_name),
+                                    {.kind = lockfree::RingKind::spsc,
+                                     .buffer = buffer,
+                                     .max_payload = record_payload,
+                                     .mode = o.mode});
+  if (!due) return std::move(due).error();
+  p.due.emplace(std::move(due).value());
+  const std::uint32_t request_payload = record_payload + port::kDueStamp;
+  auto later = lockfree::Ring::create(
+      p.ns, port::later_name(p.control_name),
+      {.kind = lockfree::RingKind::mpsc,
+       .buffer = 4096,
+       .max_payload = request_payload,
+       .capacity = ring_capacity(4096, request_payload) / 4,
+       .max_pushers = o.max_pushers,
+       .mode = o.mode});
+  if (!later) return std::move(later).error();
+  p.later.emplace(std::move(later).value());
+
+  auto due_pusher = lockfree::RingPusher::open(p.ns, port::due_name(p.control_name));
+  if (!due_pusher) return std::move(due_pusher).error();
+  std::promise<int> locked;
+  auto locked_result = locked.get_future();
+  p.timer = std::make_unique<std::thread>(run_timer, std::ref(p), std::move(due_pusher).value(),
+                                          std::move(locked));
+  if (const int rc = locked_result.get(); rc != 0) {
+    p.timer->join();
+    return Error{Errc::system_error,
+                 std::string("taking the port's liveness lock failed: ") + std::strerror(rc)};
+  }
+  p.control_segment->publish();
+
+  auto registration = p.registry->register_port(key, p.control_name, 0);
+  if (!registration) {
+    p.stop();
+    return std::move(registration).error();
+  }
+  if (registration->taken_over)  // the dead owner's port: its rings go with it
+    shm::Segment::remove_family(p.ns, registration->taken_over->segment);
+  p.registration = std::move(registration).value();
+  track(&p);
+  return Port(std::move(impl));
+}
+
+void Port::Impl::stop() {
+  if (stopped) return;
+  stopped = true;
+  untrack(this);
+  if (getpid() != owner_pid) {  // a forked child's copy: the port is the parent's
+    (void)timer.release();      // that thread does not exist here
+    return;
+  }
+  if (registration) (void)registry->unregister(registration->slot, registration->generation);
+  if (in) in->close();       // parked pushers wake with no_producer
+  if (later) later->close();
+  if (timer) {
+    // seq_cst: the timer thread re-checks it after arming its wait (Dekker, see futex.hpp).
+    stopping.store(true, std::memory_order_seq_cst);
+    later->wake_consumer();
+    timer->join();  // it lets go of the liveness lock: pushers see the owner gone
+    timer.reset();
+  }
+  in.reset();
+  due.reset();
+  later.reset();
+  control_segment.reset();
+  shm::Segment::remove_family(ns, control_name);  // links chained by pushers, if any
+}
+
+Port::Port(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Port::Port(Port&&) noexcept = default;
+Port& Port::operator=(Port&& other) noexcept {
+  if (this != &other) {
+    stop();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+Port::~Port() { stop(); }
+
+void Port::stop() {
+  if (impl_) impl_->stop();
+}
+
+const PortKey& Port::key() const noexcept { return impl_->key; }
+
+Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadline deadline,
+                                bool wait) {
+  Impl& p = *impl_;
+  if (p.stopped)
+    return Error{Errc::closed, "port " + to_string(p.key) + " was stopped; start it again"};
+  std::size_t delivered = 0;
+  auto on_record = [&](std::span<const std::byte> record) {
+    MessageView m;
+    if (!MetaCodec::decode(record, m.meta, m.payload)) {
+      ++p.refused;  // a peer wrote garbage into our ring: never hand it on
+      return;
+    }
+    visit(ctx, m);
+    ++delivered;
+  };
+  const lockfree::AlsoReady due_ready{
+      [](const void* ring) {
+        // seq_cst: AlsoReady's contract (the consumer's Dekker re-check).
+        return static_cast<const lockfree::Ring*>(ring)->ready(std::memory_order_seq_cst);
+      },
+      &*p.due};
+  for (;;) {
+    auto n = p.in->try_drain(on_record, max);
+    if (!n) return std::move(n).error();
+    if (*n < max) {
+      auto d = p.due->try_drain(on_record, max - *n);
+      if (!d) return std::move(d).error();
+    }
+    if (delivered || !wait) return delivered;
+    if (auto st = p.in->wait(deadline, due_ready); !st) return std::move(st).error();
+  }
+}
+
+Result<Message> Port::receive(Deadline deadline) {
+  Message out;
+  auto n = receive_batch([&](const MessageView& m) { out = m.copy(); }, 1, deadline);
+  if (!n) return std::move(n).error();
+  return out;
+}
+
+Result<std::optional<Message>> Port::try_receive() {
+  std::optional<Message> out;
+  auto n = try_receive_batch([&](const MessageView& m) { out = m.copy(); }, 1);
+  if (!n) return std::move(n).error();
+  return out;
+}
+
+PortStats Port::stats() const {
+  const Impl& p = *impl_;
+  PortStats s;
+  if (p.stopped) return s;
+  const auto in = p.in->stats();
+  const auto due = p.due->stats();
+  s.depth = in.depth + due.depth;
+  s.parked_pushers = in.parked_pushers;
+  const auto& t = p.control().timer;
+  // relaxed: a snapshot for people.
+  s.pending_after = t.pending.load(std::memory_order_relaxed);
+  s.after_delivered = t.delivered.load(std::memory_order_relaxed);
+  s.after_retries = t.retries.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace bloccs

@@ -1,0 +1,47 @@
+// What a running port holds in its owner process (shared by owner.cpp and timer.cpp).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <future>
+#include <thread>
+
+#include "bloccs/port.hpp"
+#include "lockfree/ring.hpp"
+#include "port/port_layout.hpp"
+#include "registry/registry.hpp"
+#include "shm/segment.hpp"
+
+namespace bloccs {
+
+struct Port::Impl {
+  PortKey key;
+  std::string ns;
+  std::string control_name;
+  pid_t owner_pid = 0;  // a forked child's copy of the Port must not stop the parent's port
+  std::optional<registry::Registry> registry;
+  std::optional<registry::Registration> registration;
+  std::optional<shm::Segment> control_segment;
+  std::optional<lockfree::Ring> in;     // pushers -> consumer
+  std::optional<lockfree::Ring> due;    // timer thread -> consumer
+  std::optional<lockfree::Ring> later;  // pushers' push_after requests -> timer thread
+  std::unique_ptr<std::thread> timer;
+  std::atomic<bool> stopping{false};  // tells the timer thread to finish
+  std::uint64_t refused = 0;          // malformed records the consumer dropped
+  bool stopped = false;
+
+  port::PortControl& control() const {
+    return *reinterpret_cast<port::PortControl*>(control_segment->base());
+  }
+  std::uint32_t buffer() const { return control().config.buffer; }
+  void stop();
+};
+
+// The timer thread: takes the liveness lock (reporting pthread_mutex_lock's result through
+// `locked`), then moves push_after requests from `later` into a due-time heap and from there
+// into `due`. Runs until impl.stopping, and lets go of the lock as it ends.
+void run_timer(Port::Impl& impl, lockfree::RingPusher due_pusher, std::promise<int> locked);
+
+}  // namespace bloccs

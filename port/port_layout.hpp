@@ -1,0 +1,93 @@
+// The shared-memory layout of a port, and how its segments are named.
+//
+// A port is a family of segments named after its control segment
+// "port.<owner pid>.<n>.<network>.<node>.<in_port>" (the registry points at it). <pid>.<n>
+// (n counts the owner's ports) makes the name unique among live ports, key parts with dots
+// included, so the family is exactly that name and the names that extend it by ".":
+//   <control>          this layout: the port's configuration and the owner's liveness lock
+//   <control>.in       the ring pushers push into (SPSC or MPSC, bounded)
+//   <control>.in.<k>   an unbounded port's further links, chained while it is full
+//   <control>.due      push_after messages the owner's timer thread has made due (SPSC)
+//   <control>.later    push_after requests on their way to the timer thread (MPSC)
+//
+// The control segment:
+//   offset  size  what                                              written by
+//   0       64    SegmentHeader (shm/segment.hpp)                   owner, once
+//   64      64    PortConfig                                        owner, once
+//   128     64    OwnerLine: a robust mutex the owner's timer       the owner's timer thread
+//                 thread holds while the port runs                  (and the kernel)
+//   192     64    TimerCounters                                     the owner's timer thread
+//
+// The liveness lock: the kernel writes the holder's thread id into a robust mutex's lock word
+// and clears it (setting FUTEX_OWNER_DIED) when that thread dies, even by SIGKILL. A pusher
+// reads one word, on a line nobody writes while the port runs, to know the owner is alive: a
+// push to a dead owner's port is Errc::no_producer at once, for the price of a shared load.
+#pragma once
+
+#include <linux/futex.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "bloccs/port_key.hpp"
+#include "shm/segment.hpp"
+
+namespace bloccs::port {
+
+inline constexpr std::uint32_t kSinglePusher = 1;
+
+struct PortConfig {
+  std::uint32_t buffer;       // bound on queued messages; 0: unbounded
+  std::uint32_t max_payload;  // bytes, meta not counted
+  std::uint32_t flags;        // kSinglePusher
+  std::uint32_t owner_pid;
+  std::uint64_t owner_start_time;
+  std::uint64_t link_capacity;  // bytes of one ring link
+  std::uint64_t reserved[4];
+};
+static_assert(sizeof(PortConfig) == 64);
+
+struct alignas(64) OwnerLine {
+  pthread_mutex_t alive;  // robust, process-shared; locked by the owner's timer thread
+};
+
+struct alignas(64) TimerCounters {
+  std::atomic<std::uint64_t> pending;    // push_after messages held, not yet enqueued
+  std::atomic<std::uint64_t> delivered;  // push_after messages enqueued
+  std::atomic<std::uint64_t> retries;    // enqueue attempts that found the port full
+  std::atomic<std::uint64_t> refused;    // malformed requests dropped (a peer wrote garbage)
+};
+
+struct PortControl {
+  shm::SegmentHeader segment;
+  PortConfig config;
+  OwnerLine owner;
+  TimerCounters timer;
+};
+static_assert(offsetof(PortControl, config) == 64);
+static_assert(offsetof(PortControl, owner) == 128);
+static_assert(offsetof(PortControl, timer) == 192);
+static_assert(sizeof(PortControl) == 256);
+
+// True while the owner's timer thread holds the liveness lock.
+inline bool owner_alive(const PortControl& c) noexcept {
+  // The lock word is glibc's robust-mutex futex word (kernel ABI: holder tid | flags).
+  auto& word = const_cast<int&>(c.owner.alive.__data.__lock);
+  // relaxed: a flag that orders nothing; the kernel clears the tid bits when the holder dies.
+  return (std::atomic_ref<int>(word).load(std::memory_order_relaxed) & FUTEX_TID_MASK) != 0;
+}
+
+inline std::string control_name(const PortKey& key, std::uint32_t pid, std::uint64_t n) {
+  return "port." + std::to_string(pid) + "." + std::to_string(n) + "." + key.network_id + "." +
+         key.node_id + "." + key.in_port;
+}
+inline std::string in_name(const std::string& control) { return control + ".in"; }
+inline std::string due_name(const std::string& control) { return control + ".due"; }
+inline std::string later_name(const std::string& control) { return control + ".later"; }
+
+// push_after requests: [due time, ns on CLOCK_MONOTONIC, u64][meta][payload].
+inline constexpr std::size_t kDueStamp = 8;
+
+}  // namespace bloccs::port

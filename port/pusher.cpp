@@ -1,0 +1,223 @@
+// The pusher side of ports: find a key, keep the attachment, push and push_after.
+#include <array>
+#include <unordered_map>
+
+#include "bloccs/port.hpp"
+#include "lockfree/ring.hpp"
+#include "port/meta_codec.hpp"
+#include "port/port_layout.hpp"
+#include "registry/registry.hpp"
+#include "shm/names.hpp"
+#include "shm/process.hpp"
+
+namespace bloccs {
+namespace {
+
+// What a pusher keeps of a port between pushes.
+struct Attachment {
+  explicit Attachment(shm::Segment segment) : control(std::move(segment)) {}
+  std::uint32_t slot = 0;  // the registration it was made from
+  std::uint64_t generation = 0;
+  shm::Segment control;
+  std::string control_name;
+  port::PortConfig config{};  // validated private copy
+  std::optional<lockfree::RingPusher> in;
+  std::optional<lockfree::RingPusher> later;  // opened at the first push_after
+
+  const port::PortControl& shared() const {
+    return *reinterpret_cast<const port::PortControl*>(control.base());
+  }
+};
+
+Error no_producer(const PortKey& key, const std::string& ns, const std::string& why) {
+  return {Errc::no_producer, "no live owner holds port " + to_string(key) + " in namespace '" +
+                                 ns + "' (" + why + "); start the port, then push again"};
+}
+
+bool gone(Errc code) {
+  return code == Errc::not_found || code == Errc::not_ready || code == Errc::owner_dead ||
+         code == Errc::closed;
+}
+
+}  // namespace
+
+struct Pusher::Impl {
+  std::string ns;
+  std::optional<registry::Registry> registry;  // opened when first needed; never created here
+  std::uint32_t fork_generation = shm::fork_generation();
+  std::unordered_map<PortKey, std::unique_ptr<Attachment>> cache;
+
+  Result<Attachment*> attach(const PortKey& key);
+  Result<Attachment*> attach_fresh(const PortKey& key);
+  Status push(const PortKey& key, std::span<const std::byte> head,
+              std::span<const std::byte> payload, const lockfree::Patience& patience,
+              bool later);
+};
+
+Result<Attachment*> Pusher::Impl::attach(const PortKey& key) {
+  if (fork_generation != shm::fork_generation()) {  // a child: the attachments are the parent's
+    cache.clear();
+    fork_generation = shm::fork_generation();
+  }
+  if (auto it = cache.find(key); it != cache.end()) {
+    Attachment& a = *it->second;
+    if (registry->still_current(a.slot, a.generation) && port::owner_alive(a.shared())) return &a;
+    cache.erase(it);  // stopped, died or replaced: look the key up again
+  }
+  return attach_fresh(key);
+}
+
+Result<Attachment*> Pusher::Impl::attach_fresh(const PortKey& key) {
+  if (auto st = validate_key(key); !st) return std::move(st).error();
+  if (!registry) {
+    auto opened = registry::Registry::open(ns, {.create = false});
+    if (!opened) {
+      if (opened.code() == Errc::not_found)
+        return no_producer(key, ns, "no port of the namespace is running");
+      return std::move(opened).error();
+    }
+    registry.emplace(std::move(opened).value());
+  }
+  auto entry = registry->lookup(key);
+  if (!entry) {
+    if (entry.code() == Errc::not_found) return no_producer(key, ns, "the key is not registered");
+    return std::move(entry).error();
+  }
+  auto control = shm::Segment::open(ns, entry->segment, shm::SegmentKind::port);
+  if (!control) {
+    if (gone(control.code())) return no_producer(key, ns, "its owner just stopped it");
+    return std::move(control).error();
+  }
+  if (control->size() != sizeof(port::PortControl))
+    return Error{Errc::segment_invalid, "port segment /dev/shm/" + control->name() + " is " +
+                                            std::to_string(control->size()) +
+                                            " bytes, not a port's; remove it (shmctl rm)"};
+  auto a = std::make_unique<Attachment>(std::move(control).value());
+  a->slot = entry->slot;
+  a->generation = entry->generation;
+  a->control_name = entry->segment;
+  a->config = a->shared().config;  // copied once, then only the copy is used
+  if (a->config.owner_pid != entry->owner.pid || a->config.max_payload > (64u << 20))
+    return Error{Errc::segment_invalid, "port segment /dev/shm/" + a->control.name() +
+                                            " does not match its registration; remove it "
+                                            "(shmctl rm) and restart its owner"};
+  if (!port::owner_alive(a->shared()))
+    return no_producer(key, ns, "its owner, pid " + std::to_string(entry->owner.pid) + ", is gone");
+  auto in = lockfree::RingPusher::open(ns, port::in_name(entry->segment));
+  if (!in) {
+    if (gone(in.code())) return no_producer(key, ns, "its owner just stopped it");
+    return std::move(in).error();
+  }
+  a->in.emplace(std::move(in).value());
+  Attachment* raw = a.get();
+  cache[key] = std::move(a);
+  return raw;
+}
+
+Status Pusher::Impl::push(const PortKey& key, std::span<const std::byte> head,
+                          std::span<const std::byte> payload, const lockfree::Patience& patience,
+                          bool later) {
+  auto attached = attach(key);
+  if (!attached) return std::move(attached).error();
+  Attachment& a = **attached;
+  if (payload.size() > a.config.max_payload)
+    return Error{Errc::payload_too_large,
+                 "payload of " + std::to_string(payload.size()) + " bytes exceeds port " +
+                     to_string(key) + "'s max_payload of " + std::to_string(a.config.max_payload) +
+                     "; split it, or start the port with a larger max_payload"};
+  lockfree::RingPusher* ring = &*a.in;
+  if (later) {
+    if (!a.later) {
+      auto opened = lockfree::RingPusher::open(ns, port::later_name(a.control_name));
+      if (!opened) {
+        if (gone(opened.code())) {
+          cache.erase(key);
+          return no_producer(key, ns, "its owner just stopped it");
+        }
+        return std::move(opened).error();
+      }
+      a.later.emplace(std::move(opened).value());
+    }
+    ring = &*a.later;
+  }
+  auto st = ring->push(head, payload, patience);
+  if (!st && gone(st.code())) {
+    cache.erase(key);
+    return no_producer(key, ns, "its owner stopped or died while this push waited");
+  }
+  return st;
+}
+
+Result<Pusher> Pusher::open(std::string_view ns) {
+  auto resolved = shm::resolve_namespace(ns);
+  if (!resolved) return std::move(resolved).error();
+  auto impl = std::make_unique<Impl>();
+  impl->ns = std::move(resolved).value();
+  return Pusher(std::move(impl));
+}
+
+Pusher::Pusher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pusher::Pusher(Pusher&&) noexcept = default;
+Pusher& Pusher::operator=(Pusher&&) noexcept = default;
+Pusher::~Pusher() = default;
+
+Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
+  auto timeout = push_timeout();
+  if (!timeout) return std::move(timeout).error();
+  lockfree::Patience patience;
+  if (*timeout) patience.timeout = **timeout;
+  std::array<std::byte, kMetaMaxBytes> encoded;
+  auto n = MetaCodec::encode(meta, encoded);
+  if (!n) return std::move(n).error();
+  return impl_->push(key, std::span(encoded).first(*n), payload, patience, false);
+}
+
+Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
+                    Deadline deadline) {
+  std::array<std::byte, kMetaMaxBytes> encoded;
+  auto n = MetaCodec::encode(meta, encoded);
+  if (!n) return std::move(n).error();
+  return impl_->push(key, std::span(encoded).first(*n), payload, {.deadline = deadline}, false);
+}
+
+Status Pusher::push_after(const PortKey& key, std::span<const std::byte> payload,
+                          const Meta& meta, std::chrono::milliseconds delay) {
+  // [due time][meta]: one head in front of the payload.
+  std::array<std::byte, port::kDueStamp + kMetaMaxBytes> head;
+  auto n = MetaCodec::encode(meta, std::span(head).subspan<port::kDueStamp, kMetaMaxBytes>());
+  if (!n) return std::move(n).error();
+  const std::int64_t due_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  (Clock::now() + std::max(delay, {})).time_since_epoch())
+                                  .count();
+  std::memcpy(head.data(), &due_ns, sizeof due_ns);
+  return impl_->push(key, std::span(head).first(port::kDueStamp + *n), payload, {}, true);
+}
+
+namespace {
+
+Result<Pusher*> thread_pusher() {
+  thread_local std::optional<Pusher> pusher;
+  if (!pusher) {
+    auto opened = Pusher::open();
+    if (!opened) return std::move(opened).error();
+    pusher.emplace(std::move(opened).value());
+  }
+  return &*pusher;
+}
+
+}  // namespace
+
+Status push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
+  auto p = thread_pusher();
+  if (!p) return std::move(p).error();
+  return (*p)->push(key, payload, meta);
+}
+
+Status push_after(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
+                  std::chrono::milliseconds delay) {
+  auto p = thread_pusher();
+  if (!p) return std::move(p).error();
+  return (*p)->push_after(key, payload, meta, delay);
+}
+
+}  // namespace bloccs

@@ -1,0 +1,93 @@
+// The owner's timer thread: carries out push_after.
+//
+// Requests arrive in the port's `later` ring; the thread keeps them in a heap by due time (a
+// process-local copy, so the caller may exit at once) and, when one is due, pushes it into the
+// port's `due` ring, which the consumer drains beside `in`. A port that holds `buffer` messages
+// is full: the message stays in the heap and is tried again a millisecond later, never dropped.
+// Each port has its own thread, so a full port delays no other port's timers.
+#include <algorithm>
+#include <cstring>
+#include <queue>
+#include <vector>
+
+#include "port/port_impl.hpp"
+
+namespace bloccs {
+namespace {
+
+constexpr auto kRetryInterval = std::chrono::milliseconds(1);
+
+struct Pending {
+  Deadline due;
+  std::uint64_t seq;               // ties keep arrival order
+  std::vector<std::byte> message;  // meta + payload, as the consumer reads it
+  bool operator>(const Pending& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+};
+
+}  // namespace
+
+void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int> locked) {
+  port::PortControl& c = p.control();
+  const int rc = pthread_mutex_lock(&c.owner.alive);
+  locked.set_value(rc);
+  if (rc != 0) return;
+
+  std::priority_queue<Pending, std::vector<Pending>, std::greater<>> heap;
+  std::uint64_t seq = 0;
+  Deadline retry_at{};
+  const lockfree::AlsoReady stop_requested{
+      [](const void* flag) {
+        // seq_cst: AlsoReady's contract (the waiter's Dekker re-check).
+        return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_seq_cst);
+      },
+      &p.stopping};
+  auto port_full = [&] {
+    return p.in->stats().depth + p.due->stats().depth >= c.config.buffer;
+  };
+
+  // relaxed: only this thread sets it before stop; the wait below re-checks it with seq_cst.
+  while (!p.stopping.load(std::memory_order_relaxed)) {
+    (void)p.later->try_drain(
+        [&](std::span<const std::byte> request) {
+          if (request.size() < port::kDueStamp) {
+            c.timer.refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+            return;
+          }
+          std::int64_t due_ns;
+          std::memcpy(&due_ns, request.data(), sizeof due_ns);
+          heap.push({Deadline(std::chrono::nanoseconds(due_ns)), seq++,
+                     {request.begin() + port::kDueStamp, request.end()}});
+        },
+        256);
+
+    const auto now = Clock::now();
+    if (now >= retry_at) {
+      while (!heap.empty() && heap.top().due <= now) {
+        if (port_full()) {
+          retry_at = now + kRetryInterval;
+          c.timer.retries.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+          break;
+        }
+        auto st = due_pusher.push({}, heap.top().message, {.deadline = now});
+        if (!st) {  // the due lane itself is full: as good as a full port
+          retry_at = now + kRetryInterval;
+          c.timer.retries.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+          break;
+        }
+        heap.pop();
+        c.timer.delivered.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        p.in->wake_consumer();  // the consumer parks on `in`, and counts `due` as a reason to wake
+      }
+    }
+    // relaxed: a statistic for tools.
+    c.timer.pending.store(heap.size(), std::memory_order_relaxed);
+
+    Deadline next = kNoDeadline;
+    if (!heap.empty()) next = std::max(heap.top().due, retry_at);
+    if (p.later->ready(std::memory_order_acquire)) continue;  // more requests already queued
+    (void)p.later->wait(next, stop_requested);
+  }
+  pthread_mutex_unlock(&c.owner.alive);
+}
+
+}  // namespace bloccs
