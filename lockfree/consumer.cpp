@@ -159,7 +159,7 @@ Status Ring::wait(Deadline deadline, AlsoReady also) {
     wake_at = std::min(wake_at, Clock::now() + kRecheckInterval);
     // seq_cst: the Dekker re-check after arming (see futex.hpp).
     if (park(
-            c->data.line, [&] { return ready(std::memory_order_seq_cst); }, wake_at))
+            c->data.line, [&] { return ready(std::memory_order_seq_cst); }, wake_at, also.line))
       return {};
     if (ready(std::memory_order_acquire)) return {};  // acquire: as above, after a wake-up
     if (Clock::now() >= deadline)
@@ -171,6 +171,16 @@ void Ring::wake_consumer() const noexcept {
   // seq_cst fence: Dekker with the parking consumer, after the caller's store (see futex.hpp).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   wake(control()->data.line, 1);
+}
+
+bool Ring::sealed(std::memory_order order) const noexcept {
+  return tail_sealed(Cursor::unpack(control()->producer.tail.load(order)), head_);
+}
+
+bool Ring::sealed_and_drained() const noexcept {
+  // acquire: a sealed tail carries every claim before it (release sequence of the claims).
+  const Cursor tail = Cursor::unpack(control()->producer.tail.load(std::memory_order_acquire));
+  return tail_sealed(tail, head_) && tail.pos == head_.pos;
 }
 
 void Ring::close() noexcept {

@@ -39,6 +39,45 @@ WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, 
   }
 }
 
+WaitResult futex_wait_either(std::atomic<std::uint32_t>& a, std::uint32_t ea,
+                             std::atomic<std::uint32_t>& b, std::uint32_t eb, Deadline deadline) {
+  static std::atomic<bool> unsupported{false};
+  // relaxed: a cached answer about the kernel; recomputing it is harmless.
+  if (!unsupported.load(std::memory_order_relaxed)) {
+    futex_waitv waiters[2] = {
+        {ea, reinterpret_cast<std::uintptr_t>(&a), FUTEX_32, 0},
+        {eb, reinterpret_cast<std::uintptr_t>(&b), FUTEX_32, 0},
+    };
+    timespec ts{};
+    timespec* timeout = nullptr;
+    if (deadline != kNoDeadline) {
+      const auto ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+      if (ns <= 0 || Clock::now() >= deadline) return WaitResult::timed_out;
+      ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+      ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+      timeout = &ts;
+    }
+    // Shared 32-bit futexes (FUTEX_32, without FUTEX_PRIVATE_FLAG); an absolute timeout on CLOCK_MONOTONIC.
+    const long rc = ::syscall(SYS_futex_waitv, waiters, 2, 0, timeout, CLOCK_MONOTONIC);
+    if (rc >= 0) return WaitResult::woken;
+    switch (errno) {
+      case EAGAIN:
+        return WaitResult::changed;
+      case ETIMEDOUT:
+        return WaitResult::timed_out;
+      case ENOSYS:
+        unsupported.store(true, std::memory_order_relaxed);  // relaxed: as above
+        break;
+      default:
+        return WaitResult::interrupted;
+    }
+  }
+  // An old kernel: sleep on `a`, and look at `b` every millisecond.
+  if (b.load(std::memory_order_acquire) != eb) return WaitResult::changed;  // acquire: as a wake
+  return futex_wait(a, ea, std::min(deadline, Clock::now() + std::chrono::milliseconds(1)));
+}
+
 int futex_wake(std::atomic<std::uint32_t>& word, int count) {
   const long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count,
                             nullptr, nullptr, 0);

@@ -27,12 +27,18 @@ namespace bloccs::lockfree {
 using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 inline constexpr Deadline kNoDeadline = Deadline::max();
+inline constexpr Deadline kDontWait = Deadline::min();  // give up at once instead of waiting
 
 enum class WaitResult { woken, changed, timed_out, interrupted };
 
 // Sleeps while `word` still holds `expected`, until woken or `deadline` passes. Shared (not
 // FUTEX_PRIVATE): the word may be mapped by other processes.
 WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadline deadline);
+
+// Sleeps while `a` holds `ea` and `b` holds `eb` (futex_waitv, Linux 5.16+; on an older kernel
+// it sleeps on `a` and looks at `b` every millisecond).
+WaitResult futex_wait_either(std::atomic<std::uint32_t>& a, std::uint32_t ea,
+                             std::atomic<std::uint32_t>& b, std::uint32_t eb, Deadline deadline);
 
 // Wakes up to `count` sleepers on `word`; returns how many were woken.
 int futex_wake(std::atomic<std::uint32_t>& word, int count);
@@ -46,19 +52,29 @@ struct WaitLine {
 };
 static_assert(sizeof(WaitLine) == 16);
 
-// Waiter steps 1 to 4: sleeps on `line` until woken or `until`, unless `ready()` (which must
-// load with seq_cst) already holds. Returns what `ready()` said; the caller re-checks anyway.
+// Waiter steps 1 to 4: sleeps on `line` (and on `other` too, if given: a waker of either ends
+// the sleep) until woken or `until`, unless `ready()` (which must load with seq_cst) already
+// holds. Returns what `ready()` said; the caller re-checks anyway.
 template <class Ready>
-bool park(WaitLine& line, Ready&& ready, Deadline until) {
-  // relaxed: a statistic.
+bool park(WaitLine& line, Ready&& ready, Deadline until, WaitLine* other = nullptr) {
+  // relaxed: statistics.
   line.waiters.fetch_add(1, std::memory_order_relaxed);
+  if (other) other->waiters.fetch_add(1, std::memory_order_relaxed);
   // acquire: an epoch bump comes after the publish it announces. Read before arming (above).
   const std::uint32_t epoch = line.epoch.load(std::memory_order_acquire);
+  const std::uint32_t other_epoch = other ? other->epoch.load(std::memory_order_acquire) : 0;
   // seq_cst: announce before the re-check (Dekker with the waker's fence).
   line.armed.exchange(1, std::memory_order_seq_cst);
+  if (other) other->armed.exchange(1, std::memory_order_seq_cst);
   const bool was_ready = ready();
-  if (!was_ready && Clock::now() < until) futex_wait(line.epoch, epoch, until);
+  if (!was_ready && Clock::now() < until) {
+    if (other)
+      futex_wait_either(line.epoch, epoch, other->epoch, other_epoch, until);
+    else
+      futex_wait(line.epoch, epoch, until);
+  }
   line.waiters.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a statistic
+  if (other) other->waiters.fetch_sub(1, std::memory_order_relaxed);
   return was_ready;
 }
 

@@ -218,6 +218,33 @@ Status RingPusher::push_mpsc(std::span<const std::byte> head, std::span<const st
   return {};
 }
 
+void RingPusher::seal() noexcept {
+  RingControl* c = control();
+  // relaxed: a first guess for the CAS, which validates it.
+  std::uint64_t observed = c->producer.tail.load(std::memory_order_relaxed);
+  for (;;) {
+    Cursor t = Cursor::unpack(observed);
+    // acquire: the head as the consumer published it; any head at or behind the tail will do.
+    if (tail_sealed(t, Cursor::unpack(c->consumer.head.load(std::memory_order_acquire)))) break;
+    t.count = (t.count + kSealCount) & kCountMask;
+    // seq_cst: a release for the consumer's acquire of the sealed tail (every claim before
+    // it included), and the Dekker store before the wake below. An SPSC ring has no other
+    // tail writer, so the CAS succeeds first time there.
+    if (c->producer.tail.compare_exchange_weak(observed, t.pack(), std::memory_order_seq_cst,
+                                               std::memory_order_relaxed))
+      break;
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake(c->data.line, 1);
+}
+
+bool RingPusher::sealed() const noexcept {
+  RingControl* c = control();
+  // acquire both: head first, so that the tail we read is never behind it.
+  const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+  return tail_sealed(Cursor::unpack(c->producer.tail.load(std::memory_order_acquire)), head);
+}
+
 Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline) {
   RingControl* c = control();
   const bool spsc = cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc);
@@ -237,6 +264,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
                                    " (its port stopped) while this push waited for space; "
                                    "nothing was enqueued"};
   };
+  if (deadline == kDontWait) return closed() ? closed_error() : timeout();
 
   const auto spin_end = Clock::now() + spin_.pusher;
   for (unsigned i = 1;; ++i) {

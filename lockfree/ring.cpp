@@ -55,10 +55,15 @@ Error damaged(const shm::Segment& seg, const std::string& what) {
 
 }  // namespace
 
-Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOptions o) {
+Result<shm::Segment> Ring::build(std::string_view ns, std::string_view name,
+                                 const RingOptions& o, const shm::ProcessId& owner) {
   if (auto st = check_options(o); !st) return std::move(st).error();
   auto capacity = pick_capacity(o);
   if (!capacity) return std::move(capacity).error();
+  if (owner.start_time == 0)  // pushers could not tell a restarted owner with its pid from it
+    return Error{Errc::system_error,
+                 "cannot read this process's start time from /proc/self/stat (out of file "
+                 "descriptors?); pushers could not tell whether the owner is alive"};
   const std::uint32_t slots = o.kind == RingKind::spsc ? 1 : o.max_pushers;
   const std::uint64_t slots_offset = sizeof(RingControl);
   const std::uint64_t data_offset = slots_offset + std::uint64_t{slots} * sizeof(PusherSlot);
@@ -67,11 +72,6 @@ Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOption
   if (!seg) return std::move(seg).error();
 
   auto* c = reinterpret_cast<RingControl*>(seg->base());
-  const shm::ProcessId me = shm::self_process();
-  if (me.start_time == 0)  // pushers could not tell a restarted owner with our pid from us
-    return Error{Errc::system_error,
-                 "cannot read this process's start time from /proc/self/stat (out of file "
-                 "descriptors?); pushers could not tell whether the owner is alive"};
   c->config = RingConfig{
       .kind = static_cast<std::uint32_t>(o.kind),
       .slot_count = slots,
@@ -80,9 +80,9 @@ Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOption
       .max_payload = o.max_payload,
       .slots_offset = slots_offset,
       .data_offset = data_offset,
-      .owner_pid = me.pid,
+      .owner_pid = owner.pid,
       .abandon_after_us = static_cast<std::uint32_t>(o.abandon_after.count()),
-      .owner_start_time = me.start_time,
+      .owner_start_time = owner.start_time,
       .reserved = 0,
   };
   // Wait lines, counters and slots start at zero: ftruncate zero-filled them.
@@ -91,9 +91,42 @@ Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOption
   c->consumer.head.store(start.pack(), std::memory_order_relaxed);
   c->producer.tail.store(start.pack(), std::memory_order_relaxed);
   seg->publish();
-  const RingConfig config = c->config;
+  return seg;
+}
+
+Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOptions o) {
+  auto seg = build(ns, name, o, shm::self_process());
+  if (!seg) return std::move(seg).error();
+  const RingConfig config = reinterpret_cast<RingControl*>(seg->base())->config;
   Ring ring(std::move(seg).value(), config);
-  ring.head_ = start;
+  ring.head_ = Cursor{o.start_position, o.start_count};
+  return ring;
+}
+
+Status Ring::create_for(std::string_view ns, std::string_view name, RingOptions options,
+                        const shm::ProcessId& owner) {
+  auto seg = build(ns, name, options, owner);
+  if (!seg) return std::move(seg).error();
+  seg->disown();  // the owner adopts it and removes it once read
+  return {};
+}
+
+Result<Ring> Ring::adopt(std::string_view ns, std::string_view name) {
+  auto seg = shm::Segment::open(ns, name, shm::SegmentKind::ring);
+  if (!seg) return std::move(seg).error();
+  auto config = validated_config(*seg);
+  if (!config) return std::move(config).error();
+  const shm::ProcessId me = shm::self_process();
+  if (config->owner_pid != me.pid || config->owner_start_time != me.start_time)
+    return Error{Errc::wrong_process, "ring /dev/shm/" + seg->name() + " was made for pid " +
+                                          std::to_string(config->owner_pid) +
+                                          ", not this process; only its owner consumes it"};
+  const RingConfig cfg = *config;
+  auto* c = reinterpret_cast<RingControl*>(seg->base());
+  // acquire: a head someone else published (none yet for a new link) and what it released.
+  const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+  Ring ring(std::move(seg).value(), cfg);
+  ring.head_ = head;
   return ring;
 }
 
@@ -136,7 +169,8 @@ RingStats read_stats(const shm::Segment& seg, const RingConfig& cfg) {
   const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_relaxed));
   const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_relaxed));
   RingStats s{};
-  s.depth = count_distance(tail.count, head.count);
+  s.sealed = tail_sealed(tail, head);
+  s.depth = count_distance(tail.count, head.count) - (s.sealed ? kSealCount : 0);
   s.bytes_used = pos_distance(tail.pos, head.pos);
   s.parked_pushers = c->space.line.waiters.load(std::memory_order_relaxed);
   s.parked_consumer = c->data.line.waiters.load(std::memory_order_relaxed);

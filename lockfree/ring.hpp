@@ -33,6 +33,7 @@
 #include "bloccs/result.hpp"
 #include "lockfree/futex.hpp"
 #include "lockfree/ring_layout.hpp"
+#include "shm/process.hpp"
 #include "shm/segment.hpp"
 
 namespace bloccs::lockfree {
@@ -74,11 +75,13 @@ struct Patience {
 };
 
 // Something besides the ring's own next message that ends a consumer's wait (a second ring of the
-// same consumer, a stop flag). `ready` must load with seq_cst; whoever makes it true calls
-// Ring::wake_consumer() afterwards, so that a parked consumer re-checks.
+// same consumer, a stop flag). `ready` must load with seq_cst; whoever makes it true wakes
+// `line` (or calls Ring::wake_consumer()) afterwards, so that a parked consumer re-checks.
 struct AlsoReady {
   bool (*ready)(const void* ctx) = nullptr;
   const void* ctx = nullptr;
+  // Where the one who makes it true wakes us; without one, it calls Ring::wake_consumer().
+  WaitLine* line = nullptr;
   bool operator()() const { return ready && ready(ctx); }
 };
 
@@ -90,6 +93,7 @@ struct RingStats {
   std::uint32_t parked_consumer;   // 0 or 1
   std::uint64_t abandoned;         // dead pushers' claims skipped
   std::uint32_t attached_pushers;  // slots held (live or not yet reclaimed)
+  bool sealed;                     // a chain's ring that pushers have left for the next link
 };
 
 // Copies a mapped ring's config and checks every length and offset in the copy. Callers use
@@ -100,6 +104,13 @@ RingStats read_stats(const shm::Segment& segment, const RingConfig& config);
 class Ring {
  public:
   static Result<Ring> create(std::string_view ns, std::string_view name, RingOptions options = {});
+  // Creates and publishes a ring whose consumer will be `owner`, and leaves it in /dev/shm: a
+  // chain's pusher makes the next link for the owner, who adopts it.
+  static Status create_for(std::string_view ns, std::string_view name, RingOptions options,
+                           const shm::ProcessId& owner);
+  // Becomes the consumer of a ring made by create_for for this process. The name stays in
+  // /dev/shm until removed (a chain removes each link it has read to the end).
+  static Result<Ring> adopt(std::string_view ns, std::string_view name);
 
   Ring(Ring&&) noexcept = default;
   Ring& operator=(Ring&&) noexcept = default;
@@ -126,6 +137,10 @@ class Ring {
   bool ready(std::memory_order order) const noexcept {
     return header_committed(header_word(data(), head_.pos & (cfg_.capacity - 1)).load(order));
   }
+  // A chain's ring: true once sealed (load with `order`), and once also read to its end.
+  bool sealed(std::memory_order order) const noexcept;
+  bool sealed_and_drained() const noexcept;
+  WaitLine& data_line() const noexcept { return control()->data.line; }
   // Wakes a consumer parked in wait(), for whoever made its AlsoReady true (after a seq_cst
   // store or fence). Any thread of any process that maps the ring.
   void wake_consumer() const noexcept;
@@ -143,6 +158,8 @@ class Ring {
   enum class State { ready, empty, pending, error };
   enum class Recovery { skipped, claimant_alive, corrupt };
   Ring(shm::Segment segment, const RingConfig& config);
+  static Result<shm::Segment> build(std::string_view ns, std::string_view name,
+                                    const RingOptions& options, const shm::ProcessId& owner);
 
   RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
   std::byte* data() const noexcept { return segment_.base() + cfg_.data_offset; }
@@ -196,6 +213,10 @@ class RingPusher {
   // Errc::closed if the owner closed the ring while this call waited for space.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
               Patience patience);
+
+  // Seals a chain's ring (see kSealCount) and wakes its consumer. Idempotent.
+  void seal() noexcept;
+  bool sealed() const noexcept;
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
   const RingConfig& config() const noexcept { return cfg_; }

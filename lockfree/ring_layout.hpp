@@ -70,6 +70,12 @@ struct Cursor {
   }
 };
 
+// A ring of a chain (lockfree/chain.hpp) is sealed when a pusher found it full and moved on to
+// the next link: its tail's message count jumps by kSealCount. No ring holds that many messages
+// (kMaxBuffer), so every later claim finds it full, and a consumer that has caught up with the
+// tail's byte position knows that nothing more will come and moves on too.
+inline constexpr std::uint64_t kSealCount = std::uint64_t{1} << 23;
+
 // How far `ahead` is past `behind`, in bytes / messages (modular arithmetic).
 inline std::uint64_t pos_distance(std::uint64_t ahead, std::uint64_t behind) noexcept {
   return (ahead - behind) & kPosMask;
@@ -77,6 +83,10 @@ inline std::uint64_t pos_distance(std::uint64_t ahead, std::uint64_t behind) noe
 inline std::uint64_t count_distance(std::uint64_t ahead, std::uint64_t behind) noexcept {
   return (ahead - behind) & kCountMask;
 }
+inline bool tail_sealed(Cursor tail, Cursor head) noexcept {
+  return count_distance(tail.count, head.count) >= kSealCount;
+}
+
 // True if position `a` lies before `b` (less than half the position space behind it).
 inline bool pos_before(std::uint64_t a, std::uint64_t b) noexcept {
   const std::uint64_t d = pos_distance(b, a);

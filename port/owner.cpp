@@ -76,18 +76,24 @@ Result<shm::Segment> create_control(const std::string& ns, const std::string& na
   }
 }
 
-std::uint64_t ring_capacity(std::uint32_t buffer, std::uint32_t record_payload) {
-  const std::uint64_t rec = lockfree::record_size(record_payload) + lockfree::kRecordHeader;
-  return std::bit_ceil(std::clamp<std::uint64_t>(std::uint64_t{buffer} * rec, rec, 64ull << 20));
+// Data bytes of a ring that holds `messages` records of up to `payload` bytes, but at least
+// `floor` and at most 64 MiB.
+std::uint64_t ring_capacity(std::uint64_t messages, std::uint32_t payload, std::uint64_t floor) {
+  const std::uint64_t rec = lockfree::record_size(payload) + lockfree::kRecordHeader;
+  return std::bit_ceil(std::clamp<std::uint64_t>(std::max(messages * rec, floor), rec, 64ull << 20));
 }
+
+// An unbounded port grows by links of this size (or of 4 records of max_payload, if larger);
+// a push_after request ring by links of a quarter of it.
+constexpr std::uint64_t kLinkBytes = 1 << 20;
+// The due lane holds at most this many messages (a full lane makes the timer retry).
+constexpr std::uint32_t kDueLane = 256;
 
 }  // namespace
 
 Result<Port> Port::start(const PortKey& key, PortOptions o) {
   if (auto st = validate_key(key); !st) return std::move(st).error();
   if (auto st = check_options(o); !st) return std::move(st).error();
-  if (!o.buffer)
-    return Error{Errc::bad_config, "unbounded ports are not built yet; pass a buffer"};
   auto ns = shm::resolve_namespace(o.ns);
   if (!ns) return std::move(ns).error();
   static std::atomic<std::uint64_t> port_counter{0};
@@ -109,7 +115,7 @@ Result<Port> Port::start(const PortKey& key, PortOptions o) {
                                            "; stop that owner first, or start under another key"};
 
   const std::uint32_t record_payload = o.max_payload + kMetaMaxBytes;
-  const std::uint32_t buffer = *o.buffer;
+  const std::uint32_t buffer = o.buffer.value_or(0);  // 0: unbounded
   auto control = create_control(p.ns, p.control_name, o.mode);
   if (!control) return std::move(control).error();
   p.control_segment.emplace(std::move(control).value());
@@ -121,36 +127,29 @@ Result<Port> Port::start(const PortKey& key, PortOptions o) {
       .flags = o.single_pusher ? port::kSinglePusher : 0u,
       .owner_pid = me.pid,
       .owner_start_time = me.start_time,
-      .link_capacity = 0,
+      .in_capacity = buffer ? ring_capacity(buffer, record_payload, 0)
+                            : ring_capacity(4, record_payload, kLinkBytes),
+      .later_capacity = ring_capacity(4, record_payload + port::kDueStamp, kLinkBytes / 4),
+      .max_pushers = o.single_pusher ? 1 : o.max_pushers,
+      .mode = static_cast<std::uint32_t>(o.mode),
       .reserved = {},
   };
   if (auto st = init_liveness_lock(&c->owner.alive); !st) return std::move(st).error();
 
-  auto in = lockfree::Ring::create(
-      p.ns, port::in_name(p.control_name),
-      {.kind = o.single_pusher ? lockfree::RingKind::spsc : lockfree::RingKind::mpsc,
-       .buffer = buffer,
-       .max_payload = record_payload,
-       .max_pushers = o.max_pushers,
-       .mode = o.mode});
+  const port::PortConfig cfg = c->config;
+  auto in = lockfree::ChainConsumer::create(port::in_chain(p.ns, p.control_name, *c, cfg));
   if (!in) return std::move(in).error();
   p.in.emplace(std::move(in).value());
+  const std::uint32_t due_lane = buffer ? std::min(buffer, kDueLane) : kDueLane;
   auto due = lockfree::Ring::create(p.ns, port::due_name(p.control_name),
                                     {.kind = lockfree::RingKind::spsc,
-                                     .buffer = buffer,
+                                     .buffer = due_lane,
                                      .max_payload = record_payload,
+                                     .capacity = ring_capacity(due_lane, record_payload, 0),
                                      .mode = o.mode});
   if (!due) return std::move(due).error();
   p.due.emplace(std::move(due).value());
-  const std::uint32_t request_payload = record_payload + port::kDueStamp;
-  auto later = lockfree::Ring::create(
-      p.ns, port::later_name(p.control_name),
-      {.kind = lockfree::RingKind::mpsc,
-       .buffer = 4096,
-       .max_payload = request_payload,
-       .capacity = ring_capacity(4096, request_payload) / 4,
-       .max_pushers = o.max_pushers,
-       .mode = o.mode});
+  auto later = lockfree::ChainConsumer::create(port::later_chain(p.ns, p.control_name, *c, cfg));
   if (!later) return std::move(later).error();
   p.later.emplace(std::move(later).value());
 
@@ -193,7 +192,8 @@ void Port::Impl::stop() {
   if (timer) {
     // seq_cst: the timer thread re-checks it after arming its wait (Dekker, see futex.hpp).
     stopping.store(true, std::memory_order_seq_cst);
-    later->wake_consumer();
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    lockfree::wake(stop_line, 1);
     timer->join();  // it lets go of the liveness lock: pushers see the owner gone
     timer.reset();
   }
@@ -236,12 +236,13 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
     visit(ctx, m);
     ++delivered;
   };
+  // Park on the `in` link and on the due lane at once: either's pusher wakes us.
   const lockfree::AlsoReady due_ready{
       [](const void* ring) {
         // seq_cst: AlsoReady's contract (the consumer's Dekker re-check).
         return static_cast<const lockfree::Ring*>(ring)->ready(std::memory_order_seq_cst);
       },
-      &*p.due};
+      &*p.due, &p.due->data_line()};
   for (;;) {
     auto n = p.in->try_drain(on_record, max);
     if (!n) return std::move(n).error();
@@ -272,7 +273,7 @@ PortStats Port::stats() const {
   const Impl& p = *impl_;
   PortStats s;
   if (p.stopped) return s;
-  const auto in = p.in->stats();
+  const auto in = p.in->stats(&s.links);
   const auto due = p.due->stats();
   s.depth = in.depth + due.depth;
   s.parked_pushers = in.parked_pushers;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bloccs/port.hpp"
+#include "lockfree/chain.hpp"
 #include "lockfree/ring.hpp"
 #include "port/port_layout.hpp"
 #include "registry/registry.hpp"
@@ -24,11 +25,12 @@ struct Port::Impl {
   std::optional<registry::Registry> registry;
   std::optional<registry::Registration> registration;
   std::optional<shm::Segment> control_segment;
-  std::optional<lockfree::Ring> in;     // pushers -> consumer
-  std::optional<lockfree::Ring> due;    // timer thread -> consumer
-  std::optional<lockfree::Ring> later;  // pushers' push_after requests -> timer thread
+  std::optional<lockfree::ChainConsumer> in;     // pushers -> consumer
+  std::optional<lockfree::Ring> due;             // timer thread -> consumer
+  std::optional<lockfree::ChainConsumer> later;  // pushers' push_after requests -> timer thread
   std::unique_ptr<std::thread> timer;
   std::atomic<bool> stopping{false};  // tells the timer thread to finish
+  lockfree::WaitLine stop_line{};     // ... and wakes it (a private futex is enough)
   std::uint64_t refused = 0;          // malformed records the consumer dropped
   bool stopped = false;
 

@@ -4,11 +4,12 @@
 // "port.<owner pid>.<n>.<network>.<node>.<in_port>" (the registry points at it). <pid>.<n>
 // (n counts the owner's ports) makes the name unique among live ports, key parts with dots
 // included, so the family is exactly that name and the names that extend it by ".":
-//   <control>          this layout: the port's configuration and the owner's liveness lock
-//   <control>.in       the ring pushers push into (SPSC or MPSC, bounded)
-//   <control>.in.<k>   an unbounded port's further links, chained while it is full
-//   <control>.due      push_after messages the owner's timer thread has made due (SPSC)
-//   <control>.later    push_after requests on their way to the timer thread (MPSC)
+//   <control>            this layout: the port's configuration and the owner's liveness lock
+//   <control>.in.<k>     the rings pushers push into (SPSC or MPSC): link 0 alone for a bounded
+//                        port, a growing chain for an unbounded one (lockfree/chain.hpp)
+//   <control>.due        push_after messages the owner's timer thread has made due (SPSC)
+//   <control>.later.<k>  push_after requests on their way to the timer thread (an MPSC chain,
+//                        so that push_after never waits)
 //
 // The control segment:
 //   offset  size  what                                              written by
@@ -17,6 +18,7 @@
 //   128     64    OwnerLine: a robust mutex the owner's timer       the owner's timer thread
 //                 thread holds while the port runs                  (and the kernel)
 //   192     64    TimerCounters                                     the owner's timer thread
+//   256     64    ChainLine: the newest link of `in` and of `later`  whoever adds a link
 //
 // The liveness lock: the kernel writes the holder's thread id into a robust mutex's lock word
 // and clears it (setting FUTEX_OWNER_DIED) when that thread dies, even by SIGKILL. A pusher
@@ -31,10 +33,15 @@
 #include <cstdint>
 #include <string>
 
+#include "bloccs/meta.hpp"
 #include "bloccs/port_key.hpp"
+#include "lockfree/chain.hpp"
 #include "shm/segment.hpp"
 
 namespace bloccs::port {
+
+// push_after requests: [due time, ns on CLOCK_MONOTONIC, u64][meta][payload].
+inline constexpr std::size_t kDueStamp = 8;
 
 inline constexpr std::uint32_t kSinglePusher = 1;
 
@@ -44,8 +51,11 @@ struct PortConfig {
   std::uint32_t flags;        // kSinglePusher
   std::uint32_t owner_pid;
   std::uint64_t owner_start_time;
-  std::uint64_t link_capacity;  // bytes of one ring link
-  std::uint64_t reserved[4];
+  std::uint64_t in_capacity;     // data bytes of each `in` link
+  std::uint64_t later_capacity;  // data bytes of each `later` link
+  std::uint32_t max_pushers;     // pusher slots of each MPSC ring
+  std::uint32_t mode;            // of every segment of the port
+  std::uint64_t reserved[2];
 };
 static_assert(sizeof(PortConfig) == 64);
 
@@ -60,16 +70,23 @@ struct alignas(64) TimerCounters {
   std::atomic<std::uint64_t> refused;    // malformed requests dropped (a peer wrote garbage)
 };
 
+struct alignas(64) ChainLine {
+  std::atomic<std::uint64_t> in_newest;
+  std::atomic<std::uint64_t> later_newest;
+};
+
 struct PortControl {
   shm::SegmentHeader segment;
   PortConfig config;
   OwnerLine owner;
   TimerCounters timer;
+  ChainLine chains;
 };
 static_assert(offsetof(PortControl, config) == 64);
 static_assert(offsetof(PortControl, owner) == 128);
 static_assert(offsetof(PortControl, timer) == 192);
-static_assert(sizeof(PortControl) == 256);
+static_assert(offsetof(PortControl, chains) == 256);
+static_assert(sizeof(PortControl) == 320);
 
 // True while the owner's timer thread holds the liveness lock.
 inline bool owner_alive(const PortControl& c) noexcept {
@@ -83,11 +100,41 @@ inline std::string control_name(const PortKey& key, std::uint32_t pid, std::uint
   return "port." + std::to_string(pid) + "." + std::to_string(n) + "." + key.network_id + "." +
          key.node_id + "." + key.in_port;
 }
-inline std::string in_name(const std::string& control) { return control + ".in"; }
 inline std::string due_name(const std::string& control) { return control + ".due"; }
-inline std::string later_name(const std::string& control) { return control + ".later"; }
 
-// push_after requests: [due time, ns on CLOCK_MONOTONIC, u64][meta][payload].
-inline constexpr std::size_t kDueStamp = 8;
+// The two chains of a port, as both sides build them from the (validated) config.
+inline lockfree::ChainSpec in_chain(const std::string& ns, const std::string& control,
+                                    PortControl& shared, const PortConfig& cfg) {
+  const bool unbounded = cfg.buffer == 0;
+  return {.ns = ns,
+          .base = control + ".in",
+          .newest = &shared.chains.in_newest,
+          .unbounded = unbounded,
+          .link = {.kind = (cfg.flags & kSinglePusher) ? lockfree::RingKind::spsc
+                                                       : lockfree::RingKind::mpsc,
+                   .buffer = unbounded ? lockfree::kMaxBuffer : cfg.buffer,
+                   .max_payload = cfg.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes),
+                   .capacity = cfg.in_capacity,
+                   .max_pushers = cfg.max_pushers,
+                   .mode = static_cast<mode_t>(cfg.mode)},
+          .owner = {cfg.owner_pid, cfg.owner_start_time}};
+}
+
+inline lockfree::ChainSpec later_chain(const std::string& ns, const std::string& control,
+                                       PortControl& shared, const PortConfig& cfg) {
+  return {.ns = ns,
+          .base = control + ".later",
+          .newest = &shared.chains.later_newest,
+          .unbounded = true,
+          .link = {.kind = lockfree::RingKind::mpsc,
+                   .buffer = lockfree::kMaxBuffer,
+                   .max_payload = cfg.max_payload +
+                                  static_cast<std::uint32_t>(kMetaMaxBytes + kDueStamp),
+                   .capacity = cfg.later_capacity,
+                   .max_pushers = cfg.max_pushers,
+                   .mode = static_cast<mode_t>(cfg.mode)},
+          .owner = {cfg.owner_pid, cfg.owner_start_time}};
+}
+
 
 }  // namespace bloccs::port

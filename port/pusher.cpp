@@ -21,11 +21,11 @@ struct Attachment {
   shm::Segment control;
   std::string control_name;
   port::PortConfig config{};  // validated private copy
-  std::optional<lockfree::RingPusher> in;
-  std::optional<lockfree::RingPusher> later;  // opened at the first push_after
+  std::optional<lockfree::ChainPusher> in;
+  std::optional<lockfree::ChainPusher> later;  // opened at the first push_after
 
-  const port::PortControl& shared() const {
-    return *reinterpret_cast<const port::PortControl*>(control.base());
+  port::PortControl& shared() const {
+    return *reinterpret_cast<port::PortControl*>(control.base());
   }
 };
 
@@ -97,13 +97,14 @@ Result<Attachment*> Pusher::Impl::attach_fresh(const PortKey& key) {
   a->generation = entry->generation;
   a->control_name = entry->segment;
   a->config = a->shared().config;  // copied once, then only the copy is used
-  if (a->config.owner_pid != entry->owner.pid || a->config.max_payload > (64u << 20))
+  if (a->config.owner_pid != entry->owner.pid || a->config.max_payload > (64u << 20) ||
+      a->config.buffer > lockfree::kMaxBuffer)
     return Error{Errc::segment_invalid, "port segment /dev/shm/" + a->control.name() +
                                             " does not match its registration; remove it "
                                             "(shmctl rm) and restart its owner"};
   if (!port::owner_alive(a->shared()))
     return no_producer(key, ns, "its owner, pid " + std::to_string(entry->owner.pid) + ", is gone");
-  auto in = lockfree::RingPusher::open(ns, port::in_name(entry->segment));
+  auto in = lockfree::ChainPusher::open(port::in_chain(ns, entry->segment, a->shared(), a->config));
   if (!in) {
     if (gone(in.code())) return no_producer(key, ns, "its owner just stopped it");
     return std::move(in).error();
@@ -125,10 +126,11 @@ Status Pusher::Impl::push(const PortKey& key, std::span<const std::byte> head,
                  "payload of " + std::to_string(payload.size()) + " bytes exceeds port " +
                      to_string(key) + "'s max_payload of " + std::to_string(a.config.max_payload) +
                      "; split it, or start the port with a larger max_payload"};
-  lockfree::RingPusher* ring = &*a.in;
+  lockfree::ChainPusher* ring = &*a.in;
   if (later) {
     if (!a.later) {
-      auto opened = lockfree::RingPusher::open(ns, port::later_name(a.control_name));
+      auto opened = lockfree::ChainPusher::open(
+          port::later_chain(ns, a.control_name, a.shared(), a.config));
       if (!opened) {
         if (gone(opened.code())) {
           cache.erase(key);
@@ -190,6 +192,7 @@ Status Pusher::push_after(const PortKey& key, std::span<const std::byte> payload
                                   (Clock::now() + std::max(delay, {})).time_since_epoch())
                                   .count();
   std::memcpy(head.data(), &due_ns, sizeof due_ns);
+  // The request chain is unbounded: this never waits.
   return impl_->push(key, std::span(head).first(port::kDueStamp + *n), payload, {}, true);
 }
 

@@ -40,9 +40,10 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
         // seq_cst: AlsoReady's contract (the waiter's Dekker re-check).
         return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_seq_cst);
       },
-      &p.stopping};
+      &p.stopping, &p.stop_line};
+  const std::uint32_t buffer = c.config.buffer;  // 0: unbounded, never full
   auto port_full = [&] {
-    return p.in->stats().depth + p.due->stats().depth >= c.config.buffer;
+    return buffer != 0 && p.in->stats().depth + p.due->stats().depth >= buffer;
   };
 
   // relaxed: only this thread sets it before stop; the wait below re-checks it with seq_cst.
@@ -76,7 +77,6 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
         }
         heap.pop();
         c.timer.delivered.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-        p.in->wake_consumer();  // the consumer parks on `in`, and counts `due` as a reason to wake
       }
     }
     // relaxed: a statistic for tools.
