@@ -1,66 +1,87 @@
 // Chains of rings: growing an unbounded queue link by link (the protocol is in chain.hpp).
 #include "lockfree/chain.hpp"
 
-#include <thread>
+#include <unistd.h>
+
+#include <cstdio>
 
 namespace bloccs::lockfree {
 namespace {
 
-// How long a link may stay half-made (not ready, creator alive) before we give up on it.
-constexpr auto kLinkPatience = std::chrono::seconds(5);
-
-// Moves `newest` from j to j + 1 once link j is sealed (losing the race is fine).
-void bump_newest(std::atomic<std::uint64_t>& newest, std::uint64_t j) {
-  std::uint64_t expected = j;
-  // acq_rel: orders our view of link j's seal before the link we then open (and publishes it).
-  newest.compare_exchange_strong(expected, j + 1, std::memory_order_acq_rel,
-                                 std::memory_order_acquire);
+// A tag for a new link's name: unique among this process's links, and (with the pid in it)
+// rarely equal to another process's; an exclusive create settles the rare clash.
+std::uint32_t new_tag() {
+  static std::atomic<std::uint32_t> counter{0};
+  // relaxed: only uniqueness matters.
+  const std::uint32_t n = counter.fetch_add(1, std::memory_order_relaxed);
+  return static_cast<std::uint32_t>(::getpid()) * 2654435761u + n * 40503u + 1;
 }
 
-// Calls `open` for link k until it succeeds, creating the link when it is missing and still the
-// newest (or, for the consumer, the next it must read), and replacing one whose creator died
-// before publishing it.
-template <class Open>
-auto open_link(const ChainSpec& spec, std::uint64_t k, bool create_if_missing, Open&& open)
-    -> decltype(open(std::string{})) {
-  const std::string name = spec.link_name(k);
-  const auto give_up = Clock::now() + kLinkPatience;
-  for (;;) {
-    auto link = open(name);
-    if (link) return link;
-    if (link.code() == Errc::not_found) {
-      if (!create_if_missing) return link;  // the caller re-reads `newest` and decides
-      auto made = Ring::create_for(spec.ns, name, spec.link, spec.owner);
-      if (!made && made.code() != Errc::already_exists) return std::move(made).error();
-      continue;
-    }
-    if (link.code() != Errc::not_ready) return link;
-    // Being made: wait for its creator, or replace the link if the creator died meanwhile.
-    if (shm::Segment::remove_if_abandoned(spec.ns, name, std::chrono::seconds(1))) continue;
-    if (Clock::now() >= give_up) return link;
-    std::this_thread::yield();
+// Moves `newest` on to `id` unless it is already there or further.
+void raise_newest(std::atomic<std::uint64_t>& newest, LinkId id) {
+  // acquire: a first guess for the CAS.
+  std::uint64_t seen = newest.load(std::memory_order_acquire);
+  // release (in the CAS): the link it names is published before anyone reads its id here.
+  while (LinkId::unpack(seen).index < id.index &&
+         !newest.compare_exchange_weak(seen, id.pack(), std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
   }
+}
+
+// Creates and publishes a link named for (index, a fresh tag).
+Result<LinkId> make_link(const ChainSpec& spec, std::uint32_t index) {
+  for (;;) {
+    const LinkId id{index, new_tag()};
+    auto made = Ring::create_for(spec.ns, spec.link_name(id), spec.link, spec.owner);
+    if (made) return id;
+    if (made.code() != Errc::already_exists) return std::move(made).error();
+  }
+}
+
+// The successor of a sealed link whose control block is `control`: the one already offered,
+// or one we make and offer now (removing ours if another offer won).
+Result<LinkId> successor(const ChainSpec& spec, RingControl& control, LinkId current) {
+  // acquire: pairs with the offering CAS; the successor was published before it.
+  if (const std::uint64_t next = control.counters.next.load(std::memory_order_acquire))
+    return LinkId::unpack(next);
+  auto mine = make_link(spec, current.index + 1);
+  if (!mine) return std::move(mine).error();
+  std::uint64_t expected = 0;
+  // acq_rel: offers our published link (release), or learns the winner's (acquire).
+  if (control.counters.next.compare_exchange_strong(expected, mine->pack(),
+                                                    std::memory_order_acq_rel))
+    return *mine;
+  (void)shm::Segment::remove(spec.ns, spec.link_name(*mine));  // nobody will ever follow it
+  return LinkId::unpack(expected);
 }
 
 }  // namespace
 
+std::string ChainSpec::link_name(LinkId id) const {
+  char tag[9];
+  std::snprintf(tag, sizeof tag, "%08x", id.tag);
+  return base + "." + std::to_string(id.index) + "." + tag;
+}
+
 Result<ChainConsumer> ChainConsumer::create(ChainSpec spec) {
-  auto ring = Ring::create(spec.ns, spec.link_name(0), spec.link);
+  const LinkId first{0, new_tag()};
+  auto ring = Ring::create(spec.ns, spec.link_name(first), spec.link);
   if (!ring) return std::move(ring).error();
-  // release: the link exists before anyone reads its index.
-  spec.newest->store(0, std::memory_order_release);
-  return ChainConsumer(std::move(spec), std::move(ring).value());
+  // release: the link exists before anyone reads its id.
+  spec.newest->store(first.pack(), std::memory_order_release);
+  return ChainConsumer(std::move(spec), std::move(ring).value(), first);
 }
 
 Status ChainConsumer::advance() {
-  const std::uint64_t next = index_ + 1;
-  bump_newest(*spec_.newest, index_);
-  auto ring = open_link(spec_, next, true,
-                        [&](const std::string& name) { return Ring::adopt(spec_.ns, name); });
+  auto next = successor(spec_, *reinterpret_cast<RingControl*>(link_->segment().base()), id_);
+  if (!next) return std::move(next).error();
+  // Before the finished link goes: a pusher that finds it gone jumps to `newest`.
+  raise_newest(*spec_.newest, *next);
+  auto ring = Ring::adopt(spec_.ns, spec_.link_name(*next));
   if (!ring) return std::move(ring).error();
-  const std::string finished = spec_.link_name(index_);
+  const std::string finished = spec_.link_name(id_);
   link_.emplace(std::move(ring).value());
-  index_ = next;
+  id_ = *next;
   (void)shm::Segment::remove(spec_.ns, finished);  // pushers still on it keep their mapping
   return {};
 }
@@ -81,20 +102,24 @@ Status ChainConsumer::wait(Deadline deadline, AlsoReady also) {
 
 RingStats ChainConsumer::stats(std::uint32_t* links) const {
   RingStats total = link_->stats();
-  // relaxed: a snapshot for people.
-  const std::uint64_t newest = spec_.newest->load(std::memory_order_relaxed);
   std::uint32_t count = 1;
-  for (std::uint64_t k = index_ + 1; spec_.unbounded && k <= newest; ++k) {
-    auto seg = shm::Segment::open(spec_.ns, spec_.link_name(k), shm::SegmentKind::ring,
-                                  {.read_only = true});
-    if (!seg) continue;
+  // relaxed: a snapshot for people; the links are followed by their published `next`.
+  std::uint64_t next = reinterpret_cast<const RingControl*>(link_->segment().base())
+                           ->counters.next.load(std::memory_order_acquire);
+  while (spec_.unbounded && next != 0 && count < 1'000'000) {
+    auto seg = shm::Segment::open(spec_.ns, spec_.link_name(LinkId::unpack(next)),
+                                  shm::SegmentKind::ring, {.read_only = true});
+    if (!seg) break;
     auto cfg = validated_config(*seg);
-    if (!cfg) continue;
+    if (!cfg) break;
     const RingStats s = read_stats(*seg, *cfg);
     total.depth += s.depth;
     total.bytes_used += s.bytes_used;
     total.abandoned += s.abandoned;
     ++count;
+    // acquire: as above.
+    next = reinterpret_cast<const RingControl*>(seg->base())
+               ->counters.next.load(std::memory_order_acquire);
   }
   if (links) *links = count;
   return total;
@@ -102,37 +127,30 @@ RingStats ChainConsumer::stats(std::uint32_t* links) const {
 
 Result<ChainPusher> ChainPusher::open(ChainSpec spec) {
   ChainPusher pusher(std::move(spec));
-  // acquire: pairs with the CAS that made it newest (the link exists, or is being made).
-  const std::uint64_t newest =
-      pusher.spec_.unbounded ? pusher.spec_.newest->load(std::memory_order_acquire) : 0;
-  if (auto st = pusher.attach_newest(newest); !st) return std::move(st).error();
+  // acquire: pairs with whoever named the link newest (it was published before).
+  const LinkId newest = LinkId::unpack(pusher.spec_.newest->load(std::memory_order_acquire));
+  if (auto st = pusher.attach(newest); !st) return std::move(st).error();
   return pusher;
 }
 
-Status ChainPusher::attach_newest(std::uint64_t at_least) {
+Status ChainPusher::attach(LinkId id) {
   for (;;) {
-    // acquire: as in open().
-    std::uint64_t k = spec_.newest->load(std::memory_order_acquire);
-    if (!spec_.unbounded) k = 0;
-    if (k < at_least) {  // link at_least - 1 is sealed and `newest` not moved yet: move it
-      bump_newest(*spec_.newest, at_least - 1);
-      continue;
-    }
-    auto link = open_link(spec_, k, false, [&](const std::string& name) {
-      return RingPusher::open(spec_.ns, name);
-    });
+    auto link = RingPusher::open(spec_.ns, spec_.link_name(id));
     if (link) {
       link_.emplace(std::move(link).value());  // hands back our slot of the sealed link
-      index_ = k;
+      id_ = id;
       return {};
     }
     if (link.code() != Errc::not_found) return std::move(link).error();
-    // Missing: finished and removed (then `newest` has moved on), or not made yet. Make it
-    // only if it is still the newest.
-    // acquire: as above.
-    if (spec_.newest->load(std::memory_order_acquire) != k) continue;
-    auto made = Ring::create_for(spec_.ns, spec_.link_name(k), spec_.link, spec_.owner);
-    if (!made && made.code() != Errc::already_exists) return std::move(made).error();
+    // Already read and removed (we slept through it): the newest link is where pushes go.
+    // `newest` moved past it before its removal, and names a link that still exists.
+    // acquire: as in open().
+    const LinkId newest = LinkId::unpack(spec_.newest->load(std::memory_order_acquire));
+    if (newest.pack() == id.pack())
+      return Error{Errc::corrupt, "the newest link " + spec_.link_name(id) +
+                                      " of an unbounded queue is missing from /dev/shm; was it "
+                                      "removed by hand? Restart the port's owner"};
+    id = newest;
   }
 }
 
@@ -143,8 +161,10 @@ Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::b
     auto st = link_->push(head, body, {.deadline = kDontWait});
     if (st || st.code() != Errc::timeout) return st;
     link_->seal();  // full: nobody claims here any more; the consumer moves on after the end
-    bump_newest(*spec_.newest, index_);
-    if (auto attached = attach_newest(index_ + 1); !attached) return attached;
+    auto next = successor(spec_, *link_->control(), id_);
+    if (!next) return std::move(next).error();
+    raise_newest(*spec_.newest, *next);
+    if (auto attached = attach(*next); !attached) return attached;
   }
 }
 

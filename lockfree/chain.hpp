@@ -1,17 +1,22 @@
-// A queue of rings: "<base>.0", "<base>.1", ... A bounded queue is link 0 alone. An unbounded
-// one grows: a pusher that finds the newest link full seals it (ring_layout.hpp, kSealCount)
-// and moves on to the next, creating it if nobody has yet; the consumer reads each link to the
-// end of its sealed tail, then adopts the next and removes the one it finished. So pushers
-// never wait, each pusher's messages keep their order, and memory is handed back link by link.
+// A queue of rings. A bounded queue is one ring (link 0). An unbounded one grows: a pusher that
+// finds its link full seals it (ring_layout.hpp, kSealCount) and goes on to the link's
+// successor, creating one if there is none yet; the consumer reads each link to the end of its
+// sealed tail, then follows the same successor and removes the link it finished. Pushers never
+// wait, each pusher's messages keep their order, and memory is handed back link by link.
 //
-// Which link is newest lives in a word of the caller's shared memory (`newest`): pushers
-// always push into the newest link and never create any other, so a pusher that was asleep
-// for a while never brings back a link the consumer already finished and removed:
-//   - whoever finds link j sealed moves `newest` from j to j + 1 (one CAS; losing is fine);
-//   - a link is created only as the newest, and only after re-reading `newest` following a
-//     failed open (the consumer removes a link only once `newest` has moved past it).
-// A creator killed before publishing a link leaves it unready; the next one to look removes
-// it (its creator is dead) and creates it again.
+// Which link follows which is written in the links themselves, never inferred from a name:
+//   - a successor is made under a name of its own ("<base>.<index>.<tag>", the tag unique
+//     among live links), published, and only then offered to its predecessor with one CAS
+//     on the predecessor's `next` word. The loser of that race removes its link and follows
+//     the winner's. So a link is reachable only once it is complete, every sealed link has
+//     exactly one successor, and a pusher that slept through many links can never bring a
+//     finished one back: it finds `next` set and follows it.
+//   - `newest` (a word in the caller's shared memory) names the newest link anyone has
+//     reached; it only grows. A pusher whose successor was already read and removed (it slept
+//     a long while) jumps there. The consumer moves it on before it removes a link, so it
+//     always names a link that exists.
+// A creator killed between creating a link and offering it leaves an orphan nobody follows;
+// the port's owner removes the whole family (orphans included) when it stops.
 #pragma once
 
 #include <atomic>
@@ -23,24 +28,34 @@
 
 namespace bloccs::lockfree {
 
+// A link's identity: its index in the chain and a tag that makes its name unique.
+struct LinkId {
+  std::uint32_t index = 0;
+  std::uint32_t tag = 0;
+  static LinkId unpack(std::uint64_t w) noexcept {
+    return {static_cast<std::uint32_t>(w >> 32), static_cast<std::uint32_t>(w)};
+  }
+  std::uint64_t pack() const noexcept { return std::uint64_t{index} << 32 | tag; }
+};
+
 struct ChainSpec {
   std::string ns;
-  std::string base;                       // link k is "<base>.<k>"
-  std::atomic<std::uint64_t>* newest;     // in shared memory; the newest link's index
-  bool unbounded = false;                 // false: link 0 only, full pushers park
-  RingOptions link;                       // how links are made (buffer = kMaxBuffer if unbounded)
-  shm::ProcessId owner;                   // the consumer, for links made by pushers
-  std::string link_name(std::uint64_t k) const { return base + "." + std::to_string(k); }
+  std::string base;                    // links are "<base>.<index>.<tag>"
+  std::atomic<std::uint64_t>* newest;  // in shared memory: the newest link's LinkId
+  bool unbounded = false;              // false: link 0 only, full pushers park
+  RingOptions link;                    // how links are made (buffer = kMaxBuffer if unbounded)
+  shm::ProcessId owner;                // the consumer, for links made by pushers
+  std::string link_name(LinkId id) const;
 };
 
 class ChainConsumer {
  public:
-  // Creates link 0 (the owner, at start).
+  // Creates link 0 (the owner, at start) and points `newest` at it.
   static Result<ChainConsumer> create(ChainSpec spec);
 
   // As Ring::try_drain, across links.
   template <class F>
-  Result<std::size_t> try_drain(F&& f, std::size_t max);
+  Result<std::size_t> try_drain(F&& f, std::size_t max = SIZE_MAX);
   // As Ring::wait; a sealed link counts as a reason to wake (the next try_drain moves on).
   Status wait(Deadline deadline, AlsoReady also = {});
   bool ready(std::memory_order order) const noexcept { return link_->ready(order); }
@@ -48,14 +63,17 @@ class ChainConsumer {
   void close() noexcept { link_->close(); }
   // The sum over the links not yet read; `links` how many there are.
   RingStats stats(std::uint32_t* links = nullptr) const;
+  const ChainSpec& spec() const noexcept { return spec_; }
+  LinkId link_id() const noexcept { return id_; }
 
  private:
-  ChainConsumer(ChainSpec spec, Ring link) : spec_(std::move(spec)), link_(std::move(link)) {}
-  Status advance();  // the current link is sealed and read: adopt the next, remove this one
+  ChainConsumer(ChainSpec spec, Ring link, LinkId id)
+      : spec_(std::move(spec)), link_(std::move(link)), id_(id) {}
+  Status advance();  // the current link is sealed and read: adopt its successor, remove it
 
   ChainSpec spec_;
   std::optional<Ring> link_;
-  std::uint64_t index_ = 0;
+  LinkId id_;
 };
 
 class ChainPusher {
@@ -64,17 +82,17 @@ class ChainPusher {
   static Result<ChainPusher> open(ChainSpec spec);
 
   // As RingPusher::push. An unbounded chain never waits: a full link is sealed and the message
-  // goes to the next. Errc::out_of_memory if /dev/shm cannot hold another link.
+  // goes to its successor. Errc::out_of_memory if /dev/shm cannot hold another link.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
               Patience patience);
 
  private:
   explicit ChainPusher(ChainSpec spec) : spec_(std::move(spec)) {}
-  Status attach_newest(std::uint64_t at_least);
+  Status attach(LinkId id);  // to `id`, or (if it is gone) to the newest link
 
   ChainSpec spec_;
   std::optional<RingPusher> link_;
-  std::uint64_t index_ = 0;
+  LinkId id_;
 };
 
 template <class F>

@@ -224,6 +224,7 @@ class RingPusher {
 
  private:
   RingPusher(shm::Segment segment, const RingConfig& config, std::uint32_t slot);
+  friend class ChainPusher;  // follows a chain's successor word in our control block
   RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
   std::byte* data() const noexcept { return segment_.base() + cfg_.data_offset; }
   PusherSlot& my_slot() const noexcept;

@@ -7,7 +7,7 @@
 //   192     64              ProducerLine: tail cursor              pusher(s)
 //   256     64              data: WaitLine the consumer parks on   consumer arms, pushers wake
 //   320     64              space: WaitLine pushers park on        pushers arm, consumer wakes
-//   384     64              RingCounters, closed flag              consumer
+//   384     64              RingCounters, closed, chain successor  consumer (next: a pusher)
 //   448     64 * slots      PusherSlot[slot_count]                 one per attached pusher
 //   data    capacity        records, 8-byte aligned, wrapping      pusher(s), zeroed by consumer
 //
@@ -148,6 +148,7 @@ struct alignas(kCacheLine) RingCounters {
   std::atomic<std::uint64_t> abandoned;  // claims of dead pushers skipped by the consumer
   std::atomic<std::uint64_t> corrupt;    // records refused because a length was out of range
   std::atomic<std::uint32_t> closed;     // 1 once the owner closed the ring (its port stopped)
+  std::atomic<std::uint64_t> next;       // a chain's successor link (chain.hpp), set once by CAS
 };
 
 // One per attached pusher process, on its own line (pushers write their own slot on every push).

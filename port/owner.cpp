@@ -59,6 +59,9 @@ Status check_options(const PortOptions& o) {
     return Error{Errc::bad_config, "port buffer " + std::to_string(*o.buffer) + " must be 1 to " +
                                        std::to_string(lockfree::kMaxBuffer) +
                                        " messages, or std::nullopt for an unbounded port"};
+  if (!o.single_pusher && (o.max_pushers == 0 || o.max_pushers > lockfree::kMaxPushers))
+    return Error{Errc::bad_config, "max_pushers " + std::to_string(o.max_pushers) +
+                                       " must be 1 to " + std::to_string(lockfree::kMaxPushers)};
   if (o.max_payload > (64u << 20) - kMetaMaxBytes - 64)
     return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
                                        " exceeds what a 64 MiB ring holds; send large data "
@@ -96,12 +99,23 @@ Result<Port> Port::start(const PortKey& key, PortOptions o) {
   if (auto st = check_options(o); !st) return std::move(st).error();
   auto ns = shm::resolve_namespace(o.ns);
   if (!ns) return std::move(ns).error();
+  auto impl = std::make_unique<Impl>();
+  auto started = start_impl(*impl, key, *ns, o);
+  if (!started) {
+    // Nothing of ours is registered; leave no empty table behind either.
+    if (impl->registry) impl->registry->retire_if_empty();
+    return std::move(started).error();
+  }
+  track(impl.get());
+  return Port(std::move(impl));
+}
+
+Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
+                        const PortOptions& o) {
   static std::atomic<std::uint64_t> port_counter{0};
 
-  auto impl = std::make_unique<Impl>();
-  Impl& p = *impl;
   p.key = key;
-  p.ns = *ns;
+  p.ns = ns;
   p.owner_pid = getpid();
   p.control_name = port::control_name(key, static_cast<std::uint32_t>(p.owner_pid),
                                       port_counter.fetch_add(1));  // relaxed: a unique number
@@ -174,8 +188,7 @@ Result<Port> Port::start(const PortKey& key, PortOptions o) {
   if (registration->taken_over)  // the dead owner's port: its rings go with it
     shm::Segment::remove_family(p.ns, registration->taken_over->segment);
   p.registration = std::move(registration).value();
-  track(&p);
-  return Port(std::move(impl));
+  return {};
 }
 
 void Port::Impl::stop() {

@@ -69,14 +69,19 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
           c.timer.retries.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
           break;
         }
-        auto st = due_pusher.push({}, heap.top().message, {.deadline = now});
+        // Counted before the message becomes visible, so that a consumer that has it never
+        // reads counters that lag behind it. relaxed: statistics.
+        c.timer.delivered.fetch_add(1, std::memory_order_relaxed);
+        c.timer.pending.store(heap.size() - 1, std::memory_order_relaxed);
+        auto st = due_pusher.push({}, heap.top().message, {.deadline = lockfree::kDontWait});
         if (!st) {  // the due lane itself is full: as good as a full port
+          c.timer.delivered.fetch_sub(1, std::memory_order_relaxed);
+          c.timer.pending.store(heap.size(), std::memory_order_relaxed);
           retry_at = now + kRetryInterval;
-          c.timer.retries.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+          c.timer.retries.fetch_add(1, std::memory_order_relaxed);
           break;
         }
         heap.pop();
-        c.timer.delivered.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
       }
     }
     // relaxed: a statistic for tools.

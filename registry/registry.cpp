@@ -325,14 +325,23 @@ Status Registry::unregister(std::uint32_t slot_index, std::uint64_t generation) 
     return Error{Errc::wrong_process, "only the process that registered a port may unregister it"};
   // release: readers that see it free stop using it (the generation stays for the next one).
   s.state.store((generation << 2) | kSlotFree, std::memory_order_release);
+  retire_if_unused();
+  return {};
+}
+
+void Registry::retire_if_empty() {
+  WriterLock lock(&header()->writers);
+  if (lock.status() && !retired()) retire_if_unused();
+}
+
+void Registry::retire_if_unused() {
   for (std::uint32_t i = 0; i < slot_count_; ++i)  // relaxed: writers are serialised by the lock
-    if ((slot(i).state.load(std::memory_order_relaxed) & kSlotStateMask) != kSlotFree) return {};
+    if ((slot(i).state.load(std::memory_order_relaxed) & kSlotStateMask) != kSlotFree) return;
   // The last port left: retire the table, so that the namespace leaves nothing behind. A writer
   // waiting for the lock sees `retired` and opens (creates) the namespace's table anew.
   // release: pairs with retired()'s acquire.
   header()->retired.store(1, std::memory_order_release);
   (void)shm::Segment::remove(ns_, kSegmentName);
-  return {};
 }
 
 }  // namespace bloccs::registry

@@ -56,6 +56,8 @@ class Registry {
                                      std::uint64_t ring_offset);
   // Frees the slot; the last one out retires the table (see registry_layout.hpp).
   Status unregister(std::uint32_t slot, std::uint64_t generation);
+  // Retires the table if no slot is in use: for a start that failed after opening it.
+  void retire_if_empty();
   // Errc::not_found if no entry holds `key` (whether its owner is alive is the caller's
   // question: see shm::is_alive). Follows the namespace to a new table if this one retired.
   Result<PortEntry> lookup(const PortKey& key);
@@ -80,7 +82,8 @@ class Registry {
   }
   static Result<Registry> checked_table(shm::Segment opened, std::string ns,
                                         RegistryOptions options);
-  Status reopen();  // replaces a retired table with the namespace's current one
+  Status reopen();         // replaces a retired table with the namespace's current one
+  void retire_if_unused();  // with the writer lock held
   RegistryHeader* header() const noexcept {
     return reinterpret_cast<RegistryHeader*>(segment_.base() + sizeof(shm::SegmentHeader));
   }

@@ -168,6 +168,18 @@ Result<Segment> Segment::create(std::string_view ns, std::string_view name, Segm
     bip::shared_memory_object shm(bip::create_only, full->c_str(), bip::read_write, perm);
     try {
       shm.truncate(static_cast<bip::offset_t>(size));
+      // Reserve the pages now: tmpfs hands them out lazily, and a full /dev/shm would otherwise
+      // surface later as SIGBUS in whichever process first touches one. (Filesystems that
+      // cannot reserve keep the lazy behaviour.)
+      if (const int rc = ::posix_fallocate(shm.get_mapping_handle().handle, 0,
+                                           static_cast<off_t>(size));
+          rc == ENOSPC) {
+        bip::shared_memory_object::remove(full->c_str());
+        return Error{Errc::out_of_memory,
+                     "/dev/shm has no room for the " + std::to_string(size) + " bytes of " +
+                         *full + "; free some (consume queued messages, remove dead ports "
+                         "with shmctl gc) or enlarge it (mount -o remount,size=... /dev/shm)"};
+      }
       bip::mapped_region region(shm, bip::read_write);
       Segment seg(std::move(full).value(), std::move(region), true);
       seg.creator_pid_ = getpid();
@@ -255,22 +267,26 @@ bool Segment::remove_if_abandoned(std::string_view ns, std::string_view name,
   struct stat st {};
   bool abandoned = false;
   if (::fstat(fd, &st) == 0) {
-    if (st.st_size == 0) {
-      const auto created = std::chrono::system_clock::time_point(
-          std::chrono::duration_cast<std::chrono::system_clock::duration>(
-              std::chrono::seconds(st.st_ctim.tv_sec) +
-              std::chrono::nanoseconds(st.st_ctim.tv_nsec)));
-      const auto age = std::chrono::system_clock::now() - created;
-      abandoned = age > empty_grace;
-    } else if (static_cast<std::size_t>(st.st_size) >= sizeof(SegmentHeader)) {
-      void* p = ::mmap(nullptr, sizeof(SegmentHeader), PROT_READ, MAP_SHARED, fd, 0);
-      if (p != MAP_FAILED) {
-        const auto& h = *static_cast<const SegmentHeader*>(p);
-        // acquire: as in check_header; a published segment is never abandoned.
-        abandoned = h.magic == kMagic && h.ready.load(std::memory_order_acquire) != kReady &&
-                    !is_alive({h.creator_pid, h.creator_start_time});
-        ::munmap(p, sizeof(SegmentHeader));
-      }
+    const auto created = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::seconds(st.st_ctim.tv_sec) +
+            std::chrono::nanoseconds(st.st_ctim.tv_nsec)));
+    // A live creator sizes the segment and writes its header within microseconds; one that
+    // has not done so after `empty_grace` died doing it.
+    const bool stale = std::chrono::system_clock::now() - created > empty_grace;
+    if (static_cast<std::size_t>(st.st_size) < sizeof(SegmentHeader)) {
+      abandoned = stale;
+    } else if (void* p = ::mmap(nullptr, sizeof(SegmentHeader), PROT_READ, MAP_SHARED, fd, 0);
+               p != MAP_FAILED) {
+      const auto& h = *static_cast<const SegmentHeader*>(p);
+      // acquire: as in check_header; a published segment is never abandoned.
+      if (h.ready.load(std::memory_order_acquire) == kReady)
+        abandoned = false;
+      else if (h.magic != kMagic || h.checksum != header_checksum(h))
+        abandoned = stale;  // the header is still being written: its creator's pid may be 0
+      else
+        abandoned = !is_alive({h.creator_pid, h.creator_start_time});
+      ::munmap(p, sizeof(SegmentHeader));
     }
   }
   // Unlink only the object we judged: if the name now names another one, leave it.

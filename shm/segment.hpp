@@ -85,9 +85,11 @@ class Segment {
   // Returns how many it removed.
   static std::size_t remove_family(std::string_view ns, std::string_view name);
 
-  // Removes a segment whose creator died before publishing it: one that has a bloccs header
-  // but is not ready while its creator is gone, or one still empty `empty_grace` after its
-  // creation. True if it removed one. Used by shared tables that anybody may create.
+  // Removes a segment whose creator died before publishing it: one with a complete header that
+  // is not ready while its creator is gone, or one whose header is still incomplete (or that is
+  // still empty) `empty_grace` after its creation. A header being written is never judged by
+  // its creator pid, which may not be there yet. True if it removed one. Used for segments that
+  // anybody may create (the registry, a chain's next link).
   static bool remove_if_abandoned(std::string_view ns, std::string_view name,
                                   std::chrono::milliseconds empty_grace);
 

@@ -68,11 +68,11 @@ struct MessageView {
   Message copy() const { return {{payload.begin(), payload.end()}, meta.copy()}; }
 };
 
-// A snapshot for tests and tools; never blocks anyone.
+// A snapshot for tests and tools, in the owner's process; never blocks anyone.
 struct PortStats {
-  std::uint64_t depth = 0;            // messages queued (pushed and delayed lanes)
+  std::uint64_t depth = 0;            // messages ready to receive (pushed, and push_after ones due)
   std::uint32_t parked_pushers = 0;   // pushers asleep waiting for space
-  std::uint64_t pending_after = 0;    // push_after messages held by the timer, not yet enqueued
+  std::uint64_t pending_after = 0;    // push_after messages the timer holds, not yet enqueued
   std::uint64_t after_delivered = 0;  // push_after messages enqueued by the timer
   std::uint64_t after_retries = 0;    // timer attempts that found the port full
   std::uint32_t links = 1;            // segments the ring spans (unbounded ports chain them)
@@ -108,6 +108,8 @@ class Port {
  private:
   using Visit = void (*)(void* ctx, const MessageView& m);
   explicit Port(std::unique_ptr<Impl> impl);
+  static Status start_impl(Impl& p, const PortKey& key, const std::string& ns,
+                           const PortOptions& o);
   Result<std::size_t> drain(Visit visit, void* ctx, std::size_t max, Deadline deadline, bool wait);
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,291 @@
+// push_after across real processes (SPEC.md "The port", sentence 4): the OWNER's timer thread
+// enqueues the message after the delay, so it arrives even when the caller has exited; a full
+// port is retried, never dropped, and holds up no other port's timer; delays are honoured in
+// due-time order. Lower bounds on delivery time are exact; upper bounds are generous.
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "bloccs/port.hpp"
+#include "port_test_support.hpp"
+
+using bloccs::Errc;
+using bloccs::MessageView;
+using bloccs::Meta;
+using bloccs::Port;
+using bloccs::Pusher;
+using namespace bloccs::test;
+
+namespace {
+constexpr std::int64_t kMs = 1'000'000;  // ns
+}
+
+TEST(PortPushAfter, FromAProcessThatExitsAtOnceStillDeliversAfterAtLeastTheDelay) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  Shared<std::atomic<std::int64_t>> t_call;
+  constexpr auto kDelay = 300ms;
+  const pid_t kid = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    Meta meta;
+    meta.attempt = 5;
+    meta.set("k", "v");
+    t_call->store(now_ns());
+    auto st = p->push_after(key(), bloccs::bytes("later"), meta, kDelay);
+    if (!st) return fail(3, "push_after", st);
+    return 0;  // and exit at once
+  });
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+  const std::int64_t exited = now_ns();
+  if (exited - t_call->load() < 150 * kMs) {  // still well before the due time
+    // The request reaches the timer's heap a moment after push_after returns.
+    EXPECT_TRUE(eventually([&] { return port->stats().pending_after == 1; }, 100ms))
+        << "pending_after " << port->stats().pending_after;
+    EXPECT_EQ(port->stats().after_delivered, 0u);
+  }
+  auto m = port->receive(in(10s));
+  const std::int64_t t_recv = now_ns();
+  ASSERT_TRUE(m) << describe(m);
+  EXPECT_EQ(str(m->payload), "later");
+  EXPECT_EQ(m->meta.attempt, 5u);
+  EXPECT_EQ(m->meta.get("k"), std::optional<std::string_view>("v"));
+  EXPECT_GE(t_recv - t_call->load(), 300 * kMs) << "delivered before the delay";
+  std::printf("push_after 300 ms: received %.2f ms after the call\n", ms(t_recv - t_call->load()));
+  // The timer updates its counters just after the enqueue the consumer may already have seen.
+  EXPECT_TRUE(eventually([&] {
+    const auto s = port->stats();
+    return s.pending_after == 0 && s.after_delivered == 1;
+  }, 1s)) << "pending_after " << port->stats().pending_after << ", after_delivered "
+          << port->stats().after_delivered;
+  auto rest = port->try_receive();
+  ASSERT_TRUE(rest) << describe(rest);
+  EXPECT_FALSE(rest->has_value()) << "delivered twice";
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(PortPushAfter, IntoAFullPortRetriesAndDeliversOnceSpaceFreesWhileAnotherPortsTimerIsOnTime) {
+  TestNamespace ns;
+  auto full = Port::start(key("full"), {.buffer = 2, .max_payload = 8, .ns = ns.name()});
+  ASSERT_TRUE(full) << describe(full);
+  auto other = Port::start(key("other"), {.buffer = 8, .max_payload = 8, .ns = ns.name()});
+  ASSERT_TRUE(other) << describe(other);
+  Shared<std::atomic<std::int64_t>> t_other;
+  const pid_t kid = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    for (std::uint64_t i = 0; i < 2; ++i)
+      if (auto st = p->push(key("full"), num(i)); !st) return fail(3, "filling push", st);
+    if (auto st = p->push_after(key("full"), num(100), {}, 20ms); !st) return fail(4, "push_after full", st);
+    t_other->store(now_ns());
+    if (auto st = p->push_after(key("other"), num(200), {}, 100ms); !st)
+      return fail(5, "push_after other", st);
+    return 0;
+  });
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+
+  // The other port's message comes on time although the full port's timer is stuck retrying.
+  auto b = other->receive(in(5s));
+  const std::int64_t t_b = now_ns();
+  ASSERT_TRUE(b) << "the other port's push_after never came: " << describe(b);
+  EXPECT_EQ(num(b->payload), 200u);
+  EXPECT_GE(t_b - t_other->load(), 100 * kMs);
+  const double late = ms(t_b - t_other->load() - 100 * kMs);
+  std::printf("the other port's push_after was %.2f ms late\n", late);
+  EXPECT_LT(late, 250.0) << "the full port held up the other port's timer";
+
+  // The full port: still full, its message held and retried, not dropped, not over the bound.
+  ASSERT_TRUE(eventually([&] { return full->stats().after_retries > 0; }, 5s))
+      << "the timer never found the port full";
+  const auto s1 = full->stats();
+  EXPECT_EQ(s1.pending_after, 1u);
+  EXPECT_EQ(s1.after_delivered, 0u);
+  std::this_thread::sleep_for(200ms);
+  const auto s2 = full->stats();
+  EXPECT_GT(s2.after_retries, s1.after_retries) << "the timer stopped retrying";
+  EXPECT_EQ(s2.pending_after, 1u);
+
+  for (std::uint64_t want : {0u, 1u, 100u}) {
+    auto m = full->receive(in(5s));
+    ASSERT_TRUE(m) << "waiting for " << want << ": " << describe(m);
+    EXPECT_EQ(num(m->payload), want);
+  }
+  // The timer updates its counters just after the enqueue the consumer may already have seen.
+  EXPECT_TRUE(eventually([&] {
+    const auto s3 = full->stats();
+    return s3.pending_after == 0 && s3.after_delivered == 1;
+  }, 1s)) << "pending_after " << full->stats().pending_after << ", after_delivered "
+          << full->stats().after_delivered;
+  EXPECT_EQ(other->stats().after_delivered, 1u);
+  full->stop();
+  other->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(PortPushAfter, HonoursDelaysInDueTimeOrderAndMeasuresLateness) {
+  TestNamespace ns;
+  constexpr std::size_t kCount = 200;
+  struct Calls {
+    std::int64_t before[kCount];
+    std::int64_t after[kCount];
+    std::uint32_t delay_ms[kCount];
+  };
+  Shared<Calls> calls;
+  auto port = Port::start(key(), {.buffer = 1024, .max_payload = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  const pid_t kid = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    std::vector<std::uint32_t> order(kCount);
+    std::iota(order.begin(), order.end(), 0u);
+    std::shuffle(order.begin(), order.end(), std::mt19937(42));
+    for (std::size_t i = 0; i < kCount; ++i) {
+      const std::uint32_t delay = 20 + 2 * order[i];  // 20 .. 418 ms, all distinct
+      calls->delay_ms[i] = delay;
+      calls->before[i] = now_ns();
+      auto st = p->push_after(key(), num(i), {}, std::chrono::milliseconds(delay));
+      calls->after[i] = now_ns();
+      if (!st) return fail(3, "push_after", st);
+    }
+    return 0;
+  });
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+
+  std::vector<std::size_t> got;
+  std::vector<std::int64_t> at;
+  while (got.size() < kCount) {
+    auto m = port->receive(in(10s));
+    const std::int64_t t = now_ns();
+    ASSERT_TRUE(m) << describe(m) << " after " << got.size() << " messages";
+    const std::uint64_t i = num(m->payload);
+    ASSERT_LT(i, kCount);
+    got.push_back(i);
+    at.push_back(t);
+  }
+  std::vector<bool> seen(kCount);
+  for (auto i : got) {
+    EXPECT_FALSE(seen[i]) << "message " << i << " twice";
+    seen[i] = true;
+  }
+  auto due_lo = [&](std::size_t i) { return calls->before[i] + calls->delay_ms[i] * kMs; };
+  auto due_hi = [&](std::size_t i) { return calls->after[i] + calls->delay_ms[i] * kMs; };
+  std::vector<double> late;
+  for (std::size_t k = 0; k < kCount; ++k) {
+    const std::size_t i = got[k];
+    EXPECT_GE(at[k], due_lo(i)) << "message " << i << " (delay " << calls->delay_ms[i]
+                                << " ms) arrived early";
+    if (k > 0) {
+      const std::size_t prev = got[k - 1];
+      EXPECT_LE(due_lo(prev), due_hi(i))
+          << "message " << prev << " (delay " << calls->delay_ms[prev] << " ms) arrived before "
+          << i << " (delay " << calls->delay_ms[i] << " ms), which was due earlier";
+    }
+    late.push_back(ms(at[k] - due_lo(i)));
+  }
+  std::sort(late.begin(), late.end());
+  const double p50 = late[late.size() / 2], p99 = late[late.size() * 99 / 100], max = late.back();
+  std::printf("push_after lateness over %zu messages: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+              kCount, p50, p99, max);
+  RecordProperty("lateness_p50_us", static_cast<int>(p50 * 1000));
+  RecordProperty("lateness_p99_us", static_cast<int>(p99 * 1000));
+  RecordProperty("lateness_max_us", static_cast<int>(max * 1000));
+  EXPECT_LT(p50, 50.0);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(PortPushAfter, ReturnsAtOnceWithoutParkingEvenIntoAFullPortAndDropsNothing) {
+  TestNamespace ns;
+  constexpr std::uint64_t kAfter = 100;
+  auto port = Port::start(key(), {.buffer = 1, .max_payload = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  const pid_t kid = spawn([&] {
+    bloccs::set_push_timeout(std::nullopt);
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    if (auto st = p->push(key(), num(0)); !st) return fail(3, "filling push", st);
+    const auto t0 = Clock::now();
+    for (std::uint64_t i = 1; i <= kAfter; ++i)
+      if (auto st = p->push_after(key(), num(i), {}, 5ms); !st) return fail(4, "push_after", st);
+    if (Clock::now() - t0 > 2s) return fail(5, "push_after into a full port did not return at once");
+    return 0;
+  });
+  EXPECT_EQ(exit_code(wait_child(kid, 30s)), 0) << "push_after parked";
+  std::this_thread::sleep_for(100ms);  // every message is due, the port still full
+  EXPECT_EQ(port->stats().depth, 1u) << "the timer pushed past the bound";
+  std::vector<bool> seen(kAfter + 1);
+  for (std::uint64_t k = 0; k <= kAfter; ++k) {
+    auto m = port->receive(in(5s));
+    ASSERT_TRUE(m) << describe(m) << " after " << k << " messages";
+    const auto i = num(m->payload);
+    ASSERT_LE(i, kAfter);
+    EXPECT_FALSE(seen[i]) << i << " twice";
+    seen[i] = true;
+  }
+  // The timer updates its counters just after the enqueue the consumer may already have seen.
+  EXPECT_TRUE(eventually([&] {
+    const auto s = port->stats();
+    return s.pending_after == 0 && s.after_delivered == kAfter;
+  }, 1s)) << "pending_after " << port->stats().pending_after << ", after_delivered "
+          << port->stats().after_delivered;
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(PortPushAfter, MessagesNotYetDueAreDiscardedAtStop) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  const pid_t kid = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    auto st = p->push_after(key(), bloccs::bytes("never"), {}, 400ms);
+    return st ? 0 : fail(3, "push_after", st);
+  });
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+  EXPECT_TRUE(eventually([&] { return port->stats().pending_after == 1; }, 300ms));
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+  // A new owner of the key does not get the old owner's pending message.
+  auto again = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(again) << describe(again);
+  auto m = again->receive(in(800ms));
+  EXPECT_TRUE(is(m, Errc::timeout)) << "a discarded push_after arrived: " << describe(m);
+  again->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(PortPushAfter, ToAKeyWithoutALiveOwnerIsNoProducerAtOnce) {
+  TestNamespace ns;
+  Signal ready;
+  const pid_t owner = spawn([&] {
+    auto p = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+    if (!p) return fail(2, "start", p);
+    ready.notify();
+    pause();
+    return 0;
+  });
+  ASSERT_TRUE(ready.wait());
+  kill(owner, SIGKILL);
+  EXPECT_EQ(exit_code(wait_child(owner)), 1000 + SIGKILL);
+  const pid_t kid = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    const auto t0 = Clock::now();
+    auto st = p->push_after(key(), bloccs::bytes("x"), {}, 10ms);
+    const auto took = Clock::now() - t0;
+    if (!is(st, Errc::no_producer)) return fail(3, "push_after to a dead owner's key", st);
+    if (took > 20ms) return fail(4, "no_producer took more than 20 ms");
+    return 0;
+  });
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+  // Take the key over (removing the dead owner's segments), then stop: nothing left.
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}

@@ -1,0 +1,227 @@
+// Helpers shared by the port tests (port_test, port_after_test, port_owner_death_test): keys,
+// pipes that line processes up, shared memory children write their numbers into, and readable
+// child exit statuses.
+#pragma once
+
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <new>
+#include <string>
+#include <string_view>
+
+#include <gtest/gtest.h>
+
+#include "bloccs/meta.hpp"
+#include "bloccs/port.hpp"
+#include "test_support.hpp"
+
+namespace bloccs::test {
+
+using namespace std::chrono_literals;
+using bloccs::Clock;
+using bloccs::Deadline;
+
+inline PortKey key(std::string port = "in") {
+  return {"net", "node", std::move(port)};
+}
+
+inline Deadline in(std::chrono::milliseconds d) {
+  return Clock::now() + d;
+}
+
+// Nanoseconds on CLOCK_MONOTONIC (steady_clock), comparable across the processes of the host.
+inline std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+inline double ms(std::int64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
+
+inline std::string str(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+inline std::string str(const std::vector<std::byte>& b) {
+  return str(std::span<const std::byte>(b));
+}
+
+// A one-way signal between processes: notify() writes tokens, wait() takes one (with a limit).
+// Made before the fork, so every process holds both ends.
+class Signal {
+ public:
+  Signal() { EXPECT_EQ(pipe(fds_), 0); }
+  ~Signal() {
+    close(fds_[0]);
+    close(fds_[1]);
+  }
+  Signal(const Signal&) = delete;
+  Signal& operator=(const Signal&) = delete;
+  void notify(int n = 1) const {
+    for (int i = 0; i < n; ++i) (void)!write(fds_[1], "x", 1);
+  }
+  bool wait(std::chrono::milliseconds limit = 30s) const {
+    pollfd p{fds_[0], POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(limit.count())) != 1) return false;
+    char c;
+    return read(fds_[0], &c, 1) == 1;
+  }
+
+ private:
+  int fds_[2];
+};
+
+// A T in anonymous shared memory: written by children, read by the parent (T holds atomics or
+// plain numbers read after the writer has exited).
+template <class T>
+class Shared {
+ public:
+  Shared() {
+    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(p, MAP_FAILED);
+    ptr_ = new (p) T{};
+  }
+  ~Shared() {
+    ptr_->~T();
+    munmap(ptr_, sizeof(T));
+  }
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+  T* operator->() const { return ptr_; }
+  T& operator*() const { return *ptr_; }
+
+ private:
+  T* ptr_;
+};
+
+// A child's exit status as one number: the exit code, 1000 + signal if killed, -1 if it had to be
+// killed by wait_child. 0 is success; children use a distinct code per failure reason.
+inline int exit_code(int status) {
+  if (status < 0) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);
+  return -2;
+}
+
+// For children: prints what went wrong (the parent's test log shows stderr) and returns `code`.
+template <class R>
+int fail(int code, const char* what, const R& r) {
+  if (r.ok())
+    std::fprintf(stderr, "[child %d] code %d: %s: unexpectedly ok\n", getpid(), code, what);
+  else
+    std::fprintf(stderr, "[child %d] code %d: %s: %s (%s)\n", getpid(), code, what,
+                 errc_name(r.code()), r.error().message.c_str());
+  return code;
+}
+inline int fail(int code, const char* what) {
+  std::fprintf(stderr, "[child %d] code %d: %s\n", getpid(), code, what);
+  return code;
+}
+
+// True if `r` failed with `code`.
+template <class R>
+bool is(const R& r, Errc code) {
+  return !r.ok() && r.code() == code;
+}
+
+template <class R>
+std::string describe(const R& r) {
+  return r.ok() ? std::string("ok") : std::string(errc_name(r.code())) + ": " + r.error().message;
+}
+
+// The segments in /dev/shm of a namespace with their inode numbers: a name re-created later has
+// another inode, so a set taken before a take-over tells which of them the take-over removed.
+inline std::map<std::string, ino_t> segments_with_inodes(const TestNamespace& ns,
+                                                          bool include_registry = false) {
+  std::map<std::string, ino_t> out;
+  for (const auto& e : ns.leftovers()) {
+    if (!include_registry && e.size() >= 9 && e.ends_with(".registry")) continue;
+    struct stat st {};
+    if (stat(("/dev/shm/" + e).c_str(), &st) == 0) out[e] = st.st_ino;
+  }
+  return out;
+}
+
+inline std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& e : v) s += (s.empty() ? "" : ", ") + e;
+  return s.empty() ? "(none)" : s;
+}
+
+// Every test ends with this: all processes are done, and nothing of the namespace is left in
+// /dev/shm (no ring, no chained segment, no registry).
+#define EXPECT_SHM_CLEAN(ns) \
+  EXPECT_TRUE((ns).leftovers().empty()) << "left in /dev/shm: " << join((ns).leftovers())
+
+// A payload holding one number.
+inline std::vector<std::byte> num(std::uint64_t v) {
+  std::vector<std::byte> b(8);
+  std::memcpy(b.data(), &v, 8);
+  return b;
+}
+inline std::uint64_t num(std::span<const std::byte> b) {
+  std::uint64_t v = ~0ull;
+  if (b.size() == 8) std::memcpy(&v, b.data(), 8);
+  return v;
+}
+
+// Waits up to `limit` for `cond()`; true if it held.
+template <class F>
+bool eventually(F&& cond, std::chrono::milliseconds limit = 10s) {
+  const auto end = Clock::now() + limit;
+  while (!cond()) {
+    if (Clock::now() > end) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// True while `pid` runs (not yet exited); does not reap it.
+inline bool running(pid_t pid) {
+  siginfo_t info{};
+  info.si_pid = 0;
+  return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == 0;
+}
+
+// ---- push_timeout ----
+
+// Fills the port (buffer 2) and checks that the third push times out after `timeout`, having
+// enqueued nothing. Runs in a child whose push_timeout is already configured.
+inline int fill_then_time_out(const std::string& ns, std::chrono::milliseconds timeout) {
+  auto p = bloccs::Pusher::open(ns);
+  if (!p) return fail(20, "open", p);
+  for (std::uint64_t i = 0; i < 2; ++i)
+    if (auto st = p->push(key(), num(i)); !st) return fail(21, "filling push", st);
+  const auto t0 = Clock::now();
+  auto st = p->push(key(), num(99));
+  const auto waited = Clock::now() - t0;
+  if (!is(st, Errc::timeout)) return fail(22, "push on a full port", st);
+  if (waited < timeout) return fail(23, "timed out before push_timeout");
+  if (waited > timeout + 5s) return fail(24, "timed out far too late");
+  // The explicit-deadline overload times out too.
+  auto st2 = p->push(key(), num(98), {}, in(50ms));
+  if (!is(st2, Errc::timeout)) return fail(25, "push with a deadline on a full port", st2);
+  return 0;
+}
+
+inline void expect_only_the_two_filling_messages(bloccs::Port& port) {
+  EXPECT_EQ(port.stats().depth, 2u) << "a timed-out message was enqueued";
+  EXPECT_EQ(port.stats().parked_pushers, 0u);
+  for (std::uint64_t i = 0; i < 2; ++i) {
+    auto m = port.receive(in(5s));
+    ASSERT_TRUE(m) << describe(m);
+    EXPECT_EQ(num(m->payload), i);
+  }
+  auto rest = port.try_receive();
+  ASSERT_TRUE(rest) << describe(rest);
+  EXPECT_FALSE(rest->has_value()) << "a timed-out message arrived: " << num((*rest)->payload);
+}
+
+
+}  // namespace bloccs::test
