@@ -17,9 +17,10 @@ using namespace bloccs::test;
 
 TEST(PortPush, TheProcessWideFunctionsUseBloccsNamespaceAndOneThreadLocalPusher) {
   TestNamespace ns;
-  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
-  ASSERT_TRUE(port) << describe(port);
+  // Forked before this process runs a timer thread: the child starts a thread of its own.
+  Signal go;
   const pid_t kid = spawn([&] {
+    if (!go.wait()) return fail(9, "never told to go");
     setenv("BLOCCS_NAMESPACE", ns.name().c_str(), 1);
     Meta meta;
     meta.attempt = 2;
@@ -36,6 +37,9 @@ TEST(PortPush, TheProcessWideFunctionsUseBloccsNamespaceAndOneThreadLocalPusher)
     t.join();
     return thread_rc;
   });
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  go.notify();
   EXPECT_EQ(exit_code(wait_child(kid)), 0);
   std::vector<std::string> got;
   for (int i = 0; i < 3; ++i) {

@@ -176,7 +176,11 @@ TEST(Registry, AWriterKilledHoldingTheLockDoesNotWedgeIt) {
 
 TEST(Registry, LookupsNeverSeeAHalfWrittenEntry) {
   TestNamespace ns;
-  ASSERT_TRUE(Registry::open(ns.name(), {.slots = 2}));
+  auto anchor_table = Registry::open(ns.name(), {.slots = 3});
+  ASSERT_TRUE(anchor_table);
+  // A port that stays registered throughout, so the table is never retired under the test.
+  auto anchor = anchor_table->register_port(key("anchor"), "anchor-ring", 0);
+  ASSERT_TRUE(anchor);
   // A writer re-registers two keys over and over, each time with a segment name that says
   // which key it belongs to and which round it is: a torn read would pair them wrongly.
   const pid_t writer = spawn([&] {
@@ -210,6 +214,45 @@ TEST(Registry, LookupsNeverSeeAHalfWrittenEntry) {
   EXPECT_TRUE(torn.empty() ? exited_ok(writer_status) : true)
       << "the writer failed to register or unregister";
   EXPECT_GT(seen, 10u) << "the reader barely saw any entry: the test proved little";
+  EXPECT_TRUE(anchor_table->unregister(anchor->slot, anchor->generation));
+}
+
+TEST(Registry, TheLastPortToLeaveRemovesTheTable) {
+  TestNamespace ns;
+  auto r = Registry::open(ns.name());
+  ASSERT_TRUE(r);
+  auto a = r->register_port(key("a"), "ring-a", 0);
+  auto b = r->register_port(key("b"), "ring-b", 0);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(r->unregister(a->slot, a->generation));
+  EXPECT_EQ(ns.leftovers().size(), 1u) << "the table went while a port was registered";
+  ASSERT_TRUE(r->unregister(b->slot, b->generation));
+  EXPECT_TRUE(ns.leftovers().empty()) << "the last port left, the table stayed";
+}
+
+TEST(Registry, AProcessHoldingARetiredTableFollowsTheNamespaceToItsNewOne) {
+  TestNamespace ns;
+  auto holder = Registry::open(ns.name());  // keeps the first table mapped throughout
+  ASSERT_TRUE(holder);
+  const pid_t other = spawn([&] {  // registers and leaves: the first table retires
+    auto r = Registry::open(ns.name());
+    if (!r) return 2;
+    auto reg = r->register_port(key("x"), "ring-x", 0);
+    if (!reg || !r->unregister(reg->slot, reg->generation)) return 3;
+    return 0;
+  });
+  ASSERT_TRUE(exited_ok(wait_child(other)));
+  ASSERT_TRUE(ns.leftovers().empty());
+  // The holder registers: it must land in a table others can find, not in the retired one.
+  auto reg = holder->register_port(key("y"), "ring-y", 0);
+  ASSERT_TRUE(reg) << reg.error().message;
+  const pid_t reader = spawn([&] {
+    auto r = Registry::open(ns.name(), {.create = false});
+    return r && r->lookup(key("y")) ? 0 : 2;
+  });
+  EXPECT_TRUE(exited_ok(wait_child(reader)));
+  ASSERT_TRUE(holder->unregister(reg->slot, reg->generation));
+  EXPECT_TRUE(ns.leftovers().empty());
 }
 
 TEST(Registry, ACreatorKilledBeforePublishingDoesNotBlockTheNamespace) {
