@@ -101,6 +101,18 @@ void RingPusher::write_payload(std::uint64_t pos, std::span<const std::byte> hea
   const std::uint64_t mask = cfg_.capacity - 1;
   const std::uint64_t off = pos & mask;
   const std::size_t total = head.size() + body.size();
+  // The consumer polls the header's cache line. Write the bytes beyond that line first, and
+  // the ones sharing it last, right before the header: the line is then taken from the
+  // consumer once, not once for the payload and again for the header.
+  const std::size_t in_header_line = std::min<std::size_t>(
+      total, static_cast<std::size_t>((off | 63) + 1 - (off + kRecordHeader)));
+  if (head.empty()) {  // one part (the ring API): two copies, nothing to split
+    copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader + in_header_line) & mask,
+                   body.data() + in_header_line, total - in_header_line);
+    copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader) & mask, body.data(),
+                   in_header_line);
+    return;
+  }
   // Copies bytes [from, to) of head + body to their place in the record.
   auto copy = [&](std::size_t from, std::size_t to) {
     for (auto [part, base] : {std::pair{head, std::size_t{0}}, std::pair{body, head.size()}}) {
@@ -110,11 +122,6 @@ void RingPusher::write_payload(std::uint64_t pos, std::span<const std::byte> hea
                        part.data() + (lo - base), hi - lo);
     }
   };
-  // The consumer polls the header's cache line. Write the bytes beyond that line first, and
-  // the ones sharing it last, right before the header: the line is then taken from the
-  // consumer once, not once for the payload and again for the header.
-  const std::size_t in_header_line = std::min<std::size_t>(
-      total, static_cast<std::size_t>((off | 63) + 1 - (off + kRecordHeader)));
   copy(in_header_line, total);
   copy(0, in_header_line);
 }

@@ -46,6 +46,14 @@ struct Pusher::Impl {
   std::optional<registry::Registry> registry;  // opened when first needed; never created here
   std::uint32_t fork_generation = shm::fork_generation();
   std::unordered_map<PortKey, std::unique_ptr<Attachment>> cache;
+  // The last key pushed to: a stream of pushes to one port skips hashing the key.
+  PortKey last_key;
+  Attachment* last = nullptr;
+
+  void forget(const PortKey& key) {
+    cache.erase(key);
+    last = nullptr;
+  }
 
   Result<Attachment*> attach(const PortKey& key);
   Result<Attachment*> attach_fresh(const PortKey& key);
@@ -57,12 +65,22 @@ struct Pusher::Impl {
 Result<Attachment*> Pusher::Impl::attach(const PortKey& key) {
   if (fork_generation != shm::fork_generation()) {  // a child: the attachments are the parent's
     cache.clear();
+    last = nullptr;
     fork_generation = shm::fork_generation();
   }
-  if (auto it = cache.find(key); it != cache.end()) {
-    Attachment& a = *it->second;
-    if (registry->still_current(a.slot, a.generation) && port::owner_alive(a.shared())) return &a;
-    cache.erase(it);  // stopped, died or replaced: look the key up again
+  Attachment* a = last && key == last_key ? last : nullptr;
+  if (!a) {
+    if (auto it = cache.find(key); it != cache.end()) a = it->second.get();
+  }
+  if (a) {
+    if (registry->still_current(a->slot, a->generation) && port::owner_alive(a->shared())) {
+      if (a != last) {
+        last = a;
+        last_key = key;
+      }
+      return a;
+    }
+    forget(key);  // stopped, died or replaced: look the key up again
   }
   return attach_fresh(key);
 }
@@ -133,7 +151,7 @@ Status Pusher::Impl::push(const PortKey& key, std::span<const std::byte> head,
           port::later_chain(ns, a.control_name, a.shared(), a.config));
       if (!opened) {
         if (gone(opened.code())) {
-          cache.erase(key);
+          forget(key);
           return no_producer(key, ns, "its owner just stopped it");
         }
         return std::move(opened).error();
@@ -144,7 +162,7 @@ Status Pusher::Impl::push(const PortKey& key, std::span<const std::byte> head,
   }
   auto st = ring->push(head, payload, patience);
   if (!st && gone(st.code())) {
-    cache.erase(key);
+    forget(key);
     return no_producer(key, ns, "its owner stopped or died while this push waited");
   }
   return st;
