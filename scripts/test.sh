@@ -35,5 +35,11 @@ cmake --install build --prefix "$PWD/build/install" >/dev/null
 cmake -S examples/installed -B build/installed-example -G Ninja \
   -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
 cmake --build build/installed-example
-./build/installed-example/bloccs-installed-example
+(
+  export BLOCCS_NAMESPACE="example-$$"
+  ./build/installed-example/bloccs-example-owner &
+  owner=$!
+  ./build/installed-example/bloccs-example-pusher
+  wait "$owner"
+)
 run_suite build 1 -DCMAKE_BUILD_TYPE=Release
