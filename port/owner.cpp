@@ -10,6 +10,7 @@
 #include "port/meta_codec.hpp"
 #include "port/port_impl.hpp"
 #include "shm/names.hpp"
+#include "shm/robust_mutex.hpp"
 #include "shm/process.hpp"
 
 namespace bloccs {
@@ -39,19 +40,6 @@ void track(Port::Impl* p) {
 void untrack(Port::Impl* p) {
   std::lock_guard lock(g_live_mutex);
   g_live.erase(p);
-}
-
-Status init_liveness_lock(pthread_mutex_t* m) {
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  const int rc = pthread_mutex_init(m, &attr);
-  pthread_mutexattr_destroy(&attr);
-  if (rc != 0)
-    return Error{Errc::system_error,
-                 std::string("initialising the port's liveness lock failed: ") + std::strerror(rc)};
-  return {};
 }
 
 Status check_options(const PortOptions& o) {
@@ -148,7 +136,7 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
       .mode = static_cast<std::uint32_t>(o.mode),
       .reserved = {},
   };
-  if (auto st = init_liveness_lock(&c->owner.alive); !st) return std::move(st).error();
+  if (auto st = shm::init_robust_mutex(&c->owner.alive, "the port's liveness lock"); !st) return std::move(st).error();
 
   const port::PortConfig cfg = c->config;
   auto in = lockfree::ChainConsumer::create(port::in_chain(p.ns, p.control_name, *c, cfg));

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "shm/names.hpp"
+#include "shm/robust_mutex.hpp"
 
 namespace bloccs::registry {
 namespace {
@@ -92,19 +93,6 @@ class WriterLock {
   int rc_;
 };
 
-Status init_mutex(pthread_mutex_t* m) {
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  const int rc = pthread_mutex_init(m, &attr);
-  pthread_mutexattr_destroy(&attr);
-  if (rc != 0)
-    return Error{Errc::system_error,
-                 std::string("initialising the registry mutex failed: ") + std::strerror(rc)};
-  return {};
-}
-
 std::size_t table_size(std::uint32_t slots) {
   return kSlotsOffset + std::size_t{slots} * sizeof(RegistrySlot);
 }
@@ -158,7 +146,7 @@ Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
     if (created) {
       auto* h = reinterpret_cast<RegistryHeader*>(created->base() + sizeof(shm::SegmentHeader));
       h->slot_count = options.slots;
-      if (auto st = init_mutex(&h->writers); !st) return std::move(st).error();
+      if (auto st = shm::init_robust_mutex(&h->writers, "the registry mutex"); !st) return std::move(st).error();
       created->publish();
       created->disown();  // the table outlives its creator: every process of the namespace uses it
       return Registry(std::move(created).value(), options.slots, *resolved, options);

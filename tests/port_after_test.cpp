@@ -262,13 +262,7 @@ TEST(PortPushAfter, MessagesNotYetDueAreDiscardedAtStop) {
 TEST(PortPushAfter, ToAKeyWithoutALiveOwnerIsNoProducerAtOnce) {
   TestNamespace ns;
   Signal ready;
-  const pid_t owner = spawn([&] {
-    auto p = Port::start(key(), {.buffer = 8, .ns = ns.name()});
-    if (!p) return fail(2, "start", p);
-    ready.notify();
-    pause();
-    return 0;
-  });
+  const pid_t owner = spawn_owner_until_killed(ns, ready);
   ASSERT_TRUE(ready.wait());
   kill(owner, SIGKILL);
   EXPECT_EQ(exit_code(wait_child(owner)), 1000 + SIGKILL);

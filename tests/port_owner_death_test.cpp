@@ -110,13 +110,7 @@ TEST(PortOwnerDeath, ThreePushersParkedOnASigkilledOwnersPortGetNoProducerWithin
 TEST(PortOwnerDeath, ALaterPushToAKilledOwnersKeyIsNoProducerAtOnce) {
   TestNamespace ns;
   Signal ready;
-  const pid_t owner = spawn([&] {
-    auto p = Port::start(key(), {.buffer = 8, .ns = ns.name()});
-    if (!p) return fail(2, "start", p);
-    ready.notify();
-    pause();
-    return 0;
-  });
+  const pid_t owner = spawn_owner_until_killed(ns, ready);
   ASSERT_TRUE(ready.wait());
   // A pusher attached while the owner lived, and a fresh one.
   auto attached = Pusher::open(ns.name());

@@ -102,13 +102,7 @@ TEST(PortStart, AKeyHeldByALiveOwnerIsRefusedAsAlreadyExistsFromAnyProcess) {
 TEST(PortStart, TakesOverTheKeyOfADeadOwnerAndRemovesItsSegments) {
   TestNamespace ns;
   Signal ready, pushed, go;
-  const pid_t owner = spawn([&] {
-    auto p = Port::start(key(), {.buffer = 8, .ns = ns.name()});
-    if (!p) return fail(2, "start", p);
-    ready.notify();
-    pause();  // until SIGKILLed
-    return 0;
-  });
+  const pid_t owner = spawn_owner_until_killed(ns, ready);
   ASSERT_TRUE(ready.wait()) << "the first owner did not start";
 
   // A pusher that keeps its attachment across the take-over: its next push must reach the new

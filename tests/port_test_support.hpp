@@ -189,6 +189,18 @@ inline bool running(pid_t pid) {
          info.si_pid == 0;
 }
 
+// An owner process that starts the port `key()` of buffer 8, signals `ready`, and waits until it
+// is killed. The caller waits on `ready` before using it.
+inline pid_t spawn_owner_until_killed(const TestNamespace& ns, const Signal& ready) {
+  return spawn([&ns, &ready] {
+    auto p = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+    if (!p) return fail(2, "start", p);
+    ready.notify();
+    pause();
+    return 0;
+  });
+}
+
 // ---- push_timeout ----
 
 // Fills the port (buffer 2) and checks that the third push times out after `timeout`, having
