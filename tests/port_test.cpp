@@ -902,12 +902,8 @@ TEST(PortMeta, OversizedMetaIsBadMetaAndNothingIsEnqueued) {
     m.values.emplace_back("", "v");
     bad.emplace_back("empty key", m);
   }
-  {
-    Meta m;
-    m.values.emplace_back("same", "1");
-    m.values.emplace_back("same", "2");
-    bad.emplace_back("duplicate key", m);
-  }
+  // (Built from a list: GCC 12 at -O3 misreads two emplace_backs here as out of bounds.)
+  bad.emplace_back("duplicate key", Meta{.attempt = 0, .values = {{"same", "1"}, {"same", "2"}}});
   const pid_t kid = spawn([&] {
     auto p = Pusher::open(ns.name());
     if (!p) return fail(2, "open", p);
