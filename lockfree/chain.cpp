@@ -28,12 +28,26 @@ void raise_newest(std::atomic<std::uint64_t>& newest, LinkId id) {
   }
 }
 
+bool closing(const ChainSpec& spec) {
+  // seq_cst: the owner sets it before listing the segments to remove; a link we made before
+  // our load is in that listing, one made after is ours to remove.
+  return spec.closing && spec.closing->load(std::memory_order_seq_cst) != 0;
+}
+
+Error closed_error(const ChainSpec& spec) {
+  return {Errc::closed, "the consumer of " + spec.base + " is going away; nothing was enqueued"};
+}
+
 // Creates and publishes a link named for (index, a fresh tag).
 Result<LinkId> make_link(const ChainSpec& spec, std::uint32_t index) {
   for (;;) {
     const LinkId id{index, new_tag()};
     auto made = Ring::create_for(spec.ns, spec.link_name(id), spec.link, spec.owner);
-    if (made) return id;
+    if (made) {
+      if (!closing(spec)) return id;
+      (void)shm::Segment::remove(spec.ns, spec.link_name(id));
+      return closed_error(spec);
+    }
     if (made.code() != Errc::already_exists) return std::move(made).error();
   }
 }
@@ -95,7 +109,8 @@ Status ChainConsumer::wait(Deadline deadline, AlsoReady also) {
   return link_->wait(deadline, {[](const void* ctx) {
                                   const auto* b = static_cast<const Both*>(ctx);
                                   // seq_cst: AlsoReady's contract.
-                                  return b->link->sealed(std::memory_order_seq_cst) || b->also();
+                                  return b->link->sealed_and_drained(std::memory_order_seq_cst) ||
+                                         b->also();
                                 },
                                 &both, also.line});
 }
@@ -103,7 +118,7 @@ Status ChainConsumer::wait(Deadline deadline, AlsoReady also) {
 RingStats ChainConsumer::stats(std::uint32_t* links) const {
   RingStats total = link_->stats();
   std::uint32_t count = 1;
-  // relaxed: a snapshot for people; the links are followed by their published `next`.
+  // acquire: the links are followed by their published `next` (made before it was offered).
   std::uint64_t next = reinterpret_cast<const RingControl*>(link_->segment().base())
                            ->counters.next.load(std::memory_order_acquire);
   while (spec_.unbounded && next != 0 && count < 1'000'000) {
@@ -146,6 +161,7 @@ Status ChainPusher::attach(LinkId id) {
     // `newest` moved past it before its removal, and names a link that still exists.
     // acquire: as in open().
     const LinkId newest = LinkId::unpack(spec_.newest->load(std::memory_order_acquire));
+    if (newest.pack() == id.pack() && closing(spec_)) return closed_error(spec_);
     if (newest.pack() == id.pack())
       return Error{Errc::corrupt, "the newest link " + spec_.link_name(id) +
                                       " of an unbounded queue is missing from /dev/shm; was it "
@@ -158,13 +174,19 @@ Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::b
                          Patience patience) {
   if (!spec_.unbounded) return link_->push(head, body, patience);
   for (;;) {
-    auto st = link_->push(head, body, {.deadline = kDontWait});
-    if (st || st.code() != Errc::timeout) return st;
-    link_->seal();  // full: nobody claims here any more; the consumer moves on after the end
-    auto next = successor(spec_, *link_->control(), id_);
-    if (!next) return std::move(next).error();
-    raise_newest(*spec_.newest, *next);
-    if (auto attached = attach(*next); !attached) return attached;
+    if (!moving_to_) {
+      auto st = link_->push(head, body, {.deadline = kDontWait});
+      if (st || st.code() != Errc::timeout) return st;
+      // Full. Make sure it has a successor first: if none can be made (no room in /dev/shm),
+      // the link stays open and this push reports it, rather than seal a link nobody follows.
+      auto next = successor(spec_, *link_->control(), id_);
+      if (!next) return std::move(next).error();
+      link_->seal();  // nobody claims here any more; the consumer moves on after the end
+      moving_to_ = *next;
+    }
+    raise_newest(*spec_.newest, *moving_to_);
+    if (auto attached = attach(*moving_to_); !attached) return attached;
+    moving_to_.reset();
   }
 }
 

@@ -43,6 +43,9 @@ struct ChainSpec {
   std::string base;                    // links are "<base>.<index>.<tag>"
   std::atomic<std::uint64_t>* newest;  // in shared memory: the newest link's LinkId
   bool unbounded = false;              // false: link 0 only, full pushers park
+  // In shared memory, or null: nonzero once the consumer is going away. A link made after it
+  // is set would outlive the consumer's clean-up, so its maker removes it again.
+  const std::atomic<std::uint32_t>* closing = nullptr;
   RingOptions link;                    // how links are made (buffer = kMaxBuffer if unbounded)
   shm::ProcessId owner;                // the consumer, for links made by pushers
   std::string link_name(LinkId id) const;
@@ -56,7 +59,8 @@ class ChainConsumer {
   // As Ring::try_drain, across links.
   template <class F>
   Result<std::size_t> try_drain(F&& f, std::size_t max = SIZE_MAX);
-  // As Ring::wait; a sealed link counts as a reason to wake (the next try_drain moves on).
+  // As Ring::wait; a link sealed and read to its end counts as a reason to wake (the next
+  // try_drain moves on).
   Status wait(Deadline deadline, AlsoReady also = {});
   bool ready(std::memory_order order) const noexcept { return link_->ready(order); }
   void wake_consumer() const noexcept { link_->wake_consumer(); }
@@ -81,8 +85,10 @@ class ChainPusher {
   // Attaches to the newest link.
   static Result<ChainPusher> open(ChainSpec spec);
 
-  // As RingPusher::push. An unbounded chain never waits: a full link is sealed and the message
-  // goes to its successor. Errc::out_of_memory if /dev/shm cannot hold another link.
+  // As RingPusher::push. An unbounded chain never waits: a full link gets a successor, is
+  // sealed, and the message goes to the successor. Errc::out_of_memory if /dev/shm cannot hold
+  // another link (the full link stays open then, and the next push tries again); Errc::closed
+  // once the consumer is going away.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
               Patience patience);
 
@@ -93,6 +99,7 @@ class ChainPusher {
   ChainSpec spec_;
   std::optional<RingPusher> link_;
   LinkId id_;
+  std::optional<LinkId> moving_to_;  // our link is sealed: never push into it again
 };
 
 template <class F>

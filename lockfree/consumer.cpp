@@ -173,13 +173,9 @@ void Ring::wake_consumer() const noexcept {
   wake(control()->data.line, 1);
 }
 
-bool Ring::sealed(std::memory_order order) const noexcept {
-  return tail_sealed(Cursor::unpack(control()->producer.tail.load(order)), head_);
-}
-
-bool Ring::sealed_and_drained() const noexcept {
-  // acquire: a sealed tail carries every claim before it (release sequence of the claims).
-  const Cursor tail = Cursor::unpack(control()->producer.tail.load(std::memory_order_acquire));
+bool Ring::sealed_and_drained(std::memory_order order) const noexcept {
+  // A sealed tail carries every claim before it (release sequence of the claims).
+  const Cursor tail = Cursor::unpack(control()->producer.tail.load(order));
   return tail_sealed(tail, head_) && tail.pos == head_.pos;
 }
 

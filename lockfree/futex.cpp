@@ -66,11 +66,11 @@ WaitResult futex_wait_either(std::atomic<std::uint32_t>& a, std::uint32_t ea,
         return WaitResult::changed;
       case ETIMEDOUT:
         return WaitResult::timed_out;
-      case ENOSYS:
+      case EINTR:
+        return WaitResult::interrupted;
+      default:  // ENOSYS (an old kernel), EPERM (a seccomp filter), ...: never try it again
         unsupported.store(true, std::memory_order_relaxed);  // relaxed: as above
         break;
-      default:
-        return WaitResult::interrupted;
     }
   }
   // An old kernel: sleep on `a`, and look at `b` every millisecond.

@@ -35,8 +35,8 @@ enum class WaitResult { woken, changed, timed_out, interrupted };
 // FUTEX_PRIVATE): the word may be mapped by other processes.
 WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadline deadline);
 
-// Sleeps while `a` holds `ea` and `b` holds `eb` (futex_waitv, Linux 5.16+; on an older kernel
-// it sleeps on `a` and looks at `b` every millisecond).
+// Sleeps while `a` holds `ea` and `b` holds `eb` (futex_waitv, Linux 5.16+; where the kernel
+// or a seccomp filter refuses it, it sleeps on `a` and looks at `b` every millisecond).
 WaitResult futex_wait_either(std::atomic<std::uint32_t>& a, std::uint32_t ea,
                              std::atomic<std::uint32_t>& b, std::uint32_t eb, Deadline deadline);
 

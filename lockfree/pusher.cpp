@@ -245,13 +245,6 @@ void RingPusher::seal() noexcept {
   wake(c->data.line, 1);
 }
 
-bool RingPusher::sealed() const noexcept {
-  RingControl* c = control();
-  // acquire both: head first, so that the tail we read is never behind it.
-  const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
-  return tail_sealed(Cursor::unpack(c->producer.tail.load(std::memory_order_acquire)), head);
-}
-
 Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline) {
   RingControl* c = control();
   const bool spsc = cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc);

@@ -137,9 +137,9 @@ class Ring {
   bool ready(std::memory_order order) const noexcept {
     return header_committed(header_word(data(), head_.pos & (cfg_.capacity - 1)).load(order));
   }
-  // A chain's ring: true once sealed (load with `order`), and once also read to its end.
-  bool sealed(std::memory_order order) const noexcept;
-  bool sealed_and_drained() const noexcept;
+  // A chain's ring: true once it is sealed and read to its end (the tail loaded with `order`;
+  // acquire at least, so that every claim before the seal is seen).
+  bool sealed_and_drained(std::memory_order order = std::memory_order_acquire) const noexcept;
   WaitLine& data_line() const noexcept { return control()->data.line; }
   // Wakes a consumer parked in wait(), for whoever made its AlsoReady true (after a seq_cst
   // store or fence). Any thread of any process that maps the ring.
@@ -216,7 +216,6 @@ class RingPusher {
 
   // Seals a chain's ring (see kSealCount) and wakes its consumer. Idempotent.
   void seal() noexcept;
-  bool sealed() const noexcept;
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
   const RingConfig& config() const noexcept { return cfg_; }

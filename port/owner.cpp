@@ -107,7 +107,8 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   p.owner_pid = getpid();
   p.control_name = port::control_name(key, static_cast<std::uint32_t>(p.owner_pid),
                                       port_counter.fetch_add(1));  // relaxed: a unique number
-  auto registry = registry::Registry::open(p.ns);
+  // Group access to the port needs it to the namespace's table too (if we are the one making it).
+  auto registry = registry::Registry::open(p.ns, {.mode = o.mode});
   if (!registry) return std::move(registry).error();
   p.registry.emplace(std::move(registry).value());
   // Refuse a live owner's key before creating anything (register_port re-checks atomically).
@@ -188,15 +189,18 @@ void Port::Impl::stop() {
     return;
   }
   if (registration) (void)registry->unregister(registration->slot, registration->generation);
-  if (in) in->close();       // parked pushers wake with no_producer
-  if (later) later->close();
+  if (in) in->close();  // parked pushers wake with no_producer (we are `in`'s consumer thread)
   if (timer) {
     // seq_cst: the timer thread re-checks it after arming its wait (Dekker, see futex.hpp).
     stopping.store(true, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     lockfree::wake(stop_line, 1);
     timer->join();  // it lets go of the liveness lock: pushers see the owner gone
-    timer.reset();
+    timer.reset();  // (`later` belongs to it until here: never touch it from this thread before)
+  }
+  if (control_segment) {
+    // seq_cst: before listing our segments; a pusher that makes a link after this removes it.
+    control().chains.closing.store(1, std::memory_order_seq_cst);
   }
   in.reset();
   due.reset();
@@ -245,13 +249,17 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
       },
       &*p.due, &p.due->data_line()};
   for (;;) {
-    auto n = p.in->try_drain(on_record, max);
-    if (!n) return std::move(n).error();
-    if (*n < max) {
-      auto d = p.due->try_drain(on_record, max - *n);
-      if (!d) return std::move(d).error();
+    // The due lane first: it is small, and under back-pressure `in` is never empty, so read
+    // after it a push_after message would wait for ever.
+    auto d = p.due->try_drain(on_record, max);
+    if (!d) return std::move(d).error();
+    if (*d < max) {
+      auto n = p.in->try_drain(on_record, max - *d);
+      if (!n) return std::move(n).error();
     }
     if (delivered || !wait) return delivered;
+    if (Clock::now() >= deadline)
+      return Error{Errc::timeout, "no message arrived before the deadline"};
     if (auto st = p.in->wait(deadline, due_ready); !st) return std::move(st).error();
   }
 }
@@ -283,6 +291,7 @@ PortStats Port::stats() const {
   s.pending_after = t.pending.load(std::memory_order_relaxed);
   s.after_delivered = t.delivered.load(std::memory_order_relaxed);
   s.after_retries = t.retries.load(std::memory_order_relaxed);
+  s.refused = p.refused;
   return s;
 }
 

@@ -1,9 +1,9 @@
 // The shared-memory layout of a port, and how its segments are named.
 //
 // A port is a family of segments named after its control segment
-// "port.<owner pid>.<n>.<network>.<node>.<in_port>" (the registry points at it). <pid>.<n>
-// (n counts the owner's ports) makes the name unique among live ports, key parts with dots
-// included, so the family is exactly that name and the names that extend it by ".":
+// "port.<owner pid>.<n>.<network>.<node>.<in_port>" (the registry points at it; dots in key
+// parts become '_'). <pid>.<n> (n counts the owner's ports) makes the name unique among live
+// ports, so the family is exactly that name and the names that extend it by ".":
 //   <control>            this layout: the port's configuration and the owner's liveness lock
 //   <control>.in.<k>     the rings pushers push into (SPSC or MPSC): link 0 alone for a bounded
 //                        port, a growing chain for an unbounded one (lockfree/chain.hpp)
@@ -71,8 +71,9 @@ struct alignas(64) TimerCounters {
 };
 
 struct alignas(64) ChainLine {
-  std::atomic<std::uint64_t> in_newest;
-  std::atomic<std::uint64_t> later_newest;
+  std::atomic<std::uint64_t> in_newest;     // LinkId of the newest `in` link
+  std::atomic<std::uint64_t> later_newest;  // LinkId of the newest `later` link
+  std::atomic<std::uint32_t> closing;       // 1 once the owner is removing the port's segments
 };
 
 struct PortControl {
@@ -96,9 +97,17 @@ inline bool owner_alive(const PortControl& c) noexcept {
   return (std::atomic_ref<int>(word).load(std::memory_order_relaxed) & FUTEX_TID_MASK) != 0;
 }
 
+// The key's parts appear with their dots made '_': the control name then always has six
+// dot-separated parts, so no other port's name can extend it by ".something". (Two keys that
+// differ only there cannot clash either: <pid>.<n> already tells every port apart.)
 inline std::string control_name(const PortKey& key, std::uint32_t pid, std::uint64_t n) {
-  return "port." + std::to_string(pid) + "." + std::to_string(n) + "." + key.network_id + "." +
-         key.node_id + "." + key.in_port;
+  std::string name = "port." + std::to_string(pid) + "." + std::to_string(n) + ".";
+  for (const std::string* part : {&key.network_id, &key.node_id, &key.in_port}) {
+    for (char ch : *part) name += ch == '.' ? '_' : ch;
+    name += '.';
+  }
+  name.pop_back();
+  return name;
 }
 inline std::string due_name(const std::string& control) { return control + ".due"; }
 
@@ -110,6 +119,7 @@ inline lockfree::ChainSpec in_chain(const std::string& ns, const std::string& co
           .base = control + ".in",
           .newest = &shared.chains.in_newest,
           .unbounded = unbounded,
+          .closing = &shared.chains.closing,
           .link = {.kind = (cfg.flags & kSinglePusher) ? lockfree::RingKind::spsc
                                                        : lockfree::RingKind::mpsc,
                    .buffer = unbounded ? lockfree::kMaxBuffer : cfg.buffer,
@@ -126,6 +136,7 @@ inline lockfree::ChainSpec later_chain(const std::string& ns, const std::string&
           .base = control + ".later",
           .newest = &shared.chains.later_newest,
           .unbounded = true,
+          .closing = &shared.chains.closing,
           .link = {.kind = lockfree::RingKind::mpsc,
                    .buffer = lockfree::kMaxBuffer,
                    .max_payload = cfg.max_payload +

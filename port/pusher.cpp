@@ -1,4 +1,5 @@
 // The pusher side of ports: find a key, keep the attachment, push and push_after.
+#include <algorithm>
 #include <array>
 #include <unordered_map>
 
@@ -206,9 +207,13 @@ Status Pusher::push_after(const PortKey& key, std::span<const std::byte> payload
   std::array<std::byte, port::kDueStamp + kMetaMaxBytes> head;
   auto n = MetaCodec::encode(meta, std::span(head).subspan<port::kDueStamp, kMetaMaxBytes>());
   if (!n) return std::move(n).error();
-  const std::int64_t due_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  (Clock::now() + std::max(delay, {})).time_since_epoch())
-                                  .count();
+  // Clamped to 100 years: a longer delay would overflow the clock (and means "never" anyway).
+  constexpr std::chrono::milliseconds kLongest = std::chrono::hours(24 * 365 * 100);
+  const std::int64_t due_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          (Clock::now() + std::clamp(delay, std::chrono::milliseconds(0), kLongest))
+              .time_since_epoch())
+          .count();
   std::memcpy(head.data(), &due_ns, sizeof due_ns);
   // The request chain is unbounded: this never waits.
   return impl_->push(key, std::span(head).first(port::kDueStamp + *n), payload, {}, true);

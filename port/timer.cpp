@@ -16,6 +16,11 @@ namespace bloccs {
 namespace {
 
 constexpr auto kRetryInterval = std::chrono::milliseconds(1);
+// At most this many messages wait in the heap (in this process's memory); more requests stay
+// queued in `later` (shared memory, where they already are) until the heap has room.
+constexpr std::size_t kHeldMax = 65536;
+// After a failure to read `later` (no room in /dev/shm for its next link), look again this late.
+constexpr auto kErrorBackoff = std::chrono::milliseconds(10);
 
 struct Pending {
   Deadline due;
@@ -46,9 +51,14 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
     return buffer != 0 && p.in->stats().depth + p.due->stats().depth >= buffer;
   };
 
-  // relaxed: only this thread sets it before stop; the wait below re-checks it with seq_cst.
+  auto stop_or = [&](Deadline until) {  // sleeps until `until`, or until stop() wakes us
+    lockfree::park(p.stop_line, [&] { return stop_requested(); }, until);
+  };
+
+  // relaxed: only stop() sets it; the waits below re-check it with seq_cst.
   while (!p.stopping.load(std::memory_order_relaxed)) {
-    (void)p.later->try_drain(
+    Deadline wake_at = kNoDeadline;  // besides the next due time, when to look again
+    auto drained = p.later->try_drain(
         [&](std::span<const std::byte> request) {
           if (request.size() < port::kDueStamp) {
             c.timer.refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
@@ -59,7 +69,8 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
           heap.push({Deadline(std::chrono::nanoseconds(due_ns)), seq++,
                      {request.begin() + port::kDueStamp, request.end()}});
         },
-        256);
+        std::min<std::size_t>(256, kHeldMax - heap.size()));
+    if (!drained) wake_at = Clock::now() + kErrorBackoff;
 
     const auto now = Clock::now();
     if (now >= retry_at) {
@@ -87,10 +98,13 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
     // relaxed: a statistic for tools.
     c.timer.pending.store(heap.size(), std::memory_order_relaxed);
 
-    Deadline next = kNoDeadline;
-    if (!heap.empty()) next = std::max(heap.top().due, retry_at);
-    if (p.later->ready(std::memory_order_acquire)) continue;  // more requests already queued
-    (void)p.later->wait(next, stop_requested);
+    Deadline next = wake_at;
+    if (!heap.empty()) next = std::min(next, std::max(heap.top().due, retry_at));
+    if (!drained || heap.size() >= kHeldMax) {
+      stop_or(next);  // `later` cannot be read now, or we hold all we may: wait for time alone
+    } else if (!p.later->ready(std::memory_order_acquire)) {  // else more requests are queued
+      (void)p.later->wait(next, stop_requested);
+    }
   }
   pthread_mutex_unlock(&c.owner.alive);
 }

@@ -97,6 +97,11 @@ std::size_t table_size(std::uint32_t slots) {
   return kSlotsOffset + std::size_t{slots} * sizeof(RegistrySlot);
 }
 
+Error not_found_retired(const std::string& ns) {
+  return {Errc::not_found, "the registry of namespace '" + ns +
+                               "' kept being retired as it was opened for 3 s; retry"};
+}
+
 }  // namespace
 
 Result<Registry> Registry::checked_table(shm::Segment opened, std::string ns,
@@ -138,11 +143,15 @@ Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
         return std::move(opened).error();
       }
       auto table = checked_table(std::move(opened).value(), *resolved, options);
-      if (table && table->retired()) continue;  // unlinked as we opened it: look again
-      return table;
+      if (!table || !table->retired()) return table;
+      // Retired as we opened it (it is being unlinked), or left linked by a retirer that died
+      // in between: unlink it if its name still names it, and look again.
+      table->segment_.remove_if_still_named();
+      if (std::chrono::steady_clock::now() >= give_up) return not_found_retired(*resolved);
+      continue;
     }
     auto created = shm::Segment::create(ns, kSegmentName, shm::SegmentKind::registry,
-                                        table_size(options.slots));
+                                        table_size(options.slots), {.mode = options.mode});
     if (created) {
       auto* h = reinterpret_cast<RegistryHeader*>(created->base() + sizeof(shm::SegmentHeader));
       h->slot_count = options.slots;
@@ -156,8 +165,10 @@ Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
     auto opened = shm::Segment::open(ns, kSegmentName, shm::SegmentKind::registry);
     if (opened) {
       auto table = checked_table(std::move(opened).value(), *resolved, options);
-      if (table && table->retired()) continue;  // unlinked as we opened it: create it anew
-      return table;
+      if (!table || !table->retired()) return table;
+      table->segment_.remove_if_still_named();  // as above; then create it anew
+      if (std::chrono::steady_clock::now() >= give_up) return not_found_retired(*resolved);
+      continue;
     }
     // Its creator is still initialising it, or removed it between our two calls: try again.
     // A creator that died before publishing it would block the namespace for good: remove
@@ -329,7 +340,7 @@ void Registry::retire_if_unused() {
   // waiting for the lock sees `retired` and opens (creates) the namespace's table anew.
   // release: pairs with retired()'s acquire.
   header()->retired.store(1, std::memory_order_release);
-  (void)shm::Segment::remove(ns_, kSegmentName);
+  segment_.remove_if_still_named();
 }
 
 }  // namespace bloccs::registry

@@ -9,6 +9,8 @@
 //   unregister      atomic; only the owner that registered (same slot, same generation).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -44,6 +46,7 @@ struct Registration {
 struct RegistryOptions {
   std::uint32_t slots = kDefaultSlots;  // used only by the process that creates the table
   bool create = true;                   // false: Errc::not_found if the table does not exist
+  mode_t mode = 0600;                   // of a table this process creates; 0660: group access
 };
 
 class Registry {

@@ -183,6 +183,8 @@ Result<Segment> Segment::create(std::string_view ns, std::string_view name, Segm
       bip::mapped_region region(shm, bip::read_write);
       Segment seg(std::move(full).value(), std::move(region), true);
       seg.creator_pid_ = getpid();
+      struct stat st {};
+      if (::fstat(shm.get_mapping_handle().handle, &st) == 0) seg.inode_ = st.st_ino;
       // ftruncate zero-fills, so the body starts as zeros; only the header needs writing.
       auto* h = reinterpret_cast<SegmentHeader*>(seg.base());
       const ProcessId me = self_process();
@@ -219,6 +221,7 @@ Result<Segment> Segment::open(std::string_view ns, std::string_view name, Segmen
     if (auto ok = check_stat(st, *full); !ok) return std::move(ok).error();
     bip::mapped_region region(shm, mode, 0, static_cast<std::size_t>(st.st_size));
     Segment seg(std::move(full).value(), std::move(region), false);
+    seg.inode_ = st.st_ino;
     if (auto ok = check_header(seg.header(), st, kind, seg.name()); !ok)
       return std::move(ok).error();
     return seg;
@@ -299,12 +302,19 @@ bool Segment::remove_if_abandoned(std::string_view ns, std::string_view name,
   return abandoned;
 }
 
+bool Segment::remove_if_still_named() const {
+  struct stat now {};
+  return inode_ != 0 && ::stat(("/dev/shm/" + name_).c_str(), &now) == 0 && now.st_ino == inode_ &&
+         ::shm_unlink(("/" + name_).c_str()) == 0;
+}
+
 Segment& Segment::operator=(Segment&& other) noexcept {
   if (this != &other) {
     Segment dying(std::move(*this));  // unlinks (if ours) when it goes out of scope
     name_ = std::move(other.name_);
     region_ = std::move(other.region_);
     creator_pid_ = other.creator_pid_;
+    inode_ = other.inode_;
     unlink_on_close_ = std::exchange(other.unlink_on_close_, false);
   }
   return *this;

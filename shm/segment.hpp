@@ -97,6 +97,7 @@ class Segment {
       : name_(std::move(other.name_)),
         region_(std::move(other.region_)),
         creator_pid_(other.creator_pid_),
+        inode_(other.inode_),
         unlink_on_close_(std::exchange(other.unlink_on_close_, false)) {}
   Segment& operator=(Segment&&) noexcept;
   Segment(const Segment&) = delete;
@@ -110,6 +111,9 @@ class Segment {
 
   // Marks the segment initialised (creator only); openers refuse it until then.
   void publish() noexcept;
+  // Removes the name from /dev/shm if it still names the object this handle mapped (and not a
+  // newer one created under it since). True if it removed it.
+  bool remove_if_still_named() const;
   // Keeps the name in /dev/shm after this handle dies (ownership passes elsewhere). A forked
   // child never unlinks its parent's segment: only the creating process does.
   void disown() noexcept { unlink_on_close_ = false; }
@@ -121,6 +125,7 @@ class Segment {
   std::string name_;
   boost::interprocess::mapped_region region_;
   pid_t creator_pid_ = 0;  // ours, not the shared header's: a peer must not stop our unlink
+  ino_t inode_ = 0;        // which object we mapped, whatever its name names later
   bool unlink_on_close_ = false;
 };
 

@@ -207,28 +207,60 @@ int with_small_dev_shm(std::size_t bytes, const std::function<int()>& body) {
   return body();
 }
 
-TEST(Chain, AFullDevShmIsAClearErrorNotASignal) {
+class FullDevShm : public ::testing::TestWithParam<RingKind> {};
+
+// Fills a 1 MiB /dev/shm until push says out_of_memory, then drains what was queued (the
+// consumer frees the links it finished) and pushes again: every message pushed with `ok` must
+// arrive, in order, and none pushed after the error may vanish into a link nobody reads.
+TEST_P(FullDevShm, IsAClearErrorAndPushingResumesOnceSpaceFrees) {
   TestNamespace ns;
   const pid_t child = spawn([&] {
     return with_small_dev_shm(1 << 20, [&] {
       NewestWord newest(ns.name());
-      auto s = spec(ns.name(), newest.word(), RingKind::mpsc);
+      auto s = spec(ns.name(), newest.word(), GetParam());
       s.link.capacity = 64 << 10;
       auto chain = ChainConsumer::create(s);
       if (!chain) return 2;
       auto pusher = ChainPusher::open(s);
       if (!pusher) return 3;
-      std::vector<std::byte> msg(kMax);
-      for (int i = 0; i < 100'000; ++i) {  // 20 MB: far more than fits
-        auto st = pusher->push({}, msg, {});
-        if (!st) return st.code() == Errc::out_of_memory ? 0 : 4;
-      }
-      return 5;  // never ran out
+      std::vector<std::byte> msg;
+      std::uint64_t pushed = 0;
+      auto push_until_full = [&]() -> int {
+        for (int i = 0; i < 100'000; ++i) {  // 20 MB: far more than fits
+          fill_message(msg, 0, pushed, message_size(0, pushed, kMax));
+          auto st = pusher->push({}, msg, {});
+          if (!st) return st.code() == Errc::out_of_memory ? 0 : 4;
+          ++pushed;
+        }
+        return 5;  // never ran out
+      };
+      if (int rc = push_until_full(); rc) return rc;
+      StreamChecker checker(1, kMax);
+      auto drain = [&]() -> int {
+        for (;;) {
+          std::string failure;
+          auto n = chain->try_drain([&](std::span<const std::byte> m) {
+            if (failure.empty()) failure = checker.check(m);
+          });
+          if (!n || !failure.empty()) return 6;
+          if (*n == 0) return 0;
+        }
+      };
+      if (int rc = drain(); rc) return rc;
+      if (checker.total() != pushed) return 7;
+      if (int rc = push_until_full(); rc) return rc;  // room again: it goes on from there
+      if (int rc = drain(); rc) return rc;
+      return checker.total() == pushed && pushed > 0 ? 0 : 8;
     });
   });
   const int status = wait_child(child);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 77) GTEST_SKIP() << "needs CAP_SYS_ADMIN";
   EXPECT_TRUE(exited_ok(status)) << "child exit " << WEXITSTATUS(status);
 }
+
+INSTANTIATE_TEST_SUITE_P(Kinds, FullDevShm, ::testing::Values(RingKind::spsc, RingKind::mpsc),
+                         [](const auto& info) {
+                           return info.param == RingKind::spsc ? "spsc" : "mpsc";
+                         });
 
 }  // namespace

@@ -283,3 +283,79 @@ TEST(PortPushAfter, ToAKeyWithoutALiveOwnerIsNoProducerAtOnce) {
   port->stop();
   EXPECT_SHM_CLEAN(ns);
 }
+
+TEST(PortPushAfter, IsNotStarvedByABusyPortThatIsNeverEmpty) {
+  TestNamespace ns;
+  // Forked before this process runs a timer thread (see port_test's note on TSan).
+  Signal go;
+  Shared<std::atomic<bool>> done;
+  const pid_t flood = spawn([&] {
+    if (!go.wait()) return fail(2, "no go");
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(3, "open", p);
+    while (!*done)  // keeps the port full: the consumer never finds `in` empty
+      if (auto st = p->push(key(), num(1), {}, in(100ms)); !st && !is(st, Errc::timeout))
+        return fail(4, "push", st);
+    return 0;
+  });
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  go.notify();
+  ASSERT_TRUE(eventually([&] { return port->stats().depth >= 8; }));
+  auto p = Pusher::open(ns.name());
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->push_after(key(), num(2), {}, 1ms));
+  bool arrived = false;
+  const auto end = Clock::now() + 3s;
+  while (!arrived && Clock::now() < end) {
+    auto n = port->receive_batch([&](const MessageView& m) { arrived |= num(m.payload) == 2; },
+                                 4, in(1s));  // a slow consumer: small batches
+    ASSERT_TRUE(n) << describe(n);
+  }
+  *done = true;
+  EXPECT_TRUE(arrived) << "a due push_after message waited behind a port that is never empty";
+  while (running(flood)) (void)port->try_receive_batch([](const MessageView&) {}, 64);
+  EXPECT_EQ(exit_code(wait_child(flood)), 0);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(PortPushAfter, AnEnormousDelayIsHeldNotDeliveredAtOnce) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  auto p = Pusher::open(ns.name());
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->push_after(key(), num(1), {}, std::chrono::milliseconds::max()));
+  ASSERT_TRUE(eventually([&] { return port->stats().pending_after == 1; }, 2s));
+  auto m = port->receive(in(200ms));
+  EXPECT_TRUE(is(m, Errc::timeout)) << "delivered at once: " << describe(m);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(PortPushAfter, StoppingWhileRequestsPourInNeitherCrashesNorLeavesSegments) {
+  TestNamespace ns;
+  for (int round = 0; round < static_cast<int>(scaled(20)); ++round) {
+    Signal go;
+    const pid_t flood = spawn([&] {
+      if (!go.wait()) return fail(2, "no go");
+      auto p = Pusher::open(ns.name());
+      if (!p) return fail(3, "open", p);
+      const std::vector<std::byte> big(2000);
+      for (;;) {  // fills `later` links (256 KiB each) as fast as it can, until the port goes
+        auto st = p->push_after(key(), big, {}, 10s);
+        if (is(st, Errc::no_producer)) return 0;
+        if (!st) return fail(4, "push_after", st);
+      }
+    });
+    {
+      auto port = Port::start(key(), {.buffer = 8, .max_payload = 2000, .ns = ns.name()});
+      ASSERT_TRUE(port) << describe(port);
+      go.notify();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5 + round % 7));
+    }  // stops while the timer thread moves from link to link of `later`
+    EXPECT_EQ(exit_code(wait_child(flood)), 0) << "round " << round;
+    EXPECT_SHM_CLEAN(ns);
+  }
+}

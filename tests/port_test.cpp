@@ -278,8 +278,10 @@ TEST(PortStart, SegmentsAreOwnerOnlyUnlessTheOwnerAsksForGroupAccess) {
     ASSERT_TRUE(p->push_after(key(), bloccs::bytes("y"), {}, 1ms));
     ASSERT_TRUE(port->receive(in(5s)));
     ASSERT_TRUE(port->receive(in(5s)));
-    const auto segments = segments_with_inodes(ns);
-    EXPECT_FALSE(segments.empty());
+    // Every segment, the namespace's registry included (this port made it): a group pusher
+    // must be able to look the key up too.
+    const auto segments = segments_with_inodes(ns, true);
+    EXPECT_TRUE(segments.contains("bloccs." + ns.name() + ".registry"));
     for (const auto& [name, inode] : segments) {
       struct stat st {};
       ASSERT_EQ(stat(("/dev/shm/" + name).c_str(), &st), 0) << name;
@@ -287,6 +289,28 @@ TEST(PortStart, SegmentsAreOwnerOnlyUnlessTheOwnerAsksForGroupAccess) {
     }
     port->stop();
   }
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(PortStart, KeyPartsWithDotsWorkAndLeaveNothingBehind) {
+  TestNamespace ns;
+  const bloccs::PortKey dotted{"net.v2", "node.a", "in.c"};
+  auto port = Port::start(dotted, {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  // Its segments' names have no dots from the key: no other port's family can swallow them.
+  for (const auto& e : ns.leftovers())
+    EXPECT_EQ(e.find("net.v2"), std::string::npos) << e;
+  const pid_t kid = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    auto st = p->push(dotted, bloccs::bytes("dots"));
+    return st ? 0 : fail(3, "push", st);
+  });
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+  auto m = port->receive(in(5s));
+  ASSERT_TRUE(m) << describe(m);
+  EXPECT_EQ(str(m->payload), "dots");
+  port->stop();
   EXPECT_SHM_CLEAN(ns);
 }
 

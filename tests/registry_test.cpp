@@ -298,3 +298,43 @@ TEST(Registry, OnlyTheRegisteringProcessUnregisters) {
             Errc::not_found);
   EXPECT_TRUE(r->unregister(reg->slot, reg->generation));
 }
+
+TEST(Registry, ATableMarkedRetiredButStillInDevShmIsReplacedNotWaitedOn) {
+  TestNamespace ns;
+  {
+    auto r = Registry::open(ns.name());
+    ASSERT_TRUE(r);
+  }
+  // A retirer that died between marking the table and unlinking it.
+  {
+    auto seg = bloccs::shm::Segment::open(ns.name(), "registry",
+                                          bloccs::shm::SegmentKind::registry);
+    ASSERT_TRUE(seg);
+    auto* h = reinterpret_cast<bloccs::registry::RegistryHeader*>(
+        seg->base() + sizeof(bloccs::shm::SegmentHeader));
+    h->retired.store(1);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = Registry::open(ns.name());
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  auto reg = r->register_port(key("p"), "ring", 0);
+  ASSERT_TRUE(reg) << reg.error().message;
+  auto other = Registry::open(ns.name(), {.create = false});
+  ASSERT_TRUE(other) << other.error().message;
+  EXPECT_TRUE(other->lookup(key("p"))) << "registered in a table others cannot find";
+  ASSERT_TRUE(r->unregister(reg->slot, reg->generation));
+  EXPECT_TRUE(ns.leftovers().empty());
+}
+
+TEST(Registry, ATableCreatedForGroupAccessHasMode0660) {
+  TestNamespace ns;
+  auto r = Registry::open(ns.name(), {.mode = 0660});
+  ASSERT_TRUE(r);
+  struct stat st {};
+  ASSERT_EQ(stat(("/dev/shm/bloccs." + ns.name() + ".registry").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  auto reg = r->register_port(key("p"), "ring", 0);
+  ASSERT_TRUE(reg);
+  ASSERT_TRUE(r->unregister(reg->slot, reg->generation));
+}

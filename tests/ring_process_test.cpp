@@ -128,7 +128,16 @@ TEST(RingProcess, FullRingParksThePusherWithoutBurningCpuUntilSpaceFrees) {
   ASSERT_EQ(ring->stats().parked_pushers, 1u);
   EXPECT_EQ(ring->stats().depth, 4u);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(ring->stats().parked_pushers, 1u);  // still parked: nothing woke it
+  // Still parked: nothing let it through. (It looks at the owner every 100 ms, leaving the
+  // futex for a moment each time, so the waiter count may read 0 right then: look again.)
+  int status = 0;
+  EXPECT_EQ(waitpid(kid, &status, WNOHANG), 0) << "the push returned while the ring was full";
+  bool parked = false;
+  for (int i = 0; i < 100 && !parked; ++i) {
+    parked = ring->stats().parked_pushers == 1;
+    if (!parked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(parked);
 
   std::uint64_t got = 0;
   ASSERT_EQ(ring->pop(std::as_writable_bytes(std::span{&got, 1})).value(), 8u);

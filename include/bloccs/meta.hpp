@@ -36,7 +36,8 @@ struct Meta {
 };
 
 // Meta as it lies in the ring, decoded in place (valid while the MessageView is). Checked on
-// receipt: a pair that runs past its record is refused as Errc::corrupt before anyone sees it.
+// receipt: a record whose meta does not parse (a peer wrote garbage) is dropped before anyone
+// sees it, and counted (PortStats::refused).
 class MetaView {
  public:
   MetaView() = default;
@@ -57,10 +58,14 @@ class MetaView {
 
 template <class F>
 void MetaView::for_each(F&& f) const {
+  // The lengths were checked on receipt, but they lie in shared memory: a peer could rewrite
+  // them since. Check each again against the bytes the view covers (never read past them).
   const std::byte* p = encoded_.data();
-  for (std::uint32_t i = 0; i < pairs_; ++i) {
+  const std::byte* const end = p + encoded_.size();
+  for (std::uint32_t i = 0; i < pairs_ && end - p >= 3; ++i) {
     const std::size_t k = static_cast<std::size_t>(p[0]);
     const std::size_t v = static_cast<std::size_t>(p[1]) | static_cast<std::size_t>(p[2]) << 8;
+    if (static_cast<std::size_t>(end - p) < 3 + k + v) return;
     const char* s = reinterpret_cast<const char*>(p + 3);
     f(std::string_view(s, k), std::string_view(s + k, v));
     p += 3 + k + v;

@@ -23,6 +23,10 @@
 // At stop: messages still queued, and push_after messages not yet due, are discarded with the
 // port's segments (stop the pushers first to lose nothing). Pushers parked at that moment wake
 // at once with Errc::no_producer; later pushes get it too.
+//
+// A bounded port holds at most `buffer` messages from pushers, plus at most min(buffer, 256)
+// push_after messages in the due lane (the timer enqueues one only while the port holds fewer
+// than `buffer`; pushers may fill the rest meanwhile).
 #pragma once
 
 #include <sys/types.h>
@@ -76,8 +80,11 @@ struct PortStats {
   std::uint64_t after_delivered = 0;  // push_after messages enqueued by the timer
   std::uint64_t after_retries = 0;    // timer attempts that found the port full
   std::uint32_t links = 1;            // segments the ring spans (unbounded ports chain them)
+  std::uint64_t refused = 0;          // records dropped because their meta did not parse
 };
 
+// A Port is used by one thread at a time (its consumer): receive, stats and stop from that
+// thread. A moved-from Port may only be destroyed or assigned to.
 class Port {
  public:
   static Result<Port> start(const PortKey& key, PortOptions options = {});
