@@ -83,6 +83,8 @@ Result<ChainConsumer> ChainConsumer::create(ChainSpec spec) {
   if (!ring) return std::move(ring).error();
   // release: the link exists before anyone reads its id.
   spec.newest->store(first.pack(), std::memory_order_release);
+  // relaxed: for tools, which open the link by name and check it.
+  if (spec.oldest) spec.oldest->store(first.pack(), std::memory_order_relaxed);
   return ChainConsumer(std::move(spec), std::move(ring).value(), first);
 }
 
@@ -94,8 +96,11 @@ Status ChainConsumer::advance() {
   auto ring = Ring::adopt(spec_.ns, spec_.link_name(*next));
   if (!ring) return std::move(ring).error();
   const std::string finished = spec_.link_name(id_);
+  abandoned_before_ += link_->abandoned();
   link_.emplace(std::move(ring).value());
   id_ = *next;
+  // relaxed: for tools, as in create().
+  if (spec_.oldest) spec_.oldest->store(id_.pack(), std::memory_order_relaxed);
   (void)shm::Segment::remove(spec_.ns, finished);  // pushers still on it keep their mapping
   return {};
 }

@@ -46,6 +46,9 @@ struct ChainSpec {
   // In shared memory, or null: nonzero once the consumer is going away. A link made after it
   // is set would outlive the consumer's clean-up, so its maker removes it again.
   const std::atomic<std::uint32_t>* closing = nullptr;
+  // In shared memory, or null: the consumer records here the LinkId of the link it reads, so
+  // that tools can walk the chain from there.
+  std::atomic<std::uint64_t>* oldest = nullptr;
   RingOptions link;                    // how links are made (buffer = kMaxBuffer if unbounded)
   shm::ProcessId owner;                // the consumer, for links made by pushers
   std::string link_name(LinkId id) const;
@@ -69,6 +72,8 @@ class ChainConsumer {
   RingStats stats(std::uint32_t* links = nullptr) const;
   const ChainSpec& spec() const noexcept { return spec_; }
   LinkId link_id() const noexcept { return id_; }
+  // Killed pushers' claims skipped so far, over every link read.
+  std::uint64_t abandoned() const noexcept { return abandoned_before_ + link_->abandoned(); }
 
  private:
   ChainConsumer(ChainSpec spec, Ring link, LinkId id)
@@ -78,6 +83,7 @@ class ChainConsumer {
   ChainSpec spec_;
   std::optional<Ring> link_;
   LinkId id_;
+  std::uint64_t abandoned_before_ = 0;  // in links already finished
 };
 
 class ChainPusher {

@@ -152,6 +152,11 @@ class Ring {
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
   const RingConfig& config() const noexcept { return cfg_; }
   RingStats stats() const { return read_stats(segment_, cfg_); }
+  // Killed pushers' claims skipped (one load; stats() also walks every pusher slot).
+  std::uint64_t abandoned() const noexcept {
+    // relaxed: a counter this thread (the consumer) writes.
+    return control()->counters.abandoned.load(std::memory_order_relaxed);
+  }
   const shm::Segment& segment() const noexcept { return segment_; }
 
  private:

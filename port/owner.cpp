@@ -232,10 +232,11 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
   if (p.stopped)
     return Error{Errc::closed, "port " + to_string(p.key) + " was stopped; start it again"};
   std::size_t delivered = 0;
+  std::uint64_t refused = 0;
   auto on_record = [&](std::span<const std::byte> record) {
     MessageView m;
     if (!MetaCodec::decode(record, m.meta, m.payload)) {
-      ++p.refused;  // a peer wrote garbage into our ring: never hand it on
+      ++refused;  // a peer wrote garbage into our ring: never hand it on
       return;
     }
     visit(ctx, m);
@@ -253,15 +254,33 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
     // after it a push_after message would wait for ever.
     auto d = p.due->try_drain(on_record, max);
     if (!d) return std::move(d).error();
+    std::size_t from_in = 0;
     if (*d < max) {
       auto n = p.in->try_drain(on_record, max - *d);
       if (!n) return std::move(n).error();
+      from_in = *n;
     }
+    if (*d || from_in) p.count(*d, from_in, refused);
     if (delivered || !wait) return delivered;
     if (Clock::now() >= deadline)
       return Error{Errc::timeout, "no message arrived before the deadline"};
     if (auto st = p.in->wait(deadline, due_ready); !st) return std::move(st).error();
   }
+}
+
+void Port::Impl::count(std::uint64_t from_due, std::uint64_t from_in, std::uint64_t refused) {
+  // This thread is the only writer of these words: plain load + store, no read-modify-write.
+  // relaxed: counters for tools, which read them with relaxed loads too.
+  auto add = [](std::atomic<std::uint64_t>& word, std::uint64_t n) {
+    if (n) word.store(word.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  };
+  port::ConsumerCounters& c = control().consumer;
+  add(c.due_consumed, from_due);
+  add(c.in_consumed, from_in);
+  add(c.refused, refused);
+  const std::uint64_t abandoned = in->abandoned();
+  if (abandoned != c.abandoned.load(std::memory_order_relaxed))
+    c.abandoned.store(abandoned, std::memory_order_relaxed);
 }
 
 Result<Message> Port::receive(Deadline deadline) {
@@ -291,7 +310,7 @@ PortStats Port::stats() const {
   s.pending_after = t.pending.load(std::memory_order_relaxed);
   s.after_delivered = t.delivered.load(std::memory_order_relaxed);
   s.after_retries = t.retries.load(std::memory_order_relaxed);
-  s.refused = p.refused;
+  s.refused = p.control().consumer.refused.load(std::memory_order_relaxed);  // relaxed: stats
   return s;
 }
 

@@ -31,7 +31,6 @@ struct Port::Impl {
   std::unique_ptr<std::thread> timer;
   std::atomic<bool> stopping{false};  // tells the timer thread to finish
   lockfree::WaitLine stop_line{};     // ... and wakes it (a private futex is enough)
-  std::uint64_t refused = 0;          // malformed records the consumer dropped
   bool stopped = false;
 
   port::PortControl& control() const {
@@ -39,6 +38,8 @@ struct Port::Impl {
   }
   std::uint32_t buffer() const { return control().config.buffer; }
   void stop();
+  // Adds one batch to the consumer's counters in the control segment.
+  void count(std::uint64_t from_due, std::uint64_t from_in, std::uint64_t refused);
 };
 
 // The timer thread: takes the liveness lock (reporting pthread_mutex_lock's result through

@@ -19,6 +19,12 @@
 //                 thread holds while the port runs                  (and the kernel)
 //   192     64    TimerCounters                                     the owner's timer thread
 //   256     64    ChainLine: the newest link of `in` and of `later`  whoever adds a link
+//   320     64    ConsumerCounters                                  the owner's consumer thread
+//   384     64    PusherEvents: pushes that timed out               pushers (rarely)
+//
+// Counting costs the push path nothing: what pushers pushed is what the consumer received
+// plus what is queued plus what it skipped (claims of killed pushers), so only the consumer
+// counts, once per batch, on a line of its own; pushers count only their (slow) timeouts.
 //
 // The liveness lock: the kernel writes the holder's thread id into a robust mutex's lock word
 // and clears it (setting FUTEX_OWNER_DIED) when that thread dies, even by SIGKILL. A pusher
@@ -68,6 +74,7 @@ struct alignas(64) TimerCounters {
   std::atomic<std::uint64_t> delivered;  // push_after messages enqueued
   std::atomic<std::uint64_t> retries;    // enqueue attempts that found the port full
   std::atomic<std::uint64_t> refused;    // malformed requests dropped (a peer wrote garbage)
+  std::atomic<std::uint64_t> later_oldest;  // LinkId of the `later` link being read
 };
 
 struct alignas(64) ChainLine {
@@ -76,18 +83,34 @@ struct alignas(64) ChainLine {
   std::atomic<std::uint32_t> closing;       // 1 once the owner is removing the port's segments
 };
 
+struct alignas(64) ConsumerCounters {
+  std::atomic<std::uint64_t> in_consumed;   // records taken from the pushers' ring
+  std::atomic<std::uint64_t> due_consumed;  // records taken from the due lane
+  std::atomic<std::uint64_t> refused;       // of those, dropped because their meta was bad
+  std::atomic<std::uint64_t> abandoned;     // killed pushers' claims skipped, all links
+  std::atomic<std::uint64_t> in_oldest;     // LinkId of the `in` link being read
+};
+
+struct alignas(64) PusherEvents {
+  std::atomic<std::uint64_t> timed_out;  // pushes that gave up at push_timeout
+};
+
 struct PortControl {
   shm::SegmentHeader segment;
   PortConfig config;
   OwnerLine owner;
   TimerCounters timer;
   ChainLine chains;
+  ConsumerCounters consumer;
+  PusherEvents pushers;
 };
 static_assert(offsetof(PortControl, config) == 64);
 static_assert(offsetof(PortControl, owner) == 128);
 static_assert(offsetof(PortControl, timer) == 192);
 static_assert(offsetof(PortControl, chains) == 256);
-static_assert(sizeof(PortControl) == 320);
+static_assert(offsetof(PortControl, consumer) == 320);
+static_assert(offsetof(PortControl, pushers) == 384);
+static_assert(sizeof(PortControl) == 448);
 
 // True while the owner's timer thread holds the liveness lock.
 inline bool owner_alive(const PortControl& c) noexcept {
@@ -120,6 +143,7 @@ inline lockfree::ChainSpec in_chain(const std::string& ns, const std::string& co
           .newest = &shared.chains.in_newest,
           .unbounded = unbounded,
           .closing = &shared.chains.closing,
+          .oldest = &shared.consumer.in_oldest,
           .link = {.kind = (cfg.flags & kSinglePusher) ? lockfree::RingKind::spsc
                                                        : lockfree::RingKind::mpsc,
                    .buffer = unbounded ? lockfree::kMaxBuffer : cfg.buffer,
@@ -137,6 +161,7 @@ inline lockfree::ChainSpec later_chain(const std::string& ns, const std::string&
           .newest = &shared.chains.later_newest,
           .unbounded = true,
           .closing = &shared.chains.closing,
+          .oldest = &shared.timer.later_oldest,
           .link = {.kind = lockfree::RingKind::mpsc,
                    .buffer = lockfree::kMaxBuffer,
                    .max_payload = cfg.max_payload +

@@ -162,6 +162,8 @@ Status Pusher::Impl::push(const PortKey& key, std::span<const std::byte> head,
     ring = &*a.later;
   }
   auto st = ring->push(head, payload, patience);
+  if (!st && st.code() == Errc::timeout)  // relaxed: a statistic, on a line only timeouts touch
+    a.shared().pushers.timed_out.fetch_add(1, std::memory_order_relaxed);
   if (!st && gone(st.code())) {
     forget(key);
     return no_producer(key, ns, "its owner stopped or died while this push waited");

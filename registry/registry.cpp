@@ -328,6 +328,30 @@ Status Registry::unregister(std::uint32_t slot_index, std::uint64_t generation) 
   return {};
 }
 
+std::vector<PortEntry> Registry::entries() {
+  std::vector<PortEntry> out;
+  if (retired() && !reopen()) return out;
+  for (std::uint32_t i = 0; i < slot_count_; ++i)
+    if (auto e = read_slot(i)) out.push_back(std::move(*e));
+  return out;
+}
+
+Status Registry::remove_entry(std::uint32_t slot_index, std::uint64_t generation) {
+  if (slot_index >= slot_count_)
+    return Error{Errc::not_found, "registry slot " + std::to_string(slot_index) + " does not exist"};
+  WriterLock lock(&header()->writers);
+  if (auto st = lock.status(); !st) return st;
+  RegistrySlot& s = slot(slot_index);
+  // relaxed: writers are serialised by the lock.
+  if (s.state.load(std::memory_order_relaxed) != ((generation << 2) | kSlotLive))
+    return Error{Errc::not_found, "the registration in slot " + std::to_string(slot_index) +
+                                      " was already removed or taken over"};
+  // release: as in unregister().
+  s.state.store((generation << 2) | kSlotFree, std::memory_order_release);
+  retire_if_unused();
+  return {};
+}
+
 void Registry::retire_if_empty() {
   WriterLock lock(&header()->writers);
   if (lock.status() && !retired()) retire_if_unused();

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bloccs/port_key.hpp"
 #include "bloccs/result.hpp"
@@ -61,6 +62,11 @@ class Registry {
   Status unregister(std::uint32_t slot, std::uint64_t generation);
   // Retires the table if no slot is in use: for a start that failed after opening it.
   void retire_if_empty();
+  // Every live entry, in slot order (seqlock reads: never blocks, never a torn entry).
+  std::vector<PortEntry> entries();
+  // Frees slot `slot` if it still holds `generation`, whoever registered it: for tools that
+  // clean up after dead owners (shmctl gc, rm). Errc::not_found if it changed meanwhile.
+  Status remove_entry(std::uint32_t slot, std::uint64_t generation);
   // Errc::not_found if no entry holds `key` (whether its owner is alive is the caller's
   // question: see shm::is_alive). Follows the namespace to a new table if this one retired.
   Result<PortEntry> lookup(const PortKey& key);

@@ -1,0 +1,290 @@
+// Reading ports for shmctl. Every length, offset and index read from shared memory is checked
+// before use: a damaged or foreign segment becomes an error line, never a crash.
+#include "tools/shmctl/inspect.hpp"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "lockfree/chain.hpp"
+#include "lockfree/ring.hpp"
+#include "port/meta_codec.hpp"
+#include "port/port_layout.hpp"
+#include "shm/names.hpp"
+#include "shm/process.hpp"
+
+namespace bloccs::shmctl {
+namespace {
+
+using lockfree::LinkId;
+
+constexpr std::uint32_t kMaxLinksWalked = 1'000'000;
+
+const port::PortControl& control_of(const shm::Segment& seg) {
+  return *reinterpret_cast<const port::PortControl*>(seg.base());
+}
+
+std::string link_name(const std::string& base, std::uint64_t id) {
+  lockfree::ChainSpec spec;
+  spec.base = base;
+  return spec.link_name(LinkId::unpack(id));
+}
+
+// A read-only view of one ring segment, its config checked.
+struct RingRead {
+  shm::Segment seg;
+  lockfree::RingConfig cfg;
+  const lockfree::RingControl& control() const {
+    return *reinterpret_cast<const lockfree::RingControl*>(seg.base());
+  }
+};
+
+Result<RingRead> open_ring(const std::string& ns, const std::string& name) {
+  auto seg = shm::Segment::open(ns, name, shm::SegmentKind::ring, {.read_only = true});
+  if (!seg) return std::move(seg).error();
+  auto cfg = lockfree::validated_config(*seg);
+  if (!cfg) return std::move(cfg).error();
+  const lockfree::RingConfig config = *cfg;
+  return RingRead{std::move(seg).value(), config};
+}
+
+// Walks a chain from the link `oldest` (re-read if that link was just finished and removed),
+// calling visit(const RingRead&) for each link while it returns true.
+template <class Visit>
+Status walk_chain(const std::string& ns, const std::string& base,
+                  const std::atomic<std::uint64_t>& oldest, Visit&& visit) {
+  for (int attempt = 0;; ++attempt) {
+    // relaxed: a hint; the link is opened by name and checked.
+    std::uint64_t id = oldest.load(std::memory_order_relaxed);
+    auto first = open_ring(ns, link_name(base, id));
+    if (!first) {
+      if (first.code() == Errc::not_found && attempt < 3) continue;  // the owner moved on
+      return std::move(first).error();
+    }
+    std::optional<RingRead> ring(std::move(first).value());
+    for (std::uint32_t links = 0; ring && links < kMaxLinksWalked; ++links) {
+      if (!visit(*ring)) break;
+      // acquire: a successor is published before it is offered.
+      const std::uint64_t next = ring->control().counters.next.load(std::memory_order_acquire);
+      if (next == 0) break;
+      auto r = open_ring(ns, link_name(base, next));
+      if (!r) break;  // read and removed as we walked: what follows is counted from `oldest`
+      ring.emplace(std::move(r).value());
+    }
+    return {};
+  }
+}
+
+}  // namespace
+
+Result<PortKey> parse_key(const std::string& text) {
+  PortKey key;
+  std::string* parts[] = {&key.network_id, &key.node_id, &key.in_port};
+  std::size_t start = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::size_t slash = text.find('/', start);
+    if ((i < 2) != (slash != std::string::npos))
+      return Error{Errc::bad_name, "port key '" + text +
+                                       "' must be network/node/in_port: three names, two slashes"};
+    *parts[i] = text.substr(start, i < 2 ? slash - start : std::string::npos);
+    start = slash + 1;
+  }
+  if (auto st = validate_key(key); !st) return std::move(st).error();
+  return key;
+}
+
+std::string key_text(const PortKey& key) {
+  return key.network_id + "/" + key.node_id + "/" + key.in_port;
+}
+
+Result<registry::Registry> open_registry(const std::string& ns) {
+  return registry::Registry::open(ns, {.create = false});
+}
+
+PortView inspect(const std::string& ns, const registry::PortEntry& entry) {
+  PortView v;
+  v.entry = entry;
+  v.owner_alive = shm::is_alive(entry.owner);
+  auto seg = shm::Segment::open(ns, entry.segment, shm::SegmentKind::port, {.read_only = true});
+  if (!seg) {
+    v.error = seg.error().message;
+    return v;
+  }
+  if (seg->size() != sizeof(port::PortControl)) {
+    v.error = "port segment /dev/shm/" + seg->name() + " is " + std::to_string(seg->size()) +
+              " bytes, not a port's; remove it (shmctl rm)";
+    return v;
+  }
+  const port::PortControl& c = control_of(*seg);
+  const port::PortConfig cfg = c.config;  // one copy, checked, then only the copy is used
+  if (cfg.owner_pid != entry.owner.pid || cfg.buffer > lockfree::kMaxBuffer) {
+    v.error = "port segment /dev/shm/" + seg->name() + " does not match its registration";
+    return v;
+  }
+  v.owner_alive = v.owner_alive && port::owner_alive(c);
+  v.spsc = (cfg.flags & port::kSinglePusher) != 0;
+  v.buffer = cfg.buffer;
+  v.max_payload = cfg.max_payload;
+
+  std::uint64_t in_depth = 0;
+  const Status in = walk_chain(ns, entry.segment + ".in", c.consumer.in_oldest,
+                               [&](const RingRead& r) {
+                                 const auto s = lockfree::read_stats(r.seg, r.cfg);
+                                 in_depth += s.depth;
+                                 v.bytes_used += s.bytes_used;
+                                 v.capacity += r.cfg.capacity;
+                                 v.parked_pushers += s.parked_pushers;
+                                 ++v.links;
+                                 return true;
+                               });
+  if (!in) {
+    v.error = in.error().message;
+    return v;
+  }
+  std::uint64_t due_depth = 0;
+  if (auto due = open_ring(ns, port::due_name(entry.segment)))
+    due_depth = lockfree::read_stats(due->seg, due->cfg).depth;
+  std::uint64_t requests = 0;
+  (void)walk_chain(ns, entry.segment + ".later", c.timer.later_oldest, [&](const RingRead& r) {
+    requests += lockfree::read_stats(r.seg, r.cfg).depth;
+    return true;
+  });
+  v.depth = in_depth + due_depth;
+
+  // relaxed everywhere: counters for people; they order nothing.
+  const auto load = [](const std::atomic<std::uint64_t>& w) {
+    return w.load(std::memory_order_relaxed);
+  };
+  v.pending_after = load(c.timer.pending) + requests;
+  PortCounters& k = v.counters;
+  const std::uint64_t in_consumed = load(c.consumer.in_consumed);
+  k.abandoned = load(c.consumer.abandoned);
+  k.received = in_consumed + load(c.consumer.due_consumed);
+  k.pushed = in_consumed + in_depth + k.abandoned;
+  k.timed_out = load(c.pushers.timed_out);
+  k.retried = load(c.timer.retries);
+  k.refused = load(c.consumer.refused);
+  k.after_delivered = load(c.timer.delivered);
+  return v;
+}
+
+Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::PortEntry& entry,
+                                        std::size_t n) {
+  auto seg = shm::Segment::open(ns, entry.segment, shm::SegmentKind::port, {.read_only = true});
+  if (!seg) return std::move(seg).error();
+  if (seg->size() != sizeof(port::PortControl))
+    return Error{Errc::segment_invalid, "port segment /dev/shm/" + seg->name() +
+                                            " is not a port's; remove it (shmctl rm)"};
+  const port::PortControl& c = control_of(*seg);
+  std::vector<PeekedMessage> out;
+  std::vector<std::byte> record;
+  auto st = walk_chain(ns, entry.segment + ".in", c.consumer.in_oldest, [&](const RingRead& r) {
+    const lockfree::RingControl& rc = r.control();
+    const std::byte* data = r.seg.base() + r.cfg.data_offset;
+    const std::uint64_t mask = r.cfg.capacity - 1;
+    // acquire: the consumer's zeroing and reading of what lies before head happened before.
+    lockfree::Cursor head =
+        lockfree::Cursor::unpack(rc.consumer.head.load(std::memory_order_acquire));
+    std::uint64_t pos = head.pos;
+    bool to_the_end = false;  // only then do later links hold the next messages
+    for (std::uint64_t walked = 0; out.size() < n && walked < r.cfg.capacity;) {
+      const std::uint64_t h =
+          std::atomic_ref<const std::uint64_t>(
+              *reinterpret_cast<const std::uint64_t*>(data + (pos & mask)))
+              .load(std::memory_order_acquire);  // acquire: pairs with the commit (release)
+      if (!lockfree::header_committed(h)) {
+        // acquire: the tail as sealed, with every claim before it.
+        const auto tail = lockfree::Cursor::unpack(rc.producer.tail.load(std::memory_order_acquire));
+        to_the_end = lockfree::tail_sealed(tail, head) && tail.pos == pos;
+        break;
+      }
+      const std::uint32_t len = lockfree::header_length(h);
+      if (len > r.cfg.max_payload) break;  // damaged, or overwritten under us: stop here
+      record.resize(len);
+      lockfree::copy_from_ring(data, r.cfg.capacity, (pos + lockfree::kRecordHeader) & mask,
+                               record.data(), len);
+      // The owner may have consumed (and an SPSC pusher overwritten) it while we copied: then
+      // the head has moved past it. acquire: as above.
+      head = lockfree::Cursor::unpack(rc.consumer.head.load(std::memory_order_acquire));
+      if (lockfree::pos_before(pos, head.pos)) {
+        walked += lockfree::pos_distance(head.pos, pos);
+        pos = head.pos;
+        continue;
+      }
+      MetaView meta;
+      std::span<const std::byte> payload;
+      if (MetaCodec::decode(record, meta, payload))
+        out.push_back({{payload.begin(), payload.end()}, meta.copy()});
+      walked += lockfree::record_size(len);
+      pos = (pos + lockfree::record_size(len)) & lockfree::kPosMask;
+    }
+    return out.size() < n && to_the_end;
+  });
+  if (!st) return std::move(st).error();
+  return out;
+}
+
+std::vector<std::string> family_segments(const std::string& ns, const std::string& control) {
+  std::vector<std::string> out;
+  const std::string full = std::string(shm::kPrefix) + ns + "." + control;
+  if (DIR* d = ::opendir("/dev/shm")) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view name(e->d_name);
+      if (name.starts_with(full) && (name.size() == full.size() || name[full.size()] == '.'))
+        out.emplace_back(name);
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* registry) {
+  std::vector<Garbage> out;
+  std::set<std::string> registered;
+  if (registry) {
+    for (auto& e : registry->entries()) {
+      registered.insert(e.segment);
+      if (shm::is_alive(e.owner)) continue;
+      Garbage g{e.segment, e, e.owner.pid, family_segments(ns, e.segment)};
+      out.push_back(std::move(g));
+    }
+  }
+  // Families no slot points at (a take-over or a start interrupted by a kill): the control
+  // name is "port.<pid>.<n>.<network>.<node>.<in_port>", six dot-separated parts.
+  const std::string prefix = std::string(shm::kPrefix) + ns + ".";
+  std::set<std::string> controls;
+  if (DIR* d = ::opendir("/dev/shm")) {
+    while (const dirent* e = ::readdir(d)) {
+      std::string_view name(e->d_name);
+      if (!name.starts_with(prefix + "port.")) continue;
+      name.remove_prefix(prefix.size());
+      std::size_t end = 0;
+      for (int dots = 0; end != std::string_view::npos && dots < 6; ++dots)
+        end = name.find('.', end == 0 ? 0 : end + 1);
+      controls.emplace(name.substr(0, end));
+    }
+    ::closedir(d);
+  }
+  for (const auto& control : controls) {
+    if (registered.contains(control)) continue;
+    const std::size_t a = control.find('.') + 1, b = control.find('.', a);
+    const auto pid = static_cast<std::uint32_t>(std::strtoul(control.substr(a, b - a).c_str(),
+                                                             nullptr, 10));
+    std::uint64_t start_time = 0;  // unknown: a pid that exists then counts as alive
+    if (auto seg = shm::Segment::open(ns, control, shm::SegmentKind::port, {.read_only = true}))
+      start_time = seg->header().creator_start_time;
+    if (pid == 0 || shm::is_alive({pid, start_time})) continue;
+    out.push_back({control, std::nullopt, pid, family_segments(ns, control)});
+  }
+  return out;
+}
+
+void remove(const std::string& ns, registry::Registry* registry, const Garbage& g) {
+  if (registry && g.entry) (void)registry->remove_entry(g.entry->slot, g.entry->generation);
+  shm::Segment::remove_family(ns, g.control);
+}
+
+}  // namespace bloccs::shmctl

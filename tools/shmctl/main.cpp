@@ -1,0 +1,419 @@
+// shmctl: inspect and repair the ports of a bloccs namespace, live. The output and exit codes
+// are specified in tools/shmctl/SPEC.md.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "shm/names.hpp"
+#include "tools/shmctl/inspect.hpp"
+
+namespace {
+
+using namespace bloccs;
+using namespace bloccs::shmctl;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+enum Exit { kOk = 0, kNothing = 1, kUsage = 2, kUnreadable = 3, kRefused = 4 };
+
+struct Options {
+  std::string ns;
+  bool json = false;
+};
+
+int say_error(const Error& e, int code) {
+  std::fprintf(stderr, "shmctl: %s\n", e.message.c_str());
+  return code;
+}
+
+// The registry, or an exit code: 1 if the namespace has no port, 3 if it cannot be read.
+std::optional<registry::Registry> registry_or(const Options& o, int& code) {
+  auto r = open_registry(o.ns);
+  if (r) return std::move(r).value();
+  if (r.code() == Errc::not_found) {
+    if (!o.json) std::printf("no ports in namespace %s\n", o.ns.c_str());
+    code = kNothing;
+  } else {
+    code = say_error(r.error(), kUnreadable);
+  }
+  return std::nullopt;
+}
+
+// The registered entry for `key_arg`, or an exit code.
+std::optional<registry::PortEntry> entry_or(const Options& o, registry::Registry& reg,
+                                            const PortKey& key, int& code) {
+  auto e = reg.lookup(key);
+  if (e) return std::move(e).value();
+  if (e.code() == Errc::not_found) {
+    if (!o.json) std::printf("no port %s in namespace %s\n", key_text(key).c_str(), o.ns.c_str());
+    code = kNothing;
+  } else {
+    code = say_error(e.error(), kUnreadable);
+  }
+  return std::nullopt;
+}
+
+json port_json(const PortView& v) {
+  json j = {{"key", key_text(v.entry.key)},
+            {"network_id", v.entry.key.network_id},
+            {"node_id", v.entry.key.node_id},
+            {"in_port", v.entry.key.in_port},
+            {"owner_pid", v.entry.owner.pid},
+            {"owner_alive", v.owner_alive}};
+  if (v.error) {
+    j["error"] = *v.error;
+    return j;
+  }
+  j["kind"] = v.spsc ? "spsc" : "mpsc";
+  j["buffer"] = v.buffer ? json(v.buffer) : json(nullptr);
+  j["max_payload"] = v.max_payload;
+  j["depth"] = v.depth;
+  j["bytes_used"] = v.bytes_used;
+  j["capacity"] = v.capacity;
+  j["parked_pushers"] = v.parked_pushers;
+  j["pending_after"] = v.pending_after;
+  j["links"] = v.links;
+  return j;
+}
+
+std::string owner_text(const PortView& v) {
+  return std::to_string(v.entry.owner.pid) + (v.owner_alive ? " alive" : " dead");
+}
+
+struct Rates {
+  double pushed = 0, received = 0;
+};
+
+void print_ls_header(bool with_rates) {
+  std::printf("%-32s %-12s %-5s %-10s %-8s %-20s %-7s %-6s%s\n", "KEY", "OWNER", "KIND",
+              "BUFFER", "DEPTH", "BYTES", "PARKED", "AFTER", with_rates ? " PUSH/s     RECV/s" : "");
+}
+
+void print_ls_line(const PortView& v, const Rates* rates) {
+  if (v.error) {
+    std::printf("%-32s %-12s %-5s %-10s %-8s %-20s %-7s %-6s error: %s\n",
+                key_text(v.entry.key).c_str(), owner_text(v).c_str(), "?", "-", "-", "-", "-",
+                "-", v.error->c_str());
+    return;
+  }
+  const std::string bytes = std::to_string(v.bytes_used) + "/" + std::to_string(v.capacity);
+  std::printf("%-32s %-12s %-5s %-10s %-8llu %-20s %-7u %-6llu", key_text(v.entry.key).c_str(),
+              owner_text(v).c_str(), v.spsc ? "spsc" : "mpsc",
+              v.buffer ? std::to_string(v.buffer).c_str() : "unbounded",
+              static_cast<unsigned long long>(v.depth), bytes.c_str(), v.parked_pushers,
+              static_cast<unsigned long long>(v.pending_after));
+  if (rates) std::printf(" %-10.0f %-10.0f", rates->pushed, rates->received);
+  std::printf("\n");
+}
+
+std::vector<PortView> snapshot(registry::Registry& reg, const std::string& ns) {
+  std::vector<PortView> out;
+  for (const auto& e : reg.entries()) out.push_back(inspect(ns, e));
+  return out;
+}
+
+int cmd_ls(const Options& o) {
+  int code = kOk;
+  auto reg = registry_or(o, code);
+  if (!reg) return code == kNothing && o.json ? (std::puts(json{{"namespace", o.ns}, {"ports", json::array()}}.dump(2).c_str()), code) : code;
+  const auto views = snapshot(*reg, o.ns);
+  bool unreadable = false;
+  for (const auto& v : views) unreadable |= v.error.has_value();
+  if (o.json) {
+    json ports = json::array();
+    for (const auto& v : views) ports.push_back(port_json(v));
+    std::puts(json{{"namespace", o.ns}, {"ports", ports}}.dump(2).c_str());
+  } else if (!views.empty()) {
+    print_ls_header(false);
+    for (const auto& v : views) print_ls_line(v, nullptr);
+  } else {
+    std::printf("no ports in namespace %s\n", o.ns.c_str());
+  }
+  if (views.empty()) return kNothing;
+  return unreadable ? kUnreadable : kOk;
+}
+
+Rates rates_between(const PortView& a, const PortView& b, double seconds) {
+  if (seconds <= 0) return {};
+  return {static_cast<double>(b.counters.pushed - a.counters.pushed) / seconds,
+          static_cast<double>(b.counters.received - a.counters.received) / seconds};
+}
+
+void print_show(const PortView& v, const Rates& r) {
+  const auto& k = v.counters;
+  std::printf("port        %s\n", key_text(v.entry.key).c_str());
+  std::printf("owner       %u (%s)\n", v.entry.owner.pid, v.owner_alive ? "alive" : "dead");
+  if (v.error) {
+    std::printf("error       %s\n", v.error->c_str());
+    return;
+  }
+  std::printf("kind        %s, buffer %s, max_payload %u\n", v.spsc ? "spsc" : "mpsc",
+              v.buffer ? std::to_string(v.buffer).c_str() : "unbounded", v.max_payload);
+  std::printf("depth       %llu messages, %llu of %llu bytes, %u link%s\n",
+              static_cast<unsigned long long>(v.depth),
+              static_cast<unsigned long long>(v.bytes_used),
+              static_cast<unsigned long long>(v.capacity), v.links, v.links == 1 ? "" : "s");
+  std::printf("parked      %u pushers\n", v.parked_pushers);
+  std::printf("push_after  %llu pending, %llu delivered\n",
+              static_cast<unsigned long long>(v.pending_after),
+              static_cast<unsigned long long>(k.after_delivered));
+  std::printf("pushed      %llu   (%.1f/s)\n", static_cast<unsigned long long>(k.pushed), r.pushed);
+  std::printf("received    %llu   (%.1f/s)\n", static_cast<unsigned long long>(k.received),
+              r.received);
+  std::printf("timed_out   %llu\n", static_cast<unsigned long long>(k.timed_out));
+  std::printf("retried     %llu\n", static_cast<unsigned long long>(k.retried));
+  std::printf("abandoned   %llu\n", static_cast<unsigned long long>(k.abandoned));
+  std::printf("refused     %llu\n", static_cast<unsigned long long>(k.refused));
+}
+
+json show_json(const PortView& v, const Rates& r) {
+  json j = port_json(v);
+  if (v.error) return j;
+  const auto& k = v.counters;
+  j["counters"] = {{"pushed", k.pushed},       {"received", k.received},
+                   {"timed_out", k.timed_out}, {"retried", k.retried},
+                   {"abandoned", k.abandoned}, {"refused", k.refused},
+                   {"after_delivered", k.after_delivered}};
+  j["rates"] = {{"pushed_per_s", r.pushed}, {"received_per_s", r.received}};
+  return j;
+}
+
+int cmd_show(const Options& o, const PortKey& key, int interval_ms) {
+  int code = kOk;
+  auto reg = registry_or(o, code);
+  if (!reg) return code;
+  auto entry = entry_or(o, *reg, key, code);
+  if (!entry) return code;
+  const auto t0 = Clock::now();
+  const PortView first = inspect(o.ns, *entry);
+  std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  const PortView v = inspect(o.ns, *entry);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const Rates r = first.error ? Rates{} : rates_between(first, v, secs);
+  if (o.json)
+    std::puts(show_json(v, r).dump(2).c_str());
+  else
+    print_show(v, r);
+  return v.error ? kUnreadable : kOk;
+}
+
+std::string printable(std::span<const std::byte> b) {
+  std::string s;
+  for (std::byte x : b) {
+    const auto c = static_cast<unsigned char>(x);
+    s += (c >= 32 && c < 127) ? static_cast<char>(c) : '.';
+  }
+  return s;
+}
+
+std::string hex(std::span<const std::byte> b, const char* sep) {
+  std::string s;
+  char buf[4];
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", static_cast<unsigned>(b[i]));
+    if (i) s += sep;
+    s += buf;
+  }
+  return s;
+}
+
+int cmd_peek(const Options& o, const PortKey& key, std::size_t n) {
+  int code = kOk;
+  auto reg = registry_or(o, code);
+  if (!reg) return code;
+  auto entry = entry_or(o, *reg, key, code);
+  if (!entry) return code;
+  auto messages = peek(o.ns, *entry, n);
+  if (!messages) return say_error(messages.error(), kUnreadable);
+  constexpr std::size_t kShown = 32;
+  json list = json::array();
+  for (std::size_t i = 0; i < messages->size(); ++i) {
+    const auto& m = (*messages)[i];
+    const auto head = std::span<const std::byte>(m.payload).first(std::min(kShown, m.payload.size()));
+    if (o.json) {
+      json meta = json::object();
+      for (const auto& [k, v] : m.meta.values) meta[k] = v;
+      list.push_back({{"size", m.payload.size()},
+                      {"attempt", m.meta.attempt},
+                      {"meta", meta},
+                      {"hex", hex(head, "")},
+                      {"text", printable(head)}});
+      continue;
+    }
+    std::string meta = "{";
+    for (const auto& [k, v] : m.meta.values) meta += (meta.size() > 1 ? " " : "") + k + "=" + v;
+    meta += "}";
+    std::printf("#%-3zu %6zu bytes  attempt %u  meta %s  %s%s  |%s|\n", i, m.payload.size(),
+                m.meta.attempt, meta.c_str(), hex(head, " ").c_str(),
+                m.payload.size() > kShown ? " ..." : "", printable(head).c_str());
+  }
+  if (o.json) std::puts(json{{"key", key_text(key)}, {"messages", list}}.dump(2).c_str());
+  else if (messages->empty()) std::printf("port %s has no queued messages\n", key_text(key).c_str());
+  return kOk;
+}
+
+int cmd_gc(const Options& o, bool dry_run) {
+  auto reg = open_registry(o.ns);
+  if (!reg && reg.code() != Errc::not_found) return say_error(reg.error(), kUnreadable);
+  registry::Registry* r = reg ? &*reg : nullptr;
+  const auto garbage = find_garbage(o.ns, r);
+  json removed = json::array();
+  for (const auto& g : garbage) {
+    const std::string what =
+        g.entry ? key_text(g.entry->key) : "unregistered family " + g.control;
+    if (!o.json)
+      std::printf("%s %s of dead pid %u: %zu segments\n", dry_run ? "would remove" : "removed",
+                  what.c_str(), g.owner_pid, g.segments.size());
+    removed.push_back({{"key", g.entry ? json(key_text(g.entry->key)) : json(nullptr)},
+                       {"control", g.control},
+                       {"owner_pid", g.owner_pid},
+                       {"segments", g.segments}});
+    if (!dry_run) remove(o.ns, r, g);
+  }
+  if (o.json) std::puts(json{{"dry_run", dry_run}, {"removed", removed}}.dump(2).c_str());
+  else if (garbage.empty()) std::printf("nothing to collect in namespace %s\n", o.ns.c_str());
+  return garbage.empty() ? kNothing : kOk;
+}
+
+int cmd_rm(const Options& o, const PortKey& key, bool force) {
+  int code = kOk;
+  auto reg = registry_or(o, code);
+  if (!reg) return code;
+  auto entry = entry_or(o, *reg, key, code);
+  if (!entry) return code;
+  if (shm::is_alive(entry->owner) && !force) {
+    std::fprintf(stderr,
+                 "shmctl: port %s belongs to pid %u, which is alive; stop it there, or pass "
+                 "--force to remove it anyway (its owner and pushers will then fail)\n",
+                 key_text(key).c_str(), entry->owner.pid);
+    return kRefused;
+  }
+  const Garbage g{entry->segment, *entry, entry->owner.pid, family_segments(o.ns, entry->segment)};
+  remove(o.ns, &*reg, g);
+  if (o.json)
+    std::puts(json{{"removed", key_text(key)}, {"segments", g.segments}}.dump(2).c_str());
+  else
+    std::printf("removed %s: %zu segments\n", key_text(key).c_str(), g.segments.size());
+  return kOk;
+}
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_signal(int) { g_interrupted.store(true); }
+
+std::string iso_now() {
+  const std::time_t t = std::time(nullptr);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", std::localtime(&t));
+  return b;
+}
+
+int cmd_watch(const Options& o, const std::optional<PortKey>& key, int interval_ms) {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  const bool tty = isatty(STDOUT_FILENO) != 0;
+  std::map<std::string, std::pair<Clock::time_point, PortCounters>> last;
+  while (!g_interrupted.load()) {
+    if (tty) std::printf("\x1b[H\x1b[2J");
+    std::printf("--- %s  namespace %s  (every %d ms; Ctrl-C to stop)\n", iso_now().c_str(),
+                o.ns.c_str(), interval_ms);
+    std::vector<PortView> views;
+    if (auto reg = open_registry(o.ns)) {
+      for (const auto& e : reg->entries())
+        if (!key || e.key == *key) views.push_back(inspect(o.ns, e));
+    }
+    if (views.empty()) std::printf("no ports\n");
+    else print_ls_header(true);
+    const auto now = Clock::now();
+    for (const auto& v : views) {
+      Rates r;
+      auto& prev = last[key_text(v.entry.key)];
+      if (prev.first != Clock::time_point{} && !v.error) {
+        PortView before = v;
+        before.counters = prev.second;
+        r = rates_between(before, v, std::chrono::duration<double>(now - prev.first).count());
+      }
+      prev = {now, v.counters};
+      print_ls_line(v, &r);
+    }
+    std::fflush(stdout);
+    const auto until = Clock::now() + std::chrono::milliseconds(interval_ms);
+    while (!g_interrupted.load() && Clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (tty) std::printf("\n");
+  return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "shmctl: inspect and repair the ports of a bloccs namespace, live, without slowing them.\n"
+      "Exit codes: 0 ok, 1 nothing found, 2 usage, 3 a segment invalid or not yours, "
+      "4 refused (rm of a live owner's port without --force)."};
+  app.require_subcommand(1);
+  Options o;
+  app.add_option("--namespace,-N", o.ns, "namespace (default: $BLOCCS_NAMESPACE, else default)");
+  app.add_flag("--json", o.json, "machine-readable output");
+
+  std::string key_arg;
+  int interval_ms = 500;
+  std::size_t count = 10;
+  bool dry_run = false, force = false;
+  auto* ls = app.add_subcommand("ls", "one line per port: owner, kind, bound, depth, bytes, "
+                                      "parked pushers, pending push_after");
+  auto* show = app.add_subcommand("show", "everything about one port, with its counters and "
+                                          "their rates over --interval");
+  show->add_option("key", key_arg, "network/node/in_port")->required();
+  show->add_option("--interval", interval_ms, "ms between the two looks (rates)")
+      ->check(CLI::Range(1, 60'000));
+  auto* peek_cmd = app.add_subcommand("peek", "the next queued messages, without consuming them");
+  peek_cmd->add_option("key", key_arg, "network/node/in_port")->required();
+  peek_cmd->add_option("-n", count, "how many (default 10)")->check(CLI::Range(1, 100'000));
+  auto* gc = app.add_subcommand("gc", "remove the slots and segments of dead owners");
+  gc->add_flag("--dry-run", dry_run, "only list what would be removed");
+  auto* rm = app.add_subcommand("rm", "remove one port whose owner is dead");
+  rm->add_option("key", key_arg, "network/node/in_port")->required();
+  rm->add_flag("--force", force, "remove it even if its owner is alive");
+  auto* watch = app.add_subcommand("watch", "a live view with rates; one snapshot per interval "
+                                            "when not on a terminal");
+  watch->add_option("key", key_arg, "only this port: network/node/in_port");
+  watch->add_option("--interval", interval_ms, "ms between refreshes (default 1000)")
+      ->check(CLI::Range(10, 3'600'000));
+  for (auto* sub : {ls, show, peek_cmd, gc, rm, watch}) sub->fallthrough();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kOk : kUsage;
+  }
+
+  auto resolved = shm::resolve_namespace(o.ns);
+  if (!resolved) return say_error(resolved.error(), kUsage);
+  o.ns = *resolved;
+  std::optional<PortKey> key;
+  if (!key_arg.empty()) {
+    auto parsed = parse_key(key_arg);
+    if (!parsed) return say_error(parsed.error(), kUsage);
+    key = *parsed;
+  }
+  if (*ls) return cmd_ls(o);
+  if (*show) return cmd_show(o, *key, interval_ms);
+  if (*peek_cmd) return cmd_peek(o, *key, count);
+  if (*gc) return cmd_gc(o, dry_run);
+  if (*rm) return cmd_rm(o, *key, force);
+  if (*watch) return cmd_watch(o, key, watch->count("--interval") ? interval_ms : 1000);
+  return kUsage;
+}
