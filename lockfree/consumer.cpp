@@ -93,7 +93,14 @@ void Ring::consume() {
   const RingConfig& cfg = cfg_;
   if (cfg.kind == static_cast<std::uint32_t>(RingKind::mpsc)) {
     // A zero header means "nothing written"; recovery depends on consumed space being zero.
-    zero_ring(data(), cfg.capacity, head_.pos & (cfg.capacity - 1), peeked_size_);
+    // The header first: a reader that copied the record and sees any of it zeroed then sees
+    // the header zeroed too (stores become visible in order), so it can tell it lost the race
+    // (shmctl peek). relaxed: nobody synchronises on it; the head's release publishes it.
+    const std::uint64_t off = head_.pos & (cfg.capacity - 1);
+    header_word(data(), off).store(0, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the compiler from sinking it
+    zero_ring(data(), cfg.capacity, (off + kRecordHeader) & (cfg.capacity - 1),
+              peeked_size_ - kRecordHeader);
   }
   head_ = head_.advanced(peeked_size_);
 }

@@ -205,9 +205,17 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
       record.resize(len);
       lockfree::copy_from_ring(data, r.cfg.capacity, (pos + lockfree::kRecordHeader) & mask,
                                record.data(), len);
-      // The owner may have consumed (and an SPSC pusher overwritten) it while we copied: then
-      // the head has moved past it. acquire: as above.
+      // The owner may have consumed it while we copied. An MPSC owner zeroes the header
+      // before the rest (consume()), so a copy that caught any zeroing sees the header
+      // changed; an SPSC record is overwritten only after the head has moved past it.
+      // acquire fence: the loads below come after the copy's.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      const std::uint64_t again =
+          std::atomic_ref<const std::uint64_t>(
+              *reinterpret_cast<const std::uint64_t*>(data + (pos & mask)))
+              .load(std::memory_order_relaxed);  // relaxed: ordered by the fence above
       head = lockfree::Cursor::unpack(rc.consumer.head.load(std::memory_order_acquire));
+      if (again != h && !lockfree::pos_before(pos, head.pos)) break;  // consumed, head not out
       if (lockfree::pos_before(pos, head.pos)) {
         walked += lockfree::pos_distance(head.pos, pos);
         pos = head.pos;

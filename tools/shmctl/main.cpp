@@ -36,6 +36,28 @@ int say_error(const Error& e, int code) {
   return code;
 }
 
+// Meta keys and values are bytes: printable ASCII as is, the rest as \xNN (never raw control
+// bytes on a terminal, never a NUL that cuts the line short).
+std::string escaped(std::string_view s) {
+  std::string out;
+  char buf[5];
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 32 && c < 127 && c != '\\') {
+      out += ch;
+    } else {
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// JSON text: invalid UTF-8 (binary meta) becomes U+FFFD instead of an exception.
+std::string dump(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
 // The registry, or an exit code: 1 if the namespace has no port, 3 if it cannot be read.
 std::optional<registry::Registry> registry_or(const Options& o, int& code) {
   auto r = open_registry(o.ns);
@@ -125,14 +147,18 @@ std::vector<PortView> snapshot(registry::Registry& reg, const std::string& ns) {
 int cmd_ls(const Options& o) {
   int code = kOk;
   auto reg = registry_or(o, code);
-  if (!reg) return code == kNothing && o.json ? (std::puts(json{{"namespace", o.ns}, {"ports", json::array()}}.dump(2).c_str()), code) : code;
+  if (!reg) {
+    if (code == kNothing && o.json)
+      std::puts(dump(json{{"namespace", o.ns}, {"ports", json::array()}}).c_str());
+    return code;
+  }
   const auto views = snapshot(*reg, o.ns);
   bool unreadable = false;
   for (const auto& v : views) unreadable |= v.error.has_value();
   if (o.json) {
     json ports = json::array();
     for (const auto& v : views) ports.push_back(port_json(v));
-    std::puts(json{{"namespace", o.ns}, {"ports", ports}}.dump(2).c_str());
+    std::puts(dump(json{{"namespace", o.ns}, {"ports", ports}}).c_str());
   } else if (!views.empty()) {
     print_ls_header(false);
     for (const auto& v : views) print_ls_line(v, nullptr);
@@ -201,7 +227,7 @@ int cmd_show(const Options& o, const PortKey& key, int interval_ms) {
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   const Rates r = first.error ? Rates{} : rates_between(first, v, secs);
   if (o.json)
-    std::puts(show_json(v, r).dump(2).c_str());
+    std::puts(dump(show_json(v, r)).c_str());
   else
     print_show(v, r);
   return v.error ? kUnreadable : kOk;
@@ -251,13 +277,14 @@ int cmd_peek(const Options& o, const PortKey& key, std::size_t n) {
       continue;
     }
     std::string meta = "{";
-    for (const auto& [k, v] : m.meta.values) meta += (meta.size() > 1 ? " " : "") + k + "=" + v;
+    for (const auto& [k, v] : m.meta.values)
+      meta += (meta.size() > 1 ? " " : "") + escaped(k) + "=" + escaped(v);
     meta += "}";
     std::printf("#%-3zu %6zu bytes  attempt %u  meta %s  %s%s  |%s|\n", i, m.payload.size(),
                 m.meta.attempt, meta.c_str(), hex(head, " ").c_str(),
                 m.payload.size() > kShown ? " ..." : "", printable(head).c_str());
   }
-  if (o.json) std::puts(json{{"key", key_text(key)}, {"messages", list}}.dump(2).c_str());
+  if (o.json) std::puts(dump(json{{"key", key_text(key)}, {"messages", list}}).c_str());
   else if (messages->empty()) std::printf("port %s has no queued messages\n", key_text(key).c_str());
   return kOk;
 }
@@ -280,7 +307,7 @@ int cmd_gc(const Options& o, bool dry_run) {
                        {"segments", g.segments}});
     if (!dry_run) remove(o.ns, r, g);
   }
-  if (o.json) std::puts(json{{"dry_run", dry_run}, {"removed", removed}}.dump(2).c_str());
+  if (o.json) std::puts(dump(json{{"dry_run", dry_run}, {"removed", removed}}).c_str());
   else if (garbage.empty()) std::printf("nothing to collect in namespace %s\n", o.ns.c_str());
   return garbage.empty() ? kNothing : kOk;
 }
@@ -301,7 +328,7 @@ int cmd_rm(const Options& o, const PortKey& key, bool force) {
   const Garbage g{entry->segment, *entry, entry->owner.pid, family_segments(o.ns, entry->segment)};
   remove(o.ns, &*reg, g);
   if (o.json)
-    std::puts(json{{"removed", key_text(key)}, {"segments", g.segments}}.dump(2).c_str());
+    std::puts(dump(json{{"removed", key_text(key)}, {"segments", g.segments}}).c_str());
   else
     std::printf("removed %s: %zu segments\n", key_text(key).c_str(), g.segments.size());
   return kOk;
@@ -334,7 +361,7 @@ int cmd_watch(const Options& o, const std::optional<PortKey>& key, int interval_
         if (!key || e.key == *key) views.push_back(inspect(o.ns, e));
     }
     if (views.empty()) std::printf("no ports\n");
-    else print_ls_header(true);
+    else if (!key) print_ls_header(true);
     const auto now = Clock::now();
     for (const auto& v : views) {
       Rates r;
@@ -345,7 +372,10 @@ int cmd_watch(const Options& o, const std::optional<PortKey>& key, int interval_
         r = rates_between(before, v, std::chrono::duration<double>(now - prev.first).count());
       }
       prev = {now, v.counters};
-      print_ls_line(v, &r);
+      if (key)
+        print_show(v, r);  // one port: everything about it, rates since the last refresh
+      else
+        print_ls_line(v, &r);
     }
     std::fflush(stdout);
     const auto until = Clock::now() + std::chrono::milliseconds(interval_ms);
