@@ -394,6 +394,24 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 nothing found, 2 usage, 3 a segment invalid or not yours, "
       "4 refused (rm of a live owner's port without --force)."};
   app.require_subcommand(1);
+  app.footer(R"(Samples (see tools/shmctl/SPEC.md for every field):
+  $ shmctl ls
+  KEY                  OWNER        KIND  BUFFER  DEPTH  BYTES        PARKED  AFTER
+  demo/sink/in         6325 alive   mpsc  64      64     7168/65536   1       0
+  $ shmctl show demo/sink/in
+  port        demo/sink/in
+  owner       6325 (alive)
+  depth       40 messages, 4480 of 65536 bytes, 1 link
+  pushed      1769204   (1740982.6/s)
+  received    1769164   (1740968.6/s)
+  ...
+  $ shmctl peek demo/sink/in -n 1
+  #0       96 bytes  attempt 0  meta {}  00 00 ... 68 65 6c 6c 6f ...  |........hello...|
+  $ shmctl watch --interval 500      (a snapshot per interval: "--- <time>", then ls)
+  $ shmctl gc --dry-run
+  would remove net/node/in of dead pid 4242: 4 segments
+  $ shmctl rm net/node/in
+  removed net/node/in: 4 segments)");
   Options o;
   app.add_option("--namespace,-N", o.ns, "namespace (default: $BLOCCS_NAMESPACE, else default)");
   app.add_flag("--json", o.json, "machine-readable output");
