@@ -98,7 +98,8 @@ void Ring::consume() {
     // (shmctl peek). relaxed: nobody synchronises on it; the head's release publishes it.
     const std::uint64_t off = head_.pos & (cfg.capacity - 1);
     header_word(data(), off).store(0, std::memory_order_relaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // keep the compiler from sinking it
+    // release fence: the zeroing below stays after that store (free on x86-64).
+    std::atomic_thread_fence(std::memory_order_release);
     zero_ring(data(), cfg.capacity, (off + kRecordHeader) & (cfg.capacity - 1),
               peeked_size_ - kRecordHeader);
   }

@@ -174,8 +174,10 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
     p.stop();
     return std::move(registration).error();
   }
-  if (registration->taken_over)  // the dead owner's port: its rings go with it
-    shm::Segment::remove_family(p.ns, registration->taken_over->segment);
+  // The dead owner's port: its rings go with it (if the slot named that port's own family).
+  if (const auto& old = registration->taken_over;
+      old && port::is_control_name(old->segment, old->key, old->owner.pid))
+    shm::Segment::remove_family(p.ns, old->segment);
   p.registration = std::move(registration).value();
   return {};
 }

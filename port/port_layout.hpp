@@ -132,6 +132,20 @@ inline std::string control_name(const PortKey& key, std::uint32_t pid, std::uint
   name.pop_back();
   return name;
 }
+// True if `control` is a name control_name(key, pid, n) gives for some n: a registry slot's
+// segment name is written by whoever registered, and nobody removes a family on its word alone.
+inline bool is_control_name(const std::string& control, const PortKey& key, std::uint32_t pid) {
+  const std::string prefix = "port." + std::to_string(pid) + ".";
+  const std::string zero = control_name(key, pid, 0);
+  const std::string suffix = zero.substr(zero.find('.', prefix.size()));  // ".<key>"
+  if (!control.starts_with(prefix) || !control.ends_with(suffix) ||
+      control.size() <= prefix.size() + suffix.size())
+    return false;
+  for (std::size_t i = prefix.size(); i < control.size() - suffix.size(); ++i)
+    if (control[i] < '0' || control[i] > '9') return false;
+  return true;
+}
+
 inline std::string due_name(const std::string& control) { return control + ".due"; }
 
 // The two chains of a port, as both sides build them from the (validated) config.

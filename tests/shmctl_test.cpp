@@ -1401,3 +1401,78 @@ TEST(ShmctlUsage, HelpNamesEveryCommand) {
   }
   EXPECT_SHM_CLEAN(ns);
 }
+
+// ---- found by review -----------------------------------------------------------------------
+
+TEST(ShmctlGc, ADeadSlotNamingAnotherPortsSegmentsFreesOnlyTheSlot) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  const auto family = family_of(ns, getpid());
+  ASSERT_FALSE(family.empty());
+  std::string control = family.front();  // the shortest name is the control segment's
+  for (const auto& f : family)
+    if (f.size() < control.size()) control = f;
+  control = control.substr(("bloccs." + ns.name() + ".").size());
+  // A process registers a key whose slot names that live port's segment, and dies.
+  const pid_t liar = spawn([&] {
+    auto r = bloccs::registry::Registry::open(ns.name());
+    if (!r) return 2;
+    return r->register_port({"evil", "x", "y"}, control, 0) ? 0 : 3;
+  });
+  ASSERT_EQ(exit_code(wait_child(liar)), 0);
+  const ShmctlRun gc = shmctl(ns, {"gc"});
+  EXPECT_EQ(gc.code, 0) << gc;
+  EXPECT_EQ(family_of(ns, getpid()), family) << "gc removed a live port's segments";
+  const pid_t kid = spawn_pusher(ns, key(), 1);
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+  EXPECT_EQ(receive_n(*port, 1), 1u);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(ShmctlPeek, AMisalignedHeadIsReportedNotACrash) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  const pid_t kid = spawn_pusher(ns, key(), 3);
+  ASSERT_EQ(exit_code(wait_child(kid)), 0);
+  std::string ring;
+  for (const auto& f : family_of(ns, getpid()))
+    if (f.find(".in.0.") != std::string::npos) ring = f;
+  ASSERT_FALSE(ring.empty());
+  {  // scribble the head: a byte position that is not a multiple of 8, near the end
+    const int fd = open(("/dev/shm/" + ring).c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    struct stat st {};
+    ASSERT_EQ(fstat(fd, &st), 0);
+    void* p = mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE,
+                   MAP_SHARED, fd, 0);
+    ASSERT_NE(p, MAP_FAILED);
+    auto* c = static_cast<bloccs::lockfree::RingControl*>(p);
+    c->consumer.head.store(c->config.capacity - 4);
+    munmap(p, static_cast<std::size_t>(st.st_size));
+    close(fd);
+  }
+  const ShmctlRun peek = shmctl(ns, {"peek", kIn, "-n", "100"});
+  EXPECT_EQ(peek.code, 3) << peek;
+  const ShmctlRun ls = shmctl(ns, {"ls"});
+  EXPECT_EQ(ls.code, 3) << ls;  // listed, with an error line, not a crash
+  EXPECT_NE(ls.out.find("error:"), std::string::npos) << ls;
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+TEST(ShmctlJson, AMissingKeyStillPrintsJson) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  for (const char* cmd : {"show", "peek", "rm"}) {
+    json doc;
+    const ShmctlRun r = shmctl_json(ns, {cmd, "net/node/missing"}, doc);
+    EXPECT_EQ(r.code, 1) << r;
+    EXPECT_EQ(doc.value("key", ""), "net/node/missing") << cmd << "\n" << r;
+  }
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}

@@ -20,7 +20,8 @@ namespace {
 
 using lockfree::LinkId;
 
-constexpr std::uint32_t kMaxLinksWalked = 1'000'000;
+// More links than this is not a queue but a loop or damage (each link holds at least 64 KiB).
+constexpr std::uint32_t kMaxLinksWalked = 100'000;
 
 const port::PortControl& control_of(const shm::Segment& seg) {
   return *reinterpret_cast<const port::PortControl*>(seg.base());
@@ -53,7 +54,7 @@ Result<RingRead> open_ring(const std::string& ns, const std::string& name) {
 // Walks a chain from the link `oldest` (re-read if that link was just finished and removed),
 // calling visit(const RingRead&) for each link while it returns true.
 template <class Visit>
-Status walk_chain(const std::string& ns, const std::string& base,
+Status walk_chain(const std::string& ns, const std::string& base, bool unbounded,
                   const std::atomic<std::uint64_t>& oldest, Visit&& visit) {
   for (int attempt = 0;; ++attempt) {
     // relaxed: a hint; the link is opened by name and checked.
@@ -64,14 +65,34 @@ Status walk_chain(const std::string& ns, const std::string& base,
       return std::move(first).error();
     }
     std::optional<RingRead> ring(std::move(first).value());
-    for (std::uint32_t links = 0; ring && links < kMaxLinksWalked; ++links) {
-      if (!visit(*ring)) break;
+    // Every length read from a link's control block is checked before it is trusted.
+    auto sane = [&](const RingRead& r) -> Status {
+      const auto s = lockfree::read_stats(r.seg, r.cfg);
+      if (s.bytes_used > r.cfg.capacity || (!s.sealed && s.depth > r.cfg.buffer))
+        return Error{Errc::corrupt, "ring /dev/shm/" + r.seg.name() +
+                                        " has its head and tail further apart than it holds; "
+                                        "it is damaged (shmctl rm, then restart its owner)"};
+      return {};
+    };
+    LinkId at = LinkId::unpack(id);
+    for (std::uint32_t links = 0;; ++links) {
+      if (links == kMaxLinksWalked)
+        return Error{Errc::corrupt, base + " has more than " + std::to_string(kMaxLinksWalked) +
+                                        " links: its successor words loop or are damaged"};
+      if (auto st = sane(*ring); !st) return st;
+      if (!visit(*ring) || !unbounded) break;  // a bounded port is one ring: no successor
       // acquire: a successor is published before it is offered.
       const std::uint64_t next = ring->control().counters.next.load(std::memory_order_acquire);
       if (next == 0) break;
+      if (LinkId::unpack(next).index != at.index + 1)
+        return Error{Errc::corrupt, base + " link " + std::to_string(at.index) +
+                                        " names link " +
+                                        std::to_string(LinkId::unpack(next).index) +
+                                        " as its successor: the chain is damaged"};
       auto r = open_ring(ns, link_name(base, next));
       if (!r) break;  // read and removed as we walked: what follows is counted from `oldest`
       ring.emplace(std::move(r).value());
+      at = LinkId::unpack(next);
     }
     return {};
   }
@@ -128,8 +149,15 @@ PortView inspect(const std::string& ns, const registry::PortEntry& entry) {
   v.buffer = cfg.buffer;
   v.max_payload = cfg.max_payload;
 
+  // relaxed everywhere: counters for people; they order nothing.
+  const auto load = [](const std::atomic<std::uint64_t>& w) {
+    return w.load(std::memory_order_relaxed);
+  };
+  // Read before the queue: a message consumed while we walk is then in neither, never in
+  // both (pushed may lag a moment; it never runs ahead).
+  const std::uint64_t in_consumed = load(c.consumer.in_consumed);
   std::uint64_t in_depth = 0;
-  const Status in = walk_chain(ns, entry.segment + ".in", c.consumer.in_oldest,
+  const Status in = walk_chain(ns, entry.segment + ".in", cfg.buffer == 0, c.consumer.in_oldest,
                                [&](const RingRead& r) {
                                  const auto s = lockfree::read_stats(r.seg, r.cfg);
                                  in_depth += s.depth;
@@ -147,19 +175,14 @@ PortView inspect(const std::string& ns, const registry::PortEntry& entry) {
   if (auto due = open_ring(ns, port::due_name(entry.segment)))
     due_depth = lockfree::read_stats(due->seg, due->cfg).depth;
   std::uint64_t requests = 0;
-  (void)walk_chain(ns, entry.segment + ".later", c.timer.later_oldest, [&](const RingRead& r) {
+  (void)walk_chain(ns, entry.segment + ".later", true, c.timer.later_oldest,
+                   [&](const RingRead& r) {
     requests += lockfree::read_stats(r.seg, r.cfg).depth;
     return true;
   });
   v.depth = in_depth + due_depth;
-
-  // relaxed everywhere: counters for people; they order nothing.
-  const auto load = [](const std::atomic<std::uint64_t>& w) {
-    return w.load(std::memory_order_relaxed);
-  };
   v.pending_after = load(c.timer.pending) + requests;
   PortCounters& k = v.counters;
-  const std::uint64_t in_consumed = load(c.consumer.in_consumed);
   k.abandoned = load(c.consumer.abandoned);
   k.received = in_consumed + load(c.consumer.due_consumed);
   k.pushed = in_consumed + in_depth + k.abandoned;
@@ -178,15 +201,23 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
     return Error{Errc::segment_invalid, "port segment /dev/shm/" + seg->name() +
                                             " is not a port's; remove it (shmctl rm)"};
   const port::PortControl& c = control_of(*seg);
+  const bool unbounded = c.config.buffer == 0;
   std::vector<PeekedMessage> out;
   std::vector<std::byte> record;
-  auto st = walk_chain(ns, entry.segment + ".in", c.consumer.in_oldest, [&](const RingRead& r) {
+  std::optional<Error> damaged;
+  auto st = walk_chain(ns, entry.segment + ".in", unbounded, c.consumer.in_oldest,
+                       [&](const RingRead& r) {
     const lockfree::RingControl& rc = r.control();
     const std::byte* data = r.seg.base() + r.cfg.data_offset;
     const std::uint64_t mask = r.cfg.capacity - 1;
     // acquire: the consumer's zeroing and reading of what lies before head happened before.
     lockfree::Cursor head =
         lockfree::Cursor::unpack(rc.consumer.head.load(std::memory_order_acquire));
+    if (head.pos % 8 != 0) {  // records are 8-aligned: a header read here could leave the ring
+      damaged = Error{Errc::corrupt, "ring /dev/shm/" + r.seg.name() +
+                                         " has a misaligned head; it is damaged"};
+      return false;
+    }
     std::uint64_t pos = head.pos;
     bool to_the_end = false;  // only then do later links hold the next messages
     for (std::uint64_t walked = 0; out.size() < n && walked < r.cfg.capacity;) {
@@ -215,6 +246,7 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
               *reinterpret_cast<const std::uint64_t*>(data + (pos & mask)))
               .load(std::memory_order_relaxed);  // relaxed: ordered by the fence above
       head = lockfree::Cursor::unpack(rc.consumer.head.load(std::memory_order_acquire));
+      if (head.pos % 8 != 0) break;  // damaged meanwhile: stop reading here
       if (again != h && !lockfree::pos_before(pos, head.pos)) break;  // consumed, head not out
       if (lockfree::pos_before(pos, head.pos)) {
         walked += lockfree::pos_distance(head.pos, pos);
@@ -231,6 +263,7 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
     return out.size() < n && to_the_end;
   });
   if (!st) return std::move(st).error();
+  if (damaged) return *damaged;
   return out;
 }
 
@@ -249,6 +282,25 @@ std::vector<std::string> family_segments(const std::string& ns, const std::strin
   return out;
 }
 
+namespace {
+
+// True if `control` is the control segment name a port of `entry`'s key and owner would have
+// ("port.<pid>.<n>.<key with '.' as '_'>"): a slot's segment name is written by whoever
+// registered, and gc must not remove another port's family on its word.
+bool names_its_own_family(const registry::PortEntry& entry) {
+  return port::is_control_name(entry.segment, entry.key, entry.owner.pid);
+}
+
+// True unless the family's control segment says a living process made it.
+bool made_by_the_dead(const std::string& ns, const std::string& control) {
+  auto seg = shm::Segment::open(ns, control, shm::SegmentKind::port, {.read_only = true});
+  if (!seg) return true;  // gone, or unreadable: nobody is using it as a port
+  const auto& h = seg->header();
+  return !shm::is_alive({h.creator_pid, h.creator_start_time});
+}
+
+}  // namespace
+
 std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* registry) {
   std::vector<Garbage> out;
   std::set<std::string> registered;
@@ -256,7 +308,11 @@ std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* reg
     for (auto& e : registry->entries()) {
       registered.insert(e.segment);
       if (shm::is_alive(e.owner)) continue;
-      Garbage g{e.segment, e, e.owner.pid, family_segments(ns, e.segment)};
+      Garbage g{e.segment, e, e.owner.pid, {}};
+      if (names_its_own_family(e) && made_by_the_dead(ns, e.segment))
+        g.segments = family_segments(ns, e.segment);
+      else
+        g.control.clear();  // free the slot only: its segment name is not its own
       out.push_back(std::move(g));
     }
   }
@@ -290,9 +346,14 @@ std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* reg
   return out;
 }
 
-void remove(const std::string& ns, registry::Registry* registry, const Garbage& g) {
-  if (registry && g.entry) (void)registry->remove_entry(g.entry->slot, g.entry->generation);
-  shm::Segment::remove_family(ns, g.control);
+bool remove(const std::string& ns, registry::Registry* registry, const Garbage& g,
+            bool even_if_alive) {
+  // A slot that changed since we looked (a new owner took the key over) keeps its family.
+  if (registry && g.entry && !registry->remove_entry(g.entry->slot, g.entry->generation))
+    return false;
+  if (!g.control.empty() && (even_if_alive || made_by_the_dead(ns, g.control)))
+    shm::Segment::remove_family(ns, g.control);
+  return true;
 }
 
 }  // namespace bloccs::shmctl

@@ -61,7 +61,9 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
 
 // A port family in /dev/shm that gc may remove.
 struct Garbage {
-  std::string control;  // the family's control segment name (without "bloccs.<ns>.")
+  // The family's control segment name (without "bloccs.<ns>."); empty when the slot names a
+  // segment that is not its own port's (then only the slot is freed).
+  std::string control;
   std::optional<registry::PortEntry> entry;  // the registry slot pointing at it, if any
   std::uint32_t owner_pid = 0;
   std::vector<std::string> segments;  // full names in /dev/shm
@@ -71,7 +73,10 @@ struct Garbage {
 std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* registry);
 // The segments of one family, as they are in /dev/shm now.
 std::vector<std::string> family_segments(const std::string& ns, const std::string& control);
-// Frees the slot (if any) and removes the family.
-void remove(const std::string& ns, registry::Registry* registry, const Garbage& g);
+// Frees the slot (if any) and removes the family, unless the slot changed since it was looked
+// at or (without `even_if_alive`) a living process made the family. False if the slot had
+// changed.
+bool remove(const std::string& ns, registry::Registry* registry, const Garbage& g,
+            bool even_if_alive = false);
 
 }  // namespace bloccs::shmctl

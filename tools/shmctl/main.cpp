@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "port/port_layout.hpp"
 #include "shm/names.hpp"
 #include "tools/shmctl/inspect.hpp"
 
@@ -77,7 +78,10 @@ std::optional<registry::PortEntry> entry_or(const Options& o, registry::Registry
   auto e = reg.lookup(key);
   if (e) return std::move(e).value();
   if (e.code() == Errc::not_found) {
-    if (!o.json) std::printf("no port %s in namespace %s\n", key_text(key).c_str(), o.ns.c_str());
+    if (o.json)
+      std::puts(dump(json{{"key", key_text(key)}, {"error", "no such port"}}).c_str());
+    else
+      std::printf("no port %s in namespace %s\n", key_text(key).c_str(), o.ns.c_str());
     code = kNothing;
   } else {
     code = say_error(e.error(), kUnreadable);
@@ -171,8 +175,12 @@ int cmd_ls(const Options& o) {
 
 Rates rates_between(const PortView& a, const PortView& b, double seconds) {
   if (seconds <= 0) return {};
-  return {static_cast<double>(b.counters.pushed - a.counters.pushed) / seconds,
-          static_cast<double>(b.counters.received - a.counters.received) / seconds};
+  // Counters only grow, but two looks at moving queues can disagree by a few: never negative.
+  auto per_s = [&](std::uint64_t before, std::uint64_t after) {
+    return after > before ? static_cast<double>(after - before) / seconds : 0.0;
+  };
+  return {per_s(a.counters.pushed, b.counters.pushed),
+          per_s(a.counters.received, b.counters.received)};
 }
 
 void print_show(const PortView& v, const Rates& r) {
@@ -305,7 +313,8 @@ int cmd_gc(const Options& o, bool dry_run) {
                        {"control", g.control},
                        {"owner_pid", g.owner_pid},
                        {"segments", g.segments}});
-    if (!dry_run) remove(o.ns, r, g);
+    if (!dry_run && !remove(o.ns, r, g) && !o.json)
+      std::printf("  (skipped: a new owner took %s over meanwhile)\n", what.c_str());
   }
   if (o.json) std::puts(dump(json{{"dry_run", dry_run}, {"removed", removed}}).c_str());
   else if (garbage.empty()) std::printf("nothing to collect in namespace %s\n", o.ns.c_str());
@@ -325,8 +334,16 @@ int cmd_rm(const Options& o, const PortKey& key, bool force) {
                  key_text(key).c_str(), entry->owner.pid);
     return kRefused;
   }
-  const Garbage g{entry->segment, *entry, entry->owner.pid, family_segments(o.ns, entry->segment)};
-  remove(o.ns, &*reg, g);
+  Garbage g{entry->segment, *entry, entry->owner.pid, family_segments(o.ns, entry->segment)};
+  if (!port::is_control_name(entry->segment, entry->key, entry->owner.pid)) {
+    g.control.clear();  // the slot names a segment that is not its own: free the slot only
+    g.segments.clear();
+  }
+  if (!remove(o.ns, &*reg, g, force)) {
+    std::fprintf(stderr, "shmctl: port %s changed owner while it was being removed; look again\n",
+                 key_text(key).c_str());
+    return kNothing;
+  }
   if (o.json)
     std::puts(dump(json{{"removed", key_text(key)}, {"segments", g.segments}}).c_str());
   else
