@@ -367,6 +367,7 @@ int cmd_watch(const Options& o, const std::optional<PortKey>& key, int interval_
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   const bool tty = isatty(STDOUT_FILENO) != 0;
+  if (tty) std::printf("\x1b[?1049h");  // the terminal's alternate screen, like top
   std::map<std::string, std::pair<Clock::time_point, PortCounters>> last;
   while (!g_interrupted.load()) {
     if (tty) std::printf("\x1b[H\x1b[2J");
@@ -399,7 +400,7 @@ int cmd_watch(const Options& o, const std::optional<PortKey>& key, int interval_
     while (!g_interrupted.load() && Clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  if (tty) std::printf("\n");
+  if (tty) std::printf("\x1b[?1049l");  // back to the screen as it was
   return kOk;
 }
 
