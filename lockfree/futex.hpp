@@ -54,11 +54,14 @@ static_assert(sizeof(WaitLine) == 16);
 
 // Waiter steps 1 to 4: sleeps on `line` (and on `other` too, if given: a waker of either ends
 // the sleep) until woken or `until`, unless `ready()` (which must load with seq_cst) already
-// holds. Returns what `ready()` said; the caller re-checks anyway.
+// holds. Returns what `ready()` said; the caller re-checks anyway. A caller that parks again
+// and again (looking at something else in between) counts itself in `waiters` once for the
+// whole wait (WaiterCount) and passes count = false.
 template <class Ready>
-bool park(WaitLine& line, Ready&& ready, Deadline until, WaitLine* other = nullptr) {
+bool park(WaitLine& line, Ready&& ready, Deadline until, WaitLine* other = nullptr,
+          bool count = true) {
   // relaxed: statistics.
-  line.waiters.fetch_add(1, std::memory_order_relaxed);
+  if (count) line.waiters.fetch_add(1, std::memory_order_relaxed);
   if (other) other->waiters.fetch_add(1, std::memory_order_relaxed);
   // acquire: an epoch bump comes after the publish it announces. Read before arming (above).
   const std::uint32_t epoch = line.epoch.load(std::memory_order_acquire);
@@ -73,10 +76,24 @@ bool park(WaitLine& line, Ready&& ready, Deadline until, WaitLine* other = nullp
     else
       futex_wait(line.epoch, epoch, until);
   }
-  line.waiters.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a statistic
+  if (count) line.waiters.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a statistic
   if (other) other->waiters.fetch_sub(1, std::memory_order_relaxed);
   return was_ready;
 }
+
+// Counts a waiter in `line.waiters` for its lifetime (see park's `count`).
+class WaiterCount {
+ public:
+  explicit WaiterCount(WaitLine& line) : line_(line) {
+    line_.waiters.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  }
+  ~WaiterCount() { line_.waiters.fetch_sub(1, std::memory_order_relaxed); }  // relaxed: ditto
+  WaiterCount(const WaiterCount&) = delete;
+  WaiterCount& operator=(const WaiterCount&) = delete;
+
+ private:
+  WaitLine& line_;
+};
 
 // Waker step 2, after the caller's publish and seq_cst fence.
 inline void wake(WaitLine& line, int count) {

@@ -288,13 +288,17 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
   }
 
   const shm::ProcessId owner{cfg_.owner_pid, cfg_.owner_start_time};
+  // Parked from here until we return, the owner checks between sleeps included: tools that
+  // count parked pushers never see us leave and come back.
+  const WaiterCount parked(c->space.line);
   for (;;) {
     const auto fit_now = [&] {
       // seq_cst: the Dekker re-check after arming (see futex.hpp); close() wakes us too.
       cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_seq_cst));
       return fits(current_tail(), bytes) || c->counters.closed.load(std::memory_order_seq_cst);
     };
-    if (park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval)) &&
+    if (park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval),
+             nullptr, false) &&
         !closed())
       return {};
     if (closed()) return closed_error();

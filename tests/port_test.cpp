@@ -526,6 +526,7 @@ TEST(PortPush, ParksWhenFullAndCompletesWhenTheConsumerFreesSpace) {
       << "the pusher never parked; depth " << port->stats().depth;
   EXPECT_EQ(port->stats().depth, kBuffer);
   std::this_thread::sleep_for(300ms);
+  // Still parked, and counted as parked even while it looks at the owner between sleeps.
   EXPECT_EQ(port->stats().parked_pushers, 1u) << "woke with nothing received";
   EXPECT_EQ(port->stats().depth, kBuffer) << "the bound was exceeded";
   EXPECT_TRUE(running(kid)) << "the pusher finished without waiting for space";
