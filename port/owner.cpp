@@ -262,7 +262,9 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
       if (!n) return std::move(n).error();
       from_in = *n;
     }
-    if (*d || from_in) p.count(*d, from_in, refused);
+    // Also when nothing came: the ring may have skipped a killed pusher's claim meanwhile.
+    p.count(*d, from_in, refused);
+    refused = 0;
     if (delivered || !wait) return delivered;
     if (Clock::now() >= deadline)
       return Error{Errc::timeout, "no message arrived before the deadline"};
