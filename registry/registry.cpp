@@ -307,6 +307,10 @@ Result<Registration> Registry::register_port(const PortKey& key, std::string_vie
 }
 
 Status Registry::unregister(std::uint32_t slot_index, std::uint64_t generation) {
+  return free_slot(slot_index, generation, true);
+}
+
+Status Registry::free_slot(std::uint32_t slot_index, std::uint64_t generation, bool owner_only) {
   if (slot_index >= slot_count_ || generation > (~std::uint64_t{0} >> 2))
     return Error{Errc::not_found, "registry slot " + std::to_string(slot_index) +
                                       " holds no registration of generation " +
@@ -319,8 +323,8 @@ Status Registry::unregister(std::uint32_t slot_index, std::uint64_t generation) 
     return Error{Errc::not_found, "the registration in slot " + std::to_string(slot_index) +
                                       " was already removed or taken over"};
   const shm::ProcessId me = shm::self_process();
-  if (s.owner_pid.load(std::memory_order_relaxed) != me.pid ||
-      s.owner_start_time.load(std::memory_order_relaxed) != me.start_time)
+  if (owner_only && (s.owner_pid.load(std::memory_order_relaxed) != me.pid ||
+                     s.owner_start_time.load(std::memory_order_relaxed) != me.start_time))
     return Error{Errc::wrong_process, "only the process that registered a port may unregister it"};
   // release: readers that see it free stop using it (the generation stays for the next one).
   s.state.store((generation << 2) | kSlotFree, std::memory_order_release);
@@ -337,19 +341,7 @@ std::vector<PortEntry> Registry::entries() {
 }
 
 Status Registry::remove_entry(std::uint32_t slot_index, std::uint64_t generation) {
-  if (slot_index >= slot_count_)
-    return Error{Errc::not_found, "registry slot " + std::to_string(slot_index) + " does not exist"};
-  WriterLock lock(&header()->writers);
-  if (auto st = lock.status(); !st) return st;
-  RegistrySlot& s = slot(slot_index);
-  // relaxed: writers are serialised by the lock.
-  if (s.state.load(std::memory_order_relaxed) != ((generation << 2) | kSlotLive))
-    return Error{Errc::not_found, "the registration in slot " + std::to_string(slot_index) +
-                                      " was already removed or taken over"};
-  // release: as in unregister().
-  s.state.store((generation << 2) | kSlotFree, std::memory_order_release);
-  retire_if_unused();
-  return {};
+  return free_slot(slot_index, generation, false);
 }
 
 void Registry::retire_if_empty() {

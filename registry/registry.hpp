@@ -93,6 +93,8 @@ class Registry {
                                         RegistryOptions options);
   Status reopen();         // replaces a retired table with the namespace's current one
   void retire_if_unused();  // with the writer lock held
+  // unregister() (owner_only: the caller must be the registrant) and remove_entry().
+  Status free_slot(std::uint32_t slot, std::uint64_t generation, bool owner_only);
   RegistryHeader* header() const noexcept {
     return reinterpret_cast<RegistryHeader*>(segment_.base() + sizeof(shm::SegmentHeader));
   }
