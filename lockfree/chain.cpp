@@ -98,6 +98,7 @@ Status ChainConsumer::advance() {
   const std::string finished = spec_.link_name(id_);
   abandoned_before_ += link_->abandoned();
   link_.emplace(std::move(ring).value());
+  link_->set_spin(spin_);
   id_ = *next;
   // relaxed: for tools, as in create().
   if (spec_.oldest) spec_.oldest->store(id_.pack(), std::memory_order_relaxed);

@@ -68,6 +68,11 @@ class ChainConsumer {
   bool ready(std::memory_order order) const noexcept { return link_->ready(order); }
   void wake_consumer() const noexcept { link_->wake_consumer(); }
   void close() noexcept { link_->close(); }
+  // As Ring::set_spin, for every link from now on.
+  void set_spin(SpinPolicy spin) noexcept {
+    spin_ = spin;
+    link_->set_spin(spin);
+  }
   // The sum over the links not yet read; `links` how many there are.
   RingStats stats(std::uint32_t* links = nullptr) const;
   const ChainSpec& spec() const noexcept { return spec_; }
@@ -84,6 +89,7 @@ class ChainConsumer {
   std::optional<Ring> link_;
   LinkId id_;
   std::uint64_t abandoned_before_ = 0;  // in links already finished
+  SpinPolicy spin_{};
 };
 
 class ChainPusher {

@@ -140,6 +140,7 @@ Status Ring::wait(Deadline deadline, AlsoReady also) {
   for (unsigned i = 1;; ++i) {
     // acquire: pairs with the pusher's release store of the committed header.
     if (ready(std::memory_order_acquire)) return {};
+    if (spin_.consumer.count() <= 0) break;  // told to park at once
     pull_line(data() + line_after);
     if ((i & 63) == 0) {
       const auto now = Clock::now();

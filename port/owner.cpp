@@ -143,6 +143,7 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   auto in = lockfree::ChainConsumer::create(port::in_chain(p.ns, p.control_name, *c, cfg));
   if (!in) return std::move(in).error();
   p.in.emplace(std::move(in).value());
+  p.in->set_spin({.consumer = o.receive_spin});
   const std::uint32_t due_lane = buffer ? std::min(buffer, kDueLane) : kDueLane;
   auto due = lockfree::Ring::create(p.ns, port::due_name(p.control_name),
                                     {.kind = lockfree::RingKind::spsc,

@@ -8,7 +8,8 @@ packages=(
   libgtest-dev                   # GoogleTest: the test suite
   libbenchmark-dev               # Google Benchmark: the latency benchmarks
   libcli11-dev                   # CLI11: command-line parsing for the demo and tools
-  nlohmann-json3-dev             # nlohmann-json: shmctl's --json output
+  nlohmann-json3-dev             # nlohmann-json: shmctl's --json output, the benchmarks' results.json
+  gnuplot-nox                    # gnuplot: the benchmark plots (PNG)
 )
 
 missing=()

@@ -1,0 +1,5 @@
+// PLACEHOLDER
+#include "benchmarks/suite/transport.hpp"
+namespace bloccs::bench {
+std::span<const Transport> bloccs_transports() { return {}; }
+}  // namespace bloccs::bench

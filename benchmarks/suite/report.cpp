@@ -1,0 +1,2 @@
+// PLACEHOLDER
+#include "benchmarks/suite/report.hpp"

@@ -1,0 +1,3 @@
+// PLACEHOLDER
+#pragma once
+#include "benchmarks/suite/figure.hpp"

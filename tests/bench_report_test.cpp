@@ -1,0 +1,1 @@
+// PLACEHOLDER: filled in by its author
