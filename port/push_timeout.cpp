@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bloccs/port.hpp"
+#include "port/push_timeout.hpp"
 
 namespace bloccs {
 namespace {
@@ -29,6 +30,11 @@ Result<std::int64_t> from_environment() {
 }
 
 }  // namespace
+
+bool port::push_timeout_is_infinite() noexcept {
+  // relaxed: as in set_push_timeout.
+  return g_timeout_ms.load(std::memory_order_relaxed) == kInfinite;
+}
 
 void set_push_timeout(std::optional<std::chrono::milliseconds> timeout) {
   // relaxed: a setting read on its own; no other data hangs on it.

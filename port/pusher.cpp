@@ -7,6 +7,7 @@
 #include "lockfree/ring.hpp"
 #include "port/meta_codec.hpp"
 #include "port/port_layout.hpp"
+#include "port/push_timeout.hpp"
 #include "registry/registry.hpp"
 #include "shm/names.hpp"
 #include "shm/process.hpp"
@@ -63,13 +64,30 @@ struct Pusher::Impl {
               bool later);
 };
 
+namespace {
+
+// PortKey's ==, for the per-push check against the last key: its parts are a few bytes long,
+// where a loop inline beats three calls to memcmp.
+bool same_key(const PortKey& a, const PortKey& b) noexcept {
+  auto same = [](const std::string& x, const std::string& y) {
+    if (x.size() != y.size()) return false;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (x[i] != y[i]) return false;
+    return true;
+  };
+  return same(a.in_port, b.in_port) && same(a.node_id, b.node_id) &&
+         same(a.network_id, b.network_id);
+}
+
+}  // namespace
+
 Result<Attachment*> Pusher::Impl::attach(const PortKey& key) {
   if (fork_generation != shm::fork_generation()) {  // a child: the attachments are the parent's
     cache.clear();
     last = nullptr;
     fork_generation = shm::fork_generation();
   }
-  Attachment* a = last && key == last_key ? last : nullptr;
+  Attachment* a = last && same_key(key, last_key) ? last : nullptr;
   if (!a) {
     if (auto it = cache.find(key); it != cache.end()) a = it->second.get();
   }
@@ -184,11 +202,21 @@ Pusher::Pusher(Pusher&&) noexcept = default;
 Pusher& Pusher::operator=(Pusher&&) noexcept = default;
 Pusher::~Pusher() = default;
 
+namespace {
+// Meta{} encoded: attempt 0, no pairs (MetaCodec's fixed part, all zero).
+constexpr std::array<std::byte, kMetaFixed> kNoMetaBytes{};
+constexpr std::span<const std::byte> kNoMeta(kNoMetaBytes);
+}  // namespace
+
 Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
-  auto timeout = push_timeout();
-  if (!timeout) return std::move(timeout).error();
   lockfree::Patience patience;
-  if (*timeout) patience.timeout = **timeout;
+  if (!port::push_timeout_is_infinite()) {  // the default skips building a Result per push
+    auto timeout = push_timeout();
+    if (!timeout) return std::move(timeout).error();
+    if (*timeout) patience.timeout = **timeout;
+  }
+  if (meta.attempt == 0 && meta.values.empty())  // the common case, encoded once
+    return impl_->push(key, kNoMeta, payload, patience, false);
   std::array<std::byte, kMetaMaxBytes> encoded;
   auto n = MetaCodec::encode(meta, encoded);
   if (!n) return std::move(n).error();
@@ -197,6 +225,8 @@ Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, cons
 
 Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
                     Deadline deadline) {
+  if (meta.attempt == 0 && meta.values.empty())
+    return impl_->push(key, kNoMeta, payload, {.deadline = deadline}, false);
   std::array<std::byte, kMetaMaxBytes> encoded;
   auto n = MetaCodec::encode(meta, encoded);
   if (!n) return std::move(n).error();
