@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The benchmarks, one command: installs what is missing, builds optimised, runs the
+# cross-process suite (bloccs-bench, about 5 minutes on 2 cores) and the in-process
+# micro-benchmarks, and leaves everything in bench-results/:
+#   results.json  every figure (docs/BENCHMARKS.md describes its shape)
+#   results.md    every figure beside the floor and the best peer, and the targets
+#   rtt.png, throughput.png, backpressure.png
+#   micro-*.json  Google Benchmark's output for push/pop, the port API and the registry
+# Arguments go to bloccs-bench, e.g. --quick (seconds) or --only floor-spin,bloccs-spsc,pipe.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-bench --target bloccs-bench bloccs-bench-push-pop bloccs-bench-port-push \
+  bloccs-bench-registry
+out=bench-results
+mkdir -p "$out"
+./build-bench/benchmarks/suite/bloccs-bench --out "$out" "$@"
+echo
+echo "=== in-process micro-benchmarks (Google Benchmark) ==="
+for micro in push-pop port-push registry; do
+  ./build-bench/benchmarks/bloccs-bench-$micro --benchmark_min_time=0.2 \
+    --benchmark_out="$out/micro-$micro.json" --benchmark_out_format=json 2>/dev/null
+done
