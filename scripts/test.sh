@@ -26,9 +26,10 @@ run_suite() {  # build dir, scale, extra cmake args...
 
 run_suite build-tsan 0.5 -DBLOCCS_SANITIZE=thread -DBLOCCS_BENCHMARKS=OFF
 run_suite build-asan 1 -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_BENCHMARKS=OFF
-# A short benchmark run keeps the driver working; it prints ratios and never fails on them.
+# A short benchmark run keeps the driver working (seconds); it prints the ratios and the
+# targets and never fails on them: this machine is noisy. The full suite is scripts/bench.sh.
 build build -DCMAKE_BUILD_TYPE=Release
-BLOCCS_BENCH_ROUNDTRIPS=20000 ./build/benchmarks/bloccs-bench-pingpong --benchmark_min_time=0 | tail -10
+./build/benchmarks/suite/bloccs-bench --quick --out build/bench-quick | tail -12
 # Another project builds against the installed package, not this build tree.
 echo "=== installed package: examples/installed ==="
 cmake --install build --prefix "$PWD/build/install" >/dev/null
