@@ -32,8 +32,12 @@ Ring::State Ring::peek(std::span<const std::byte>& payload) {
   const std::uint64_t h = header_word(data(), off).load(std::memory_order_acquire);
   if (!header_committed(h)) {
     if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) return State::empty;
+    // The waiting path (wait) looks at the tail itself once it stops spinning.
+    if (++empty_peeks_ < kEmptyPeeksPerTailLook) return State::empty;
+    empty_peeks_ = 0;
     return pending_or_empty(payload);
   }
+  empty_peeks_ = 0;
   const std::uint32_t len = header_length(h);
   const std::uint32_t slot = header_slot_plus_one(h);
   if (header_type(h) != kTypeData || (h & kHeaderReservedBits) || len > cfg.max_payload ||

@@ -185,6 +185,11 @@ class Ring {
   std::uint64_t sweep_mark_ = 0;  // head position / 2^30 at the last look for stale intents
   std::uint64_t stuck_pos_ = ~std::uint64_t{0};
   Clock::time_point stuck_since_{};
+  // MPSC: empty peeks in a row. Only every kEmptyPeeksPerTailLook-th looks at the pushers' tail
+  // (for a claim left open by a dead pusher): the look makes the consumer share the tail's line,
+  // and the next pusher's compare-and-swap then pays a cache-line transfer to take it back.
+  std::uint32_t empty_peeks_ = 0;
+  static constexpr std::uint32_t kEmptyPeeksPerTailLook = 64;
   std::vector<std::byte> scratch_;  // holds a record that wraps past the end of the data area
   // Recovery's working space, sized once so that the pop path never allocates.
   struct SlotView {
