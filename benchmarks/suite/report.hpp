@@ -13,31 +13,38 @@
 
 namespace bloccs::bench {
 
-// results.json: {"machine": {...}, "results": [{"transport", "test", "bytes", "pushers",
-// "count", "p50_ns", ..., "msgs_per_s", "bytes_per_s", ...}]}; fields that do not apply are left
-// out.
+// results.json: {"machine": {date, host, cpu_model, cpus, pinned, kernel, compiler, build_type,
+// command, quick}, "results": [{transport, test, bytes, pushers, count, p50_ns, p90_ns, p99_ns,
+// p999_ns, max_ns, msgs_per_s, bytes_per_s, consumer_alone_msgs_per_s, pusher_cpu}]}.
+// Fields that do not apply (or are not finite) are left out.
 nlohmann::json to_json(const Suite& suite);
-// Reads what to_json wrote; Errc::bad_config naming the result and field that is wrong.
+// Reads what to_json wrote (bytes_per_s is derived, so ignored); Errc::bad_config naming the
+// result and the field that is missing or wrong.
 Result<Suite> from_json(const nlohmann::json& j);
 
-// One target of the issue, checked on the run's own figures (64-byte messages).
+// One target of the issue, checked on the run's own 64-byte figures.
 struct TargetCheck {
-  std::string name;              // e.g. "bloccs-spsc rtt p50 vs floor-spin"
-  std::string rule;              // e.g. "<= 1.5 x floor-spin p50"
-  std::optional<double> ratio;   // measured; empty when a figure it needs is missing
+  std::string name;             // e.g. "bloccs-spsc rtt p50 vs floor-spin"
+  std::string rule;             // e.g. "<= 1.5 x floor-spin rtt p50"
+  std::optional<double> ratio;  // as the rule defines it; empty when a figure is missing
+  double limit = 0;             // the bound the rule puts on ratio
   bool met = false;
-  std::string detail;            // the figures compared, the best peer, or what is missing
+  std::string detail;  // the figures compared and the best peer, or what is missing
 };
 std::vector<TargetCheck> check_targets(const Suite& suite);
-std::string format_targets(const std::vector<TargetCheck>& checks);  // one PASS/MISS line each
+// One line per target: PASS or MISS, the ratio, the rule, the figures.
+std::string format_targets(const std::vector<TargetCheck>& checks);
 
+// The machine, then tables: round trip, throughput, back-pressure, targets.
 std::string markdown(const Suite& suite, const std::vector<TargetCheck>& checks);
-// A self-contained gnuplot script (data inline) writing rtt.png, throughput.png and
-// backpressure.png into the current directory.
+// A self-contained gnuplot script (data inline) writing into the current directory rtt.png
+// (one panel per message size), throughput.png (one panel per size) and backpressure.png;
+// a plot with nothing measured is not drawn.
 std::string gnuplot_script(const Suite& suite);
 
-// Writes results.json, results.md and plots.gp into `dir` (made if missing), then runs gnuplot
-// there. Without gnuplot on PATH, the PNGs are skipped with a note on stderr.
+// Writes results.json, results.md and plots.gp into `dir` (made if missing), then runs
+// `gnuplot plots.gp` there. Without gnuplot on PATH the PNGs are skipped with a note on stderr;
+// a gnuplot failure is an error carrying its output.
 Status write_report(const Suite& suite, const std::string& dir);
 
 }  // namespace bloccs::bench
