@@ -1,7 +1,7 @@
 // The three measurements, each between real processes, each for any Transport:
 //   round trip   the parent sends a message to an echo process over one channel and waits for
 //                it to come back over another; one sample per round trip;
-//   streaming    pushers processes push as fast as they can into one channel; the parent
+//   streaming    `pushers` processes push as fast as they can into one channel; the parent
 //                receives in batches; messages per second over the whole transfer;
 //   back-pressure  the same, with the parent doing `work` per message, slower than the pushers,
 //                so they spend the run waiting for space; also their CPU time.
