@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -119,11 +121,25 @@ std::string next_name(Run& run, const char* test) {
   return std::string(test) + std::to_string(++run.measurement);
 }
 
-// Runs one measurement under a watchdog: a transport that hangs ends the run (the janitor cleans
-// up) instead of blocking it for ever.
+// Runs one measurement of about `items` round trips or messages under a watchdog: a transport
+// that hangs ends the run (the janitor cleans up) instead of blocking it for ever. The limit
+// allows 100 us per item, slower than any transport here, plus two minutes.
+const char* g_measuring = "";  // the transport being measured, for the watchdog's message
+
+void on_watchdog(int) {
+  const char head[] = "bloccs-bench: a measurement of ";
+  const char tail[] = " took far too long (a hung transport?); stopping\n";
+  (void)!write(2, head, sizeof head - 1);
+  (void)!write(2, g_measuring, std::strlen(g_measuring));
+  (void)!write(2, tail, sizeof tail - 1);
+  _exit(1);
+}
+
 template <class F>
-auto watched(F&& f) {
-  alarm(120);
+auto watched(const Transport& t, std::uint64_t items, F&& f) {
+  g_measuring = t.name.data();  // a string literal: NUL-terminated
+  std::signal(SIGALRM, on_watchdog);
+  alarm(static_cast<unsigned>(std::min<std::uint64_t>(120 + items / 10'000, 86'400)));
   auto r = f();
   alarm(0);
   return r;
@@ -145,7 +161,7 @@ Status run_round_trips(Run& run) {
         LatencyHistogram h;
         const RoundTripPlan plan{run.ns, next_name(run, "rtt"), bytes, warmup, per_round,
                                  run.child_cpu};
-        if (auto st = watched([&] { return measure_round_trips(*t, plan, h); }); !st)
+        if (auto st = watched(*t, warmup + per_round, [&] { return measure_round_trips(*t, plan, h); }); !st)
           return Error{st.error().code, std::string(t->name) + " round trips: " + st.error().message};
         std::printf(" %s %llu ns", std::string(t->name).c_str(),
                     static_cast<unsigned long long>(h.percentile(500)));
@@ -185,7 +201,7 @@ Result<StreamFigure> stream(Run& run, const Transport& t, std::size_t bytes,
   auto once = [&](std::uint64_t total) -> Result<StreamResult> {
     plan.name = next_name(run, "stream");
     plan.per_pusher = std::max<std::uint64_t>(total / pushers, 1);
-    return watched([&] { return measure_stream(t, plan); });
+    return watched(t, total, [&] { return measure_stream(t, plan); });
   };
   const std::uint64_t probe_total = run.options.quick ? 5'000 : 20'000;
   auto probe = once(probe_total);
