@@ -109,7 +109,7 @@ TEST_F(BenchDriver, AQuickRunWritesResultsTableAndPlots) {
 TEST_F(BenchDriver, RefusesArgumentsThatNameNothing) {
   const pid_t pid = start({"--only", "no-such-transport", "--out", dir_.string()}, dir_ / "log");
   EXPECT_EQ(wait_exit(pid), 1);
-  EXPECT_NE(read_all(dir_ / "log").find("--only names no transport"), std::string::npos)
+  EXPECT_NE(read_all(dir_ / "log").find("no transport named 'no-such-transport'"), std::string::npos)
       << read_all(dir_ / "log");
   const pid_t bad = start({"--rounds", "0"}, dir_ / "log2");
   EXPECT_NE(wait_exit(bad), 0);

@@ -8,6 +8,7 @@
 //   bloccs-bench --report results.json --out DIR   # redraw the table and plots of a saved run
 #include <sched.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -124,6 +126,19 @@ std::string next_name(Run& run, const char* test) {
 // Runs one measurement of about `items` round trips or messages under a watchdog: a transport
 // that hangs ends the run (the janitor cleans up) instead of blocking it for ever. The limit
 // allows 100 us per item, slower than any transport here, plus two minutes.
+// A child that fails (exits non-zero) has printed why; nothing would tell the parent, blocked
+// in a receive for messages that will never come, so end the run here. WNOWAIT leaves the child
+// for join() to reap; children the parent kills itself (after an error) are not failures.
+void on_child_exit(int) {
+  siginfo_t si{};
+  if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0 &&
+      si.si_code == CLD_EXITED && si.si_status != 0) {
+    const char m[] = "bloccs-bench: a process of the measurement failed (see above); stopping\n";
+    (void)!write(2, m, sizeof m - 1);
+    _exit(1);
+  }
+}
+
 const char* g_measuring = "";  // the transport being measured, for the watchdog's message
 
 void on_watchdog(int) {
@@ -255,16 +270,17 @@ double consumer_alone_rate(std::chrono::nanoseconds work) {
 
 Status run_back_pressure(Run& run) {
   const std::chrono::nanoseconds work(run.options.work_ns);
-  const double alone = consumer_alone_rate(work);
-  std::printf("back-pressure, 64 B, consumer works %ld ns per message (alone %.0f k/s):",
-              run.options.work_ns, alone / 1e3);
+  std::printf("back-pressure, 64 B, the consumer works %ld ns per message:", run.options.work_ns);
   for (const Transport* t : run.transports) {
     if (t->floor) continue;
     const std::uint32_t pushers = t->multi_sender ? 2 : 1;
+    // Its own pace right before, on the same CPU: a pace from minutes ago is no reference.
+    consumer_alone_rate(work);  // warm-up
+    const double alone = consumer_alone_rate(work);
     auto f = stream(run, *t, 64, pushers, work);
     if (!f) return Error{f.error().code, std::string(t->name) + " back-pressure: " + f.error().message};
-    std::printf(" %s %.0f k/s cpu %.0f%%", std::string(t->name).c_str(), f->msgs_per_s / 1e3,
-                f->pusher_cpu * 100);
+    std::printf(" %s %.0f k/s (alone %.0f k/s) cpu %.0f%%", std::string(t->name).c_str(),
+                f->msgs_per_s / 1e3, alone / 1e3, f->pusher_cpu * 100);
     std::fflush(stdout);
     Figure fig = figure(*t, "backpressure", 64, pushers, f->messages);
     fig.msgs_per_s = f->msgs_per_s;
@@ -277,6 +293,18 @@ Status run_back_pressure(Run& run) {
 }
 
 // ---- main -------------------------------------------------------------------------------------
+
+int fail(const Error& e);
+
+// Before minutes of measuring: the report must have somewhere to go.
+Status check_writable(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || access(dir.c_str(), W_OK) != 0)
+    return Error{Errc::permission_denied,
+                 "--out " + dir + " cannot be made or written to; give another directory"};
+  return {};
+}
 
 int fail(const Error& e) {
   std::fprintf(stderr, "bloccs-bench: %s: %s\n", errc_name(e.code), e.message.c_str());
@@ -318,7 +346,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.01, 60.0));
   app.add_option("--work-ns", o.work_ns, "back-pressure: the consumer's work per message")
       ->capture_default_str()->check(CLI::Range(100L, 1'000'000L));
-  app.add_option("--only", o.only, "run only these transports (floor-spin, bloccs-spsc, pipe...)")
+  std::string names;
+  for (const Transport& t : all_transports()) names += (names.empty() ? "" : ", ") + std::string(t.name);
+  app.add_option("--only", o.only, "run only these transports, comma-separated: " + names)
       ->delimiter(',');
   app.add_option("--report", o.report, "redraw the table and plots of a saved results.json");
   CLI11_PARSE(app, argc, argv);
@@ -328,14 +358,22 @@ int main(int argc, char** argv) {
     o.rounds = 1;
   }
 
+  for (const std::string& name : o.only)
+    if (!find_transport(name))
+      return fail({bloccs::Errc::bad_config, "--only: no transport named '" + name +
+                                                 "'; see --help for the names"});
   Run run;
   run.options = o;
   for (const Transport& t : all_transports())
     if (o.only.empty() || std::find(o.only.begin(), o.only.end(), t.name) != o.only.end())
       run.transports.push_back(find_transport(t.name));
   if (run.transports.empty()) return fail({bloccs::Errc::bad_config, "--only names no transport"});
+  if (auto st = check_writable(o.out); !st) return fail(st.error());
   run.ns = "bench-" + std::to_string(getpid());
   start_janitor(run.ns);  // whatever happens from here, nothing of this run stays in /dev/shm
+  struct sigaction child_exit{};
+  child_exit.sa_handler = on_child_exit;  // no SA_RESTART: a blocked receive sees EINTR
+  sigaction(SIGCHLD, &child_exit, nullptr);
 
   const std::vector<int> cpus = usable_cpus();
   run.cpus = static_cast<unsigned>(cpus.size());

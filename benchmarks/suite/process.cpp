@@ -11,7 +11,10 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <cstdio>
+#include <exception>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace bloccs::bench {
@@ -43,6 +46,11 @@ Status read_byte(int fd, char expected) {
 Status ParentLink::expect(char what) { return read_byte(fd_, what); }
 Status ParentLink::say(char what) { return write_byte(fd_, what); }
 
+Status ParentLink::report(double value) {
+  if (write(fd_, &value, sizeof value) == sizeof value) return {};
+  return Error{Errc::system_error, "the parent of the measurement is gone"};
+}
+
 bool pin_to_cpu(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -73,7 +81,10 @@ Result<Child> Child::fork_child(std::string what, int cpu, int (*run)(void*, Par
     try {
       ParentLink link(fds[1]);
       code = run(body, link);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bloccs-bench: %s: %s\n", what.c_str(), e.what());
     } catch (...) {
+      std::fprintf(stderr, "bloccs-bench: %s: an exception\n", what.c_str());
     }
     _exit(code);
   }
@@ -112,6 +123,14 @@ Status Child::wait_ready() {
 
 Result<ChildExit> Child::join() {
   if (pid_ <= 0) return Error{Errc::system_error, what_ + " was already joined"};
+  // A child's report, if it made one, is the last thing it wrote before exiting.
+  double reported = 0;
+  std::size_t got = 0;
+  for (ssize_t n; got < sizeof reported; got += static_cast<std::size_t>(n)) {
+    n = read(fd_, reinterpret_cast<char*>(&reported) + got, sizeof reported - got);
+    if (n < 0 && errno == EINTR) n = 0;
+    else if (n <= 0) break;
+  }
   close(std::exchange(fd_, -1));
   int status = 0;
   rusage usage{};
@@ -124,6 +143,7 @@ Result<ChildExit> Child::join() {
   exit.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   auto seconds = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
   exit.cpu_seconds = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  if (got == sizeof reported) exit.reported = reported;
   if (exit.code == 3) return Error{Errc::system_error, what_ + " could not be pinned to its CPU"};
   if (exit.code != 0)
     return Error{Errc::system_error, what_ + " failed (exit code " + std::to_string(exit.code) +
@@ -147,11 +167,18 @@ void start_janitor(const std::string& tag) {
   ssize_t n;
   do n = read(fds[0], &byte, 1);
   while (n < 0 && errno == EINTR);
-  if (DIR* dir = opendir("/dev/shm")) {
-    while (const dirent* e = readdir(dir))
-      if (std::strstr(e->d_name, tag.c_str()) != nullptr)
-        unlinkat(dirfd(dir), e->d_name, 0);
-    closedir(dir);
+  // Whole name components only: the tag of run bench-123 is also a prefix of bench-1234's.
+  // bloccs segments are bloccs.<ns>.*, the peers' named queues bloccs-bench-<ns>-*.
+  const std::string segments = "bloccs." + tag + ".", queues = "bloccs-bench-" + tag + "-";
+  for (const char* where : {"/dev/shm", "/dev/mqueue"}) {  // /dev/mqueue where it is mounted
+    if (DIR* dir = opendir(where)) {
+      while (const dirent* e = readdir(dir)) {
+        const std::string_view name = e->d_name;
+        if (name.starts_with(segments) || name.starts_with(queues))
+          unlinkat(dirfd(dir), e->d_name, 0);
+      }
+      closedir(dir);
+    }
   }
   _exit(0);
 }

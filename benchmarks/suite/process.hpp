@@ -1,5 +1,6 @@
-// The processes of one measurement. Every side of a transport runs in a process of its own,
-// pinned to its own CPU: threads never stand in for processes.
+// The processes of one measurement. Every side of a transport runs in a process of its own
+// (threads never stand in for processes); the receiving side and the others are pinned to
+// different CPUs (on 2 CPUs, several pushers share the second).
 //
 // A child is forked before the parent opens anything (the parent's bloccs Port starts a thread,
 // and a process should not fork while it runs threads it did not make for the child), and
@@ -15,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 
 #include "bloccs/result.hpp"
@@ -28,6 +30,8 @@ class ParentLink {
   Status wait_release() { return expect('g'); }
   Status ready() { return say('r'); }
   Status wait_start() { return expect('s'); }
+  // Hands the parent a figure the child measured itself (join() returns it).
+  Status report(double value);
 
  private:
   Status expect(char what);
@@ -36,8 +40,9 @@ class ParentLink {
 };
 
 struct ChildExit {
-  int code = -1;               // exit code, or 128 + the signal that killed it
-  double cpu_seconds = 0;      // user + system time of the child
+  int code = -1;           // exit code, or 128 + the signal that killed it
+  double cpu_seconds = 0;  // user + system time of the child, its whole life
+  std::optional<double> reported;  // what the child sent with ParentLink::report, if anything
 };
 
 class Child {
@@ -78,9 +83,10 @@ Result<Child> Child::spawn(std::string what, int cpu, Body&& body) {
 // Pins the calling process to `cpu`; false if the kernel refused.
 bool pin_to_cpu(int cpu);
 
-// Unlinks every /dev/shm entry whose name contains `tag`, once the calling process's parent has
-// exited (however it exited): a janitor forked at start, so that a run stopped by Ctrl-C or a
-// crash leaves nothing behind. Call it before anything is created; returns at once.
+// Once the calling process has exited (however it exited) and every child it forked with it:
+// unlinks the bloccs segments of namespace `tag` and the peers' queues named after it, in
+// /dev/shm (and /dev/mqueue where mounted). A janitor process forked at start, so that a run
+// stopped by Ctrl-C or a crash leaves nothing behind. Call it before anything is created.
 void start_janitor(const std::string& tag);
 
 }  // namespace bloccs::bench

@@ -43,7 +43,7 @@ struct StreamPlan {
 struct StreamResult {
   std::uint64_t messages = 0;
   double seconds = 0;            // from the start signal to the last message received
-  double pusher_cpu_seconds = 0;  // user + system time of each pusher, averaged
+  double pusher_cpu_seconds = 0;  // CPU time of each pusher while it pushed, averaged
   double msgs_per_s() const { return seconds > 0 ? double(messages) / seconds : 0; }
 };
 
