@@ -565,6 +565,10 @@ TEST_P(EveryTransport, ASlowConsumerHoldsBackItsPushers) {
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->messages, 500u * pushers);
   EXPECT_LE(r->msgs_per_s(), 1.0 / 20e-6 * 1.01);  // the consumer's 20 us per message bounds it
+  // Each pusher's CPU while pushing, as it measured it: some, and never more than the transfer
+  // took (fork and set-up, which the wait4 total would add, are left out).
+  EXPECT_GT(r->pusher_cpu_seconds, 0.0);
+  EXPECT_LE(r->pusher_cpu_seconds, r->seconds * 1.05);
 }
 
 INSTANTIATE_TEST_SUITE_P(bench_transports, EveryTransport, ::testing::ValuesIn(transport_names()),

@@ -51,6 +51,20 @@ pid_t spawn_pusher(const TestNamespace& ns, PortKey k, int n, int after_pending 
   });
 }
 
+// Pushes "tick" to key() about 1000 times a second (a push, then a 1 ms sleep) from a child
+// process, until `stop` is set.
+pid_t spawn_ticker(const TestNamespace& ns, Shared<std::atomic<int>>& stop) {
+  return spawn([&ns, &stop] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    while (!stop->load()) {
+      if (auto st = p->push(key(), bloccs::bytes("tick")); !st) return fail(3, "push", st);
+      std::this_thread::sleep_for(1ms);
+    }
+    return 0;
+  });
+}
+
 // Receives exactly `n` messages (waiting up to 5 s for each batch).
 std::size_t receive_n(Port& port, std::size_t n) {
   std::size_t got = 0;
@@ -321,16 +335,7 @@ TEST(ShmctlShow, GivesRatesPerSecondWhileMessagesFlow) {
   Shared<std::atomic<int>> stop;
   auto port = Port::start(key(), {.buffer = 1024, .ns = ns.name()});
   ASSERT_TRUE(port) << describe(port);
-  // About 1000 messages a second (a push, then a 1 ms sleep).
-  const pid_t kid = reap(spawn([&] {
-    auto p = Pusher::open(ns.name());
-    if (!p) return fail(2, "open", p);
-    while (!stop->load()) {
-      if (auto st = p->push(key(), bloccs::bytes("tick")); !st) return fail(3, "push", st);
-      std::this_thread::sleep_for(1ms);
-    }
-    return 0;
-  }));
+  const pid_t kid = reap(spawn_ticker(ns, stop));  // about 1000 messages a second
   Drainer owner(*port, [](const MessageView&) {});
   std::this_thread::sleep_for(200ms);
   json doc;
@@ -1209,16 +1214,7 @@ TEST(ShmctlWatch, ShowsRatesPerSecondAndWatchKeyShowsThatPortOnly) {
   ASSERT_TRUE(port) << describe(port);
   auto other = Port::start(key("other"), {.buffer = 8, .ns = ns.name()});
   ASSERT_TRUE(other) << describe(other);
-  // About 1000 messages a second.
-  const pid_t kid = reap(spawn([&] {
-    auto p = Pusher::open(ns.name());
-    if (!p) return fail(2, "open", p);
-    while (!stop->load()) {
-      if (auto st = p->push(key(), bloccs::bytes("tick")); !st) return fail(3, "push", st);
-      std::this_thread::sleep_for(1ms);
-    }
-    return 0;
-  }));
+  const pid_t kid = reap(spawn_ticker(ns, stop));  // about 1000 messages a second
   Drainer owner(*port, [](const MessageView&) {});
 
   // watch: every port, with rates (the row of net/node/in carries a number > 100 after AFTER).

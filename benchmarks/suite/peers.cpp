@@ -314,16 +314,23 @@ Result<std::unique_ptr<Channel>> make_posix_mq(const ChannelSpec& spec) {
 
 // Owns both ends; every process holding the channel holds both, so a reader never sees EOF and a
 // writer never sees EPIPE while the channel lives. The ends it opens refer to its descriptors.
-class FdPairChannel : public Channel {
+template <class EndReceiver, class EndSender>
+class FdPairChannel final : public Channel {
  public:
+  FdPairChannel(int read_fd, int write_fd, std::size_t bytes)
+      : read_fd_(read_fd), write_fd_(write_fd), bytes_(bytes) {}
   ~FdPairChannel() override {
     close(read_fd_);
     close(write_fd_);
   }
+  Result<std::unique_ptr<Receiver>> open_receiver() override {
+    return std::unique_ptr<Receiver>(std::make_unique<EndReceiver>(read_fd_, bytes_));
+  }
+  Result<std::unique_ptr<Sender>> open_sender() override {
+    return std::unique_ptr<Sender>(std::make_unique<EndSender>(write_fd_, bytes_));
+  }
 
- protected:
-  FdPairChannel(int read_fd, int write_fd, std::size_t bytes)
-      : read_fd_(read_fd), write_fd_(write_fd), bytes_(bytes) {}
+ private:
   int read_fd_;
   int write_fd_;
   std::size_t bytes_;
@@ -401,17 +408,7 @@ class SocketSender final : public Sender {
   std::size_t bytes_;
 };
 
-class UdsChannel final : public FdPairChannel {
- public:
-  UdsChannel(int read_fd, int write_fd, std::size_t bytes)
-      : FdPairChannel(read_fd, write_fd, bytes) {}
-  Result<std::unique_ptr<Receiver>> open_receiver() override {
-    return std::unique_ptr<Receiver>(std::make_unique<SocketReceiver>(read_fd_, bytes_));
-  }
-  Result<std::unique_ptr<Sender>> open_sender() override {
-    return std::unique_ptr<Sender>(std::make_unique<SocketSender>(write_fd_, bytes_));
-  }
-};
+using UdsChannel = FdPairChannel<SocketReceiver, SocketSender>;
 
 Result<std::unique_ptr<Channel>> make_uds(const ChannelSpec& spec) {
   int fds[2];
@@ -502,17 +499,7 @@ class PipeSender final : public Sender {
   std::size_t bytes_;
 };
 
-class PipeChannel final : public FdPairChannel {
- public:
-  PipeChannel(int read_fd, int write_fd, std::size_t bytes)
-      : FdPairChannel(read_fd, write_fd, bytes) {}
-  Result<std::unique_ptr<Receiver>> open_receiver() override {
-    return std::unique_ptr<Receiver>(std::make_unique<PipeReceiver>(read_fd_, bytes_));
-  }
-  Result<std::unique_ptr<Sender>> open_sender() override {
-    return std::unique_ptr<Sender>(std::make_unique<PipeSender>(write_fd_, bytes_));
-  }
-};
+using PipeChannel = FdPairChannel<PipeReceiver, PipeSender>;
 
 Result<std::unique_ptr<Channel>> make_pipe(const ChannelSpec& spec) {
   if (spec.bytes == 0 || spec.bytes > PIPE_BUF)

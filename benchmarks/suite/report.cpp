@@ -640,6 +640,18 @@ std::string plot_lines(const std::string& block, const std::vector<std::string>&
   return out + "\n";
 }
 
+// One panel per message size, from the datablocks <block><bytes>, then the end of the
+// multiplot. The first panel carries the legend and the y label for all.
+std::string size_panels(const std::string& block, const std::vector<std::uint32_t>& sizes,
+                        const std::vector<const Figure*>& rows) {
+  std::string out;
+  for (std::uint32_t bytes : sizes)
+    out += "set title \"" + std::to_string(bytes) + "-byte messages\"\n" +
+           plot_lines(block + std::to_string(bytes), transports_in(rows, bytes)) +
+           "unset key\nunset ylabel\n";
+  return out + "unset multiplot\n";
+}
+
 // rtt.png: one panel per message size; x = percentile, one line per transport, log y.
 std::string rtt_plot(const Suite& s) {
   std::vector<const Figure*> rows;
@@ -684,12 +696,7 @@ std::string rtt_plot(const Suite& s) {
       << log_axis(lo, hi, ns_tic) << "set xrange [-0.4:4.4]\nset xlabel \"percentile\"\n"
       << "set ylabel \"round-trip time\"\n"
       << kKeyOutside;
-  for (std::uint32_t bytes : sizes) {
-    out << "set title \"" << bytes << "-byte messages\"\n"
-        << plot_lines("$rtt" + std::to_string(bytes), transports_in(rows, bytes))
-        << "unset key\nunset ylabel\n";
-  }
-  out << "unset multiplot\n";
+  out << size_panels("$rtt", sizes, rows);
   return out.str();
 }
 
@@ -728,11 +735,7 @@ std::string throughput_plot(const Suite& s) {
       << "set xrange [-0.4:" << fixed(double(pusher_counts.size()) - 0.6, 1) << "]\n"
       << "set xlabel \"pusher processes\"\nset ylabel \"messages per second\"\n"
       << kKeyOutside;
-  for (std::uint32_t bytes : sizes)
-    out << "set title \"" << bytes << "-byte messages\"\n"
-        << plot_lines("$tp" + std::to_string(bytes), transports_in(rows, bytes))
-        << "unset key\nunset ylabel\n";
-  out << "unset multiplot\n";
+  out << size_panels("$tp", sizes, rows);
   return out.str();
 }
 
