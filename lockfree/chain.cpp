@@ -69,6 +69,30 @@ Result<LinkId> successor(const ChainSpec& spec, RingControl& control, LinkId cur
   return LinkId::unpack(expected);
 }
 
+// Adds to `total` the stats of the links after `from` (followed by their published `next`), and
+// counts them in `links`. Stops at a link that is missing or damaged.
+void add_successors(const ChainSpec& spec, const shm::Segment& from, RingStats& total,
+                    std::uint32_t& links) {
+  // acquire: the links are followed by their published `next` (made before it was offered).
+  std::uint64_t next = reinterpret_cast<const RingControl*>(from.base())
+                           ->counters.next.load(std::memory_order_acquire);
+  for (std::uint32_t walked = 0; spec.unbounded && next != 0 && walked < 1'000'000; ++walked) {
+    auto seg = shm::Segment::open(spec.ns, spec.link_name(LinkId::unpack(next)),
+                                  shm::SegmentKind::ring, {.read_only = true});
+    if (!seg) break;
+    auto cfg = validated_config(*seg);
+    if (!cfg) break;
+    const RingStats s = read_stats(*seg, *cfg);
+    total.depth += s.depth;
+    total.bytes_used += s.bytes_used;
+    total.abandoned += s.abandoned;
+    ++links;
+    // acquire: as above.
+    next = reinterpret_cast<const RingControl*>(seg->base())
+               ->counters.next.load(std::memory_order_acquire);
+  }
+}
+
 }  // namespace
 
 std::string ChainSpec::link_name(LinkId id) const {
@@ -124,24 +148,7 @@ Status ChainConsumer::wait(Deadline deadline, AlsoReady also) {
 RingStats ChainConsumer::stats(std::uint32_t* links) const {
   RingStats total = link_->stats();
   std::uint32_t count = 1;
-  // acquire: the links are followed by their published `next` (made before it was offered).
-  std::uint64_t next = reinterpret_cast<const RingControl*>(link_->segment().base())
-                           ->counters.next.load(std::memory_order_acquire);
-  while (spec_.unbounded && next != 0 && count < 1'000'000) {
-    auto seg = shm::Segment::open(spec_.ns, spec_.link_name(LinkId::unpack(next)),
-                                  shm::SegmentKind::ring, {.read_only = true});
-    if (!seg) break;
-    auto cfg = validated_config(*seg);
-    if (!cfg) break;
-    const RingStats s = read_stats(*seg, *cfg);
-    total.depth += s.depth;
-    total.bytes_used += s.bytes_used;
-    total.abandoned += s.abandoned;
-    ++count;
-    // acquire: as above.
-    next = reinterpret_cast<const RingControl*>(seg->base())
-               ->counters.next.load(std::memory_order_acquire);
-  }
+  add_successors(spec_, link_->segment(), total, count);
   if (links) *links = count;
   return total;
 }
@@ -194,6 +201,37 @@ Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::b
     if (auto attached = attach(*moving_to_); !attached) return attached;
     moving_to_.reset();
   }
+}
+
+Result<Ring> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead, LinkId& id) {
+  if (!spec.oldest)
+    return Error{Errc::bad_config, "chain " + spec.base + " records no link being read ('oldest')"};
+  // relaxed: written by the consumer, now dead; the link it names was published before.
+  id = LinkId::unpack(spec.oldest->load(std::memory_order_relaxed));
+  return Ring::open_orphan(spec.ns, spec.link_name(id), dead);
+}
+
+Result<Ring> open_orphan_successor(const ChainSpec& spec, const shm::ProcessId& dead,
+                                   const Ring& link, LinkId& id) {
+  // acquire: pairs with the offering CAS; the successor was published before it.
+  const std::uint64_t next = reinterpret_cast<const RingControl*>(link.segment().base())
+                                 ->counters.next.load(std::memory_order_acquire);
+  const LinkId n = LinkId::unpack(next);
+  // A link is sealed only once its successor was offered, and each one's index is one more.
+  if (next == 0 || n.index != id.index + 1)
+    return Error{Errc::corrupt, "link " + spec.link_name(id) +
+                                    " is sealed but names no valid successor; the chain cannot "
+                                    "be followed further"};
+  auto ring = Ring::open_orphan(spec.ns, spec.link_name(n), dead);
+  if (ring) id = n;
+  return ring;
+}
+
+std::uint64_t orphan_depth_after(const ChainSpec& spec, const Ring& link) {
+  RingStats total{};
+  std::uint32_t links = 0;
+  add_successors(spec, link.segment(), total, links);
+  return total.depth;
 }
 
 }  // namespace bloccs::lockfree

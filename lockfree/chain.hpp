@@ -66,6 +66,13 @@ class ChainConsumer {
   // try_drain moves on).
   Status wait(Deadline deadline, AlsoReady also = {});
   bool ready(std::memory_order order) const noexcept { return link_->ready(order); }
+  // As Ring::poll_for_wait; a link sealed and read to its end counts as ready (as in wait).
+  Result<bool> poll_for_wait(Deadline& recheck_at) {
+    if (spec_.unbounded && link_->sealed_and_drained()) return true;
+    return link_->poll_for_wait(recheck_at);
+  }
+  // Where the current link's pushers wake its consumer.
+  WaitLine& data_line() const noexcept { return link_->data_line(); }
   void wake_consumer() const noexcept { link_->wake_consumer(); }
   void close() noexcept { link_->close(); }
   // As Ring::set_spin, for every link from now on.
@@ -113,6 +120,53 @@ class ChainPusher {
   LinkId id_;
   std::optional<LinkId> moving_to_;  // our link is sealed: never push into it again
 };
+
+// ---- A chain whose consumer died (a port's next owner salvaging it) ----
+// Reads what chain `spec` still holds for its dead consumer `dead`, as Ring::read_orphan does
+// for one ring: from the link that consumer was reading (`*spec.oldest`), following each
+// sealed link's successor. Creates, removes and hands back nothing. On an early stop, `unread`
+// also counts what the links after the stopping one hold (from their cursors).
+template <class F>
+OrphanRead read_orphan_chain(const ChainSpec& spec, const shm::ProcessId& dead, F&& f,
+                             Deadline give_up);
+// Its steps (chain.cpp): the first link, a sealed link's successor (both as Ring::open_orphan;
+// `id` names the link opened), and the messages queued in the links after `link`.
+Result<Ring> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead, LinkId& id);
+Result<Ring> open_orphan_successor(const ChainSpec& spec, const shm::ProcessId& dead,
+                                   const Ring& link, LinkId& id);
+std::uint64_t orphan_depth_after(const ChainSpec& spec, const Ring& link);
+
+template <class F>
+OrphanRead read_orphan_chain(const ChainSpec& spec, const shm::ProcessId& dead, F&& f,
+                             Deadline give_up) {
+  OrphanRead total;
+  LinkId id;
+  auto first = open_orphan_link(spec, dead, id);
+  if (!first) {
+    total.status = std::move(first).error();
+    return total;
+  }
+  std::optional<Ring> link(std::move(first).value());
+  for (;;) {
+    const OrphanRead r = link->read_orphan(f, give_up);
+    total.read += r.read;
+    total.abandoned += r.abandoned;
+    total.unread += r.unread;
+    if (!r.status || r.unread) {  // stopped early: the later links are unread too
+      total.unread += orphan_depth_after(spec, *link);
+      total.status = r.status;
+      return total;
+    }
+    if (!spec.unbounded || !r.sealed) return total;  // the chain's end
+    auto next = open_orphan_successor(spec, dead, *link, id);
+    if (!next) {
+      total.unread += orphan_depth_after(spec, *link);
+      total.status = std::move(next).error();
+      return total;
+    }
+    link.emplace(std::move(next).value());
+  }
+}
 
 template <class F>
 Result<std::size_t> ChainConsumer::try_drain(F&& f, std::size_t max) {

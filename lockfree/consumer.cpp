@@ -180,6 +180,20 @@ Status Ring::wait(Deadline deadline, AlsoReady also) {
   }
 }
 
+Result<bool> Ring::poll_for_wait(Deadline& recheck_at) {
+  // acquire: pairs with the pusher's release store of the committed header.
+  if (ready(std::memory_order_acquire)) return true;
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc)) return false;
+  std::span<const std::byte> ignored;
+  const State s = pending_or_empty(ignored);  // may skip a dead pusher's claim
+  if (s == State::error) return error_;
+  if (s == State::ready) return true;
+  if (s == State::pending)
+    recheck_at =
+        std::min(recheck_at, stuck_since_ + std::chrono::microseconds(cfg_.abandon_after_us));
+  return false;
+}
+
 void Ring::wake_consumer() const noexcept {
   // seq_cst fence: Dekker with the parking consumer, after the caller's store (see futex.hpp).
   std::atomic_thread_fence(std::memory_order_seq_cst);

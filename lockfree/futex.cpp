@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <ctime>
@@ -41,13 +42,21 @@ WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, 
 
 WaitResult futex_wait_either(std::atomic<std::uint32_t>& a, std::uint32_t ea,
                              std::atomic<std::uint32_t>& b, std::uint32_t eb, Deadline deadline) {
+  std::atomic<std::uint32_t>* words[2] = {&a, &b};
+  const std::uint32_t expected[2] = {ea, eb};
+  return futex_wait_any(words, expected, deadline);
+}
+
+WaitResult futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
+                          std::span<const std::uint32_t> expected, Deadline deadline) {
   static std::atomic<bool> unsupported{false};
+  const std::size_t n = std::min({words.size(), expected.size(), kMaxWaitAny});
+  if (n == 0) return WaitResult::changed;
   // relaxed: a cached answer about the kernel; recomputing it is harmless.
   if (!unsupported.load(std::memory_order_relaxed)) {
-    futex_waitv waiters[2] = {
-        {ea, reinterpret_cast<std::uintptr_t>(&a), FUTEX_32, 0},
-        {eb, reinterpret_cast<std::uintptr_t>(&b), FUTEX_32, 0},
-    };
+    futex_waitv waiters[kMaxWaitAny];
+    for (std::size_t i = 0; i < n; ++i)
+      waiters[i] = {expected[i], reinterpret_cast<std::uintptr_t>(words[i]), FUTEX_32, 0};
     timespec ts{};
     timespec* timeout = nullptr;
     if (deadline != kNoDeadline) {
@@ -59,7 +68,7 @@ WaitResult futex_wait_either(std::atomic<std::uint32_t>& a, std::uint32_t ea,
       timeout = &ts;
     }
     // Shared 32-bit futexes (FUTEX_32, without FUTEX_PRIVATE_FLAG); an absolute timeout on CLOCK_MONOTONIC.
-    const long rc = ::syscall(SYS_futex_waitv, waiters, 2, 0, timeout, CLOCK_MONOTONIC);
+    const long rc = ::syscall(SYS_futex_waitv, waiters, n, 0, timeout, CLOCK_MONOTONIC);
     if (rc >= 0) return WaitResult::woken;
     switch (errno) {
       case EAGAIN:
@@ -73,9 +82,12 @@ WaitResult futex_wait_either(std::atomic<std::uint32_t>& a, std::uint32_t ea,
         break;
     }
   }
-  // An old kernel: sleep on `a`, and look at `b` every millisecond.
-  if (b.load(std::memory_order_acquire) != eb) return WaitResult::changed;  // acquire: as a wake
-  return futex_wait(a, ea, std::min(deadline, Clock::now() + std::chrono::milliseconds(1)));
+  // An old kernel: sleep on the first word, and look at the others every millisecond.
+  for (std::size_t i = 1; i < n; ++i)
+    if (words[i]->load(std::memory_order_acquire) != expected[i])  // acquire: as a wake
+      return WaitResult::changed;
+  return futex_wait(*words[0], expected[0],
+                    std::min(deadline, Clock::now() + std::chrono::milliseconds(1)));
 }
 
 int futex_wake(std::atomic<std::uint32_t>& word, int count) {

@@ -17,9 +17,12 @@
 // one makes the call.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace bloccs::lockfree {
 
@@ -39,6 +42,12 @@ WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, 
 // or a seccomp filter refuses it, it sleeps on `a` and looks at `b` every millisecond).
 WaitResult futex_wait_either(std::atomic<std::uint32_t>& a, std::uint32_t ea,
                              std::atomic<std::uint32_t>& b, std::uint32_t eb, Deadline deadline);
+
+// Sleeps while every words[i] still holds expected[i] (futex_waitv, up to kMaxWaitAny words;
+// where the kernel refuses it, it sleeps on the first and looks at the others every millisecond).
+inline constexpr std::size_t kMaxWaitAny = 128;  // FUTEX_WAITV_MAX
+WaitResult futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
+                          std::span<const std::uint32_t> expected, Deadline deadline);
 
 // Wakes up to `count` sleepers on `word`; returns how many were woken.
 int futex_wake(std::atomic<std::uint32_t>& word, int count);
@@ -78,6 +87,28 @@ bool park(WaitLine& line, Ready&& ready, Deadline until, WaitLine* other = nullp
   }
   if (count) line.waiters.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a statistic
   if (other) other->waiters.fetch_sub(1, std::memory_order_relaxed);
+  return was_ready;
+}
+
+// Waiter steps 1 to 4 on several lines at once: a waker of any of them ends the sleep. For a
+// consumer of several rings (bloccs::wait_any); at most kMaxWaitAny lines.
+template <class Ready>
+bool park_any(std::span<WaitLine* const> lines, Ready&& ready, Deadline until) {
+  std::atomic<std::uint32_t>* words[kMaxWaitAny];
+  std::uint32_t epochs[kMaxWaitAny];
+  const std::size_t n = std::min(lines.size(), kMaxWaitAny);
+  for (std::size_t i = 0; i < n; ++i) {
+    lines[i]->waiters.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+    // acquire: an epoch bump comes after the publish it announces. Read before arming.
+    epochs[i] = lines[i]->epoch.load(std::memory_order_acquire);
+    words[i] = &lines[i]->epoch;
+  }
+  // seq_cst: announce on every line before the re-check (Dekker with each waker's fence).
+  for (std::size_t i = 0; i < n; ++i) lines[i]->armed.exchange(1, std::memory_order_seq_cst);
+  const bool was_ready = ready();
+  if (!was_ready && Clock::now() < until) futex_wait_any({words, n}, {epochs, n}, until);
+  for (std::size_t i = 0; i < n; ++i)
+    lines[i]->waiters.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a statistic
   return was_ready;
 }
 

@@ -15,8 +15,23 @@
 //      and each dead claimant's intent still holds its claim's start.
 //
 // The header-before-payload order is kept by a compiler barrier and x86-64's in-order stores.
+//
+// Reading a ring whose consumer died (Ring::open_orphan, read_orphan). The reader starts at the
+// head the dead consumer published last, p, and writes nothing. A header word at p that is not
+// committed is one of these:
+//   - written, not committed: as case 1. A dead claimant's record is skipped by its length; a
+//     live claimant's is waited for (until the reader's give_up).
+//   - zero: the tail (the end), or a claim nothing of which was written (dead claimant: skipped;
+//     live claimant, whose intent is p: waited for), or records the dead consumer had handed to
+//     its callback and zeroed without publishing the head past them. All but live claims are
+//     skipped together, up to the first live intent, the first word that reads as a header, or
+//     the tail. A non-zero word that does not read as a header is what is left of a record the
+//     consumer was zeroing when it died (it zeroes the header first): skipped with the span.
+// An SPSC ring needs none of this: its consumer zeroes nothing and its pusher publishes a record
+// whole by its header, so the first header not committed is the end.
 #include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lockfree/pusher_slots.hpp"
@@ -28,6 +43,15 @@ namespace {
 bool in_span(std::uint64_t x, std::uint64_t from, std::uint64_t to) {
   return x == from || (pos_before(from, x) && pos_before(x, to));
 }
+
+bool header_in_range(std::uint64_t h, const RingConfig& cfg) {
+  const std::uint32_t slot = header_slot_plus_one(h);
+  return header_type(h) == kTypeData && !(h & kHeaderReservedBits) &&
+         header_length(h) <= cfg.max_payload && slot != 0 && slot <= cfg.slot_count;
+}
+
+// How long an orphan's reader sleeps between looks at a live pusher's open claim.
+constexpr auto kOrphanPoll = std::chrono::microseconds(50);
 
 }  // namespace
 
@@ -134,6 +158,112 @@ void Ring::release_dead_slots_behind_head() {
       continue;
     if (!token_alive(owner)) release_slot(slots[i], owner, intent);
   }
+}
+
+Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give_up,
+                              OrphanRead& r) {
+  RingControl* c = control();
+  const RingConfig& cfg = cfg_;
+  const std::uint64_t mask = cfg.capacity - 1;
+  const bool spsc = cfg.kind == static_cast<std::uint32_t>(RingKind::spsc);
+  auto* slots = reinterpret_cast<PusherSlot*>(segment_.base() + cfg.slots_offset);
+  auto corrupt = [&](const std::string& what) {
+    error_ = Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() + ": " + what +
+                                      "; what follows it cannot be read"};
+    return State::error;
+  };
+  for (;;) {
+    const std::uint64_t p = head_.pos;
+    // acquire: pairs with the pusher's release store of the committed header (payload visible).
+    std::uint64_t h = header_word(data(), p & mask).load(std::memory_order_acquire);
+    if (header_committed(h)) {
+      const State s = peek(payload);  // checks it as the consumer does
+      // The consumer's advice on a damaged record (restart the owner) does not apply here.
+      if (s == State::error && error_.code == Errc::corrupt)
+        error_.message = "ring /dev/shm/" + segment_.name() + " holds a damaged record at byte " +
+                         std::to_string(p) + " (header " + std::to_string(h) +
+                         "): a length or slot is out of range";
+      return s;
+    }
+    // acquire: a tail past p carries (release sequence of the CASes) every claimant's intent.
+    const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
+    if (spsc || tail.pos == p) {
+      r.sealed = tail.pos == p && tail_sealed(tail, head_);
+      return State::empty;
+    }
+    if (pos_distance(tail.pos, p) > cfg.capacity)
+      return corrupt("its tail is further ahead of the head than its capacity");
+
+    bool live_at_p = false;
+    std::uint64_t boundary = tail.pos;  // the zero span ends at the first live intent past p
+    std::vector<SlotView>& view = slot_view_;
+    for (std::uint32_t i = 0; i < cfg.slot_count; ++i) {
+      // acquire: a slot seen idle means its owner's commit (written before) is visible to us.
+      view[i].owner = slots[i].owner.load(std::memory_order_acquire);
+      view[i].intent = slots[i].intent.load(std::memory_order_acquire);
+      view[i].alive = token_alive(view[i].owner);
+      if (!view[i].alive || !(view[i].intent & kIntentActive)) continue;
+      const std::uint64_t x = view[i].intent & kPosMask;
+      if (x == p) live_at_p = true;
+      if (pos_before(p, x) && pos_before(x, boundary)) boundary = x;
+    }
+    // acquire: the header may have been written or committed meanwhile.
+    h = header_word(data(), p & mask).load(std::memory_order_acquire);
+    if (header_committed(h)) continue;
+
+    if (h != 0) {  // written, not committed
+      if (!header_in_range(h, cfg))
+        return corrupt("the open record at byte " + std::to_string(p) + " has a bad header");
+      const SlotView& v = view[header_slot_plus_one(h) - 1];
+      if (!v.alive) {
+        if (v.intent != (kIntentActive | p))
+          return corrupt("the open record at byte " + std::to_string(p) + " names pusher slot " +
+                         std::to_string(header_slot_plus_one(h) - 1) + ", which did not claim it");
+        const std::uint64_t skip = record_size(header_length(h));
+        if (skip > pos_distance(tail.pos, p)) return corrupt("an open record runs past the tail");
+        head_ = Cursor{(p + skip) & kPosMask, (head_.count + 1) & kCountMask};
+        ++r.abandoned;
+        continue;
+      }
+    } else if (!live_at_p) {  // a zero span: consumed by the dead consumer, or dead claims
+      for (std::uint64_t w = (p + kRecordHeader) & kPosMask; pos_before(w, boundary);
+           w = (w + kRecordHeader) & kPosMask) {
+        // acquire: a header found here is read as a record next (its commit, if any, pairs).
+        const std::uint64_t x = header_word(data(), w & mask).load(std::memory_order_acquire);
+        if (x != 0 && header_in_range(x, cfg) &&
+            record_size(header_length(x)) <= pos_distance(tail.pos, w)) {
+          boundary = w;
+          break;
+        }
+      }
+      // The dead claims in the span are its messages we know of (a claim's intent holds its
+      // start); the dead consumer's records in it left no trace, so head_.count lags by them.
+      std::vector<std::uint64_t>& starts = dead_starts_;
+      starts.clear();
+      for (const SlotView& v : view)
+        if (!v.alive && (v.intent & kIntentActive) && in_span(v.intent & kPosMask, p, boundary))
+          starts.push_back(v.intent & kPosMask);
+      std::sort(starts.begin(), starts.end());
+      const auto dead_claims =
+          static_cast<std::uint64_t>(std::unique(starts.begin(), starts.end()) - starts.begin());
+      head_ = Cursor{boundary, (head_.count + dead_claims) & kCountMask};
+      r.abandoned += dead_claims;
+      continue;
+    }
+    // A live pusher's claim at p: it commits within nanoseconds unless stopped or descheduled.
+    if (Clock::now() >= give_up) return State::pending;
+    std::this_thread::sleep_for(kOrphanPoll);
+  }
+}
+
+std::uint64_t Ring::orphan_unread() const noexcept {
+  // relaxed: a count for a report; the dead consumer's ring changes no more (but for a live
+  // pusher's commit, which orders nothing we read here).
+  const Cursor tail = Cursor::unpack(control()->producer.tail.load(std::memory_order_relaxed));
+  if (pos_before(tail.pos, head_.pos)) return 0;  // an SPSC tail that lags its last record
+  std::uint64_t n = count_distance(tail.count, head_.count);
+  if (n >= kSealCount) n -= kSealCount;
+  return std::min<std::uint64_t>(n, cfg_.buffer);  // a damaged tail cannot make it absurd
 }
 
 }  // namespace bloccs::lockfree

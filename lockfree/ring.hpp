@@ -101,6 +101,17 @@ struct RingStats {
 Result<RingConfig> validated_config(const shm::Segment& segment);
 RingStats read_stats(const shm::Segment& segment, const RingConfig& config);
 
+// What Ring::read_orphan found besides the records it handed over.
+struct OrphanRead {
+  std::uint64_t read = 0;       // records handed to the callback
+  std::uint64_t abandoned = 0;  // claims of dead pushers skipped: nothing of them to read
+  // Claims left unread: a live pusher's claim still open at `give_up` and every one after it, or
+  // everything after a damaged record (from the cursors; see read_orphan on the error).
+  std::uint64_t unread = 0;
+  bool sealed = false;  // read to the end of a sealed tail: a chain's successor link follows
+  Status status;        // ok, or why reading stopped early (a damaged record, a missing link)
+};
+
 class Ring {
  public:
   static Result<Ring> create(std::string_view ns, std::string_view name, RingOptions options = {});
@@ -111,6 +122,28 @@ class Ring {
   // Becomes the consumer of a ring made by create_for for this process. The name stays in
   // /dev/shm until removed (a chain removes each link it has read to the end).
   static Result<Ring> adopt(std::string_view ns, std::string_view name);
+
+  // ---- A ring whose consumer died: read out once by another process (a port's next owner) ----
+  // Opens ring `name`, made for consumer `dead`, as its reader. Errc::wrong_process if it was
+  // made for another consumer or `dead` still runs; the segment's own errors otherwise.
+  // The reader starts at the head the dead consumer last published, and never publishes one
+  // itself, nor zeroes anything: no pusher ever gets space back (so none can push into a full
+  // one meanwhile), and if the reader dies too the next one finds the ring as it was.
+  static Result<Ring> open_orphan(std::string_view ns, std::string_view name,
+                                  const shm::ProcessId& dead);
+  // Hands each record left to f(std::span<const std::byte>), in claim order, up to the tail.
+  //   - Records the dead consumer had peeked and not handed back come again. An MPSC consumer
+  //     zeroes each record once the callback has returned, so there only the record whose
+  //     callback was running (and those after it) come again; an SPSC ring repeats the whole
+  //     batch it was reading.
+  //   - A dead pusher's open claim is skipped (OrphanRead::abandoned); a live pusher's is
+  //     waited for until `give_up`, then it and everything after it count as `unread`.
+  //   - A damaged record stops the reading: OrphanRead::status says why, `unread` counts the
+  //     claims from it to the tail (from the cursors, so it may also count records of the
+  //     dead consumer's unfinished batch that it had already handed over).
+  // Only on a ring from open_orphan; one pass (the head moves only in this handle).
+  template <class F>
+  OrphanRead read_orphan(F&& f, Deadline give_up);
 
   Ring(Ring&&) noexcept = default;
   Ring& operator=(Ring&&) noexcept = default;
@@ -133,6 +166,10 @@ class Ring {
   // Waits until a message is ready to consume, `also` holds, or `deadline` passes
   // (Errc::timeout).
   Status wait(Deadline deadline, AlsoReady also = {});
+  // For a consumer that waits on several rings at once (bloccs::wait_any) instead of wait():
+  // true if a message is ready; else, as wait() does, looks at a claim open at the head
+  // (skipping a dead pusher's) and lowers `recheck_at` to when to look at it again.
+  Result<bool> poll_for_wait(Deadline& recheck_at);
   // True if the next record is committed (load with `order`). Consumer thread only.
   bool ready(std::memory_order order) const noexcept {
     return header_committed(header_word(data(), head_.pos & (cfg_.capacity - 1)).load(order));
@@ -175,6 +212,10 @@ class Ring {
   void publish_head();  // hands consumed space back and wakes parked pushers
   State pending_or_empty(std::span<const std::byte>& payload);
   Recovery recover_abandoned();           // recovery.cpp
+  // read_orphan's step (recovery.cpp): the next record, skipping dead claims and the records
+  // a dead consumer zeroed; State::pending once `give_up` passes on a live pusher's claim.
+  State orphan_peek(std::span<const std::byte>& payload, Deadline give_up, OrphanRead& r);
+  std::uint64_t orphan_unread() const noexcept;  // claims from head_ to the tail
   void release_dead_slots_behind_head();  // recovery.cpp
 
   shm::Segment segment_;
@@ -280,6 +321,30 @@ Result<std::size_t> Ring::drain(F&& f, std::size_t max, Deadline deadline) {
     auto n = try_drain(f, max);
     if (!n || *n) return n;
     if (auto st = wait(deadline); !st) return std::move(st).error();
+  }
+}
+
+template <class F>
+OrphanRead Ring::read_orphan(F&& f, Deadline give_up) {
+  OrphanRead r;
+  std::span<const std::byte> payload;
+  for (;;) {
+    switch (orphan_peek(payload, give_up, r)) {
+      case State::ready:
+        f(payload);
+        head_ = head_.advanced(peeked_size_);  // neither zeroed nor published (open_orphan)
+        ++r.read;
+        continue;
+      case State::empty:  // the tail: orphan_peek has set r.sealed
+        return r;
+      case State::pending:  // a live pusher's claim outlived give_up
+        r.unread = orphan_unread();
+        return r;
+      case State::error:
+        r.unread = orphan_unread();
+        r.status = error_;
+        return r;
+    }
   }
 }
 

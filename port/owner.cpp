@@ -9,9 +9,10 @@
 
 #include "port/meta_codec.hpp"
 #include "port/port_impl.hpp"
+#include "port/salvage.hpp"
 #include "shm/names.hpp"
-#include "shm/robust_mutex.hpp"
 #include "shm/process.hpp"
+#include "shm/robust_mutex.hpp"
 
 namespace bloccs {
 namespace {
@@ -105,17 +106,27 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   p.key = key;
   p.ns = ns;
   p.owner_pid = getpid();
-  p.control_name = port::control_name(key, static_cast<std::uint32_t>(p.owner_pid),
-                                      port_counter.fetch_add(1));  // relaxed: a unique number
   // Group access to the port needs it to the namespace's table too (if we are the one making it).
   auto registry = registry::Registry::open(p.ns, {.mode = o.mode});
   if (!registry) return std::move(registry).error();
   p.registry.emplace(std::move(registry).value());
   // Refuse a live owner's key before creating anything (register_port re-checks atomically).
-  if (auto held = p.registry->lookup(key); held && shm::is_alive(held->owner))
-    return Error{Errc::already_exists, "port " + to_string(key) + " is already started by pid " +
-                                           std::to_string(held->owner.pid) +
-                                           "; stop that owner first, or start under another key"};
+  // A dead owner's port (of its key's own family) is carried over below, before we register.
+  std::optional<registry::PortEntry> dead;
+  if (auto held = p.registry->lookup(key); held) {
+    if (shm::is_alive(held->owner))
+      return Error{Errc::already_exists, "port " + to_string(key) + " is already started by pid " +
+                                             std::to_string(held->owner.pid) +
+                                             "; stop that owner first, or start under another key"};
+    if (port::is_control_name(held->segment, held->key, held->owner.pid))
+      dead = std::move(held).value();
+  }
+  // A unique name; never the dead port's (its owner may have had our pid, in another pid
+  // namespace or long ago), which create_control would take for our own leftover and remove.
+  do {
+    p.control_name = port::control_name(key, static_cast<std::uint32_t>(p.owner_pid),
+                                        port_counter.fetch_add(1));  // relaxed: a unique number
+  } while (dead && p.control_name == dead->segment);
 
   const std::uint32_t record_payload = o.max_payload + kMetaMaxBytes;
   const std::uint32_t buffer = o.buffer.value_or(0);  // 0: unbounded
@@ -170,15 +181,38 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   }
   p.control_segment->publish();
 
+  // Carry the dead owner's messages over while its registration still sends pushers away.
+  std::optional<port::Salvage> salvaged;
+  if (dead) {
+    auto s = port::salvage(p, *dead);
+    if (!s) {
+      p.stop();
+      return std::move(s).error();
+    }
+    salvaged.emplace(std::move(s).value());
+    p.takeover = salvaged->report;
+  }
+
   auto registration = p.registry->register_port(key, p.control_name, 0);
   if (!registration) {
+    if (salvaged) port::release(*salvaged);  // the dead port is as it was: the next start's
     p.stop();
     return std::move(registration).error();
   }
   // The dead owner's port: its rings go with it (if the slot named that port's own family).
-  if (const auto& old = registration->taken_over;
-      old && port::is_control_name(old->segment, old->key, old->owner.pid))
+  const auto& old = registration->taken_over;
+  if (old && port::is_control_name(old->segment, old->key, old->owner.pid)) {
     shm::Segment::remove_family(p.ns, old->segment);
+    if (old->key == key && (!salvaged || old->segment != salvaged->dead_control)) {
+      // Another owner registered the key and died while we started: never read, say so.
+      p.takeover.taken_over = true;
+      p.takeover.note += std::string(p.takeover.note.empty() ? "" : "; ") +
+                         "the key was meanwhile held by pid " + std::to_string(old->owner.pid) +
+                         ", which died too; what its port held was not carried over";
+    }
+  }
+  if (salvaged && (!old || old->segment != salvaged->dead_control))
+    shm::Segment::remove_family(p.ns, salvaged->dead_control);  // no longer registered
   p.registration = std::move(registration).value();
   return {};
 }
@@ -228,6 +262,10 @@ void Port::stop() {
 }
 
 const PortKey& Port::key() const noexcept { return impl_->key; }
+
+const PortTakeover& Port::takeover() const noexcept {
+  return impl_->takeover;
+}
 
 Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadline deadline,
                                 bool wait) {
@@ -320,6 +358,13 @@ PortStats Port::stats() const {
   s.after_delivered = t.delivered.load(std::memory_order_relaxed);
   s.after_retries = t.retries.load(std::memory_order_relaxed);
   s.refused = p.control().consumer.refused.load(std::memory_order_relaxed);  // relaxed: stats
+  const port::TakeoverLine& took = p.control().takeover;
+  // relaxed: written once, before the port was registered.
+  s.salvaged = took.salvaged.load(std::memory_order_relaxed);
+  s.lost_at_takeover = took.lost_timer_held.load(std::memory_order_relaxed) +
+                       took.lost_unfit.load(std::memory_order_relaxed) +
+                       took.lost_unread.load(std::memory_order_relaxed) +
+                       took.refused.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -32,6 +32,7 @@ struct Port::Impl {
   std::atomic<bool> stopping{false};  // tells the timer thread to finish
   lockfree::WaitLine stop_line{};     // ... and wakes it (a private futex is enough)
   bool stopped = false;
+  PortTakeover takeover;  // what start carried over from a dead owner of the key
 
   port::PortControl& control() const {
     return *reinterpret_cast<port::PortControl*>(control_segment->base());

@@ -21,6 +21,9 @@
 //   256     64    ChainLine: the newest link of `in` and of `later`  whoever adds a link
 //   320     64    ConsumerCounters                                  the owner's consumer thread
 //   384     64    PusherEvents: pushes that timed out               pushers (rarely)
+//   448     64    TakeoverLine: what this port carried over from    the owner, once, before it
+//                 a dead owner of its key; who is carrying this     registers; a later owner of
+//                 port's own messages over, once it is dead         the key (salvager)
 //
 // Counting costs the push path nothing: what pushers pushed is what the consumer received
 // plus what is queued plus what it skipped (claims of killed pushers), so only the consumer
@@ -48,6 +51,9 @@ namespace bloccs::port {
 
 // push_after requests: [due time, ns on CLOCK_MONOTONIC, u64][meta][payload].
 inline constexpr std::size_t kDueStamp = 8;
+// The timer thread holds at most this many push_after messages in its heap (its own memory);
+// more requests stay queued in `later` until the heap has room.
+inline constexpr std::size_t kTimerHeldMax = 65536;
 
 inline constexpr std::uint32_t kSinglePusher = 1;
 
@@ -70,7 +76,9 @@ struct alignas(64) OwnerLine {
 };
 
 struct alignas(64) TimerCounters {
-  std::atomic<std::uint64_t> pending;    // push_after messages held, not yet enqueued
+  // push_after messages held in the heap, not yet enqueued. Never below the heap's size, even
+  // at a SIGKILL: a later owner counts the dead timer's messages from it (port/salvage.cpp).
+  std::atomic<std::uint64_t> pending;
   std::atomic<std::uint64_t> delivered;  // push_after messages enqueued
   std::atomic<std::uint64_t> retries;    // enqueue attempts that found the port full
   std::atomic<std::uint64_t> refused;    // malformed requests dropped (a peer wrote garbage)
@@ -95,6 +103,33 @@ struct alignas(64) PusherEvents {
   std::atomic<std::uint64_t> timed_out;  // pushes that gave up at push_timeout
 };
 
+// A take-over, seen from both ends (port/salvage.cpp; the contract is in bloccs/port.hpp).
+// `salvager` is this port's side once its owner is dead: 0, or the slot token
+// (lockfree::self_token) of the process carrying its messages over, claimed by CAS so that two
+// racing starts never both read its rings (a dead claimant's claim is taken over). The rest is
+// the new port's side: written by its owner before it registers, never again; tools read it
+// with relaxed loads.
+//   0          8            12    16          24                32
+//   +----------+------------+-----+-----------+-----------------+
+//   | salvager | dead_owner | 0   | salvaged  | salvaged_after  |
+//   +----------+------------+-----+-----------+-----------------+
+//   32                 40            48             56           64
+//   +------------------+-------------+--------------+------------+
+//   | lost_timer_held  | lost_unfit  | lost_unread  | refused    |
+//   +------------------+-------------+--------------+------------+
+struct alignas(64) TakeoverLine {
+  std::atomic<std::uint64_t> salvager;
+  std::atomic<std::uint32_t> dead_owner;  // pid of the owner the key was taken from; 0: none
+  std::uint32_t pad;
+  std::atomic<std::uint64_t> salvaged;         // messages carried over (push_after ones included)
+  std::atomic<std::uint64_t> salvaged_after;   // of those, push_after requests re-queued
+  std::atomic<std::uint64_t> lost_timer_held;  // push_after messages the dead timer held
+  std::atomic<std::uint64_t> lost_unfit;       // over this port's max_payload, or past its buffer
+  std::atomic<std::uint64_t> lost_unread;      // in a damaged ring, or a claim open past the bound
+  std::atomic<std::uint64_t> refused;          // records whose meta did not parse
+};
+static_assert(sizeof(TakeoverLine) == 64);
+
 struct PortControl {
   shm::SegmentHeader segment;
   PortConfig config;
@@ -103,6 +138,7 @@ struct PortControl {
   ChainLine chains;
   ConsumerCounters consumer;
   PusherEvents pushers;
+  TakeoverLine takeover;
 };
 static_assert(offsetof(PortControl, config) == 64);
 static_assert(offsetof(PortControl, owner) == 128);
@@ -110,7 +146,8 @@ static_assert(offsetof(PortControl, timer) == 192);
 static_assert(offsetof(PortControl, chains) == 256);
 static_assert(offsetof(PortControl, consumer) == 320);
 static_assert(offsetof(PortControl, pushers) == 384);
-static_assert(sizeof(PortControl) == 448);
+static_assert(offsetof(PortControl, takeover) == 448);
+static_assert(sizeof(PortControl) == 512);
 
 // True while the owner's timer thread holds the liveness lock.
 inline bool owner_alive(const PortControl& c) noexcept {

@@ -3,8 +3,15 @@
 // Requests arrive in the port's `later` ring; the thread keeps them in a heap by due time (a
 // process-local copy, so the caller may exit at once) and, when one is due, pushes it into the
 // port's `due` ring, which the consumer drains beside `in`. A port that holds `buffer` messages
-// is full: the message stays in the heap and is tried again a millisecond later, never dropped.
+// is full: the message stays in the heap and is tried again a millisecond later, never dropped,
+// until the consumer has taken messages since; then it goes into the due lane (see must_wait).
 // Each port has its own thread, so a full port delays no other port's timers.
+//
+// The heap dies with the process. So that a later owner of the key can count what a SIGKILL
+// lost (port/salvage.cpp), `pending` never reads below the heap's size: it grows as a request
+// enters the heap, before `later` hands the request's space back (a kill in between counts it
+// lost though `later` still holds it: an over-count of at most one batch, never an under-count),
+// and shrinks only once the message is in the due lane.
 #include <algorithm>
 #include <cstring>
 #include <queue>
@@ -16,9 +23,7 @@ namespace bloccs {
 namespace {
 
 constexpr auto kRetryInterval = std::chrono::milliseconds(1);
-// At most this many messages wait in the heap (in this process's memory); more requests stay
-// queued in `later` (shared memory, where they already are) until the heap has room.
-constexpr std::size_t kHeldMax = 65536;
+constexpr std::size_t kHeldMax = port::kTimerHeldMax;
 // After a failure to read `later` (no room in /dev/shm for its next link), look again this late.
 constexpr auto kErrorBackoff = std::chrono::milliseconds(10);
 
@@ -50,6 +55,26 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
   auto port_full = [&] {
     return buffer != 0 && p.in->stats().depth + p.due->stats().depth >= buffer;
   };
+  // Pushers that keep a port full would starve push_after: each slot the consumer frees is
+  // taken by a parked pusher before this thread looks again. So once the consumer has taken
+  // messages since we found the port full, our turn has come: due messages go into the due
+  // lane anyway, as far as it has room (min(buffer, 256): the port's bound still holds).
+  // relaxed: counters the consumer alone writes; a stale read only delays our turn.
+  auto consumed = [&] {
+    return c.consumer.in_consumed.load(std::memory_order_relaxed) +
+           c.consumer.due_consumed.load(std::memory_order_relaxed);
+  };
+  constexpr std::uint64_t kNotFull = ~std::uint64_t{0};
+  std::uint64_t consumed_when_full = kNotFull;
+  auto must_wait = [&] {
+    if (!port_full()) {
+      consumed_when_full = kNotFull;
+      return false;
+    }
+    const std::uint64_t now_consumed = consumed();
+    if (consumed_when_full == kNotFull) consumed_when_full = now_consumed;
+    return now_consumed == consumed_when_full;
+  };
 
   auto stop_or = [&](Deadline until) {  // sleeps until `until`, or until stop() wakes us
     lockfree::park(p.stop_line, [&] { return stop_requested(); }, until);
@@ -68,6 +93,8 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
           std::memcpy(&due_ns, request.data(), sizeof due_ns);
           heap.push({Deadline(std::chrono::nanoseconds(due_ns)), seq++,
                      {request.begin() + port::kDueStamp, request.end()}});
+          // relaxed: a count, read by tools and (after our death) by the next owner.
+          c.timer.pending.store(heap.size(), std::memory_order_relaxed);
         },
         std::min<std::size_t>(256, kHeldMax - heap.size()));
     if (!drained) wake_at = Clock::now() + kErrorBackoff;
@@ -75,23 +102,23 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
     const auto now = Clock::now();
     if (now >= retry_at) {
       while (!heap.empty() && heap.top().due <= now) {
-        if (port_full()) {
+        if (must_wait()) {
           retry_at = now + kRetryInterval;
           c.timer.retries.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
           break;
         }
         // Counted before the message becomes visible, so that a consumer that has it never
-        // reads counters that lag behind it. relaxed: statistics.
+        // reads a `delivered` that lags behind it. relaxed: statistics.
         c.timer.delivered.fetch_add(1, std::memory_order_relaxed);
-        c.timer.pending.store(heap.size() - 1, std::memory_order_relaxed);
         auto st = due_pusher.push({}, heap.top().message, {.deadline = lockfree::kDontWait});
         if (!st) {  // the due lane itself is full: as good as a full port
           c.timer.delivered.fetch_sub(1, std::memory_order_relaxed);
-          c.timer.pending.store(heap.size(), std::memory_order_relaxed);
           retry_at = now + kRetryInterval;
           c.timer.retries.fetch_add(1, std::memory_order_relaxed);
           break;
         }
+        // Only now that the due lane holds it (see the top: never below the heap's size).
+        c.timer.pending.store(heap.size() - 1, std::memory_order_relaxed);
         heap.pop();
       }
     }

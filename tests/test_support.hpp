@@ -3,6 +3,8 @@
 #pragma once
 
 #include <dirent.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,8 +14,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <span>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -173,5 +178,43 @@ class StreamChecker {
   std::size_t max_;
   std::uint64_t total_ = 0;
 };
+
+// A fresh directory under /tmp for one test's files, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/bloccs-test-XXXXXX";
+    const char* made = ::mkdtemp(tmpl);
+    EXPECT_NE(made, nullptr) << "mkdtemp: " << std::strerror(errno);
+    path_ = made ? made : "/tmp";
+  }
+  ~TempDir() {
+    if (path_ != "/tmp") std::filesystem::remove_all(path_);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+  // Writes `text` to `name` (directories created) with `mode`; returns its path.
+  std::filesystem::path write(const std::string& name, const std::string& text,
+                              mode_t mode = 0644) const {
+    const std::filesystem::path p = path_ / name;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+    ::chmod(p.c_str(), mode);
+    return p;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A whole file as bytes ("" if it cannot be read).
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 }  // namespace bloccs::test

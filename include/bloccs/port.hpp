@@ -8,9 +8,12 @@
 //
 // The contract (SPEC.md, "The port"):
 //   start        registers the key in the namespace's registry. A key held by a live owner is
-//                Errc::already_exists; one left by a dead owner is taken over and its segments
-//                removed. stop() (or destroying the Port, or the owner exiting normally)
-//                unregisters the key and removes the port's segments.
+//                Errc::already_exists. One left by a dead owner (SIGKILL, a crash) is taken over:
+//                before the key is registered again (pushers get no_producer until then), the new
+//                port carries over what the dead one still holds, then removes its segments.
+//                Port::takeover() and PortStats report it (see "Taking over" below). stop() (or
+//                destroying the Port, or the owner exiting normally) unregisters the key and
+//                removes the port's segments.
 //   push         parks while the port holds `buffer` messages, until space frees, the process-wide
 //                push_timeout passes (Errc::timeout, nothing enqueued) or the owner goes away
 //                (Errc::no_producer, within 200 ms even if it was SIGKILLed). An unbounded port
@@ -24,9 +27,37 @@
 // port's segments (stop the pushers first to lose nothing). Pushers parked at that moment wake
 // at once with Errc::no_producer; later pushes get it too.
 //
+// Taking over a dead owner's key (a crashed node restarted), before pushers reach the new port:
+//   kept    first the push_after messages that were already due (in its due lane), then every
+//           message pushed and not yet received, each pusher's in its order; pushes made after
+//           start arrive after them. push_after requests its timer had not taken yet are
+//           re-queued with their due times (delivered when due, never before).
+//   again   the batch the dead owner was receiving when it died, at least once: the message whose
+//           callback was running and those after it. On a single-pusher port, and for push_after
+//           messages (their due lane is single-pusher), the batch's earlier ones too. What a
+//           receive that returned handed over is never delivered again.
+//   lost    counted in PortStats::lost_at_takeover, itemised in PortTakeover with a note:
+//           - push_after messages the dead timer held in its memory (lost_timer_held; a kill in
+//             the microseconds the timer moves a batch in may also count some that were kept);
+//           - messages over the new port's max_payload, or past its buffer if it is smaller than
+//             what was queued (lost_unfit: the new port has no consumer yet, so it never waits);
+//           - records whose meta does not parse (refused, as receive refuses them);
+//           - what follows a damaged record, and a claim a live pusher still holds open 1 s into
+//             the start with what follows it (lost_unread, counted from the ring's cursors).
+//           A ring of another version or with a damaged header is not read: how much it held is
+//           unknown, and the note says so.
+//   never   queued: a push that returned an error, or whose pusher died mid-push. As with stop(),
+//           a push already past its checks when the owner died that claims its space only after
+//           the new owner has read that ring is lost uncounted (a window of nanoseconds).
+// A new owner killed during its take-over loses nothing (salvage only reads the dead port; the
+// next start carries it over again) but leaves its own unregistered segments to `shmctl gc`.
+// Of two starts racing for a dead key, one carries it over, the other gets Errc::already_exists.
+//
 // A bounded port holds at most `buffer` messages from pushers, plus at most min(buffer, 256)
-// push_after messages in the due lane (the timer enqueues one only while the port holds fewer
-// than `buffer`; pushers may fill the rest meanwhile).
+// push_after messages in the due lane. The timer enqueues a due message while the port holds
+// fewer than `buffer`, or, when it found the port full, once the consumer has taken messages
+// since: pushers parked on a full port would otherwise take every freed slot first, and
+// push_after messages (a node's retries) would wait until the load ends.
 #pragma once
 
 #include <sys/types.h>
@@ -47,6 +78,11 @@
 #include "bloccs/ring.hpp"
 
 namespace bloccs {
+
+class Port;
+class WakeUp;
+// Waits on several ports at once (bloccs/wait_any.hpp).
+Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up);
 
 struct PortOptions {
   // Bound on queued messages; std::nullopt makes the port unbounded (pushers never park; the
@@ -85,6 +121,26 @@ struct PortStats {
   std::uint64_t after_retries = 0;    // timer attempts that found the port full
   std::uint32_t links = 1;            // segments the ring spans (unbounded ports chain them)
   std::uint64_t refused = 0;          // records dropped because their meta did not parse
+  // Taking over a dead owner's key at start (Port::takeover() itemises them):
+  std::uint64_t salvaged = 0;          // its messages carried over (push_after ones included)
+  std::uint64_t lost_at_takeover = 0;  // its messages that could not be (counted, never silent)
+};
+
+// What start carried over from a dead owner of the key (the contract's "Taking over"). A node
+// can print: "took over {net, node, in} from dead pid 123: 57 messages kept, 3 lost (...note)".
+struct PortTakeover {
+  bool taken_over = false;  // the key was held by a dead owner
+  pid_t dead_owner = 0;
+  std::uint64_t salvaged = 0;         // carried over: queued messages, and push_after requests
+  std::uint64_t salvaged_after = 0;   // of those, push_after requests (delivered when due)
+  std::uint64_t lost_timer_held = 0;  // push_after messages the dead owner's timer held
+  std::uint64_t lost_unfit = 0;       // over this port's max_payload, or past its buffer
+  std::uint64_t lost_unread = 0;      // in a damaged ring, or behind a claim left open
+  std::uint64_t refused = 0;          // records whose meta did not parse
+  std::string note;                   // why anything was lost, for a person; empty if nothing
+  std::uint64_t lost() const noexcept {
+    return lost_timer_held + lost_unfit + lost_unread + refused;
+  }
 };
 
 // A Port is used by one thread at a time (its consumer): receive, stats and stop from that
@@ -113,10 +169,13 @@ class Port {
 
   const PortKey& key() const noexcept;
   PortStats stats() const;
+  // What start carried over from a dead owner of the key; taken_over false if there was none.
+  const PortTakeover& takeover() const noexcept;
 
   struct Impl;
 
  private:
+  friend Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up);
   using Visit = void (*)(void* ctx, const MessageView& m);
   explicit Port(std::unique_ptr<Impl> impl);
   static Status start_impl(Impl& p, const PortKey& key, const std::string& ns,

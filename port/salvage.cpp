@@ -1,0 +1,293 @@
+// Carrying a dead owner's port over into the port that takes its key over (Port::start).
+//
+// The new port is started, not yet registered: pushers of the key still find the dead
+// registration and get no_producer, and nobody consumes the new rings. Salvage reads the dead
+// port (lockfree's open_orphan: from its consumer's published head, writing nothing there) and
+// pushes what it reads into the new port, in this order, so each pusher's order is kept:
+//   1. <dead>.due       push_after messages already due: they were due before the rest, so
+//                       they go first into the new `in` (its due lane is the new timer's own)
+//                       while it has room; past it, re-queued into the new `later` due at once
+//   2. <dead>.in.*      what pushers queued, link by link
+//   3. <dead>.later.*   push_after requests the dead timer had not taken: into the new `later`
+//                       with their due stamps, for the new timer to deliver when due
+// What the dead timer held in its heap died with it: counted from its `pending` word.
+// Nothing waits on the new port's consumer (there is none yet): a message that finds the new
+// port full, or over its max_payload, is counted lost, never dropped unseen.
+#include "port/salvage.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+#include <string>
+
+#include "lockfree/chain.hpp"
+#include "lockfree/pusher_slots.hpp"
+#include "port/meta_codec.hpp"
+#include "port/port_layout.hpp"
+
+namespace bloccs::port {
+namespace {
+
+// How long a take-over waits for claims that live pushers still have open in the dead rings.
+// A claim commits within nanoseconds unless its pusher is stopped or descheduled; past this,
+// it and what follows it in its ring are counted lost rather than hold the start up.
+constexpr auto kLiveClaimPatience = std::chrono::seconds(1);
+
+void add_note(PortTakeover& t, const std::string& sentence) {
+  if (!t.note.empty()) t.note += "; ";
+  t.note += sentence;
+}
+
+std::string messages(std::uint64_t n) {
+  return std::to_string(n) + (n == 1 ? " message" : " messages");
+}
+
+// The config checks pushers make (pusher.cpp), against the registration that names the port.
+bool config_matches(const PortConfig& cfg, const registry::PortEntry& dead) {
+  return cfg.owner_pid == dead.owner.pid && cfg.owner_start_time == dead.owner.start_time &&
+         cfg.buffer <= lockfree::kMaxBuffer && cfg.max_payload <= (64u << 20) &&
+         cfg.max_pushers >= 1 && cfg.max_pushers <= lockfree::kMaxPushers;
+}
+
+// Makes this process the dead port's salvager, unless a live process already is.
+Status claim(PortControl& dead, const PortKey& key) {
+  std::atomic<std::uint64_t>& word = dead.takeover.salvager;
+  const std::uint64_t me = lockfree::self_token();
+  // relaxed: a first guess for the CAS, which decides.
+  std::uint64_t seen = word.load(std::memory_order_relaxed);
+  for (;;) {
+    if (seen != 0 && lockfree::token_alive(seen))  // another thread of ours counts too
+      return Error{Errc::already_exists,
+                   "port " + to_string(key) + " is being taken over by pid " +
+                       std::to_string(lockfree::token_pid(seen)) +
+                       " right now; wait for that start to finish, or start another key"};
+    // acq_rel: one winner. A dead claimant's claim is taken over as is: it only read the rings.
+    if (word.compare_exchange_weak(seen, me, std::memory_order_acq_rel, std::memory_order_relaxed))
+      return {};
+  }
+}
+
+// Pushes what salvage reads into the new port, and counts.
+class Carrier {
+ public:
+  Carrier(Port::Impl& p, PortTakeover& t)
+      : p_(p), t_(t), max_payload_(p.control().config.max_payload) {}
+
+  // A record of the dead `in` or due lane: [meta][payload].
+  void keep(std::span<const std::byte> record) {
+    MessageView m;
+    if (!MetaCodec::decode(record, m.meta, m.payload)) {
+      ++t_.refused;  // as the consumer does: a peer wrote garbage
+      return;
+    }
+    if (!fits(m.payload.size())) return;
+    if (!in_) open(in_, in_chain(p_.ns, p_.control_name, p_.control(), p_.control().config));
+    if (!*in_) return lost(in_->error());
+    // Never wait: nobody consumes the new port yet.
+    if (auto st = (*in_)->push({}, record, {.deadline = lockfree::kDontWait}); !st) {
+      if (st.code() != Errc::timeout) return lost(std::move(st).error());
+      return overflow(record);
+    }
+    ++t_.salvaged;
+  }
+
+  // No room in the new `in` (the dead due lane and ring together can hold more than `buffer`,
+  // or the new buffer is smaller): re-queued as a push_after request due at once, so the new
+  // timer delivers it as space frees. Kept, though it may arrive after later pushes.
+  void overflow(std::span<const std::byte> record) {
+    const std::int64_t now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+            .count();
+    request_.resize(kDueStamp + record.size());
+    std::memcpy(request_.data(), &now_ns, kDueStamp);
+    std::memcpy(request_.data() + kDueStamp, record.data(), record.size());
+    if (!later_)
+      open(later_, later_chain(p_.ns, p_.control_name, p_.control(), p_.control().config));
+    if (!*later_) return lost(later_->error());
+    if (auto st = (*later_)->push({}, request_, {}); !st) return lost(std::move(st).error());
+    ++t_.salvaged;
+    ++t_.salvaged_after;  // it travels as a push_after request now
+    ++overflowed_;
+  }
+
+  // A push_after request of the dead `later`: [due stamp][meta][payload], re-queued as it is.
+  void requeue(std::span<const std::byte> request) {
+    MessageView m;
+    if (request.size() < kDueStamp ||
+        !MetaCodec::decode(request.subspan(kDueStamp), m.meta, m.payload)) {
+      ++t_.refused;
+      return;
+    }
+    if (!fits(m.payload.size())) return;
+    if (!later_)
+      open(later_, later_chain(p_.ns, p_.control_name, p_.control(), p_.control().config));
+    if (!*later_) return lost(later_->error());
+    // The request chain is unbounded: this never waits.
+    if (auto st = (*later_)->push({}, request, {}); !st) return lost(std::move(st).error());
+    ++t_.salvaged;
+    ++t_.salvaged_after;
+  }
+
+  // Why messages did not fit, for the report's note.
+  void explain() const {
+    if (too_large_)
+      add_note(t_, messages(too_large_) + " over this port's max_payload of " +
+                       std::to_string(max_payload_) + " bytes");
+    if (overflowed_)
+      add_note(t_, messages(overflowed_) + " past this port's buffer of " +
+                       std::to_string(p_.control().config.buffer) +
+                       " re-queued as push_after messages due at once (kept; they may arrive "
+                       "after later pushes)");
+    if (no_room_)
+      add_note(t_, messages(no_room_) + " past this port's buffer of " +
+                       std::to_string(p_.control().config.buffer) + " messages");
+    if (other_)
+      add_note(t_, messages(other_) + " could not be pushed into this port (" + other_why_ + ")");
+  }
+
+ private:
+  using Opened = std::optional<Result<lockfree::ChainPusher>>;
+  static void open(Opened& pusher, lockfree::ChainSpec spec) {
+    pusher.emplace(lockfree::ChainPusher::open(std::move(spec)));
+  }
+  bool fits(std::size_t payload) {
+    if (payload <= max_payload_) return true;
+    ++t_.lost_unfit;
+    ++too_large_;
+    return false;
+  }
+  void lost(const Error& e) {
+    ++t_.lost_unfit;
+    if (e.code == Errc::timeout) {
+      ++no_room_;
+    } else {
+      ++other_;
+      if (other_why_.empty()) other_why_ = e.message;
+    }
+  }
+
+  Port::Impl& p_;
+  PortTakeover& t_;
+  const std::uint32_t max_payload_;
+  Opened in_, later_;  // our chains, as a pusher (their slots go back when salvage ends)
+  std::uint64_t too_large_ = 0, no_room_ = 0, other_ = 0, overflowed_ = 0;
+  std::vector<std::byte> request_;  // an overflowing record, framed as a push_after request
+  std::string other_why_;
+};
+
+// Adds what a reading of one dead ring (or chain) could not read to the report.
+void account(PortTakeover& t, const lockfree::OrphanRead& r, const std::string& what) {
+  t.lost_unread += r.unread;
+  if (!r.status) {
+    add_note(t, what + " could not be read" + (r.read ? " to its end" : "") + " (" +
+                    r.status.error().message + ")" +
+                    (r.unread ? ": " + messages(r.unread) + " in it lost"
+                              : ": how much it held is unknown"));
+  } else if (r.unread) {
+    add_note(t, messages(r.unread) + " of " + what +
+                    " lost behind a live pusher's claim still open after " +
+                    std::to_string(std::chrono::milliseconds(kLiveClaimPatience).count()) + " ms");
+  }
+}
+
+void publish(PortControl& c, const PortTakeover& t) {
+  TakeoverLine& l = c.takeover;
+  // relaxed: written once before the port is registered (the registry's release publishes it).
+  l.dead_owner.store(static_cast<std::uint32_t>(t.dead_owner), std::memory_order_relaxed);
+  l.salvaged.store(t.salvaged, std::memory_order_relaxed);
+  l.salvaged_after.store(t.salvaged_after, std::memory_order_relaxed);
+  l.lost_timer_held.store(t.lost_timer_held, std::memory_order_relaxed);
+  l.lost_unfit.store(t.lost_unfit, std::memory_order_relaxed);
+  l.lost_unread.store(t.lost_unread, std::memory_order_relaxed);
+  l.refused.store(t.refused, std::memory_order_relaxed);
+}
+
+// Reads the claimed dead port into p (the order is at the top of this file).
+void carry(Port::Impl& p, PortTakeover& t, PortControl& dead, const PortConfig& cfg,
+           const registry::PortEntry& entry) {
+  const auto give_up = Clock::now() + kLiveClaimPatience;
+  const shm::ProcessId owner{cfg.owner_pid, cfg.owner_start_time};
+  Carrier carrier(p, t);
+  auto keep = [&](std::span<const std::byte> r) { carrier.keep(r); };
+  {
+    auto due = lockfree::Ring::open_orphan(p.ns, due_name(entry.segment), owner);
+    lockfree::OrphanRead r;
+    if (due)
+      r = due->read_orphan(keep, give_up);
+    else
+      r.status = std::move(due).error();
+    account(t, r, "the dead port's due lane (push_after messages already due)");
+  }
+  account(
+      t,
+      lockfree::read_orphan_chain(in_chain(p.ns, entry.segment, dead, cfg), owner, keep, give_up),
+      "the dead port's ring");
+  account(t,
+          lockfree::read_orphan_chain(
+              later_chain(p.ns, entry.segment, dead, cfg), owner,
+              [&](std::span<const std::byte> r) { carrier.requeue(r); }, give_up),
+          "the dead port's push_after requests");
+  carrier.explain();
+  if (t.refused) add_note(t, messages(t.refused) + " whose meta did not parse (refused)");
+
+  // relaxed: the dead timer's last word; nothing races it.
+  const std::uint64_t held = dead.timer.pending.load(std::memory_order_relaxed);
+  if (held > kTimerHeldMax) {
+    add_note(t, "its timer's count of held push_after messages (" + std::to_string(held) +
+                    ") is out of range: how many it held is unknown");
+  } else if (held) {
+    t.lost_timer_held = held;
+    add_note(t, std::to_string(held) + " push_after " + (held == 1 ? "message" : "messages") +
+                    " the dead owner's timer held in its memory");
+  }
+}
+
+}  // namespace
+
+Result<Salvage> salvage(Port::Impl& p, const registry::PortEntry& dead) {
+  Salvage s;
+  PortTakeover& t = s.report;
+  t.taken_over = true;
+  t.dead_owner = static_cast<pid_t>(dead.owner.pid);
+  s.dead_control = dead.segment;
+  const std::string where = "the dead owner's port /dev/shm/bloccs." + p.ns + "." + dead.segment;
+  auto unknown = [&](const std::string& why) {
+    add_note(t, where + " " + why + ": nothing was carried over, and how much it held is unknown");
+    publish(p.control(), t);
+  };
+  auto seg = shm::Segment::open(p.ns, dead.segment, shm::SegmentKind::port);
+  if (!seg) {
+    unknown("could not be opened (" + seg.error().message + ")");
+    return s;
+  }
+  if (seg->size() != sizeof(PortControl)) {
+    unknown("is " + std::to_string(seg->size()) + " bytes, not a port of this version");
+    return s;
+  }
+  auto& shared = *reinterpret_cast<PortControl*>(seg->base());
+  const PortConfig cfg = shared.config;  // copied once: only the copy is used
+  if (!config_matches(cfg, dead)) {
+    unknown("does not match its registration");
+    return s;
+  }
+  if (auto st = claim(shared, p.key); !st) return std::move(st).error();
+  s.claim.emplace(std::move(seg).value());
+  // Pushers that find a link full make no further one (they get no_producer). seq_cst: as
+  // stop() stores it (chain.cpp's closing()).
+  shared.chains.closing.store(1, std::memory_order_seq_cst);
+  carry(p, t, shared, cfg, dead);
+  publish(p.control(), t);
+  return s;
+}
+
+void release(Salvage& s) noexcept {
+  if (!s.claim) return;
+  auto& shared = *reinterpret_cast<PortControl*>(s.claim->base());
+  std::uint64_t me = lockfree::self_token();
+  // release: our claim ends; the next claimant reads the port as it was (we wrote nothing).
+  shared.takeover.salvager.compare_exchange_strong(me, 0, std::memory_order_release,
+                                                   std::memory_order_relaxed);
+  s.claim.reset();
+}
+
+}  // namespace bloccs::port

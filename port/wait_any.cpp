@@ -1,0 +1,59 @@
+// wait_any: one futex_waitv over every port's wake-up words (see bloccs/wait_any.hpp).
+#include "bloccs/wait_any.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "port/port_impl.hpp"
+
+namespace bloccs {
+namespace {
+
+// Wake up at least this often: a pusher killed between its commit and its wake must not leave
+// us asleep beside a message (the same interval as a single port's receive).
+constexpr auto kRecheckInterval = std::chrono::milliseconds(100);
+
+}  // namespace
+
+Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up) {
+  if (ports.size() > kMaxWaitPorts)
+    return Error{Errc::bad_config, "wait_any waits on at most " + std::to_string(kMaxWaitPorts) +
+                                       " ports; split them over threads"};
+  for (Port* port : ports)
+    if (!port->impl_ || port->impl_->stopped)
+      return Error{Errc::closed, "wait_any was given a stopped port; start it again"};
+
+  lockfree::WaitLine* lines[lockfree::kMaxWaitAny];
+  for (;;) {
+    // What ends the wait; seq_cst loads throughout: the Dekker re-check after arming.
+    auto ready = [&] {
+      if (wake_up && wake_up->notified()) return true;
+      for (Port* port : ports) {
+        const Port::Impl& p = *port->impl_;
+        if (p.due->ready(std::memory_order_seq_cst) || p.in->ready(std::memory_order_seq_cst))
+          return true;
+      }
+      return false;
+    };
+    // Also look at claims open at the heads (a killed pusher's is skipped, as receive does).
+    Deadline wake_at = std::min(deadline, Clock::now() + kRecheckInterval);
+    std::size_t n = 0;
+    for (Port* port : ports) {
+      Port::Impl& p = *port->impl_;
+      auto in_ready = p.in->poll_for_wait(wake_at);
+      if (!in_ready) return std::move(in_ready).error();
+      if (*in_ready) return {};
+      lines[n++] = &p.in->data_line();
+      lines[n++] = &p.due->data_line();
+    }
+    if (wake_up) lines[n++] = &wake_up->line_;
+    if (lockfree::park_any({lines, n}, ready, wake_at)) return {};
+    if (ready()) return {};
+    if (Clock::now() >= deadline)
+      return Error{Errc::timeout, "no message arrived before the deadline"};
+    // A spurious or recheck wake-up: loop to look at open claims and sleep again.
+    if (Clock::now() >= wake_at) return {};  // let the caller's drain look (it skips dead claims)
+  }
+}
+
+}  // namespace bloccs
