@@ -10,6 +10,7 @@ packages=(
   libcli11-dev                   # CLI11: command-line parsing for the demo and tools
   nlohmann-json3-dev             # nlohmann-json: shmctl's --json output, the benchmarks' results.json
   gnuplot-nox                    # gnuplot: the benchmark plots (PNG)
+  libtomlplusplus-dev            # toml++: pipeline files (bloccs run pipeline.toml)
 )
 
 missing=()

@@ -1,0 +1,425 @@
+// The node runtime: a node's ports, its handlers, routing to wired ports, retries, dead letters.
+#include "bloccs/node.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "bloccs/wait_any.hpp"
+#include "pipeline/node_block.hpp"
+#include "shm/names.hpp"
+#include "shm/process.hpp"
+
+namespace bloccs {
+namespace {
+
+// How often a push to a port without an owner (its node crashed and is being restarted) is
+// tried again.
+constexpr auto kOwnerRetryInterval = std::chrono::milliseconds(20);
+// A stopping node looks at its ports and its timer this often while it drains.
+constexpr auto kDrainPoll = std::chrono::milliseconds(20);
+
+std::string truncated(std::string_view text, std::size_t max) {
+  return std::string(text.substr(0, max));
+}
+
+}  // namespace
+
+struct Node::Impl {
+  PipelineSpec pipeline;
+  const NodeSpec* spec = nullptr;  // into `pipeline`
+  NodeOptions options;
+  std::string ns;
+  std::vector<Port> ports;                     // spec->inputs order
+  std::vector<Port*> port_ptrs;                // for wait_any
+  std::vector<PortKey> port_keys;              // where a retry goes back to
+  // push_after requests each port's timer has to take in: this process's retries plus what a
+  // take-over re-queued. Until its timer has delivered them all, a stopping node is not drained
+  // (a request on its way to the timer shows in no depth).
+  std::vector<std::uint64_t> retries_expected;
+  std::vector<Handler> handlers;               // per port; empty: `any`
+  Handler any;
+  std::vector<std::vector<PortKey>> targets;   // per output (spec->outputs order)
+  PortKey dead_letter;
+  std::optional<Pusher> pusher;
+  std::optional<shm::Segment> block_segment;
+  pipeline::NodeBlock* block = nullptr;
+  NodeCounters counters;
+  Outputs outputs;
+  std::mt19937_64 rng{std::random_device{}()};
+  WakeUp wake;
+  std::atomic<std::uint32_t> stop_requested{0};
+  bool gave_up = false;  // drain_limit passed: stop waiting for owners
+
+  void publish() { block->counters.store(counters); }
+  void set_state(pipeline::NodeState s) {
+    // relaxed: a word for people (see node_block.hpp).
+    block->identity.state.store(static_cast<std::uint32_t>(s), std::memory_order_relaxed);
+  }
+  void say(const std::string& what) const {
+    std::fprintf(stderr, "%s: %s\n", spec->id.c_str(), what.c_str());
+  }
+  bool stopping() const { return stop_requested.load(std::memory_order_relaxed) != 0; }
+
+  Status send(const PortKey& key, std::span<const std::byte> payload, const Meta& meta);
+  Status send_output(std::size_t output, std::span<const std::byte> payload, const Meta& meta);
+  void handle(std::size_t port, const MessageView& m);
+  void fail(std::size_t port, const MessageView& m, std::string_view error);
+  bool drained() const;
+};
+
+namespace {
+
+// The node whose stop() SIGINT and SIGTERM call (one per process: a node is a process).
+std::atomic<Node::Impl*> g_signalled{nullptr};
+
+void on_stop_signal(int) {
+  // acquire: pairs with the release store that installed it (the Impl is complete).
+  if (Node::Impl* impl = g_signalled.load(std::memory_order_acquire)) {
+    impl->stop_requested.store(1, std::memory_order_relaxed);  // relaxed: wake orders it
+    impl->wake.notify();
+  }
+}
+
+Result<shm::Segment> open_block(const std::string& ns, const std::string& name, bool& created) {
+  auto seg = shm::Segment::open(ns, name, shm::SegmentKind::node);
+  if (seg) {
+    created = false;
+    return seg;
+  }
+  if (seg.code() != Errc::not_found) return seg;
+  created = true;
+  auto made = shm::Segment::create(ns, name, shm::SegmentKind::node, sizeof(pipeline::NodeBlock));
+  if (made) made->publish();
+  return made;
+}
+
+}  // namespace
+
+Status Outputs::emit(std::string_view output, std::span<const std::byte> payload,
+                     const Meta& meta) {
+  for (std::size_t i = 0; i < spec_->outputs.size(); ++i) {
+    if (spec_->outputs[i].name != output) continue;
+    held_.push_back({i, bytes_.size(), payload.size(), meta});
+    held_.back().meta.attempt = 0;  // attempts count retries at one port: a new hop starts at 0
+    bytes_.insert(bytes_.end(), payload.begin(), payload.end());
+    return {};
+  }
+  return Error{Errc::not_found, "node " + spec_->id + " has no output '" + std::string(output) +
+                                    "'; wire it in the pipeline file (outputs." +
+                                    std::string(output) + " = \"node.port\")"};
+}
+
+Result<Node> Node::from_environment(NodeOptions options) {
+  const char* file = std::getenv("BLOCCS_PIPELINE");
+  const char* id = std::getenv("BLOCCS_NODE");
+  if (!file || !id || !*file || !*id)
+    return Error{Errc::bad_config,
+                 "BLOCCS_PIPELINE and BLOCCS_NODE are not set: start this program with "
+                 "`bloccs run <pipeline file>`, which sets them"};
+  auto pipeline = load_pipeline(file, {.program_dirs = {}, .check_programs = false});
+  if (!pipeline) return std::move(pipeline).error();
+  if (const char* ms = std::getenv("BLOCCS_DRAIN_LIMIT_MS"); ms && *ms) {
+    char* end = nullptr;
+    const long long v = std::strtoll(ms, &end, 10);
+    if (*end != '\0' || v <= 0)
+      return Error{Errc::bad_config, std::string("BLOCCS_DRAIN_LIMIT_MS=") + ms +
+                                         " is not a positive number of milliseconds"};
+    options.drain_limit = std::chrono::milliseconds(v);
+  }
+  return start(*pipeline, id, std::move(options));
+}
+
+Result<Node> Node::start(const PipelineSpec& pipeline, std::string_view id, NodeOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->pipeline = pipeline;
+  impl->spec = impl->pipeline.node(id);
+  if (!impl->spec)
+    return Error{Errc::not_found, "the pipeline " + pipeline.file.string() + " has no node '" +
+                                      std::string(id) + "'"};
+  const NodeSpec& spec = *impl->spec;
+  impl->options = std::move(options);
+  auto ns = shm::resolve_namespace(impl->options.ns);
+  if (!ns) return std::move(ns).error();
+  impl->ns = *ns;
+
+  bool created = false;
+  auto block = open_block(impl->ns, pipeline::node_block_name(pipeline.network, spec.id), created);
+  if (!block) return std::move(block).error();
+  impl->block_segment.emplace(std::move(block).value());
+  if (!created) impl->block_segment->disown();  // the launcher's: it outlives this process
+  impl->block = reinterpret_cast<pipeline::NodeBlock*>(impl->block_segment->base());
+  // Counters continue where a crashed predecessor left them (the launcher's segment).
+  impl->counters = impl->block->counters.load();
+  const shm::ProcessId me = shm::self_process();
+  // relaxed: words for people.
+  impl->block->identity.pid.store(static_cast<std::uint32_t>(me.pid), std::memory_order_relaxed);
+  impl->block->identity.start_time.store(me.start_time, std::memory_order_relaxed);
+  impl->set_state(pipeline::NodeState::starting);
+
+  for (const InputSpec& in : spec.inputs) {
+    PortKey key = port_key(pipeline, spec.id, in.name);
+    auto port = Port::start(key, {.buffer = in.buffer,
+                                  .max_payload = in.max_payload,
+                                  .ns = impl->ns,
+                                  .receive_spin = std::chrono::nanoseconds(0)});
+    if (!port) return std::move(port).error();
+    // A restart after a crash: the port kept what the dead process left queued.
+    if (const PortTakeover& t = port->takeover(); t.taken_over) {
+      impl->counters.salvaged += t.salvaged;
+      impl->counters.lost_at_takeover += t.lost();
+      impl->say("took over " + to_string(key) + " from dead pid " +
+                std::to_string(t.dead_owner) + ": " + std::to_string(t.salvaged) +
+                " messages kept, " + std::to_string(t.lost()) + " lost" +
+                (t.note.empty() ? std::string() : " (" + t.note + ")"));
+    }
+    impl->retries_expected.push_back(port->takeover().salvaged_after);
+    impl->ports.push_back(std::move(port).value());
+    impl->port_keys.push_back(std::move(key));
+  }
+  for (Port& p : impl->ports) impl->port_ptrs.push_back(&p);
+  impl->handlers.resize(spec.inputs.size());
+  for (const OutputSpec& out : spec.outputs) {
+    auto& keys = impl->targets.emplace_back();
+    for (const Target& t : out.targets) keys.push_back(port_key(pipeline, t.node, t.port));
+  }
+  impl->dead_letter = dead_letter_key(pipeline);
+  auto pusher = Pusher::open(impl->ns);
+  if (!pusher) return std::move(pusher).error();
+  impl->pusher.emplace(std::move(pusher).value());
+  impl->outputs.spec_ = &spec;
+
+  if (impl->options.handle_signals) {
+    Impl* expected = nullptr;
+    // release: the handler sees a complete Impl.
+    if (g_signalled.compare_exchange_strong(expected, impl.get(), std::memory_order_release)) {
+      struct sigaction sa{};
+      sa.sa_handler = on_stop_signal;
+      sigemptyset(&sa.sa_mask);
+      sigaction(SIGINT, &sa, nullptr);
+      sigaction(SIGTERM, &sa, nullptr);
+    }
+  }
+  impl->publish();
+  impl->set_state(pipeline::NodeState::running);
+  return Node(std::move(impl));
+}
+
+int Node::fail(const Error& error) {
+  const char* id = std::getenv("BLOCCS_NODE");
+  std::fprintf(stderr, "%s: %s\n", id ? id : "node", error.message.c_str());
+  return 1;
+}
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(Node&&) noexcept = default;
+Node::~Node() {
+  if (!impl_) return;
+  Impl* self = impl_.get();
+  // acq_rel: stop signals from reaching a node that is going away.
+  g_signalled.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
+  impl_->publish();
+}
+
+void Node::on_message(Handler handler) { impl_->any = std::move(handler); }
+
+void Node::on(std::string_view in_port, Handler handler) {
+  for (std::size_t i = 0; i < impl_->spec->inputs.size(); ++i)
+    if (impl_->spec->inputs[i].name == in_port) impl_->handlers[i] = std::move(handler);
+}
+
+bool Node::stopping() const noexcept { return impl_->stopping(); }
+
+void Node::stop() noexcept {
+  impl_->stop_requested.store(1, std::memory_order_relaxed);  // relaxed: notify orders it
+  impl_->wake.notify();
+}
+
+const NodeSpec& Node::spec() const noexcept { return *impl_->spec; }
+const std::string& Node::network() const noexcept { return impl_->pipeline.network; }
+NodeCounters Node::counters() const noexcept { return impl_->counters; }
+
+Status Node::emit(std::string_view output, std::span<const std::byte> payload, const Meta& meta) {
+  const auto& outs = impl_->spec->outputs;
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    if (outs[i].name != output) continue;
+    Status st;
+    if (meta.attempt == 0) {
+      st = impl_->send_output(i, payload, meta);
+    } else {  // attempts count retries at one port: a new hop starts at 0
+      Meta fresh = meta;
+      fresh.attempt = 0;
+      st = impl_->send_output(i, payload, fresh);
+    }
+    impl_->publish();
+    return st;
+  }
+  return Error{Errc::not_found, "node " + impl_->spec->id + " has no output '" +
+                                    std::string(output) + "'; wire it in the pipeline file"};
+}
+
+Status Node::Impl::send(const PortKey& key, std::span<const std::byte> payload,
+                        const Meta& meta) {
+  bool said = false;
+  const auto since = Clock::now();
+  for (;;) {
+    Status st = pusher->push(key, payload, meta);
+    if (st || st.code() != Errc::no_producer) return st;
+    // Its node crashed and is being restarted: wait for it, unless we are past our drain limit.
+    if (gave_up || (stopping() && Clock::now() - since > options.drain_limit)) return st;
+    if (!said)
+      say("port " + to_string(key) + " has no owner (its node is starting or restarting); "
+          "waiting for it");
+    said = true;
+    std::this_thread::sleep_for(kOwnerRetryInterval);
+  }
+}
+
+Status Node::Impl::send_output(std::size_t output, std::span<const std::byte> payload,
+                               const Meta& meta) {
+  for (const PortKey& key : targets[output]) {
+    if (Status st = send(key, payload, meta); !st) return st;
+    ++counters.emitted;
+  }
+  return {};
+}
+
+void Node::Impl::handle(std::size_t port, const MessageView& m) {
+  ++counters.received;
+  const Handler& h = handlers[port] ? handlers[port] : any;
+  outputs.bytes_.clear();
+  outputs.held_.clear();
+  const Delivery delivery{spec->inputs[port].name, m.payload, m.meta};
+  std::string error;
+  if (!h) {
+    error = "no handler for port '" + spec->inputs[port].name + "' (call on_message or on)";
+  } else {
+    try {
+      if (Status st = h(delivery, outputs); !st) {
+        error = std::move(st).error().message;
+        if (error.empty()) error = "the handler failed (no reason given)";
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "exception";
+    } catch (...) {
+      error = "unknown exception";
+    }
+  }
+  if (!error.empty()) return fail(port, m, error);
+  ++counters.handled;
+  for (const Outputs::Held& held : outputs.held_) {
+    const std::span<const std::byte> payload(outputs.bytes_.data() + held.payload_at,
+                                             held.payload_size);
+    if (Status st = send_output(held.output, payload, held.meta); !st) {
+      // The handler succeeded; what it emitted cannot be delivered (too large, bad meta, or
+      // the target's node never came back). Counted, and said.
+      ++counters.lost;
+      say("lost a message emitted to '" + spec->outputs[held.output].name +
+          "': " + st.error().message);
+    }
+  }
+}
+
+void Node::Impl::fail(std::size_t port, const MessageView& m, std::string_view error) {
+  ++counters.failed;
+  const std::uint32_t failures = m.meta.attempt() + 1;
+  Meta meta = m.meta.copy();
+  meta.attempt = failures;
+  std::string why(error);
+  if (failures < spec->retry.max_attempts) {
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    Status st = pusher->push_after(port_keys[port], m.payload, meta, spec->retry.delay(failures, u));
+    if (st) {
+      ++counters.retried;
+      ++retries_expected[port];
+      return;
+    }
+    why += "; and its retry could not be scheduled: " + st.error().message;
+  }
+  meta.set("error", truncated(why, kMetaMaxValue));
+  meta.set("node", spec->id);
+  meta.set("port", spec->inputs[port].name);
+  Status st = send(dead_letter, m.payload, meta);
+  if (!st && st.code() == Errc::bad_meta) {  // the user's pairs left no room: keep ours
+    Meta ours;
+    ours.attempt = failures;
+    ours.set("error", truncated(why, kMetaMaxValue)).set("node", spec->id);
+    ours.set("port", spec->inputs[port].name);
+    st = send(dead_letter, m.payload, ours);
+  }
+  if (st) {
+    ++counters.dead_lettered;
+    return;
+  }
+  ++counters.lost;
+  say("lost a message after " + std::to_string(failures) + " failed attempts (" + why +
+      "): the dead-letter port refused it: " + st.error().message);
+}
+
+bool Node::Impl::drained() const {
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    const PortStats s = ports[i].stats();
+    if (s.depth != 0 || s.pending_after != 0 || s.after_delivered < retries_expected[i])
+      return false;
+  }
+  return true;
+}
+
+int Node::run() {
+  Impl& n = *impl_;
+  auto visit = [&](std::size_t port) {
+    return [&n, port](const MessageView& m) { n.handle(port, m); };
+  };
+  Deadline drain_until = kNoDeadline;
+  for (;;) {
+    std::size_t got = 0;
+    for (std::size_t i = 0; i < n.ports.size(); ++i) {
+      auto batch = n.ports[i].try_receive_batch(visit(i), n.spec->batch);
+      if (!batch) {
+        n.publish();
+        n.say("receiving from port '" + n.spec->inputs[i].name + "' failed: " +
+              batch.error().message);
+        return 1;
+      }
+      got += *batch;
+    }
+    if (got) {
+      n.publish();
+      continue;
+    }
+    if (!n.stopping()) {
+      if (auto st = wait_any(n.port_ptrs, kNoDeadline, &n.wake); !st) {
+        n.say("waiting on the ports failed: " + st.error().message);
+        return 1;
+      }
+      continue;
+    }
+    // Stopping: what is queued, and the retries the timer holds, are handled first.
+    if (drain_until == kNoDeadline) {
+      drain_until = Clock::now() + n.options.drain_limit;
+      n.set_state(pipeline::NodeState::draining);
+    }
+    if (n.drained()) break;
+    if (Clock::now() >= drain_until) {
+      n.gave_up = true;
+      n.say("stopping with messages still queued or waiting for a retry after " +
+            std::to_string(n.options.drain_limit.count()) + " ms of draining");
+      n.publish();
+      return 1;
+    }
+    if (n.ports.empty()) break;
+    (void)wait_any(n.port_ptrs, Clock::now() + kDrainPoll, nullptr);
+  }
+  n.publish();
+  n.set_state(pipeline::NodeState::done);
+  return 0;
+}
+
+}  // namespace bloccs

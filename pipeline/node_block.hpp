@@ -1,0 +1,64 @@
+// A node's counters in shared memory, so that the launcher shows them live and still reads
+// them after the node crashed. The launcher creates the segment before it starts the node (it
+// outlives restarts); a node started without a launcher creates its own.
+//
+// Segment "node.<network>.<node>" of the namespace:
+//   offset  size  what                                            written by
+//   0       64    SegmentHeader (shm/segment.hpp)                 its creator, once
+//   64      64    NodeIdentity: pid, start time, state, restarts   the node (restarts: launcher)
+//   128     128   NodeCounterWords (bloccs::NodeCounters)          the node's thread
+// Every word is written by one thread with relaxed stores and read by tools with relaxed
+// loads: they are counters for people, and order nothing.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "bloccs/node.hpp"
+#include "shm/segment.hpp"
+
+namespace bloccs::pipeline {
+
+enum class NodeState : std::uint32_t { starting = 0, running = 1, draining = 2, done = 3 };
+
+struct alignas(64) NodeIdentity {
+  std::atomic<std::uint32_t> pid;
+  std::atomic<std::uint32_t> state;  // NodeState
+  std::atomic<std::uint64_t> start_time;
+  std::atomic<std::uint32_t> restarts;  // by the launcher
+};
+
+struct alignas(64) NodeCounterWords {
+  std::atomic<std::uint64_t> received, handled, failed, retried, dead_lettered, emitted, lost,
+      salvaged, lost_at_takeover;
+
+  NodeCounters load() const noexcept {
+    auto l = [](const std::atomic<std::uint64_t>& w) { return w.load(std::memory_order_relaxed); };
+    return {l(received), l(handled), l(failed), l(retried), l(dead_lettered),
+            l(emitted),  l(lost),    l(salvaged), l(lost_at_takeover)};
+  }
+  void store(const NodeCounters& c) noexcept {
+    auto s = [](std::atomic<std::uint64_t>& w, std::uint64_t v) {
+      w.store(v, std::memory_order_relaxed);
+    };
+    s(received, c.received), s(handled, c.handled), s(failed, c.failed), s(retried, c.retried);
+    s(dead_lettered, c.dead_lettered), s(emitted, c.emitted), s(lost, c.lost);
+    s(salvaged, c.salvaged), s(lost_at_takeover, c.lost_at_takeover);
+  }
+};
+
+struct NodeBlock {
+  shm::SegmentHeader segment;
+  NodeIdentity identity;
+  NodeCounterWords counters;
+};
+static_assert(offsetof(NodeBlock, identity) == 64);
+static_assert(offsetof(NodeBlock, counters) == 128);
+static_assert(sizeof(NodeBlock) == 256);
+
+inline std::string node_block_name(const std::string& network, const std::string& node) {
+  return "node." + network + "." + node;
+}
+
+}  // namespace bloccs::pipeline

@@ -1,0 +1,74 @@
+// The launcher's supervisor: starts every node of a pipeline as a process, restarts the ones
+// that crash, and stops the graph from the sources down.
+//
+//   start     each node gets a shared block for its counters (it outlives restarts), then the
+//             nodes start sinks first, each once the nodes it feeds have their ports up, so that
+//             no source pushes into a port that is not there yet.
+//   crash     a node that dies by a signal or exits non-zero while not asked to stop is started
+//             again after the pipeline's restart backoff; the new process takes over its ports'
+//             keys and the messages queued in them (see bloccs/port.hpp, "take-over"). After
+//             max_restarts the pipeline is stopped and the run fails.
+//   stop      when every source has finished (exited 0), or on SIGINT/SIGTERM, the nodes are
+//             asked to stop (SIGTERM) one at a time, sources first: each drains its ports and its
+//             retries before it exits, so what is queued reaches the end. A second SIGINT kills
+//             every node at once. A node that outlasts its drain limit is killed.
+//   end       the dead-letter port is drained and stopped, and every segment of the run is
+//             removed (ports of dead owners included).
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bloccs/node.hpp"
+#include "shm/segment.hpp"
+#include "tools/bloccs/dead_letters.hpp"
+#include "tools/bloccs/status.hpp"
+
+namespace bloccs::launcher {
+
+struct RunOptions {
+  std::string ns;  // resolved namespace
+  std::string dead_letter_file;
+  std::chrono::milliseconds status_interval{1000};  // 0: no live status
+  std::chrono::milliseconds drain_limit{30'000};    // per node, while stopping
+  bool quiet = false;                               // no status, no summary (errors only)
+  std::string summary_json;                         // write the final snapshot here
+};
+
+class Supervisor {
+ public:
+  Supervisor(PipelineSpec pipeline, RunOptions options);
+  ~Supervisor();
+
+  // Runs the pipeline to its end: 0 if every node finished and (for a conserved pipeline) the
+  // ledger adds up; 1 otherwise.
+  int run();
+
+ private:
+  struct Child;
+  Status prepare();
+  bool spawn(Child& c);
+  void reap();
+  void restart_due();
+  void stop_next();
+  Snapshot snapshot() const;
+  void cleanup();
+  void say(const std::string& line) const;
+  bool all_sources_done() const;
+  bool all_done() const;
+
+  PipelineSpec pipeline_;
+  RunOptions options_;
+  std::vector<std::unique_ptr<Child>> children_;  // pipeline file order
+  std::vector<Child*> stop_order_;                 // sources first
+  std::unique_ptr<DeadLetters> dead_letters_;
+  enum class Phase { running, stopping, killing } phase_ = Phase::running;
+  bool failed_ = false;
+  Clock::time_point started_;
+};
+
+}  // namespace bloccs::launcher
