@@ -3,15 +3,17 @@
 #include <cstdio>
 #include <string>
 
-#include <CLI/CLI.hpp>
 
 #include "bloccs/node.hpp"
+#include "options.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"bloccs demo: the generator node"};
   std::uint64_t messages = 20'000;
-  app.add_option("--messages", messages, "how many messages to emit");
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = bloccs::examples::parse_options(
+          argc, argv, "bloccs demo: the generator node",
+          {{"--messages", "how many messages to emit", &messages}});
+      rc >= 0)
+    return rc;
 
   auto node = bloccs::Node::from_environment();
   if (!node) return bloccs::Node::fail(node.error());

@@ -5,18 +5,20 @@
 #include <thread>
 #include <unordered_set>
 
-#include <CLI/CLI.hpp>
 
 #include "bloccs/node.hpp"
+#include "options.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"bloccs demo: the slow sink node"};
   int work_us = 200;
   std::string record;
-  app.add_option("--work-us", work_us, "microseconds of work per message")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--record", record, "at the end, write the seq of every message received here");
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = bloccs::examples::parse_options(
+          argc, argv, "bloccs demo: the slow sink node",
+          {{"--work-us", "microseconds of work per message", &work_us, false,
+            std::pair{0.0, 1e6}},
+           {"--record", "at the end, write the seq of every message received here", &record}});
+      rc >= 0)
+    return rc;
 
   auto node = bloccs::Node::from_environment();
   if (!node) return bloccs::Node::fail(node.error());

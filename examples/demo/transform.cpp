@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <string>
 
-#include <CLI/CLI.hpp>
 
 #include "bloccs/node.hpp"
+#include "options.hpp"
 
 namespace {
 
@@ -23,11 +23,13 @@ std::uint64_t mix(std::uint64_t x) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"bloccs demo: the flaky transform node"};
   double fail_percent = 20;
-  app.add_option("--fail-percent", fail_percent, "share of attempts that fail, 0..100")
-      ->check(CLI::Range(0.0, 100.0));
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = bloccs::examples::parse_options(
+          argc, argv, "bloccs demo: the flaky transform node",
+          {{"--fail-percent", "share of attempts that fail, 0..100", &fail_percent, false,
+            std::pair{0.0, 100.0}}});
+      rc >= 0)
+    return rc;
 
   auto node = bloccs::Node::from_environment();
   if (!node) return bloccs::Node::fail(node.error());

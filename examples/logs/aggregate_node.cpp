@@ -7,19 +7,21 @@
 #include <cstdio>
 #include <string>
 
-#include <CLI/CLI.hpp>
+#include "options.hpp"
 
 #include "aggregate.hpp"
 #include "bloccs/node.hpp"
 
 int main(int argc, char** argv) {
   using namespace bloccs;
-  CLI::App app{"bloccs logs example: the aggregate node, writes the report when stopped"};
   std::string file;
-  app.add_option("--out", file,
-                 "where to write the report (a relative path is taken from the working directory)")
-      ->required();
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = examples::parse_options(
+          argc, argv, "bloccs logs example: the aggregate node, writes the report when stopped",
+          {{"--out",
+            "where to write the report (a relative path is taken from the working directory)",
+            &file, true}});
+      rc >= 0)
+    return rc;
 
   auto node = Node::from_environment();
   if (!node) return Node::fail(node.error());

@@ -3,10 +3,10 @@
 #pragma once
 
 #include <cstdint>
-
-#include <CLI/CLI.hpp>
+#include <vector>
 
 #include "log_record.hpp"
+#include "options.hpp"
 
 namespace bloccs::logs {
 
@@ -19,12 +19,10 @@ inline bool keep(const LogRecord& r, const FilterOptions& o) {
   return r.status >= o.min_status || r.latency_ms >= o.slow_ms;
 }
 
-inline void add_filter_options(CLI::App& app, FilterOptions& o) {
-  app.add_option("--min-status", o.min_status, "keep requests with at least this status")
-      ->check(CLI::Range(100, 600))
-      ->capture_default_str();
-  app.add_option("--slow-ms", o.slow_ms, "keep requests that took at least this many ms")
-      ->capture_default_str();
+inline std::vector<examples::Option> filter_options(FilterOptions& o) {
+  return {{"--min-status", "keep requests with at least this status", &o.min_status, false,
+           std::pair{100.0, 600.0}},
+          {"--slow-ms", "keep requests that took at least this many ms", &o.slow_ms}};
 }
 
 }  // namespace bloccs::logs

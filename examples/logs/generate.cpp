@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include <CLI/CLI.hpp>
+#include "options.hpp"
 
 #include "log_time.hpp"
 
@@ -209,17 +209,18 @@ std::string malformed(Rng& rng, Fields f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"bloccs logs example: writes a deterministic web access log"};
   std::uint64_t lines = 1000, seed = 1;
   double malformed_percent = 1.0;
   std::string out;
-  app.add_option("--lines", lines, "how many lines")->capture_default_str();
-  app.add_option("--seed", seed, "the same seed gives the same file")->capture_default_str();
-  app.add_option("--malformed-percent", malformed_percent, "share of malformed lines, 0..100")
-      ->check(CLI::Range(0.0, 100.0))
-      ->capture_default_str();
-  app.add_option("--out", out, "the file to write ('-': standard output)")->required();
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = bloccs::examples::parse_options(
+          argc, argv, "bloccs logs example: writes a deterministic web access log",
+          {{"--lines", "how many lines", &lines},
+           {"--seed", "the same seed gives the same file", &seed},
+           {"--malformed-percent", "share of malformed lines, 0..100", &malformed_percent, false,
+            std::pair{0.0, 100.0}},
+           {"--out", "the file to write ('-': standard output)", &out, true}});
+      rc >= 0)
+    return rc;
 
   std::FILE* f = out == "-" ? stdout : std::fopen(out.c_str(), "w");
   if (!f) {

@@ -9,18 +9,20 @@
 #include <cstdio>
 #include <string>
 
-#include <CLI/CLI.hpp>
+#include "options.hpp"
 
 #include "bloccs/node.hpp"
 #include "line_source.hpp"
 
 int main(int argc, char** argv) {
   using namespace bloccs;
-  CLI::App app{"bloccs logs example: the source node, one message per line of a log file"};
   std::string file;
-  app.add_option("--in", file, "the log file (a relative path is taken from the working directory)")
-      ->required();
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = examples::parse_options(
+          argc, argv, "bloccs logs example: the source node, one message per line of a log file",
+          {{"--in", "the log file (a relative path is taken from the working directory)", &file,
+            true}});
+      rc >= 0)
+    return rc;
 
   auto node = Node::from_environment();
   if (!node) return Node::fail(node.error());

@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 
-#include <CLI/CLI.hpp>
 
 #include "aggregate.hpp"
 #include "filter.hpp"
@@ -14,14 +13,18 @@
 
 int main(int argc, char** argv) {
   using namespace bloccs;
-  CLI::App app{"bloccs logs example: the same report as the pipeline, in a single process"};
   std::string in, out, rejects_file;
   logs::FilterOptions options;
-  app.add_option("--in", in, "the log file")->required();
-  app.add_option("--out", out, "where to write the report")->required();
-  app.add_option("--rejects", rejects_file, "where to list the malformed lines");
-  logs::add_filter_options(app, options);
-  CLI11_PARSE(app, argc, argv);
+  std::vector<examples::Option> args{
+      {"--in", "the log file", &in, true},
+      {"--out", "where to write the report", &out, true},
+      {"--rejects", "where to list the malformed lines", &rejects_file}};
+  for (auto& o : logs::filter_options(options)) args.push_back(std::move(o));
+  if (int rc = examples::parse_options(
+          argc, argv, "bloccs logs example: the same report as the pipeline, in a single process",
+          args);
+      rc >= 0)
+    return rc;
 
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> rejects(nullptr, &std::fclose);
   if (!rejects_file.empty()) {
