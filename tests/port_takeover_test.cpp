@@ -22,25 +22,6 @@ using namespace bloccs::test;
 
 namespace {
 
-// Kills what a failed test left running.
-class Reaper {
- public:
-  ~Reaper() {
-    for (pid_t p : pids_)
-      if (p > 0 && running(p)) {
-        kill(p, SIGKILL);
-        waitpid(p, nullptr, 0);
-      }
-  }
-  pid_t operator()(pid_t p) {
-    pids_.push_back(p);
-    return p;
-  }
-
- private:
-  std::vector<pid_t> pids_;
-};
-
 // What an owner child shows of its port, refreshed every millisecond until it is killed.
 struct OwnerView {
   std::atomic<std::uint64_t> depth{0};
@@ -607,19 +588,31 @@ TEST(PortTakeover, AStartWithNoDeadOwnerReportsNoTakeOver) {
   EXPECT_SHM_CLEAN(ns);
 }
 
+// An owner of a port of buffer 64 that holds messages 0..4 of one pusher, the ring's segment
+// name (for a child to claim a record by hand in), and the reaper of every child. The test
+// kills the owner once its pusher is in the state it needs.
+class PortTakeoverOfAnOpenClaim : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    owner = reap(spawn_owner({.buffer = 64, .ns = ns.name()}, *view, ready));
+    ASSERT_TRUE(ready.wait());
+    EXPECT_EQ(exit_code(wait_child(reap(spawn_pusher(ns, 0, 5, pushed)))), 0);
+    ring = segment_with(ns, "node.in.in.");
+    ASSERT_FALSE(ring.empty());
+  }
+
+  TestNamespace ns;
+  Reaper reap;  // after ns: reaps the children before the namespace is cleaned
+  Shared<OwnerView> view;
+  Signal ready, pushed, claimed;
+  pid_t owner = -1;
+  std::string ring;
+};
+
 // A pusher that died after claiming its record and before writing any of it: its claim is
 // skipped, what was pushed after it is kept, and nothing of it counts as lost (its push never
 // returned).
-TEST(PortTakeover, ADeadPushersOpenClaimIsSkippedAndWhatFollowsItIsKept) {
-  TestNamespace ns;
-  Reaper reap;
-  Shared<OwnerView> v;
-  Signal ready, pushed, claimed;
-  const pid_t owner = reap(spawn_owner({.buffer = 64, .ns = ns.name()}, *v, ready));
-  ASSERT_TRUE(ready.wait());
-  EXPECT_EQ(exit_code(wait_child(reap(spawn_pusher(ns, 0, 5, pushed)))), 0);
-  const std::string ring = segment_with(ns, "node.in.in.");
-  ASSERT_FALSE(ring.empty());
+TEST_F(PortTakeoverOfAnOpenClaim, ADeadPushersOpenClaimIsSkippedAndWhatFollowsItIsKept) {
   EXPECT_EQ(exit_code(wait_child(reap(spawn([&] {
               Scribble s(ring);
               if (!s.base()) return fail(2, "map the ring");
@@ -641,16 +634,8 @@ TEST(PortTakeover, ADeadPushersOpenClaimIsSkippedAndWhatFollowsItIsKept) {
 
 // A live pusher that had claimed its record when the owner died, and commits it while the new
 // owner starts: the new owner waits for it.
-TEST(PortTakeover, ALivePushersOpenClaimIsWaitedForAndKept) {
-  TestNamespace ns;
-  Reaper reap;
-  Shared<OwnerView> v;
-  Signal ready, pushed, claimed, go;
-  const pid_t owner = reap(spawn_owner({.buffer = 64, .ns = ns.name()}, *v, ready));
-  ASSERT_TRUE(ready.wait());
-  EXPECT_EQ(exit_code(wait_child(reap(spawn_pusher(ns, 0, 5, pushed)))), 0);
-  const std::string ring = segment_with(ns, "node.in.in.");
-  ASSERT_FALSE(ring.empty());
+TEST_F(PortTakeoverOfAnOpenClaim, ALivePushersOpenClaimIsWaitedForAndKept) {
+  Signal go;
   const pid_t slow = reap(spawn([&] {
     Scribble s(ring);
     if (!s.base()) return fail(2, "map the ring");
@@ -678,16 +663,8 @@ TEST(PortTakeover, ALivePushersOpenClaimIsWaitedForAndKept) {
 // A live pusher whose claim stays open (stopped mid-push, say) holds the start up for 1 s at
 // most; its message is then counted lost. Meanwhile a second start of the key is refused: one
 // take-over reads the dead port.
-TEST(PortTakeover, AClaimLeftOpenIsCountedLostAfterTheBoundAndARacingStartIsRefused) {
-  TestNamespace ns;
-  Reaper reap;
-  Shared<OwnerView> v;
-  Signal ready, pushed, claimed, race;
-  const pid_t owner = reap(spawn_owner({.buffer = 64, .ns = ns.name()}, *v, ready));
-  ASSERT_TRUE(ready.wait());
-  EXPECT_EQ(exit_code(wait_child(reap(spawn_pusher(ns, 0, 5, pushed)))), 0);
-  const std::string ring = segment_with(ns, "node.in.in.");
-  ASSERT_FALSE(ring.empty());
+TEST_F(PortTakeoverOfAnOpenClaim, AClaimLeftOpenIsCountedLostAfterTheBoundAndARacingStartIsRefused) {
+  Signal race;
   const pid_t stuck = reap(spawn([&] {
     Scribble s(ring);
     if (!s.base()) return fail(2, "map the ring");

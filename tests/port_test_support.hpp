@@ -13,6 +13,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -188,6 +189,27 @@ inline bool running(pid_t pid) {
   return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
          info.si_pid == 0;
 }
+
+// Kills (SIGKILL) and reaps the children a test still has when it ends, also after a failed
+// ASSERT. Declare it after the TestNamespace: it then runs first, and the namespace's cleanup
+// finds nobody still creating segments.
+class Reaper {
+ public:
+  ~Reaper() {
+    for (pid_t p : pids_)
+      if (p > 0 && running(p)) {
+        kill(p, SIGKILL);
+        waitpid(p, nullptr, 0);
+      }
+  }
+  pid_t operator()(pid_t p) {
+    pids_.push_back(p);
+    return p;
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
 
 // An owner process that starts the port `key()` of buffer 8, signals `ready`, and waits until it
 // is killed. The caller waits on `ready` before using it.

@@ -305,27 +305,6 @@ inline json json_port(const json& doc, const std::string& key) {
 
 // ---- processes ----------------------------------------------------------------------------------
 
-// Kills (SIGKILL) and reaps the children a test still has when it ends, also after a failed
-// ASSERT. Declare it after the TestNamespace: it then runs first, and the namespace's cleanup
-// finds nobody still creating segments.
-class Reaper {
- public:
-  ~Reaper() {
-    for (pid_t p : pids_)
-      if (p > 0 && running(p)) {
-        kill(p, SIGKILL);
-        waitpid(p, nullptr, 0);
-      }
-  }
-  pid_t operator()(pid_t p) {
-    pids_.push_back(p);
-    return p;
-  }
-
- private:
-  std::vector<pid_t> pids_;
-};
-
 // The segments of the namespace whose names start with `prefix` after "bloccs.<ns>.".
 inline std::vector<std::string> segments_starting(const TestNamespace& ns, const std::string& prefix) {
   std::vector<std::string> out;
