@@ -55,6 +55,9 @@ struct Node::Impl {
   WakeUp wake;
   std::atomic<std::uint32_t> stop_requested{0};
   bool gave_up = false;  // drain_limit passed: stop waiting for owners
+  // Set when stopping is first seen: the drain limit bounds the whole drain, so a node whose
+  // targets are gone for good (its launcher was killed, say) still ends within it.
+  Deadline drain_deadline = kNoDeadline;
 
   void publish() { block->counters.store(counters); }
   void set_state(pipeline::NodeState s) {
@@ -65,6 +68,15 @@ struct Node::Impl {
     std::fprintf(stderr, "%s: %s\n", spec->id.c_str(), what.c_str());
   }
   bool stopping() const { return stop_requested.load(std::memory_order_relaxed) != 0; }
+  Deadline drain_until() {
+    if (drain_deadline == kNoDeadline) drain_deadline = Clock::now() + options.drain_limit;
+    return drain_deadline;
+  }
+  // Stopping and past the drain limit: from now on nothing waits for a missing owner.
+  bool past_drain_limit() {
+    if (!gave_up && stopping() && Clock::now() >= drain_until()) gave_up = true;
+    return gave_up;
+  }
 
   Status send(const PortKey& key, std::span<const std::byte> payload, const Meta& meta);
   Status send_output(std::size_t output, std::span<const std::byte> payload, const Meta& meta);
@@ -267,12 +279,11 @@ Status Node::emit(std::string_view output, std::span<const std::byte> payload, c
 Status Node::Impl::send(const PortKey& key, std::span<const std::byte> payload,
                         const Meta& meta) {
   bool said = false;
-  const auto since = Clock::now();
   for (;;) {
     Status st = pusher->push(key, payload, meta);
     if (st || st.code() != Errc::no_producer) return st;
     // Its node crashed and is being restarted: wait for it, unless we are past our drain limit.
-    if (gave_up || (stopping() && Clock::now() - since > options.drain_limit)) return st;
+    if (past_drain_limit()) return st;
     if (!said)
       say("port " + to_string(key) + " has no owner (its node is starting or restarting); "
           "waiting for it");
@@ -377,7 +388,6 @@ int Node::run() {
   auto visit = [&](std::size_t port) {
     return [&n, port](const MessageView& m) { n.handle(port, m); };
   };
-  Deadline drain_until = kNoDeadline;
   for (;;) {
     std::size_t got = 0;
     for (std::size_t i = 0; i < n.ports.size(); ++i) {
@@ -402,13 +412,9 @@ int Node::run() {
       continue;
     }
     // Stopping: what is queued, and the retries the timer holds, are handled first.
-    if (drain_until == kNoDeadline) {
-      drain_until = Clock::now() + n.options.drain_limit;
-      n.set_state(pipeline::NodeState::draining);
-    }
+    n.set_state(pipeline::NodeState::draining);
     if (n.drained()) break;
-    if (Clock::now() >= drain_until) {
-      n.gave_up = true;
+    if (n.past_drain_limit()) {
       n.say("stopping with messages still queued or waiting for a retry after " +
             std::to_string(n.options.drain_limit.count()) + " ms of draining");
       n.publish();
@@ -419,6 +425,11 @@ int Node::run() {
   }
   n.publish();
   n.set_state(pipeline::NodeState::done);
+  if (n.gave_up) {
+    n.say("stopped after " + std::to_string(n.options.drain_limit.count()) +
+          " ms of draining; what could not be sent meanwhile was counted lost");
+    return 1;
+  }
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // The launcher as a user runs it: `bloccs run` on the demo's generator -> flaky transform ->
 // slow sink, written to a temporary pipeline file. It must deliver or dead-letter every message,
 // restart a node killed mid-run with every message accounted for, stop on SIGINT from the
-// sources down leaving nothing in /dev/shm, and refuse a bad pipeline file naming the line.
+// sources down leaving nothing in /dev/shm, leave to `shmctl gc` only what a SIGKILLed launcher
+// could not remove, and refuse a bad pipeline file naming the line.
 #include <fcntl.h>
 #include <stdlib.h>
 
@@ -58,18 +59,24 @@ inputs.in = { buffer = 32 }
   return dir / "demo.toml";
 }
 
-// Starts `bloccs <args...>` with its stderr (and stdout) in `log`.
-pid_t launch(const std::vector<std::string>& args, const fs::path& log) {
+// Starts `program <args...>` with its stderr (and stdout) in `log`.
+pid_t start_program(const char* program, const std::vector<std::string>& args,
+                    const fs::path& log) {
   return spawn([&]() -> int {
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fd, 1);
     dup2(fd, 2);
-    std::vector<char*> argv{const_cast<char*>(BLOCCS_CLI_PATH)};
+    std::vector<char*> argv{const_cast<char*>(program)};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(BLOCCS_CLI_PATH, argv.data());
+    execv(program, argv.data());
     return 127;
   });
+}
+
+// Starts `bloccs <args...>`.
+pid_t launch(const std::vector<std::string>& args, const fs::path& log) {
+  return start_program(BLOCCS_CLI_PATH, args, log);
 }
 
 std::vector<std::string> run_args(const fs::path& file, const TestNamespace& ns,
@@ -194,6 +201,46 @@ TEST(Launcher, SigintStopsTheGraphFromTheSourcesDownAndLeavesNothingBehind) {
   EXPECT_TRUE(s["adds_up"].get<bool>()) << s.dump(2);
   EXPECT_EQ(s["lost"], 0);
   EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
+}
+
+// A SIGKILLed launcher cannot clean up: its nodes get SIGTERM (their parent-death signal) and
+// stop, each removing its own ports, and `shmctl gc` removes the rest (the node blocks and the
+// dead-letter port the launcher owned), as the README says.
+TEST(Launcher, WhatAKilledLauncherLeavesIsRemovedByShmctlGc) {
+  TestNamespace ns;
+  TempDir dir;
+  const DemoOptions o{.messages = 10'000'000, .work_us = 50};
+  auto args = run_args(write_demo(dir, o), ns, dir);
+  args.insert(args.end(), {"--drain-limit", "2000"});
+  const pid_t run = launch(args, dir / "log");
+  std::vector<shm::ProcessId> nodes;
+  const auto end = Clock::now() + 20s;
+  for (const char* name : {"sink", "transform", "generator"}) {
+    std::uint32_t pid = 0;
+    while ((pid = node_pid(ns, name)) == 0 && Clock::now() < end) std::this_thread::sleep_for(20ms);
+    ASSERT_NE(pid, 0u) << name << " never ran\n" << read_file(dir / "log");
+    nodes.push_back({pid, 0});
+  }
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(kill(run, SIGKILL), 0);
+  EXPECT_EQ(exit_code(wait_child(run)), 1000 + SIGKILL);
+  const auto gone_by = Clock::now() + 30s;
+  for (const auto& node : nodes) {
+    while (shm::is_alive(node) && Clock::now() < gone_by) std::this_thread::sleep_for(20ms);
+    ASSERT_FALSE(shm::is_alive(node)) << "node pid " << node.pid << " outlived its launcher";
+  }
+  const auto left = ns.leftovers();
+  EXPECT_EQ(std::count_if(left.begin(), left.end(),
+                          [](const std::string& e) { return e.find(".node.demo.") != e.npos; }),
+            3)
+      << "the three node blocks should be what the launcher left\n" << join(left);
+
+  const pid_t gc = start_program(SHMCTL_PATH, {"--namespace", ns.name(), "gc"}, dir / "gc");
+  EXPECT_EQ(exit_code(wait_child(gc)), 0) << read_file(dir / "gc");
+  const std::string said = read_file(dir / "gc");
+  for (const char* name : {"generator", "transform", "sink"})
+    EXPECT_NE(said.find(std::string("removed node block node.demo.") + name), said.npos) << said;
+  EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers()) << "\n" << said;
 }
 
 TEST(Launcher, ANodeThatKeepsCrashingFailsTheRunAfterItsRestarts) {

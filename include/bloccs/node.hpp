@@ -103,7 +103,9 @@ struct NodeOptions {
   std::string ns;  // namespace; empty: $BLOCCS_NAMESPACE, else "default"
   // Handle SIGINT and SIGTERM by stopping the node (off for nodes run inside tests' threads).
   bool handle_signals = true;
-  // How long a stopping node goes on draining its ports and retries before it gives up.
+  // How long a stopping node goes on draining its ports and retries before it gives up, counted
+  // from the stop: past it, what it cannot send (its target's node is gone) is counted lost at
+  // once, and run() returns 1.
   std::chrono::milliseconds drain_limit{30'000};
 };
 

@@ -10,6 +10,7 @@
 
 #include "lockfree/chain.hpp"
 #include "lockfree/ring.hpp"
+#include "pipeline/node_block.hpp"
 #include "port/meta_codec.hpp"
 #include "port/port_layout.hpp"
 #include "shm/names.hpp"
@@ -299,6 +300,38 @@ bool made_by_the_dead(const std::string& ns, const std::string& control) {
   return !shm::is_alive({h.creator_pid, h.creator_start_time});
 }
 
+// A node block is in use while the process that made it (the launcher, which keeps it across
+// the node's restarts, or a node run without one) or the node that last wrote it lives. One
+// that cannot be read (not yet published, say) counts as in use: its maker may be writing it.
+// Returns the maker's pid when both are dead.
+std::optional<std::uint32_t> dead_node_block(const std::string& ns, const std::string& name) {
+  auto seg = shm::Segment::open(ns, name, shm::SegmentKind::node, {.read_only = true});
+  if (!seg || seg->size() < sizeof(pipeline::NodeBlock)) return std::nullopt;
+  const auto& h = seg->header();
+  if (shm::is_alive({h.creator_pid, h.creator_start_time})) return std::nullopt;
+  const auto& node = reinterpret_cast<const pipeline::NodeBlock*>(seg->base())->identity;
+  // relaxed: words for people (node_block.hpp); a node that starts after this read finds the
+  // block gone and makes its own.
+  const shm::ProcessId last{node.pid.load(std::memory_order_relaxed),
+                            node.start_time.load(std::memory_order_relaxed)};
+  if (last.pid != 0 && shm::is_alive(last)) return std::nullopt;
+  return h.creator_pid;
+}
+
+// The namespace's segment names (without "bloccs.<ns>.") that start with `start`.
+std::vector<std::string> segments_named(const std::string& ns, const std::string& start) {
+  std::vector<std::string> out;
+  const std::string prefix = std::string(shm::kPrefix) + ns + ".";
+  if (DIR* d = ::opendir("/dev/shm")) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view name(e->d_name);
+      if (name.starts_with(prefix + start)) out.emplace_back(name.substr(prefix.size()));
+    }
+    ::closedir(d);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* registry) {
@@ -318,19 +351,12 @@ std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* reg
   }
   // Families no slot points at (a take-over or a start interrupted by a kill): the control
   // name is "port.<pid>.<n>.<network>.<node>.<in_port>", six dot-separated parts.
-  const std::string prefix = std::string(shm::kPrefix) + ns + ".";
   std::set<std::string> controls;
-  if (DIR* d = ::opendir("/dev/shm")) {
-    while (const dirent* e = ::readdir(d)) {
-      std::string_view name(e->d_name);
-      if (!name.starts_with(prefix + "port.")) continue;
-      name.remove_prefix(prefix.size());
-      std::size_t end = 0;
-      for (int dots = 0; end != std::string_view::npos && dots < 6; ++dots)
-        end = name.find('.', end == 0 ? 0 : end + 1);
-      controls.emplace(name.substr(0, end));
-    }
-    ::closedir(d);
+  for (std::string_view name : segments_named(ns, "port.")) {
+    std::size_t end = 0;
+    for (int dots = 0; end != std::string_view::npos && dots < 6; ++dots)
+      end = name.find('.', end == 0 ? 0 : end + 1);
+    controls.emplace(name.substr(0, end));
   }
   for (const auto& control : controls) {
     if (registered.contains(control)) continue;
@@ -343,6 +369,11 @@ std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* reg
     if (pid == 0 || shm::is_alive({pid, start_time})) continue;
     out.push_back({control, std::nullopt, pid, family_segments(ns, control)});
   }
+  for (const auto& block : segments_named(ns, "node.")) {
+    if (const auto maker = dead_node_block(ns, block))
+      out.push_back({block, std::nullopt, *maker, {std::string(shm::kPrefix) + ns + "." + block},
+                     shm::SegmentKind::node});
+  }
   return out;
 }
 
@@ -351,6 +382,12 @@ bool remove(const std::string& ns, registry::Registry* registry, const Garbage& 
   // A slot that changed since we looked (a new owner took the key over) keeps its family.
   if (registry && g.entry && !registry->remove_entry(g.entry->slot, g.entry->generation))
     return false;
+  if (g.kind == shm::SegmentKind::node) {
+    // A block already gone was collected by someone else: the same end.
+    if (even_if_alive || dead_node_block(ns, g.control))
+      static_cast<void>(shm::Segment::remove(ns, g.control));
+    return true;
+  }
   if (!g.control.empty() && (even_if_alive || made_by_the_dead(ns, g.control)))
     shm::Segment::remove_family(ns, g.control);
   return true;

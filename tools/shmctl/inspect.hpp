@@ -11,6 +11,7 @@
 #include "bloccs/meta.hpp"
 #include "bloccs/result.hpp"
 #include "registry/registry.hpp"
+#include "shm/segment.hpp"
 
 namespace bloccs::shmctl {
 
@@ -59,23 +60,27 @@ PortView inspect(const std::string& ns, const registry::PortEntry& entry);
 Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::PortEntry& entry,
                                         std::size_t n);
 
-// A port family in /dev/shm that gc may remove.
+// A port family, or a pipeline node's counter block, in /dev/shm that gc may remove.
 struct Garbage {
   // The family's control segment name (without "bloccs.<ns>."); empty when the slot names a
-  // segment that is not its own port's (then only the slot is freed).
+  // segment that is not its own port's (then only the slot is freed). For a node block, the
+  // block's name ("node.<network>.<node>").
   std::string control;
   std::optional<registry::PortEntry> entry;  // the registry slot pointing at it, if any
   std::uint32_t owner_pid = 0;
   std::vector<std::string> segments;  // full names in /dev/shm
+  shm::SegmentKind kind = shm::SegmentKind::port;  // port, or node for a node block
 };
 
-// Families whose owner is dead: registered ones, and ones no slot points at.
+// Families whose owner is dead: registered ones, and ones no slot points at; and the counter
+// blocks of pipeline nodes (pipeline/node_block.hpp) whose maker (a launcher, or a node run on
+// its own) and node are both dead, as a SIGKILLed `bloccs run` leaves them.
 std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* registry);
 // The segments of one family, as they are in /dev/shm now.
 std::vector<std::string> family_segments(const std::string& ns, const std::string& control);
 // Frees the slot (if any) and removes the family, unless the slot changed since it was looked
-// at or (without `even_if_alive`) a living process made the family. False if the slot had
-// changed.
+// at or (without `even_if_alive`) a living process made the family (for a node block: unless
+// its maker or its node came back to life). False if the slot had changed.
 bool remove(const std::string& ns, registry::Registry* registry, const Garbage& g,
             bool even_if_alive = false);
 

@@ -304,12 +304,15 @@ int cmd_gc(const Options& o, bool dry_run) {
   const auto garbage = find_garbage(o.ns, r);
   json removed = json::array();
   for (const auto& g : garbage) {
-    const std::string what =
-        g.entry ? key_text(g.entry->key) : "unregistered family " + g.control;
+    const bool node_block = g.kind == shm::SegmentKind::node;
+    const std::string what = node_block ? "node block " + g.control
+                             : g.entry  ? key_text(g.entry->key)
+                                        : "unregistered family " + g.control;
     if (!o.json)
       std::printf("%s %s of dead pid %u: %zu segments\n", dry_run ? "would remove" : "removed",
                   what.c_str(), g.owner_pid, g.segments.size());
-    removed.push_back({{"key", g.entry ? json(key_text(g.entry->key)) : json(nullptr)},
+    removed.push_back({{"kind", node_block ? "node" : "port"},
+                       {"key", g.entry ? json(key_text(g.entry->key)) : json(nullptr)},
                        {"control", g.control},
                        {"owner_pid", g.owner_pid},
                        {"segments", g.segments}});
