@@ -300,6 +300,15 @@ TEST(ShmctlShow, CountsTimeoutsAndPushAfterRetriesAndDeliveries) {
   ASSERT_TRUE(eventually([&] { return port->stats().after_retries >= 3; }));
   ASSERT_EQ(receive_n(*port, 1), 1u);  // frees the place the timer waits for
   ASSERT_TRUE(eventually([&] { return port->stats().after_delivered == 1; }));
+  {  // The push_after message waits in the due lane: counted in depth, and said to be due.
+    const ShmctlRun r = shmctl(ns, {"show", kIn, "--interval", "10"});
+    EXPECT_TRUE(show_fields(r.out)["depth"].starts_with("1 messages (1 of them due push_after), "))
+        << r;
+    json doc;
+    const ShmctlRun j = shmctl_json(ns, {"show", kIn, "--interval", "10"}, doc);
+    EXPECT_EQ(doc.value("depth", -1), 1) << j;
+    EXPECT_EQ(doc.value("due", -1), 1) << j;
+  }
   ASSERT_EQ(receive_n(*port, 1), 1u);  // the push_after message
   const auto stats = port->stats();
 
@@ -324,6 +333,7 @@ TEST(ShmctlShow, CountsTimeoutsAndPushAfterRetriesAndDeliveries) {
   EXPECT_EQ(c.value("retried", std::uint64_t{0}), stats.after_retries) << j;
   EXPECT_EQ(c.value("after_delivered", -1), 1) << j;
   EXPECT_EQ(doc.value("pending_after", -1), 0) << j;
+  EXPECT_EQ(doc.value("due", -1), 0) << j;
 
   port->stop();
   EXPECT_SHM_CLEAN(ns);

@@ -39,7 +39,8 @@ std::vector<PortLoad> read_ports(const std::string& ns, const PipelineSpec& pipe
       if (auto entry = reg->lookup(port_key(pipeline, node.id, in.name))) {
         const shmctl::PortView v = shmctl::inspect(ns, *entry);
         load.registered = v.owner_alive && !v.error;
-        load.depth = v.depth;
+        load.depth = v.depth - v.due;
+        load.due = v.due;
         load.parked = v.parked_pushers;
         load.pending_after = v.pending_after;
       }
@@ -68,6 +69,7 @@ std::string render_status(const Snapshot& now, const Snapshot& before, Clock::ti
       if (!queued.empty()) queued += ", ";
       queued += p.name + " " + grouped(p.depth) + "/" +
                 (p.buffer ? grouped(p.buffer) : std::string("unbounded"));
+      if (p.due) queued += " +" + grouped(p.due) + " due";
       if (p.parked) queued += " (" + std::to_string(p.parked) + " parked)";
       if (p.pending_after) queued += " +" + grouped(p.pending_after) + " retrying";
     }

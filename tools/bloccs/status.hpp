@@ -17,7 +17,8 @@ namespace bloccs::launcher {
 struct PortLoad {
   std::string name;
   std::uint32_t buffer = 0;  // 0: unbounded
-  std::uint64_t depth = 0;
+  std::uint64_t depth = 0;           // in the pushers' ring: at most buffer
+  std::uint64_t due = 0;             // due retries in the port's due lane, bounded apart
   std::uint32_t parked = 0;          // pushers asleep on this port (back-pressure upstream)
   std::uint64_t pending_after = 0;   // retries waiting in its owner's timer
   bool registered = false;

@@ -182,6 +182,7 @@ PortView inspect(const std::string& ns, const registry::PortEntry& entry) {
     return true;
   });
   v.depth = in_depth + due_depth;
+  v.due = due_depth;
   v.pending_after = load(c.timer.pending) + requests;
   PortCounters& k = v.counters;
   k.abandoned = load(c.consumer.abandoned);

@@ -32,7 +32,10 @@ struct PortView {
   bool spsc = false;
   std::uint32_t buffer = 0;  // 0: unbounded
   std::uint32_t max_payload = 0;
-  std::uint64_t depth = 0;
+  std::uint64_t depth = 0;  // queued: in the pushers' ring plus `due`
+  // Of depth, push_after messages already due, waiting in the due lane: bounded on their own
+  // (min(buffer, 256)), so a full port's depth can exceed its buffer by these.
+  std::uint64_t due = 0;
   std::uint64_t bytes_used = 0;
   std::uint64_t capacity = 0;
   std::uint32_t links = 0;

@@ -104,6 +104,7 @@ json port_json(const PortView& v) {
   j["buffer"] = v.buffer ? json(v.buffer) : json(nullptr);
   j["max_payload"] = v.max_payload;
   j["depth"] = v.depth;
+  j["due"] = v.due;
   j["bytes_used"] = v.bytes_used;
   j["capacity"] = v.capacity;
   j["parked_pushers"] = v.parked_pushers;
@@ -193,8 +194,9 @@ void print_show(const PortView& v, const Rates& r) {
   }
   std::printf("kind        %s, buffer %s, max_payload %u\n", v.spsc ? "spsc" : "mpsc",
               v.buffer ? std::to_string(v.buffer).c_str() : "unbounded", v.max_payload);
-  std::printf("depth       %llu messages, %llu of %llu bytes, %u link%s\n",
-              static_cast<unsigned long long>(v.depth),
+  const std::string due = v.due ? " (" + std::to_string(v.due) + " of them due push_after)" : "";
+  std::printf("depth       %llu messages%s, %llu of %llu bytes, %u link%s\n",
+              static_cast<unsigned long long>(v.depth), due.c_str(),
               static_cast<unsigned long long>(v.bytes_used),
               static_cast<unsigned long long>(v.capacity), v.links, v.links == 1 ? "" : "s");
   std::printf("parked      %u pushers\n", v.parked_pushers);
