@@ -42,5 +42,9 @@ cmake --build build/installed-example
   owner=$!
   ./build/installed-example/bloccs-example-pusher
   wait "$owner"
+  # A pipeline of the installed package's node, run by the installed launcher.
+  ./build/install/bin/bloccs run examples/installed/hello.toml \
+    --program-dir build/installed-example --status-interval 0 | tee build/installed-example/hello.out
+  test "$(grep -c '^printer: "hello' build/installed-example/hello.out)" = 4
 )
 run_suite build 1 -DCMAKE_BUILD_TYPE=Release

@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <string>
 
-
 #include "bloccs/node.hpp"
 #include "options.hpp"
 

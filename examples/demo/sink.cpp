@@ -5,7 +5,6 @@
 #include <thread>
 #include <unordered_set>
 
-
 #include "bloccs/node.hpp"
 #include "options.hpp"
 

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <string>
 
-
 #include "bloccs/node.hpp"
 #include "options.hpp"
 

@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 
-
 #include "aggregate.hpp"
 #include "filter.hpp"
 #include "line_source.hpp"
