@@ -279,7 +279,8 @@ TEST(PortPushAfter, ToAKeyWithoutALiveOwnerIsNoProducerAtOnce) {
     auto st = p->push_after(key(), bloccs::bytes("x"), {}, 10ms);
     const auto took = Clock::now() - t0;
     if (!is(st, Errc::no_producer)) return fail(3, "push_after to a dead owner's key", st);
-    if (took > 20ms) return fail(4, "no_producer took more than 20 ms");
+    // At once: well under the 100 ms between a parked pusher's owner checks.
+    if (took > 80ms) return fail(4, "no_producer took more than 80 ms");
     return 0;
   });
   EXPECT_EQ(exit_code(wait_child(kid)), 0);

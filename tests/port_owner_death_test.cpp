@@ -67,7 +67,9 @@ void expect_prompt_wake(Report& r, const std::vector<pid_t>& pushers, const char
     EXPECT_GE(wake, 0) << "pusher " << i << " returned before the owner was " << event;
     EXPECT_LT(wake, 200 * kMs) << "pusher " << i << " woke " << ms(wake) << " ms after the owner was "
                                << event;
-    EXPECT_LT(r.again_ns[i], 20 * kMs) << "pusher " << i << ": the next push was not at once";
+    // At once: well under the 100 ms a parked pusher waits between owner checks (80 ms leaves
+    // room for a preempted push on a loaded machine).
+    EXPECT_LT(r.again_ns[i], 80 * kMs) << "pusher " << i << ": the next push was not at once";
   }
   EXPECT_EQ(ok, 2) << "pushes that succeeded into a port of buffer 2 with no consumer";
 }
@@ -123,7 +125,8 @@ TEST(PortOwnerDeath, ALaterPushToAKilledOwnersKeyIsNoProducerAtOnce) {
   auto st = attached->push(key(), bloccs::bytes("after"));
   auto took = Clock::now() - t0;
   EXPECT_TRUE(is(st, Errc::no_producer)) << describe(st);
-  EXPECT_LT(took, 20ms) << "attached pusher";
+  // At once: well under the 100 ms between a parked pusher's owner checks.
+  EXPECT_LT(took, 80ms) << "attached pusher";
 
   const pid_t kid = spawn([&] {
     auto p = Pusher::open(ns.name());
@@ -132,7 +135,7 @@ TEST(PortOwnerDeath, ALaterPushToAKilledOwnersKeyIsNoProducerAtOnce) {
     auto st2 = p->push(key(), bloccs::bytes("after"));
     const auto took2 = Clock::now() - t1;
     if (!is(st2, Errc::no_producer)) return fail(3, "push", st2);
-    if (took2 > 20ms) return fail(4, "no_producer took more than 20 ms");
+    if (took2 > 80ms) return fail(4, "no_producer took more than 80 ms");
     return 0;
   });
   EXPECT_EQ(exit_code(wait_child(kid)), 0);

@@ -52,31 +52,6 @@ inline std::string str(const std::vector<std::byte>& b) {
   return str(std::span<const std::byte>(b));
 }
 
-// A one-way signal between processes: notify() writes tokens, wait() takes one (with a limit).
-// Made before the fork, so every process holds both ends.
-class Signal {
- public:
-  Signal() { EXPECT_EQ(pipe(fds_), 0); }
-  ~Signal() {
-    close(fds_[0]);
-    close(fds_[1]);
-  }
-  Signal(const Signal&) = delete;
-  Signal& operator=(const Signal&) = delete;
-  void notify(int n = 1) const {
-    for (int i = 0; i < n; ++i) (void)!write(fds_[1], "x", 1);
-  }
-  bool wait(std::chrono::milliseconds limit = 30s) const {
-    pollfd p{fds_[0], POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(limit.count())) != 1) return false;
-    char c;
-    return read(fds_[0], &c, 1) == 1;
-  }
-
- private:
-  int fds_[2];
-};
-
 // A T in anonymous shared memory: written by children, read by the parent (T holds atomics or
 // plain numbers read after the writer has exited).
 template <class T>

@@ -222,12 +222,14 @@ TEST(RingKill, DeadBeforeClaimLosesNothing) {
   f.expect_full_capacity_back();
 }
 
-// A pusher that claims, then takes 150 ms (75 x abandon_after) to write and commit.
-pid_t spawn_slow_pusher(KillFixture& f) {
+// A pusher that claims (and says so on `claimed`), then takes 150 ms (75 x abandon_after) to
+// write and commit.
+pid_t spawn_slow_pusher(KillFixture& f, const Signal& claimed) {
   return spawn([&] {
     RawPusher raw = RawPusher::open(f.ns);
     const std::string msg = "slow but alive";
     const std::uint64_t pos = raw.claim(msg.size());
+    claimed.notify();
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
     raw.write_header(pos, msg.size(), false);
     raw.write_payload(pos, msg, msg.size());
@@ -241,8 +243,9 @@ pid_t spawn_slow_pusher(KillFixture& f) {
 TEST(RingKill, SlowLivePusherIsNeverMistakenForADeadOne) {
   KillFixture f;
   ASSERT_TRUE(f.ring);
-  const pid_t slow = spawn_slow_pusher(f);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Signal claimed;
+  const pid_t slow = spawn_slow_pusher(f, claimed);
+  ASSERT_TRUE(claimed.wait());  // "behind it" is claimed after the slow one, however slow
   f.push("behind it");
   EXPECT_EQ(f.drain_expecting(2), (std::vector<std::string>{"slow but alive", "behind it"}));
   EXPECT_EQ(f.ring->stats().abandoned, 0u);
@@ -252,8 +255,9 @@ TEST(RingKill, SlowLivePusherIsNeverMistakenForADeadOne) {
 TEST(RingKill, UnreadableProcDoesNotMakeALivePusherLookDead) {
   KillFixture f;
   ASSERT_TRUE(f.ring);
-  const pid_t slow = spawn_slow_pusher(f);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Signal claimed;
+  const pid_t slow = spawn_slow_pusher(f, claimed);
+  ASSERT_TRUE(claimed.wait());  // "behind it" is claimed after the slow one, however slow
   f.push("behind it");
   // The consumer can open no more files: /proc/<pid>/stat cannot be read while it drains.
   rlimit saved{};

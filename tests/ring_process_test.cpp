@@ -3,6 +3,8 @@
 #include <sys/syscall.h>
 
 #include <array>
+#include <fstream>
+#include <iterator>
 
 #include <gtest/gtest.h>
 
@@ -226,31 +228,43 @@ TEST(RingProcess, ParkedPusherLearnsThatTheOwnerDied) {
   ASSERT_TRUE(pusher) << pusher.error().message;
   const std::uint64_t v = 1;
   ASSERT_TRUE(pusher->push(std::as_bytes(std::span{&v, 1})));
+  Clock::time_point killed_at;
   std::thread killer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    killed_at = Clock::now();
     kill(owner, SIGKILL);
   });
-  const auto t0 = Clock::now();
   auto r = pusher->push(std::as_bytes(std::span{&v, 1}));  // no deadline: only the death ends it
-  const auto waited = Clock::now() - t0;
-  killer.join();
+  const auto returned_at = Clock::now();
+  killer.join();  // orders killed_at before the read below
   wait_child(owner);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.code(), Errc::owner_dead);
-  EXPECT_LT(waited, std::chrono::milliseconds(200 + 400));
+  // A parked pusher checks its owner every 100 ms; 400 ms leaves room for a loaded machine.
+  EXPECT_LT(returned_at - killed_at, std::chrono::milliseconds(400));
   close(ready[0]);
   close(ready[1]);
+}
+
+// The state letter /proc/<pid>/stat shows for `pid` ('R', 'S', 'Z', ...), or '?'.
+char proc_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t paren = stat.rfind(')');  // the command name may hold spaces and ')'
+  return paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
 }
 
 TEST(RingProcess, AProcessWhoseMainThreadExitedIsStillAlive) {
   TestNamespace ns;
   auto ring = Ring::create(ns.name(), "r", {.kind = RingKind::spsc, .max_payload = 32});
   ASSERT_TRUE(ring);
+  Signal opened, go;
   const pid_t kid = spawn([&] {
     auto p = RingPusher::open(ns.name(), "r");
     if (!p) return 2;
+    opened.notify();
     std::thread worker([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(400));
+      if (!go.wait()) _exit(5);
       const std::string msg = "from a thread";
       _exit(p->push(std::as_bytes(std::span{msg.data(), msg.size()}))
                 ? 0
@@ -262,8 +276,14 @@ TEST(RingProcess, AProcessWhoseMainThreadExitedIsStillAlive) {
     syscall(SYS_exit, 0);
     return 4;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(opened.wait());
+  // Wait until /proc shows the main thread gone (the process a zombie) while its worker lives.
+  const auto end = Clock::now() + std::chrono::seconds(10);
+  while (proc_state(kid) != 'Z' && Clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(proc_state(kid), 'Z') << "the child's main thread did not exit";
   auto second = RingPusher::open(ns.name(), "r");
+  go.notify();
   ASSERT_FALSE(second) << "a second SPSC pusher was let in beside a live one";
   EXPECT_EQ(second.code(), Errc::pusher_limit);
   std::array<std::byte, 32> out{};

@@ -1351,7 +1351,10 @@ TEST(ShmctlCost, LsOnABusyPortKeepsThePushersThroughput) {
   // use: the ratio then measures process start-up, not what reading the rings costs.
   std::cout << "sanitizer build: the ratio is printed, not checked\n";
 #else
-  EXPECT_GE(ratio, 0.7) << "shmctl ls slowed the pushers down";
+  // Loose on purpose (this is a test, not a benchmark; two cores are shared with another test):
+  // a reader that took a lock pushers wait on, or wrote to their cache lines, would fall far
+  // below it.
+  EXPECT_GE(ratio, 0.5) << "shmctl ls slowed the pushers down";
 #endif
   EXPECT_SHM_CLEAN(ns);
 }
