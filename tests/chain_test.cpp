@@ -194,9 +194,12 @@ TEST(Chain, ALinkMadeButNeverOfferedIsNeverFollowed) {
     return Ring::create_for(ns.name(), s.link_name(orphan), s.link, shm::self_process()) ? 0 : 2;
   });
   ASSERT_TRUE(exited_ok(wait_child(dead)));
-  const pid_t pusher = spawn([&] { return push_stream(s, 0, 300); });  // fills link 0 and on
-  EXPECT_EQ(drain_all(*chain, 1, 300), "");
+  // The pusher fills link 0 and grows the chain past it before the consumer reads a message,
+  // so the consumer must cross from link 0 however fast it is.
+  const pid_t pusher = spawn([&] { return push_stream(s, 0, 300); });
   EXPECT_TRUE(exited_ok(wait_child(pusher)));
+  EXPECT_EQ(drain_all(*chain, 1, 300), "");
+  EXPECT_GT(chain->link_id().index, 1u) << "the chain never grew past the orphan's index";
   EXPECT_NE(chain->link_id().pack(), orphan.pack());
   auto left = shm::Segment::open(ns.name(), s.link_name(orphan), shm::SegmentKind::ring);
   ASSERT_TRUE(left);  // untouched: the owner's stop removes the whole family

@@ -27,7 +27,9 @@ TEST(PortPushAfter, FromAProcessThatExitsAtOnceStillDeliversAfterAtLeastTheDelay
   auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
   ASSERT_TRUE(port) << describe(port);
   Shared<std::atomic<std::int64_t>> t_call;
-  constexpr auto kDelay = 300ms;
+  // Long enough that the checks below (while it is pending) fit before it is due, even on a
+  // loaded machine.
+  constexpr auto kDelay = 1000ms;
   const pid_t kid = spawn([&] {
     auto p = Pusher::open(ns.name());
     if (!p) return fail(2, "open", p);
@@ -41,9 +43,9 @@ TEST(PortPushAfter, FromAProcessThatExitsAtOnceStillDeliversAfterAtLeastTheDelay
   });
   EXPECT_EQ(exit_code(wait_child(kid)), 0);
   const std::int64_t exited = now_ns();
-  if (exited - t_call->load() < 150 * kMs) {  // still well before the due time
+  if (exited - t_call->load() < 300 * kMs) {  // still well before the due time
     // The request reaches the timer's heap a moment after push_after returns.
-    EXPECT_TRUE(eventually([&] { return port->stats().pending_after == 1; }, 100ms))
+    EXPECT_TRUE(eventually([&] { return port->stats().pending_after == 1; }, 500ms))
         << "pending_after " << port->stats().pending_after;
     EXPECT_EQ(port->stats().after_delivered, 0u);
   }
@@ -53,8 +55,8 @@ TEST(PortPushAfter, FromAProcessThatExitsAtOnceStillDeliversAfterAtLeastTheDelay
   EXPECT_EQ(str(m->payload), "later");
   EXPECT_EQ(m->meta.attempt, 5u);
   EXPECT_EQ(m->meta.get("k"), std::optional<std::string_view>("v"));
-  EXPECT_GE(t_recv - t_call->load(), 300 * kMs) << "delivered before the delay";
-  std::printf("push_after 300 ms: received %.2f ms after the call\n", ms(t_recv - t_call->load()));
+  EXPECT_GE(t_recv - t_call->load(), 1000 * kMs) << "delivered before the delay";
+  std::printf("push_after 1000 ms: received %.2f ms after the call\n", ms(t_recv - t_call->load()));
   // The timer updates its counters just after the enqueue the consumer may already have seen.
   EXPECT_TRUE(eventually([&] {
     const auto s = port->stats();
@@ -96,7 +98,9 @@ TEST(PortPushAfter, IntoAFullPortRetriesAndDeliversOnceSpaceFreesWhileAnotherPor
   EXPECT_GE(t_b - t_other->load(), 100 * kMs);
   const double late = ms(t_b - t_other->load() - 100 * kMs);
   std::printf("the other port's push_after was %.2f ms late\n", late);
-  EXPECT_LT(late, 250.0) << "the full port held up the other port's timer";
+  // Held up, it would not come before the full port frees (never, here); the bound is loose
+  // for loaded machines.
+  EXPECT_LT(late, 2000.0) << "the full port held up the other port's timer";
 
   // The full port: still full, its message held and retried, not dropped, not over the bound.
   ASSERT_TRUE(eventually([&] { return full->stats().after_retries > 0; }, 5s))
@@ -249,17 +253,19 @@ TEST(PortPushAfter, MessagesNotYetDueAreDiscardedAtStop) {
   const pid_t kid = spawn([&] {
     auto p = Pusher::open(ns.name());
     if (!p) return fail(2, "open", p);
-    auto st = p->push_after(key(), bloccs::bytes("never"), {}, 400ms);
+    // Due well after the checks below, however loaded the machine.
+    auto st = p->push_after(key(), bloccs::bytes("never"), {}, 1500ms);
     return st ? 0 : fail(3, "push_after", st);
   });
   EXPECT_EQ(exit_code(wait_child(kid)), 0);
-  EXPECT_TRUE(eventually([&] { return port->stats().pending_after == 1; }, 300ms));
+  EXPECT_TRUE(eventually([&] { return port->stats().pending_after == 1; }, 1s));
   port->stop();
   EXPECT_SHM_CLEAN(ns);
-  // A new owner of the key does not get the old owner's pending message.
+  // A new owner of the key does not get the old owner's pending message, not even once it
+  // would have been due.
   auto again = Port::start(key(), {.buffer = 8, .ns = ns.name()});
   ASSERT_TRUE(again) << describe(again);
-  auto m = again->receive(in(800ms));
+  auto m = again->receive(in(2500ms));
   EXPECT_TRUE(is(m, Errc::timeout)) << "a discarded push_after arrived: " << describe(m);
   again->stop();
   EXPECT_SHM_CLEAN(ns);

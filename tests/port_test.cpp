@@ -213,7 +213,7 @@ Port* g_never_destroyed = nullptr;
 
 TEST(PortStart, AnOwnerCallingExitWithALeakedPortStillUnregistersAndWakesParkedPushers) {
   TestNamespace ns;
-  Signal ready, go;
+  Signal ready, go, pushed;
   const pid_t owner = spawn([&] {
     auto p = Port::start(key(), {.buffer = 1, .ns = ns.name()});
     if (!p) return fail(2, "start", p);
@@ -231,9 +231,11 @@ TEST(PortStart, AnOwnerCallingExitWithALeakedPortStillUnregistersAndWakesParkedP
     auto p = Pusher::open(ns.name());
     if (!p) return fail(2, "open", p);
     if (auto st = p->push(key(), bloccs::bytes("1")); !st) return fail(3, "push 1", st);
+    pushed.notify();
     auto st = p->push(key(), bloccs::bytes("2"));  // parks: buffer 1
     return is(st, Errc::no_producer) ? 0 : fail(4, "parked push", st);
   });
+  ASSERT_TRUE(pushed.wait());
   std::this_thread::sleep_for(300ms);  // let it park (not checked: the owner's stats are in the owner)
   go.notify();
   EXPECT_EQ(exit_code(wait_child(owner)), 0);
