@@ -11,6 +11,7 @@
 #include "bloccs/port.hpp"
 #include "lockfree/pusher_slots.hpp"
 #include "lockfree/ring_layout.hpp"
+#include "port/port_layout.hpp"
 #include "port_test_support.hpp"
 
 using bloccs::Errc;
@@ -673,9 +674,20 @@ TEST_F(PortTakeoverOfAnOpenClaim, AClaimLeftOpenIsCountedLostAfterTheBoundAndARa
     pause();  // never commits
     return 0;
   }));
+  // The dead port's control segment: the ring's name up to its ".in." link suffix.
+  const std::string control = ring.substr(0, ring.find("node.in.in.") + std::strlen("node.in"));
   const pid_t second = reap(spawn([&] {
+    Scribble ctl(control);
+    if (!ctl.base()) return fail(6, "map the dead port's control segment");
     if (!race.wait()) return fail(2, "no race");
-    std::this_thread::sleep_for(300ms);  // while the first start waits for the open claim
+    // Start once the first start has claimed the take-over (it then waits up to 1 s for the
+    // open claim): however slow this machine, the second start lands in that window.
+    const auto& claim = reinterpret_cast<const bloccs::port::PortControl*>(ctl.base())
+                            ->takeover.salvager;
+    for (const auto end = Clock::now() + 10s; claim.load() == 0;) {
+      if (Clock::now() > end) return fail(7, "the first start never claimed the take-over");
+      std::this_thread::sleep_for(100us);
+    }
     const auto t0 = Clock::now();
     auto p = Port::start(key(), {.buffer = 64, .ns = ns.name()});
     if (!is(p, Errc::already_exists)) return fail(3, "a second start during the take-over", p);
