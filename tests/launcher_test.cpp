@@ -3,7 +3,6 @@
 // restart a node killed mid-run with every message accounted for, stop on SIGINT from the
 // sources down leaving nothing in /dev/shm, leave to `shmctl gc` only what a SIGKILLed launcher
 // could not remove, and refuse a bad pipeline file naming the line.
-#include <fcntl.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -21,7 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
 
 struct DemoOptions {
   std::uint64_t messages = 3000;
@@ -57,21 +55,6 @@ args = ["--work-us", ")" << o.work_us << R"(", "--record", ")" << (dir / "receiv
 inputs.in = { buffer = 32 }
 )";
   return dir / "demo.toml";
-}
-
-// Starts `program <args...>` with its stderr (and stdout) in `log`.
-pid_t start_program(const char* program, const std::vector<std::string>& args,
-                    const fs::path& log) {
-  return spawn([&]() -> int {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> argv{const_cast<char*>(program)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(program, argv.data());
-    return 127;
-  });
 }
 
 // Starts `bloccs <args...>`.

@@ -4,7 +4,6 @@
 // dead letters with the reference's reason, and nothing may be left in /dev/shm. Also the
 // parts both share (the parser, the report's percentiles), and the shipped sample and
 // pipeline file.
-#include <fcntl.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -24,21 +23,10 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-
 // Runs `program args...` with its stdout and stderr in `log`; its exit code (exit_code()).
 int run(const char* program, const std::vector<std::string>& args, const fs::path& log,
         std::chrono::milliseconds limit) {
-  const pid_t pid = spawn([&]() -> int {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> argv{const_cast<char*>(program)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(program, argv.data());
-    return 127;
-  });
-  return exit_code(wait_child(pid, limit));
+  return exit_code(wait_child(start_program(program, args, log), limit));
 }
 
 // The pipeline of examples/logs/logs.toml, with the test's absolute paths in its args.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -115,6 +116,21 @@ inline pid_t spawn(const std::function<int()>& body) {
     _exit(rc);
   }
   return pid;
+}
+
+// Starts `program <args...>` with its stderr (and stdout) in `log`.
+inline pid_t start_program(const char* program, const std::vector<std::string>& args,
+                           const std::filesystem::path& log) {
+  return spawn([&]() -> int {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv{const_cast<char*>(program)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(program, argv.data());
+    return 127;
+  });
 }
 
 // Waits for `pid` up to `limit`; kills it if it is still running then. Returns its exit status
