@@ -153,6 +153,23 @@ RingStats ChainConsumer::stats(std::uint32_t* links) const {
   return total;
 }
 
+Result<RingStats> chain_stats(const ChainSpec& spec, std::uint32_t* links) {
+  if (!spec.oldest)
+    return Error{Errc::bad_config, "chain " + spec.base + " records no link being read ('oldest')"};
+  // relaxed: a hint; the link is opened by name and checked.
+  const LinkId first = LinkId::unpack(spec.oldest->load(std::memory_order_relaxed));
+  auto seg = shm::Segment::open(spec.ns, spec.link_name(first), shm::SegmentKind::ring,
+                                {.read_only = true});
+  if (!seg) return std::move(seg).error();
+  auto cfg = validated_config(*seg);
+  if (!cfg) return std::move(cfg).error();
+  RingStats total = read_stats(*seg, *cfg);
+  std::uint32_t count = 1;
+  add_successors(spec, *seg, total, count);
+  if (links) *links = count;
+  return total;
+}
+
 Result<ChainPusher> ChainPusher::open(ChainSpec spec) {
   ChainPusher pusher(std::move(spec));
   // acquire: pairs with whoever named the link newest (it was published before).

@@ -121,6 +121,10 @@ class ChainPusher {
   std::optional<LinkId> moving_to_;  // our link is sealed: never push into it again
 };
 
+// The sum over a chain's links, from the one its consumer reads (`*spec.oldest`), read-only:
+// for tools, and for a look at a dead consumer's chain. `links` how many there are.
+Result<RingStats> chain_stats(const ChainSpec& spec, std::uint32_t* links = nullptr);
+
 // ---- A chain whose consumer died (a port's next owner salvaging it) ----
 // Reads what chain `spec` still holds for its dead consumer `dead`, as Ring::read_orphan does
 // for one ring: from the link that consumer was reading (`*spec.oldest`), following each

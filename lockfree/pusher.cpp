@@ -45,10 +45,12 @@ Result<RingPusher> RingPusher::open(std::string_view ns, std::string_view name) 
   auto* slots = reinterpret_cast<PusherSlot*>(seg->base() + cfg.slots_offset);
   // acquire: the consumer's zeroing of everything before head is visible to our writes.
   const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
-  auto slot = attach_slot({slots, cfg.slot_count}, head.pos, seg->name(),
+  // acquire: every claim before it, with its claimant's intent (release sequence of the CASes).
+  const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
+  auto slot = attach_slot({slots, cfg.slot_count}, head.pos, tail.pos, seg->name(),
                           cfg.kind == static_cast<std::uint32_t>(RingKind::spsc));
   if (!slot) return std::move(slot).error();
-  RingPusher pusher(std::move(seg).value(), cfg, *slot);
+  RingPusher pusher(std::move(seg).value(), cfg, std::move(slot).value());
   if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) {
     auto resume = spsc_resume_point(pusher.segment_, cfg);
     if (!resume) return std::move(resume).error();  // the pusher's destructor frees the slot
@@ -59,10 +61,10 @@ Result<RingPusher> RingPusher::open(std::string_view ns, std::string_view name) 
   return pusher;
 }
 
-RingPusher::RingPusher(shm::Segment segment, const RingConfig& config, std::uint32_t slot)
+RingPusher::RingPusher(shm::Segment segment, const RingConfig& config, AttachedSlot slot)
     : segment_(std::move(segment)),
       cfg_(config),
-      slot_(slot),
+      slot_(std::move(slot)),
       fork_generation_(shm::fork_generation()) {
   RingControl* c = control();
   // acquire: the consumer's head as last published, and the tail as a predecessor left it
@@ -74,19 +76,20 @@ RingPusher::RingPusher(shm::Segment segment, const RingConfig& config, std::uint
 RingPusher::RingPusher(RingPusher&& other) noexcept
     : segment_(std::move(other.segment_)),
       cfg_(other.cfg_),
-      slot_(other.slot_),
+      slot_(std::move(other.slot_)),
       fork_generation_(other.fork_generation_),
       cached_head_(other.cached_head_),
       spsc_tail_(other.spsc_tail_),
       spin_(other.spin_) {}
 
 RingPusher::~RingPusher() {
-  if (segment_.base() == nullptr) return;    // moved from
-  release_slot(my_slot(), self_token(), 0);  // a pusher at rest has no open claim
+  // A moved-from pusher holds nothing; a forked child's copy holds its parent's slot (holds()
+  // is false there) and leaves it alone.
+  if (segment_.base() != nullptr && slot_.lock.holds()) detach_slot(my_slot(), slot_);
 }
 
 PusherSlot& RingPusher::my_slot() const noexcept {
-  return reinterpret_cast<PusherSlot*>(segment_.base() + cfg_.slots_offset)[slot_];
+  return reinterpret_cast<PusherSlot*>(segment_.base() + cfg_.slots_offset)[slot_.index];
 }
 
 bool RingPusher::fits(Cursor tail, std::uint64_t bytes) const noexcept {
@@ -210,13 +213,15 @@ Status RingPusher::push_mpsc(std::span<const std::byte> head, std::span<const st
   const std::uint64_t off = tail.pos & (cfg_.capacity - 1);
   const auto len = static_cast<std::uint32_t>(total);
   // relaxed: the uncommitted header only names the claimant, for recovery if we die now.
-  header_word(data(), off).store(make_record_header(len, slot_, false), std::memory_order_relaxed);
+  header_word(data(), off)
+      .store(make_record_header(len, slot_.index, false), std::memory_order_relaxed);
   // The header must reach memory before the payload (recovery reads "header zero" as "nothing
   // written"): keep the compiler from sinking it; x86-64 keeps stores in program order.
   std::atomic_signal_fence(std::memory_order_seq_cst);
   write_payload(tail.pos, head, body);
   // release: commit; the consumer's acquire of the header makes the payload visible.
-  header_word(data(), off).store(make_record_header(len, slot_, true), std::memory_order_release);
+  header_word(data(), off)
+      .store(make_record_header(len, slot_.index, true), std::memory_order_release);
   // release: a consumer that sees the slot idle also sees the commit above.
   slot.intent.store(0, std::memory_order_release);
   // seq_cst fence: Dekker with a parking consumer (see futex.hpp).
@@ -287,7 +292,6 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     cpu_relax();
   }
 
-  const shm::ProcessId owner{cfg_.owner_pid, cfg_.owner_start_time};
   // Parked from here until we return, the owner checks between sleeps included: tools that
   // count parked pushers never see us leave and come back.
   const WaiterCount parked(c->space.line);
@@ -306,8 +310,8 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (fits(current_tail(), bytes)) return {};
     if (Clock::now() >= deadline) return timeout();
-    if (!shm::is_alive(owner))
-      return Error{Errc::owner_dead, "the ring's owner (pid " + std::to_string(owner.pid) +
+    if (!shm::held(c->consumer_alive.lock))
+      return Error{Errc::owner_dead, "the ring's owner (pid " + std::to_string(cfg_.owner_pid) +
                                          ") died while this push waited for space; nothing was "
                                          "enqueued. Restart the owner and push again"};
   }

@@ -1,7 +1,7 @@
 // Pusher slots: which processes are attached to a ring, and which claim each one has open.
 //
 // The consumer reads them only to tell a dead pusher's abandoned claim from a slow live one;
-// a pusher writes only its own slot. See PusherSlot in ring_layout.hpp for the two words.
+// a pusher writes only its own slot. See PusherSlot in ring_layout.hpp for its words.
 #pragma once
 
 #include <cstdint>
@@ -10,25 +10,30 @@
 
 #include "bloccs/result.hpp"
 #include "lockfree/ring_layout.hpp"
+#include "shm/liveness.hpp"
 
 namespace bloccs::lockfree {
 
-// The calling process as a slot owner word: (start time mod 2^32) << 32 | pid.
-std::uint64_t self_token();
-// True if the process named by an owner word still runs (same pid, same start time).
-bool token_alive(std::uint64_t token);
-inline std::uint32_t token_pid(std::uint64_t token) {
-  return static_cast<std::uint32_t>(token);
-}
+// A slot this process holds: its index, and the liveness lock that makes it ours.
+struct AttachedSlot {
+  std::uint32_t index = 0;
+  shm::HeldLock lock;
+};
 
-// Takes a free slot, or one whose owner is dead and holds no open claim. Errc::pusher_limit
-// when every slot is held by a live process.
-Result<std::uint32_t> attach_slot(std::span<PusherSlot> slots, std::uint64_t head_pos,
-                                  std::string_view ring_name, bool single_pusher);
+// Takes a free slot, or one whose holder is dead and left no open claim (a claim whose start
+// the tail has passed and the head has not: the consumer still has to skip it). A dead
+// holder's intent that no claim followed (it died before its compare-and-swap: the tail never
+// passed it) is no claim. Errc::pusher_limit when every slot is held by a live process.
+Result<AttachedSlot> attach_slot(std::span<PusherSlot> slots, std::uint64_t head_pos,
+                                 std::uint64_t tail_pos, std::string_view ring_name,
+                                 bool single_pusher);
 
-// Gives the slot back (its owner is detaching, or the consumer cleared a dead owner's claim):
-// only if `owner` still holds it and its intent is still `intent`, the value judged. A new owner
-// that took the slot meanwhile keeps its own intent (always at or past the head, so never equal).
-void release_slot(PusherSlot& slot, std::uint64_t owner, std::uint64_t intent);
+// Gives our slot back (a pusher at rest has no open claim).
+void detach_slot(PusherSlot& slot, AttachedSlot& attached) noexcept;
+
+// Clears a dead holder's intent once the consumer has dealt with its claim: only if the slot is
+// still not held and its intent is still `intent`, the value judged. A new holder that took the
+// slot meanwhile has reset the intent itself.
+void clear_dead_intent(PusherSlot& slot, std::uint64_t intent) noexcept;
 
 }  // namespace bloccs::lockfree

@@ -74,10 +74,10 @@ Ring::Recovery Ring::recover_abandoned() {
     return corrupt("its tail is further ahead of the head than its capacity");
   std::vector<SlotView>& view = slot_view_;
   for (std::uint32_t i = 0; i < cfg.slot_count; ++i) {
-    // acquire: a slot seen idle means its owner's commit (written before) is visible to us.
-    view[i].owner = slots[i].owner.load(std::memory_order_acquire);
+    // Alive first, then the intent: a holder seen dead wrote its last intent before dying.
+    view[i].alive = shm::held(slots[i].holder);
+    // acquire: a slot seen idle means its holder's commit (written before) is visible to us.
     view[i].intent = slots[i].intent.load(std::memory_order_acquire);
-    view[i].alive = token_alive(view[i].owner);
   }
   // acquire: the header may have been committed meanwhile, with its payload.
   const std::uint64_t h = header_word(data(), p & mask).load(std::memory_order_acquire);
@@ -136,7 +136,7 @@ Ring::Recovery Ring::recover_abandoned() {
 
   zero_ring(data(), cfg.capacity, p & mask, static_cast<std::size_t>(skip_bytes));
   head_ = Cursor{(p + skip_bytes) & kPosMask, (head_.count + skip_messages) & kCountMask};
-  for (std::uint32_t i : dead_slots) release_slot(slots[i], view[i].owner, view[i].intent);
+  for (std::uint32_t i : dead_slots) clear_dead_intent(slots[i], view[i].intent);
   // relaxed: a statistic; only the consumer writes it.
   c->counters.abandoned.store(c->counters.abandoned.load(std::memory_order_relaxed) + skip_messages,
                               std::memory_order_relaxed);
@@ -151,12 +151,10 @@ Ring::Recovery Ring::recover_abandoned() {
 void Ring::release_dead_slots_behind_head() {
   auto* slots = reinterpret_cast<PusherSlot*>(segment_.base() + cfg_.slots_offset);
   for (std::uint32_t i = 0; i < cfg_.slot_count; ++i) {
-    // relaxed: a hint; release_slot re-checks the owner with acquire before touching the slot.
-    const std::uint64_t owner = slots[i].owner.load(std::memory_order_relaxed);
+    // relaxed: a hint; clear_dead_intent re-checks both before it touches the slot.
     const std::uint64_t intent = slots[i].intent.load(std::memory_order_relaxed);
-    if (owner == 0 || !(intent & kIntentActive) || !pos_before(intent & kPosMask, head_.pos))
-      continue;
-    if (!token_alive(owner)) release_slot(slots[i], owner, intent);
+    if (!(intent & kIntentActive) || !pos_before(intent & kPosMask, head_.pos)) continue;
+    if (!shm::held(slots[i].holder)) clear_dead_intent(slots[i], intent);
   }
 }
 
@@ -198,10 +196,9 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
     std::uint64_t boundary = tail.pos;  // the zero span ends at the first live intent past p
     std::vector<SlotView>& view = slot_view_;
     for (std::uint32_t i = 0; i < cfg.slot_count; ++i) {
-      // acquire: a slot seen idle means its owner's commit (written before) is visible to us.
-      view[i].owner = slots[i].owner.load(std::memory_order_acquire);
+      view[i].alive = shm::held(slots[i].holder);  // first: see recover_abandoned
+      // acquire: a slot seen idle means its holder's commit (written before) is visible to us.
       view[i].intent = slots[i].intent.load(std::memory_order_acquire);
-      view[i].alive = token_alive(view[i].owner);
       if (!view[i].alive || !(view[i].intent & kIntentActive)) continue;
       const std::uint64_t x = view[i].intent & kPosMask;
       if (x == p) live_at_p = true;

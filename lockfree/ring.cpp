@@ -55,20 +55,16 @@ Error damaged(const shm::Segment& seg, const std::string& what) {
 
 }  // namespace
 
-Result<shm::Segment> Ring::build(std::string_view ns, std::string_view name,
-                                 const RingOptions& o, const shm::ProcessId& owner) {
+Result<shm::Segment> Ring::build(std::string_view ns, std::string_view name, const RingOptions& o,
+                                 const shm::ProcessId& owner, shm::HeldLock* consumer) {
   if (auto st = check_options(o); !st) return std::move(st).error();
   auto capacity = pick_capacity(o);
   if (!capacity) return std::move(capacity).error();
-  if (owner.start_time == 0)  // pushers could not tell a restarted owner with its pid from it
-    return Error{Errc::system_error,
-                 "cannot read this process's start time from /proc/self/stat (out of file "
-                 "descriptors?); pushers could not tell whether the owner is alive"};
   const std::uint32_t slots = o.kind == RingKind::spsc ? 1 : o.max_pushers;
   const std::uint64_t slots_offset = sizeof(RingControl);
   const std::uint64_t data_offset = slots_offset + std::uint64_t{slots} * sizeof(PusherSlot);
   auto seg = shm::Segment::create(ns, name, shm::SegmentKind::ring, data_offset + *capacity,
-                                  {.mode = o.mode});
+                                  {.mode = o.mode, .sharing = o.sharing});
   if (!seg) return std::move(seg).error();
 
   auto* c = reinterpret_cast<RingControl*>(seg->base());
@@ -90,22 +86,39 @@ Result<shm::Segment> Ring::build(std::string_view ns, std::string_view name,
   // relaxed: nobody else sees the segment before publish() (release).
   c->consumer.head.store(start.pack(), std::memory_order_relaxed);
   c->producer.tail.store(start.pack(), std::memory_order_relaxed);
-  seg->publish();
+  if (auto st = shm::init_liveness_lock(c->consumer_alive.lock, "a ring's consumer lock"); !st)
+    return std::move(st).error();
+  for (std::uint32_t i = 0; i < slots; ++i) {
+    auto* slot = reinterpret_cast<PusherSlot*>(seg->base() + slots_offset) + i;
+    if (auto st = shm::init_liveness_lock(slot->holder, "a pusher slot's lock"); !st)
+      return std::move(st).error();
+  }
+  if (consumer) {
+    auto held = shm::HeldLock::take(c->consumer_alive.lock, "the consumer lock of " + seg->name());
+    if (!held) return std::move(held).error();
+    *consumer = std::move(held).value();
+  }
+  if (auto st = seg->publish(); !st) {
+    if (consumer) consumer->release();
+    return std::move(st).error();
+  }
   return seg;
 }
 
 Result<Ring> Ring::create(std::string_view ns, std::string_view name, RingOptions o) {
-  auto seg = build(ns, name, o, shm::self_process());
+  shm::HeldLock consumer;
+  auto seg = build(ns, name, o, shm::self_process(), &consumer);
   if (!seg) return std::move(seg).error();
   const RingConfig config = reinterpret_cast<RingControl*>(seg->base())->config;
   Ring ring(std::move(seg).value(), config);
+  ring.consumer_lock_ = std::move(consumer);
   ring.head_ = Cursor{o.start_position, o.start_count};
   return ring;
 }
 
 Status Ring::create_for(std::string_view ns, std::string_view name, RingOptions options,
                         const shm::ProcessId& owner) {
-  auto seg = build(ns, name, options, owner);
+  auto seg = build(ns, name, options, owner, nullptr);
   if (!seg) return std::move(seg).error();
   seg->disown();  // the owner adopts it and removes it once read
   return {};
@@ -123,9 +136,17 @@ Result<Ring> Ring::adopt(std::string_view ns, std::string_view name) {
                                           ", not this process; only its owner consumes it"};
   const RingConfig cfg = *config;
   auto* c = reinterpret_cast<RingControl*>(seg->base());
+  auto consumer =
+      shm::HeldLock::take(c->consumer_alive.lock, "the consumer lock of " + seg->name());
+  if (!consumer) {
+    if (consumer.code() != Errc::already_exists) return std::move(consumer).error();
+    return Error{Errc::wrong_process, "ring /dev/shm/" + seg->name() +
+                                          " already has a running consumer; only one adopts it"};
+  }
   // acquire: a head someone else published (none yet for a new link) and what it released.
   const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
   Ring ring(std::move(seg).value(), cfg);
+  ring.consumer_lock_ = std::move(consumer).value();
   ring.head_ = head;
   return ring;
 }
@@ -141,7 +162,7 @@ Result<Ring> Ring::open_orphan(std::string_view ns, std::string_view name,
                                           std::to_string(config->owner_pid) + ", not for pid " +
                                           std::to_string(dead.pid) +
                                           "; it is not that one's to read"};
-  if (shm::is_alive(dead))
+  if (shm::held(reinterpret_cast<RingControl*>(seg->base())->consumer_alive.lock))
     return Error{Errc::wrong_process, "the consumer of ring /dev/shm/" + seg->name() + ", pid " +
                                           std::to_string(dead.pid) +
                                           ", still runs; only a dead consumer's ring is read out"};
@@ -203,7 +224,7 @@ RingStats read_stats(const shm::Segment& seg, const RingConfig& cfg) {
   s.abandoned = c->counters.abandoned.load(std::memory_order_relaxed);
   const auto* slots = reinterpret_cast<const PusherSlot*>(seg.base() + cfg.slots_offset);
   for (std::uint32_t i = 0; i < cfg.slot_count; ++i)
-    s.attached_pushers += slots[i].owner.load(std::memory_order_relaxed) != 0;
+    s.attached_pushers += shm::held(slots[i].holder);
   return s;
 }
 

@@ -32,6 +32,7 @@
 
 #include "bloccs/result.hpp"
 #include "lockfree/futex.hpp"
+#include "lockfree/pusher_slots.hpp"
 #include "lockfree/ring_layout.hpp"
 #include "shm/process.hpp"
 #include "shm/segment.hpp"
@@ -46,7 +47,9 @@ struct RingOptions {
   // buffer * record_size(max_payload) rounded up, but no more than 64 MiB.
   std::uint64_t capacity = 0;
   std::uint32_t max_pushers = 64;  // MPSC pusher slots (SPSC always has 1)
-  mode_t mode = 0600;              // 0660 to let the owner's group push
+  mode_t mode = 0600;              // 0660 lets the namespace's group push (a shared namespace)
+  std::optional<shm::Sharing> sharing =
+      std::nullopt;  // the namespace must be; nullopt: the environment
   std::chrono::microseconds abandon_after{10'000};
   // Where the cursors start: a byte position (a multiple of 8, below 2^40) and a message count
   // (below 2^24). Both wrap around in a long-lived ring; tests start them near the wrap.
@@ -146,7 +149,9 @@ class Ring {
   OrphanRead read_orphan(F&& f, Deadline give_up);
 
   Ring(Ring&&) noexcept = default;
-  Ring& operator=(Ring&&) noexcept = default;
+  // Not assignable: the consumer's lock must go before its segment is unmapped, which a
+  // member-wise assignment would do the other way round.
+  Ring& operator=(Ring&&) = delete;
 
   // Calls f(std::span<const std::byte>) for up to `max` queued messages without waiting, in
   // claim order; returns how many. The span is valid only during the call. Space is handed back
@@ -200,8 +205,11 @@ class Ring {
   enum class State { ready, empty, pending, error };
   enum class Recovery { skipped, claimant_alive, corrupt };
   Ring(shm::Segment segment, const RingConfig& config);
+  // Makes and publishes the segment; with `consumer`, this process holds its consumer's lock
+  // (taken before the name appears, so nobody ever sees a named ring without its consumer).
   static Result<shm::Segment> build(std::string_view ns, std::string_view name,
-                                    const RingOptions& options, const shm::ProcessId& owner);
+                                    const RingOptions& options, const shm::ProcessId& owner,
+                                    shm::HeldLock* consumer);
 
   RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
   std::byte* data() const noexcept { return segment_.base() + cfg_.data_offset; }
@@ -219,6 +227,7 @@ class Ring {
   void release_dead_slots_behind_head();  // recovery.cpp
 
   shm::Segment segment_;
+  shm::HeldLock consumer_lock_;        // after segment_: let go of before it is unmapped
   RingConfig cfg_;                     // validated private copy; never re-read from shared memory
   std::uint32_t fork_generation_ = 0;  // only the creating process consumes
   Cursor head_{};                      // local copy; the shared head is published per batch
@@ -234,7 +243,6 @@ class Ring {
   std::vector<std::byte> scratch_;  // holds a record that wraps past the end of the data area
   // Recovery's working space, sized once so that the pop path never allocates.
   struct SlotView {
-    std::uint64_t owner;
     std::uint64_t intent;  // 0 or kIntentActive | pos
     bool alive;
   };
@@ -270,10 +278,10 @@ class RingPusher {
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
   const RingConfig& config() const noexcept { return cfg_; }
-  std::uint32_t slot() const noexcept { return slot_; }
+  std::uint32_t slot() const noexcept { return slot_.index; }
 
  private:
-  RingPusher(shm::Segment segment, const RingConfig& config, std::uint32_t slot);
+  RingPusher(shm::Segment segment, const RingConfig& config, AttachedSlot slot);
   friend class ChainPusher;  // follows a chain's successor word in our control block
   RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
   std::byte* data() const noexcept { return segment_.base() + cfg_.data_offset; }
@@ -290,7 +298,7 @@ class RingPusher {
 
   shm::Segment segment_;
   RingConfig cfg_;  // validated private copy
-  std::uint32_t slot_ = 0;
+  AttachedSlot slot_;                  // after segment_: let go of before the segment is unmapped
   std::uint32_t fork_generation_ = 0;  // a forked child must open its own pusher
   Cursor cached_head_{};
   Cursor spsc_tail_{};  // SPSC: the pusher is the only writer of the tail

@@ -8,7 +8,9 @@
 //   256     64              data: WaitLine the consumer parks on   consumer arms, pushers wake
 //   320     64              space: WaitLine pushers park on        pushers arm, consumer wakes
 //   384     64              RingCounters, closed, chain successor  consumer (next: a pusher)
-//   448     64 * slots      PusherSlot[slot_count]                 one per attached pusher
+//   448     64              ConsumerAlive: the consumer's          the consumer's keeper thread
+//                           liveness lock                          (and the kernel)
+//   512     64 * slots      PusherSlot[slot_count]                 one per attached pusher
 //   data    capacity        records, 8-byte aligned, wrapping      pusher(s), zeroed by consumer
 //
 // Each line sits on its own 64-byte cache line so that the consumer's stores never invalidate
@@ -41,6 +43,7 @@
 #include <cstring>
 
 #include "lockfree/futex.hpp"
+#include "shm/liveness.hpp"
 #include "shm/segment.hpp"
 
 namespace bloccs::lockfree {
@@ -151,13 +154,24 @@ struct alignas(kCacheLine) RingCounters {
   std::atomic<std::uint64_t> next;       // a chain's successor link (chain.hpp), set once by CAS
 };
 
-// One per attached pusher process, on its own line (pushers write their own slot on every push).
-//   owner: 0 = free, else (start_time mod 2^32) << 32 | pid, claimed by CAS so that two
-//          processes can never both own a slot, and a reused pid never looks like the old owner.
+// Held by the ring's consumer (shm/liveness.hpp): a pusher parked on a full ring knows from it
+// that the consumer died or exec'd, whatever pid namespace it runs in. A chain's link made by a
+// pusher has no consumer until its owner adopts it.
+struct alignas(kCacheLine) ConsumerAlive {
+  shm::LivenessLock lock;
+};
+
+// One per attached pusher, on its own line (an MPSC pusher writes its slot on every push).
+//   holder: a liveness lock the attached process holds (shm/liveness.hpp): the slot is taken
+//          while it is held, and its holder is alive exactly while it is held. The kernel lets
+//          go of it when the holder dies or execs, so a slot never outlives its process.
+//   pid:   the holder's pid (in its own pid namespace), for messages and tools.
 //   intent: 0 = idle, else kIntentActive | the tail position this pusher is claiming or has
 //          claimed and not yet committed (MPSC only).
 struct alignas(kCacheLine) PusherSlot {
-  std::atomic<std::uint64_t> owner;
+  shm::LivenessLock holder;
+  std::atomic<std::uint32_t> pid;
+  std::uint32_t reserved;
   std::atomic<std::uint64_t> intent;
 };
 inline constexpr std::uint64_t kIntentActive = std::uint64_t{1} << 63;
@@ -170,6 +184,7 @@ struct RingControl {
   ParkingLine data;   // the consumer parks here when empty
   ParkingLine space;  // pushers park here when full
   RingCounters counters;
+  ConsumerAlive consumer_alive;
 };
 static_assert(offsetof(RingControl, config) == 64);
 static_assert(offsetof(RingControl, consumer) == 128);
@@ -177,7 +192,8 @@ static_assert(offsetof(RingControl, producer) == 192);
 static_assert(offsetof(RingControl, data) == 256);
 static_assert(offsetof(RingControl, space) == 320);
 static_assert(offsetof(RingControl, counters) == 384);
-static_assert(sizeof(RingControl) == 448);
+static_assert(offsetof(RingControl, consumer_alive) == 448);
+static_assert(sizeof(RingControl) == 512);
 static_assert(sizeof(PusherSlot) == kCacheLine);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 

@@ -48,6 +48,8 @@ struct Node::Impl {
   PortKey dead_letter;
   std::optional<Pusher> pusher;
   std::optional<shm::Segment> block_segment;
+  shm::HeldLock maker_lock;  // a block this node made itself (no launcher)
+  shm::HeldLock node_lock;   // the block is this running node's; both go before the segment
   pipeline::NodeBlock* block = nullptr;
   NodeCounters counters;
   Outputs outputs;
@@ -98,17 +100,33 @@ void on_stop_signal(int) {
   }
 }
 
-Result<shm::Segment> open_block(const std::string& ns, const std::string& name, bool& created) {
-  auto seg = shm::Segment::open(ns, name, shm::SegmentKind::node);
-  if (seg) {
-    created = false;
-    return seg;
+// The node's counter block: the launcher's, or (run without one) one of its own, whose maker
+// lock `maker` then holds.
+Result<shm::Segment> open_block(const std::string& ns, const std::string& name, bool& created,
+                                shm::HeldLock& maker) {
+  for (int attempt = 0;; ++attempt) {
+    auto seg = shm::Segment::open(ns, name, shm::SegmentKind::node);
+    if (seg) {
+      created = false;
+      if (seg->size() != sizeof(pipeline::NodeBlock))
+        return Error{Errc::version_mismatch, "node block /dev/shm/" + seg->name() +
+                                                 " is not of this bloccs version; stop the "
+                                                 "launcher that made it"};
+      return seg;
+    }
+    if (seg.code() != Errc::not_found) return seg;
+    created = true;
+    auto made = shm::Segment::create(ns, name, shm::SegmentKind::node, sizeof(pipeline::NodeBlock));
+    if (!made) return made;
+    auto lock = pipeline::make_node_block(*reinterpret_cast<pipeline::NodeBlock*>(made->base()));
+    if (!lock) return std::move(lock).error();
+    if (auto st = made->publish(); !st) {
+      if (st.code() == Errc::already_exists && attempt == 0) continue;  // a launcher was quicker
+      return std::move(st).error();
+    }
+    maker = std::move(lock).value();
+    return made;
   }
-  if (seg.code() != Errc::not_found) return seg;
-  created = true;
-  auto made = shm::Segment::create(ns, name, shm::SegmentKind::node, sizeof(pipeline::NodeBlock));
-  if (made) made->publish();
-  return made;
 }
 
 }  // namespace
@@ -161,11 +179,23 @@ Result<Node> Node::start(const PipelineSpec& pipeline, std::string_view id, Node
   impl->ns = *ns;
 
   bool created = false;
-  auto block = open_block(impl->ns, pipeline::node_block_name(pipeline.network, spec.id), created);
+  shm::HeldLock maker;
+  auto block =
+      open_block(impl->ns, pipeline::node_block_name(pipeline.network, spec.id), created, maker);
   if (!block) return std::move(block).error();
   impl->block_segment.emplace(std::move(block).value());
+  impl->maker_lock = std::move(maker);
   if (!created) impl->block_segment->disown();  // the launcher's: it outlives this process
   impl->block = reinterpret_cast<pipeline::NodeBlock*>(impl->block_segment->base());
+  auto running = shm::HeldLock::take(impl->block->locks.node, "the node lock of " + spec.id);
+  if (!running) {
+    if (running.code() != Errc::already_exists) return std::move(running).error();
+    return Error{Errc::already_exists,
+                 "node " + spec.id + " of network " + pipeline.network + " already runs (pid " +
+                     std::to_string(impl->block->identity.pid.load(std::memory_order_relaxed)) +
+                     ") in namespace " + impl->ns + "; stop it first, or use another namespace"};
+  }
+  impl->node_lock = std::move(running).value();
   // Counters continue where a crashed predecessor left them (the launcher's segment).
   impl->counters = impl->block->counters.load();
   const shm::ProcessId me = shm::self_process();

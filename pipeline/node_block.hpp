@@ -7,8 +7,12 @@
 //   0       64    SegmentHeader (shm/segment.hpp)                 its creator, once
 //   64      64    NodeIdentity: pid, start time, state, restarts   the node (restarts: launcher)
 //   128     128   NodeCounterWords (bloccs::NodeCounters)          the node's thread
+//   256     128   NodeLocks: the maker's and the node's liveness  their keeper threads (and
+//                 locks                                           the kernel)
 // Every word is written by one thread with relaxed stores and read by tools with relaxed
-// loads: they are counters for people, and order nothing.
+// loads: they are counters for people, and order nothing. The block is in use while its maker
+// (the launcher, which keeps it across the node's restarts, or a node run without one) or its
+// node holds its lock (shm/liveness.hpp); `shmctl gc` removes it only when neither does.
 #pragma once
 
 #include <atomic>
@@ -16,6 +20,7 @@
 #include <string>
 
 #include "bloccs/node.hpp"
+#include "shm/liveness.hpp"
 #include "shm/segment.hpp"
 
 namespace bloccs::pipeline {
@@ -48,14 +53,30 @@ struct alignas(64) NodeCounterWords {
   }
 };
 
+struct alignas(64) NodeLocks {
+  shm::LivenessLock maker;  // held by the process that made the block
+  shm::LivenessLock node;   // held by the node process while it runs
+};
+
 struct NodeBlock {
   shm::SegmentHeader segment;
   NodeIdentity identity;
   NodeCounterWords counters;
+  NodeLocks locks;
 };
 static_assert(offsetof(NodeBlock, identity) == 64);
 static_assert(offsetof(NodeBlock, counters) == 128);
-static_assert(sizeof(NodeBlock) == 256);
+static_assert(offsetof(NodeBlock, locks) == 256);
+static_assert(sizeof(NodeBlock) == 384);
+
+// Prepares a fresh block's locks and makes this process its maker (before the block is named).
+inline Result<shm::HeldLock> make_node_block(NodeBlock& block) {
+  if (auto st = shm::init_liveness_lock(block.locks.maker, "a node block's maker lock"); !st)
+    return std::move(st).error();
+  if (auto st = shm::init_liveness_lock(block.locks.node, "a node block's node lock"); !st)
+    return std::move(st).error();
+  return shm::HeldLock::take(block.locks.maker, "a node block's maker lock");
+}
 
 inline std::string node_block_name(const std::string& network, const std::string& node) {
   return "node." + network + "." + node;

@@ -10,9 +10,9 @@
 #include "port/meta_codec.hpp"
 #include "port/port_impl.hpp"
 #include "port/salvage.hpp"
+#include "shm/liveness.hpp"
 #include "shm/names.hpp"
 #include "shm/process.hpp"
-#include "shm/robust_mutex.hpp"
 
 namespace bloccs {
 namespace {
@@ -58,14 +58,12 @@ Status check_options(const PortOptions& o) {
   return {};
 }
 
-// Creates the control segment; a stale one of a dead process that had our pid is removed.
-Result<shm::Segment> create_control(const std::string& ns, const std::string& name, mode_t mode) {
-  for (int attempt = 0;; ++attempt) {
-    auto seg = shm::Segment::create(ns, name, shm::SegmentKind::port, sizeof(port::PortControl),
-                                    {.mode = mode});
-    if (seg || seg.code() != Errc::already_exists || attempt > 0) return seg;
-    shm::Segment::remove_family(ns, name);  // n counts our ports: only a dead process's left it
-  }
+// What the port asks of its namespace's sharing: its `group` option, else the environment's.
+Result<shm::Sharing> port_sharing(const PortOptions& o) {
+  if (o.group.empty()) return shm::sharing_from_environment();
+  auto gid = shm::parse_group(o.group);
+  if (!gid) return std::move(gid).error();
+  return shm::Sharing{*gid};
 }
 
 // Data bytes of a ring that holds `messages` records of up to `payload` bytes, but at least
@@ -80,6 +78,8 @@ std::uint64_t ring_capacity(std::uint64_t messages, std::uint32_t payload, std::
 constexpr std::uint64_t kLinkBytes = 1 << 20;
 // The due lane holds at most this many messages (a full lane makes the timer retry).
 constexpr std::uint32_t kDueLane = 256;
+// The timer thread's stack: it keeps its heap on the heap, and calls nothing deep.
+constexpr std::size_t kTimerStack = 256 * 1024;
 
 }  // namespace
 
@@ -106,35 +106,40 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   p.key = key;
   p.ns = ns;
   p.owner_pid = getpid();
-  // Group access to the port needs it to the namespace's table too (if we are the one making it).
-  auto registry = registry::Registry::open(p.ns, {.mode = o.mode});
+  auto sharing = port_sharing(o);
+  if (!sharing) return std::move(sharing).error();
+  p.sharing = *sharing;
+  auto registry = registry::Registry::open(p.ns, {.sharing = p.sharing});
   if (!registry) return std::move(registry).error();
   p.registry.emplace(std::move(registry).value());
   // Refuse a live owner's key before creating anything (register_port re-checks atomically).
   // A dead owner's port (of its key's own family) is carried over below, before we register.
   std::optional<registry::PortEntry> dead;
   if (auto held = p.registry->lookup(key); held) {
-    if (shm::is_alive(held->owner))
+    if (held->alive)
       return Error{Errc::already_exists, "port " + to_string(key) + " is already started by pid " +
                                              std::to_string(held->owner.pid) +
                                              "; stop that owner first, or start under another key"};
     if (port::is_control_name(held->segment, held->key, held->owner.pid))
       dead = std::move(held).value();
   }
-  // A unique name; never the dead port's (its owner may have had our pid, in another pid
-  // namespace or long ago), which create_control would take for our own leftover and remove.
+  // A name no other port has: <pid>.<n> tells our ports apart, and n starts from our start time,
+  // so a dead process that had our pid (long ago, or in another pid namespace) had other names.
+  const shm::ProcessId me = shm::self_process();
   do {
-    p.control_name = port::control_name(key, static_cast<std::uint32_t>(p.owner_pid),
-                                        port_counter.fetch_add(1));  // relaxed: a unique number
+    p.control_name = port::control_name(
+        key, static_cast<std::uint32_t>(p.owner_pid),
+        (me.start_time << 20) + port_counter.fetch_add(1));  // relaxed: a unique number
   } while (dead && p.control_name == dead->segment);
 
   const std::uint32_t record_payload = o.max_payload + kMetaMaxBytes;
   const std::uint32_t buffer = o.buffer.value_or(0);  // 0: unbounded
-  auto control = create_control(p.ns, p.control_name, o.mode);
+  auto control =
+      shm::Segment::create(p.ns, p.control_name, shm::SegmentKind::port, sizeof(port::PortControl),
+                           {.mode = o.mode, .sharing = p.sharing});
   if (!control) return std::move(control).error();
   p.control_segment.emplace(std::move(control).value());
   auto* c = reinterpret_cast<port::PortControl*>(p.control_segment->base());
-  const shm::ProcessId me = shm::self_process();
   c->config = port::PortConfig{
       .buffer = buffer,
       .max_payload = o.max_payload,
@@ -148,10 +153,21 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
       .mode = static_cast<std::uint32_t>(o.mode),
       .reserved = {},
   };
-  if (auto st = shm::init_robust_mutex(&c->owner.alive, "the port's liveness lock"); !st) return std::move(st).error();
+  // The liveness lock is held before the name appears: a port whose control segment can be
+  // seen but whose lock is free has a dead owner, and tools may remove it.
+  if (auto st = shm::init_liveness_lock(c->owner.alive, "the port's liveness lock"); !st)
+    return std::move(st).error();
+  if (auto st = shm::init_liveness_lock(c->salvager.salvager, "the port's salvager lock"); !st)
+    return std::move(st).error();
+  auto owner_lock = shm::HeldLock::take(c->owner.alive, "the liveness lock of " + p.control_name);
+  if (!owner_lock) return std::move(owner_lock).error();
+  p.owner_lock = std::move(owner_lock).value();
+  if (auto st = p.control_segment->publish(); !st) return st;
 
   const port::PortConfig cfg = c->config;
-  auto in = lockfree::ChainConsumer::create(port::in_chain(p.ns, p.control_name, *c, cfg));
+  lockfree::ChainSpec in_spec = port::in_chain(p.ns, p.control_name, *c, cfg);
+  in_spec.link.sharing = p.sharing;
+  auto in = lockfree::ChainConsumer::create(std::move(in_spec));
   if (!in) return std::move(in).error();
   p.in.emplace(std::move(in).value());
   p.in->set_spin({.consumer = o.receive_spin});
@@ -161,25 +177,25 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
                                      .buffer = due_lane,
                                      .max_payload = record_payload,
                                      .capacity = ring_capacity(due_lane, record_payload, 0),
-                                     .mode = o.mode});
+                                     .mode = o.mode,
+                                     .sharing = p.sharing});
   if (!due) return std::move(due).error();
   p.due.emplace(std::move(due).value());
-  auto later = lockfree::ChainConsumer::create(port::later_chain(p.ns, p.control_name, *c, cfg));
+  lockfree::ChainSpec later_spec = port::later_chain(p.ns, p.control_name, *c, cfg);
+  later_spec.link.sharing = p.sharing;
+  auto later = lockfree::ChainConsumer::create(std::move(later_spec));
   if (!later) return std::move(later).error();
   p.later.emplace(std::move(later).value());
 
   auto due_pusher = lockfree::RingPusher::open(p.ns, port::due_name(p.control_name));
   if (!due_pusher) return std::move(due_pusher).error();
-  std::promise<int> locked;
-  auto locked_result = locked.get_future();
-  p.timer = std::make_unique<std::thread>(run_timer, std::ref(p), std::move(due_pusher).value(),
-                                          std::move(locked));
-  if (const int rc = locked_result.get(); rc != 0) {
-    p.timer->join();
-    return Error{Errc::system_error,
-                 std::string("taking the port's liveness lock failed: ") + std::strerror(rc)};
-  }
-  p.control_segment->publish();
+  auto timer = shm::Thread::start(
+      [&p, pusher = std::make_shared<lockfree::RingPusher>(std::move(due_pusher).value())] {
+        run_timer(p, std::move(*pusher));
+      },
+      kTimerStack);
+  if (!timer) return std::move(timer).error();
+  p.timer = std::move(timer).value();
 
   // Carry the dead owner's messages over while its registration still sends pushers away.
   std::optional<port::Salvage> salvaged;
@@ -193,7 +209,10 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
     p.takeover = salvaged->report;
   }
 
-  auto registration = p.registry->register_port(key, p.control_name, 0);
+  const std::string& ns_name = p.ns;
+  auto registration = p.registry->register_port(
+      key, p.control_name, 0,
+      [&ns_name](const registry::PortEntry& e) { return port::holds_nothing(ns_name, e); });
   if (!registration) {
     if (salvaged) port::release(*salvaged);  // the dead port is as it was: the next start's
     p.stop();
@@ -222,19 +241,19 @@ void Port::Impl::stop() {
   stopped = true;
   untrack(this);
   if (getpid() != owner_pid) {  // a forked child's copy: the port is the parent's
-    (void)timer.release();      // that thread does not exist here
+    timer.forget();             // that thread does not exist here
     return;
   }
-  if (registration) (void)registry->unregister(registration->slot, registration->generation);
+  if (registration) (void)registry->unregister(*registration);
   if (in) in->close();  // parked pushers wake with no_producer (we are `in`'s consumer thread)
-  if (timer) {
+  if (timer.joinable()) {
     // seq_cst: the timer thread re-checks it after arming its wait (Dekker, see futex.hpp).
     stopping.store(true, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     lockfree::wake(stop_line, 1);
-    timer->join();  // it lets go of the liveness lock: pushers see the owner gone
-    timer.reset();  // (`later` belongs to it until here: never touch it from this thread before)
+    timer.join();  // (`later` belongs to it until here: never touch it from this thread before)
   }
+  owner_lock.release();  // pushers see the owner gone
   if (control_segment) {
     // seq_cst: before listing our segments; a pusher that makes a link after this removes it.
     control().chains.closing.store(1, std::memory_order_seq_cst);

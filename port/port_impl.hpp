@@ -5,8 +5,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <future>
-#include <thread>
 
 #include "bloccs/port.hpp"
 #include "lockfree/chain.hpp"
@@ -14,6 +12,7 @@
 #include "port/port_layout.hpp"
 #include "registry/registry.hpp"
 #include "shm/segment.hpp"
+#include "shm/thread.hpp"
 
 namespace bloccs {
 
@@ -21,14 +20,16 @@ struct Port::Impl {
   PortKey key;
   std::string ns;
   std::string control_name;
+  shm::Sharing sharing;  // what the namespace must be (PortOptions::group, or the environment)
   pid_t owner_pid = 0;  // a forked child's copy of the Port must not stop the parent's port
   std::optional<registry::Registry> registry;
   std::optional<registry::Registration> registration;
   std::optional<shm::Segment> control_segment;
+  shm::HeldLock owner_lock;  // the port's liveness lock; after control_segment: goes first
   std::optional<lockfree::ChainConsumer> in;     // pushers -> consumer
   std::optional<lockfree::Ring> due;             // timer thread -> consumer
   std::optional<lockfree::ChainConsumer> later;  // pushers' push_after requests -> timer thread
-  std::unique_ptr<std::thread> timer;
+  shm::Thread timer;                             // of its own stack: see shm/thread.hpp
   std::atomic<bool> stopping{false};  // tells the timer thread to finish
   lockfree::WaitLine stop_line{};     // ... and wakes it (a private futex is enough)
   bool stopped = false;
@@ -43,9 +44,8 @@ struct Port::Impl {
   void count(std::uint64_t from_due, std::uint64_t from_in, std::uint64_t refused);
 };
 
-// The timer thread: takes the liveness lock (reporting pthread_mutex_lock's result through
-// `locked`), then moves push_after requests from `later` into a due-time heap and from there
-// into `due`. Runs until impl.stopping, and lets go of the lock as it ends.
-void run_timer(Port::Impl& impl, lockfree::RingPusher due_pusher, std::promise<int> locked);
+// The timer thread: moves push_after requests from `later` into a due-time heap and from there
+// into `due`. Runs until impl.stopping.
+void run_timer(Port::Impl& impl, lockfree::RingPusher due_pusher);
 
 }  // namespace bloccs

@@ -15,28 +15,26 @@
 //   offset  size  what                                              written by
 //   0       64    SegmentHeader (shm/segment.hpp)                   owner, once
 //   64      64    PortConfig                                        owner, once
-//   128     64    OwnerLine: a robust mutex the owner's timer       the owner's timer thread
-//                 thread holds while the port runs                  (and the kernel)
+//   128     64    OwnerLine: the owner's liveness lock, held from   the owner's keeper thread
+//                 start to stop                                     (and the kernel)
 //   192     64    TimerCounters                                     the owner's timer thread
 //   256     64    ChainLine: the newest link of `in` and of `later`  whoever adds a link
 //   320     64    ConsumerCounters                                  the owner's consumer thread
 //   384     64    PusherEvents: pushes that timed out               pushers (rarely)
 //   448     64    TakeoverLine: what this port carried over from    the owner, once, before it
-//                 a dead owner of its key; who is carrying this     registers; a later owner of
-//                 port's own messages over, once it is dead         the key (salvager)
+//                 a dead owner of its key                           registers
+//   512     64    SalvagerLine: the liveness lock of whoever        a later owner of the key
+//                 carries this port's messages over once it is dead (and the kernel)
 //
 // Counting costs the push path nothing: what pushers pushed is what the consumer received
 // plus what is queued plus what it skipped (claims of killed pushers), so only the consumer
 // counts, once per batch, on a line of its own; pushers count only their (slow) timeouts.
 //
-// The liveness lock: the kernel writes the holder's thread id into a robust mutex's lock word
-// and clears it (setting FUTEX_OWNER_DIED) when that thread dies, even by SIGKILL. A pusher
-// reads one word, on a line nobody writes while the port runs, to know the owner is alive: a
-// push to a dead owner's port is Errc::no_producer at once, for the price of a shared load.
+// The liveness lock (shm/liveness.hpp): the kernel lets go of it when its holder dies, even by
+// SIGKILL, or execs. A pusher reads one word, on a line nobody writes while the port runs, to
+// know the owner is alive: a push to a dead owner's port is Errc::no_producer at once, for the
+// price of a shared load.
 #pragma once
-
-#include <linux/futex.h>
-#include <pthread.h>
 
 #include <atomic>
 #include <cstdint>
@@ -45,6 +43,7 @@
 #include "bloccs/meta.hpp"
 #include "bloccs/port_key.hpp"
 #include "lockfree/chain.hpp"
+#include "shm/liveness.hpp"
 #include "shm/segment.hpp"
 
 namespace bloccs::port {
@@ -72,7 +71,7 @@ struct PortConfig {
 static_assert(sizeof(PortConfig) == 64);
 
 struct alignas(64) OwnerLine {
-  pthread_mutex_t alive;  // robust, process-shared; locked by the owner's timer thread
+  shm::LivenessLock alive;  // held by the owner from start to stop
 };
 
 struct alignas(64) TimerCounters {
@@ -103,22 +102,19 @@ struct alignas(64) PusherEvents {
   std::atomic<std::uint64_t> timed_out;  // pushes that gave up at push_timeout
 };
 
-// A take-over, seen from both ends (port/salvage.cpp; the contract is in bloccs/port.hpp).
-// `salvager` is this port's side once its owner is dead: 0, or the slot token
-// (lockfree::self_token) of the process carrying its messages over, claimed by CAS so that two
-// racing starts never both read its rings (a dead claimant's claim is taken over). The rest is
-// the new port's side: written by its owner before it registers, never again; tools read it
-// with relaxed loads.
+// What this port carried over from a dead owner of its key (port/salvage.cpp; the contract is in
+// bloccs/port.hpp): written by its owner before it registers, never again; tools read it with
+// relaxed loads.
 //   0          8            12    16          24                32
 //   +----------+------------+-----+-----------+-----------------+
-//   | salvager | dead_owner | 0   | salvaged  | salvaged_after  |
+//   | 0        | dead_owner | 0   | salvaged  | salvaged_after  |
 //   +----------+------------+-----+-----------+-----------------+
 //   32                 40            48             56           64
 //   +------------------+-------------+--------------+------------+
 //   | lost_timer_held  | lost_unfit  | lost_unread  | refused    |
 //   +------------------+-------------+--------------+------------+
 struct alignas(64) TakeoverLine {
-  std::atomic<std::uint64_t> salvager;
+  std::uint64_t reserved;
   std::atomic<std::uint32_t> dead_owner;  // pid of the owner the key was taken from; 0: none
   std::uint32_t pad;
   std::atomic<std::uint64_t> salvaged;         // messages carried over (push_after ones included)
@@ -130,6 +126,13 @@ struct alignas(64) TakeoverLine {
 };
 static_assert(sizeof(TakeoverLine) == 64);
 
+// This port's side of a take-over once its owner is dead: the process carrying its messages
+// over holds this lock, so that two racing starts never both read its rings (a claimant that
+// died lets go of it, and the next start takes it over).
+struct alignas(64) SalvagerLine {
+  shm::LivenessLock salvager;
+};
+
 struct PortControl {
   shm::SegmentHeader segment;
   PortConfig config;
@@ -139,6 +142,7 @@ struct PortControl {
   ConsumerCounters consumer;
   PusherEvents pushers;
   TakeoverLine takeover;
+  SalvagerLine salvager;
 };
 static_assert(offsetof(PortControl, config) == 64);
 static_assert(offsetof(PortControl, owner) == 128);
@@ -147,14 +151,12 @@ static_assert(offsetof(PortControl, chains) == 256);
 static_assert(offsetof(PortControl, consumer) == 320);
 static_assert(offsetof(PortControl, pushers) == 384);
 static_assert(offsetof(PortControl, takeover) == 448);
-static_assert(sizeof(PortControl) == 512);
+static_assert(offsetof(PortControl, salvager) == 512);
+static_assert(sizeof(PortControl) == 576);
 
-// True while the owner's timer thread holds the liveness lock.
+// True while the owner holds the port's liveness lock (one load).
 inline bool owner_alive(const PortControl& c) noexcept {
-  // The lock word is glibc's robust-mutex futex word (kernel ABI: holder tid | flags).
-  auto& word = const_cast<int&>(c.owner.alive.__data.__lock);
-  // relaxed: a flag that orders nothing; the kernel clears the tid bits when the holder dies.
-  return (std::atomic_ref<int>(word).load(std::memory_order_relaxed) & FUTEX_TID_MASK) != 0;
+  return shm::held(c.owner.alive);
 }
 
 // The key's parts appear with their dots made '_': the control name then always has six

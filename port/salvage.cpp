@@ -50,21 +50,15 @@ bool config_matches(const PortConfig& cfg, const registry::PortEntry& dead) {
 }
 
 // Makes this process the dead port's salvager, unless a live process already is.
-Status claim(PortControl& dead, const PortKey& key) {
-  std::atomic<std::uint64_t>& word = dead.takeover.salvager;
-  const std::uint64_t me = lockfree::self_token();
-  // relaxed: a first guess for the CAS, which decides.
-  std::uint64_t seen = word.load(std::memory_order_relaxed);
-  for (;;) {
-    if (seen != 0 && lockfree::token_alive(seen))  // another thread of ours counts too
-      return Error{Errc::already_exists,
-                   "port " + to_string(key) + " is being taken over by pid " +
-                       std::to_string(lockfree::token_pid(seen)) +
-                       " right now; wait for that start to finish, or start another key"};
-    // acq_rel: one winner. A dead claimant's claim is taken over as is: it only read the rings.
-    if (word.compare_exchange_weak(seen, me, std::memory_order_acq_rel, std::memory_order_relaxed))
-      return {};
-  }
+Result<shm::HeldLock> claim(PortControl& dead, const PortKey& key) {
+  auto lock =
+      shm::HeldLock::take(dead.salvager.salvager, "the salvager lock of port " + to_string(key));
+  if (!lock && lock.code() == Errc::already_exists)
+    return Error{Errc::already_exists,
+                 "port " + to_string(key) +
+                     " is being taken over by another process right now; wait for that start to "
+                     "finish, or start another key"};
+  return lock;
 }
 
 // Pushes what salvage reads into the new port, and counts.
@@ -270,8 +264,10 @@ Result<Salvage> salvage(Port::Impl& p, const registry::PortEntry& dead) {
     unknown("does not match its registration");
     return s;
   }
-  if (auto st = claim(shared, p.key); !st) return std::move(st).error();
+  auto claimed = claim(shared, p.key);
+  if (!claimed) return std::move(claimed).error();
   s.claim.emplace(std::move(seg).value());
+  s.claim_lock = std::move(claimed).value();
   // Pushers that find a link full make no further one (they get no_producer). seq_cst: as
   // stop() stores it (chain.cpp's closing()).
   shared.chains.closing.store(1, std::memory_order_seq_cst);
@@ -280,13 +276,31 @@ Result<Salvage> salvage(Port::Impl& p, const registry::PortEntry& dead) {
   return s;
 }
 
+bool holds_nothing(const std::string& ns, const registry::PortEntry& dead) {
+  // A slot naming a segment that is not its key's own port: nothing of its is kept by it.
+  if (!is_control_name(dead.segment, dead.key, dead.owner.pid)) return true;
+  auto seg = shm::Segment::open(ns, dead.segment, shm::SegmentKind::port, {.read_only = true});
+  if (!seg) return seg.code() == Errc::not_found;
+  if (seg->size() != sizeof(PortControl)) return false;
+  auto& shared = *reinterpret_cast<PortControl*>(seg->base());
+  const PortConfig cfg = shared.config;  // copied once: only the copy is used
+  if (!config_matches(cfg, dead)) return false;
+  // relaxed: the dead timer's last word.
+  if (shared.timer.pending.load(std::memory_order_relaxed) != 0) return false;
+  auto in = lockfree::chain_stats(in_chain(ns, dead.segment, shared, cfg));
+  auto later = lockfree::chain_stats(later_chain(ns, dead.segment, shared, cfg));
+  auto due =
+      shm::Segment::open(ns, due_name(dead.segment), shm::SegmentKind::ring, {.read_only = true});
+  if (!in || !later || !due) return false;
+  auto due_cfg = lockfree::validated_config(*due);
+  return due_cfg && in->depth == 0 && later->depth == 0 &&
+         lockfree::read_stats(*due, *due_cfg).depth == 0;
+}
+
 void release(Salvage& s) noexcept {
-  if (!s.claim) return;
-  auto& shared = *reinterpret_cast<PortControl*>(s.claim->base());
-  std::uint64_t me = lockfree::self_token();
-  // release: our claim ends; the next claimant reads the port as it was (we wrote nothing).
-  shared.takeover.salvager.compare_exchange_strong(me, 0, std::memory_order_release,
-                                                   std::memory_order_relaxed);
+  // Our claim ends; the next claimant reads the port as it was (we only read it... and sealed
+  // it, which it finds done).
+  s.claim_lock.release();
   s.claim.reset();
 }
 

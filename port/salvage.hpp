@@ -14,7 +14,8 @@ namespace bloccs::port {
 struct Salvage {
   PortTakeover report;
   std::string dead_control;           // the dead port's family, to remove once we are registered
-  std::optional<shm::Segment> claim;  // its control segment, claimed by us (TakeoverLine)
+  std::optional<shm::Segment> claim;  // its control segment, claimed by us (SalvagerLine)
+  shm::HeldLock claim_lock;           // after `claim`: let go of before it is unmapped
 };
 
 // Reads the port `dead` names (its owner is dead; its name is its key's own, is_control_name)
@@ -23,6 +24,12 @@ struct Salvage {
 // A dead port that cannot be opened or trusted is no error: the report says why nothing came.
 // Errc::already_exists only if another live process has claimed it (it is taking the key over).
 Result<Salvage> salvage(Port::Impl& p, const registry::PortEntry& dead);
+
+// True if the port `dead` names (its owner is dead) holds nothing a next owner would carry over,
+// so that its registry slot may be given to another key: no queued message, no due or pending
+// push_after one. A port that cannot be read is kept (what it holds is unknown), unless it is
+// gone altogether.
+bool holds_nothing(const std::string& ns, const registry::PortEntry& dead);
 
 // Gives the claim back, for a start that fails after salvage(): the dead port is left as it was
 // (salvage only reads it), and the next start carries it over again.

@@ -36,11 +36,8 @@ struct Pending {
 
 }  // namespace
 
-void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int> locked) {
+void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher) {
   port::PortControl& c = p.control();
-  const int rc = pthread_mutex_lock(&c.owner.alive);
-  locked.set_value(rc);
-  if (rc != 0) return;
 
   std::priority_queue<Pending, std::vector<Pending>, std::greater<>> heap;
   std::uint64_t seq = 0;
@@ -133,7 +130,6 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher, std::promise<int>
       (void)p.later->wait(next, stop_requested);
     }
   }
-  pthread_mutex_unlock(&c.owner.alive);
 }
 
 }  // namespace bloccs

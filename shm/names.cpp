@@ -48,13 +48,15 @@ Status validate_name(std::string_view name) {
   return check("segment name", name, kMaxNameLength, true);
 }
 
+std::string namespace_dir_name(std::string_view resolved_ns) {
+  return std::string(kPrefix).append(resolved_ns);
+}
+
 Result<std::string> segment_name(std::string_view ns, std::string_view name) {
   auto resolved = resolve_namespace(ns);
   if (!resolved) return std::move(resolved).error();
   if (auto st = validate_name(name); !st) return std::move(st).error();
-  std::string full(kPrefix);
-  full.append(*resolved).append(".").append(name);
-  return full;
+  return namespace_dir_name(*resolved).append("/").append(name);
 }
 
 }  // namespace bloccs::shm

@@ -1,7 +1,9 @@
-// Segment names: every bloccs object lives under "/bloccs.<namespace>.<name>" in /dev/shm.
+// Names: every bloccs object of a namespace lives in the directory /dev/shm/bloccs.<namespace>/.
 //
 // The namespace isolates one registry and its segments from another, so tests and benchmarks
 // can run side by side. It comes from an explicit option, else BLOCCS_NAMESPACE, else "default".
+// A directory per namespace (shm/namespace_dir.hpp) decides who may create and remove segments
+// in it: its owner alone, or every member of the group it is shared with.
 #pragma once
 
 #include <string>
@@ -11,6 +13,7 @@
 
 namespace bloccs::shm {
 
+inline constexpr std::string_view kShmRoot = "/dev/shm";
 inline constexpr std::string_view kPrefix = "bloccs.";
 inline constexpr std::size_t kMaxNamespaceLength = 48;
 inline constexpr std::size_t kMaxNameLength = 160;
@@ -26,7 +29,10 @@ Status validate_name(std::string_view name);
 // characters of [A-Za-z0-9_.-], not starting with '.'.
 Status validate_part(std::string_view what, std::string_view value, std::size_t max_len);
 
-// "bloccs.<ns>.<name>" (no leading slash: Boost.Interprocess adds it), both parts validated.
+// "bloccs.<ns>": the namespace's directory in /dev/shm (ns already resolved).
+std::string namespace_dir_name(std::string_view resolved_ns);
+
+// "bloccs.<ns>/<name>", both parts validated: how messages name a segment ("/dev/shm/" + it).
 // An empty `ns` resolves as in resolve_namespace(): $BLOCCS_NAMESPACE, else "default".
 Result<std::string> segment_name(std::string_view ns, std::string_view name);
 

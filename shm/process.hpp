@@ -1,7 +1,9 @@
-// Who is alive: a process identity that survives pid reuse.
+// A process identity for people: pid and start time (field 22 of /proc/<pid>/stat).
 //
-// A pid alone is not an identity: the kernel hands a freed pid to the next process. Pairing it
-// with the process start time (field 22 of /proc/<pid>/stat, clock ticks since boot) is.
+// bloccs decides who is alive by liveness locks (shm/liveness.hpp), which a pid cannot give:
+// a pid is another process's in another pid namespace, and survives an exec. The pid and start
+// time stay in headers and registry slots for messages and tools; is_alive() is for tests and
+// for watching child processes.
 #pragma once
 
 #include <sys/types.h>

@@ -1,20 +1,18 @@
 #include "shm/segment.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <grp.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <vector>
 
-#include <boost/interprocess/shared_memory_object.hpp>
-
+#include "shm/liveness.hpp"
 #include "shm/names.hpp"
 #include "shm/process.hpp"
+#include "shm/test_hooks.hpp"
 
 namespace bip = boost::interprocess;
 
@@ -27,87 +25,62 @@ std::string octal(mode_t mode) {
   return buf;
 }
 
-Error from_boost(const bip::interprocess_exception& e, const std::string& name, const char* doing) {
-  const int err = e.get_native_error();
-  std::string what = std::string(doing) + " /dev/shm/" + name + ": " + e.what();
-  switch (e.get_error_code()) {
-    case bip::already_exists_error:
-      return {Errc::already_exists, what +
-                                        "; another process holds this name. Pick another "
-                                        "name or remove the old segment (shmctl rm)"};
-    case bip::not_found_error:
-      return {Errc::not_found, what +
-                                   "; nothing by that name exists. Check the namespace "
-                                   "(BLOCCS_NAMESPACE) and that its owner has started"};
-    case bip::security_error:
-      return {Errc::permission_denied, what +
-                                           "; you may not access it. Run as its owner or "
-                                           "have the owner create it with group access"};
-    default:
-      return {Errc::system_error, what + " (errno " + std::to_string(err) + ")"};
+// A file descriptor as Boost.Interprocess maps one (its MemoryMappable concept).
+struct FdMapping {
+  int fd;
+  bip::mapping_handle_t get_mapping_handle() const noexcept {
+    bip::mapping_handle_t h;
+    h.handle = fd;
+    h.is_xsi = false;
+    return h;
+  }
+};
+
+// Maps `size` bytes of `fd`; Errc::system_error if the kernel refuses.
+Result<bip::mapped_region> map(int fd, std::size_t size, bool read_only, const std::string& name) {
+  try {
+    return bip::mapped_region(FdMapping{fd}, read_only ? bip::read_only : bip::read_write, 0, size);
+  } catch (const bip::interprocess_exception& e) {
+    return Error{Errc::system_error, "mapping /dev/shm/" + name + " failed: " + e.what()};
   }
 }
 
-bool in_group(gid_t gid) {
-  if (getegid() == gid) return true;
-  int n = getgroups(0, nullptr);
-  if (n <= 0) return false;
-  std::vector<gid_t> groups(static_cast<std::size_t>(n));
-  n = getgroups(n, groups.data());
-  for (int i = 0; i < n; ++i)
-    if (groups[static_cast<std::size_t>(i)] == gid) return true;
-  return false;
-}
-
-// Trust checks on the object before mapping it: who owns it and who else may write it.
-Status check_stat(const struct stat& st, const std::string& name) {
+// Trust checks on the object before mapping it: what it is, who owns it and who else may write it.
+Status check_stat(const struct stat& st, const std::string& name, bool inspect) {
   const std::string where = "/dev/shm/" + name;
+  if (!S_ISREG(st.st_mode))
+    return Error{Errc::segment_invalid, where +
+                                            " is not a regular file; it is not a bloccs "
+                                            "segment. Remove it (shmctl rm)"};
   if (st.st_mode & 0007)
     return Error{Errc::permission_denied,
                  where + " has mode " + octal(st.st_mode) +
-                     ", which lets any user write it; bloccs refuses it. Remove it (shmctl rm) "
+                     ", which lets any user access it; bloccs refuses it. Remove it (shmctl rm) "
                      "and recreate it with mode 0600 or 0660"};
-  if (st.st_uid != geteuid() && !((st.st_mode & 0060) == 0060 && in_group(st.st_gid)))
+  if (!inspect && st.st_uid != geteuid() && !((st.st_mode & 0060) == 0060 && in_group(st.st_gid)))
     return Error{Errc::permission_denied,
                  where + " belongs to uid " + std::to_string(st.st_uid) + ", not to you (uid " +
                      std::to_string(geteuid()) +
                      "); run as its owner, or have it created with group access (mode 0660) "
-                     "for a group you are in"};
-  if (st.st_size == 0)
-    return Error{Errc::not_ready, where +
-                                      " is empty: its creator has not sized it yet; retry "
-                                      "shortly (if no process is creating it, remove it "
-                                      "with shmctl rm)"};
+                     "in a namespace shared with a group you are in"};
   if (static_cast<std::size_t>(st.st_size) < sizeof(SegmentHeader))
     return Error{Errc::segment_invalid,
                  where + " is " + std::to_string(st.st_size) +
-                     " bytes, too small for a bloccs header: it is not a bloccs segment or its "
-                     "creator died while creating it; remove it (shmctl rm)"};
+                     " bytes, too small for a bloccs header: it was truncated, or it is not a "
+                     "bloccs segment; remove it (shmctl rm) and restart its owner"};
   return {};
 }
 
-// Checks on the mapped header. Nothing in it is trusted until each field passed.
+// Checks on the mapped header. Nothing in it is trusted until each field passed. A segment
+// under its name was published whole, so every failure here is damage (or another program's).
 Status check_header(const SegmentHeader& h, const struct stat& st, SegmentKind kind,
                     const std::string& name) {
   const std::string where = "/dev/shm/" + name;
-  // acquire: pairs with publish()'s release store, so the body the creator wrote is visible.
-  // Until then the creator may be mid-way through the header, and any field may look wrong.
-  if (h.ready.load(std::memory_order_acquire) != kReady) {
-    if (h.magic == 0)
-      return Error{Errc::not_ready, where +
-                                        " has no header yet: its creator is still writing it; "
-                                        "retry shortly (if no process is creating it, remove "
-                                        "it with shmctl rm)"};
-    if (h.magic == kMagic)
-      return Error{Errc::not_ready,
-                   where + " is still being initialised by pid " + std::to_string(h.creator_pid) +
-                       "; retry shortly (if that process is gone, remove it with shmctl rm)"};
-  }
   if (h.magic != kMagic)
     return Error{Errc::segment_invalid,
                  where +
-                     " has no bloccs magic number: it is not a bloccs segment or its header "
-                     "was overwritten; remove it (shmctl rm)"};
+                     " has no bloccs magic number: its header was overwritten, or it is not a "
+                     "bloccs segment; remove it (shmctl rm) and restart its owner"};
   if (h.version != kLayoutVersion)
     return Error{Errc::version_mismatch,
                  where + " has layout version " + std::to_string(h.version) +
@@ -133,11 +106,55 @@ Status check_header(const SegmentHeader& h, const struct stat& st, SegmentKind k
                                        ", expected " +
                                        std::to_string(static_cast<std::uint32_t>(kind)) +
                                        "; check the name you asked for"};
-  if (h.ready.load(std::memory_order_relaxed) != kReady)  // relaxed: checked with acquire above
+  // acquire: pairs with publish()'s release store, so the body the creator wrote is visible.
+  if (h.ready.load(std::memory_order_acquire) != kReady)
     return Error{Errc::segment_invalid, where +
                                             " has a bloccs header but a damaged ready word; "
-                                            "remove it (shmctl rm)"};
+                                            "remove it (shmctl rm) and restart its owner"};
   return {};
+}
+
+// May this process remove the file `leaf` of `dir`? Its own, or (in a shared namespace, or as
+// root collecting garbage) a bloccs segment whose header names the file's owner as its maker.
+Status may_remove(const NamespaceDir& dir, const std::string& leaf, const std::string& name,
+                  const RemoveOptions& options) {
+  struct stat st {};
+  if (::fstatat(dir.fd(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return Error{errno == ENOENT ? Errc::not_found : Errc::system_error,
+                 "/dev/shm/" + name +
+                     (errno == ENOENT ? " does not exist; nothing to remove"
+                                      : ": " + std::string(std::strerror(errno)))};
+  if (!S_ISREG(st.st_mode))
+    return Error{Errc::permission_denied, "/dev/shm/" + name +
+                                              " is not a regular file: bloccs did not make it "
+                                              "and leaves it alone; remove it by hand"};
+  if (st.st_uid == geteuid()) return {};
+  const bool others_allowed = dir.shared() || (options.any_owner && geteuid() == 0);
+  bool bloccs_made = false;
+  if (others_allowed && static_cast<std::size_t>(st.st_size) >= sizeof(SegmentHeader)) {
+    const int fd = ::openat(dir.fd(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+      SegmentHeader h{};
+      bloccs_made = ::pread(fd, &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) &&
+                    h.magic == kMagic && h.checksum == header_checksum(h) &&
+                    h.creator_uid == st.st_uid;
+      ::close(fd);
+    }
+  }
+  if (bloccs_made) return {};
+  return Error{Errc::permission_denied,
+               "/dev/shm/" + name + " belongs to uid " + std::to_string(st.st_uid) +
+                   (others_allowed ? " and is not a bloccs segment" : "") +
+                   "; bloccs removes only what it made, and never another user's file: ask its "
+                   "owner to remove it" +
+                   (geteuid() == 0 ? " (or run `shmctl gc` as root)" : "")};
+}
+
+std::string temporary_name(std::string_view leaf) {
+  static std::atomic<std::uint32_t> counter{0};
+  // relaxed: only uniqueness matters.
+  return ".new." + std::to_string(getpid()) + "." + std::to_string(counter.fetch_add(1)) + "." +
+         std::string(leaf);
 }
 
 }  // namespace
@@ -152,58 +169,98 @@ std::uint64_t header_checksum(const SegmentHeader& h) noexcept {
   return x;
 }
 
+Segment::Segment(std::string ns, std::string leaf, bip::mapped_region region, bool unlink_on_close)
+    : ns_(std::move(ns)),
+      leaf_(std::move(leaf)),
+      name_(namespace_dir_name(ns_) + "/" + leaf_),
+      region_(std::move(region)),
+      unlink_on_close_(unlink_on_close) {}
+
+Segment::Segment(Segment&& other) noexcept
+    : ns_(std::move(other.ns_)),
+      leaf_(std::move(other.leaf_)),
+      name_(std::move(other.name_)),
+      tmp_(std::move(other.tmp_)),
+      dir_fd_(std::exchange(other.dir_fd_, -1)),
+      region_(std::move(other.region_)),
+      creator_pid_(other.creator_pid_),
+      inode_(other.inode_),
+      unlink_on_close_(std::exchange(other.unlink_on_close_, false)) {}
+
 Result<Segment> Segment::create(std::string_view ns, std::string_view name, SegmentKind kind,
                                 std::size_t size, CreateOptions options) {
   auto full = segment_name(ns, name);
   if (!full) return std::move(full).error();
+  auto resolved = resolve_namespace(ns);
   if (size < sizeof(SegmentHeader))
     return Error{Errc::bad_config, "segment size " + std::to_string(size) +
                                        " is smaller than its 64-byte header; ask for more"};
   if (options.mode & 0007)
     return Error{Errc::bad_config, "segment mode " + octal(options.mode) +
                                        " grants access to every user; use 0600 or 0660"};
-  try {
-    bip::permissions perm;
-    perm.set_permissions(static_cast<int>(options.mode & 0770));
-    bip::shared_memory_object shm(bip::create_only, full->c_str(), bip::read_write, perm);
-    try {
-      shm.truncate(static_cast<bip::offset_t>(size));
-      // Reserve the pages now: tmpfs hands them out lazily, and a full /dev/shm would otherwise
-      // surface later as SIGBUS in whichever process first touches one. (Filesystems that
-      // cannot reserve keep the lazy behaviour.)
-      if (const int rc = ::posix_fallocate(shm.get_mapping_handle().handle, 0,
-                                           static_cast<off_t>(size));
-          rc == ENOSPC) {
-        bip::shared_memory_object::remove(full->c_str());
-        return Error{Errc::out_of_memory,
-                     "/dev/shm has no room for the " + std::to_string(size) + " bytes of " +
-                         *full + "; free some (consume queued messages, remove dead ports "
-                         "with shmctl gc) or enlarge it (mount -o remount,size=... /dev/shm)"};
-      }
-      bip::mapped_region region(shm, bip::read_write);
-      Segment seg(std::move(full).value(), std::move(region), true);
-      seg.creator_pid_ = getpid();
-      struct stat st {};
-      if (::fstat(shm.get_mapping_handle().handle, &st) == 0) seg.inode_ = st.st_ino;
-      // ftruncate zero-fills, so the body starts as zeros; only the header needs writing.
-      auto* h = reinterpret_cast<SegmentHeader*>(seg.base());
-      const ProcessId me = self_process();
-      h->magic = kMagic;
-      h->version = kLayoutVersion;
-      h->kind = static_cast<std::uint32_t>(kind);
-      h->total_size = size;
-      h->creator_uid = geteuid();
-      h->creator_pid = me.pid;
-      h->creator_start_time = me.start_time;
-      h->reserved = 0;
-      h->checksum = header_checksum(*h);
-      return seg;
-    } catch (...) {
-      bip::shared_memory_object::remove(full->c_str());
-      throw;
-    }
-  } catch (const bip::interprocess_exception& e) {
-    return from_boost(e, *full, "creating");
+  if (!options.sharing) {
+    auto env = sharing_from_environment();
+    if (!env) return std::move(env).error();
+    options.sharing = *env;
+  }
+  for (int attempt = 0;; ++attempt) {
+    auto dir = NamespaceDir::open_or_create(*resolved, *options.sharing);
+    if (!dir) return std::move(dir).error();
+    if ((options.mode & 0060) && !dir->shared())
+      return Error{Errc::bad_config,
+                   "/dev/shm/" + *full + " asks for group access (mode " + octal(options.mode) +
+                       ") but namespace '" + *resolved +
+                       "' is private; share the namespace with a group: set "
+                       "BLOCCS_NAMESPACE_GROUP (or the group option) in the process that makes "
+                       "its first segment, or use mode 0600"};
+    const std::string tmp = temporary_name(name);
+    const int fd =
+        ::openat(dir->fd(), tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT && attempt < 8) continue;  // the empty directory was just removed
+    if (fd < 0)
+      return Error{errno == EACCES ? Errc::permission_denied : Errc::system_error,
+                   "creating /dev/shm/" + *full + " failed: " + std::strerror(errno)};
+    auto fail = [&](Error e) {
+      ::unlinkat(dir->fd(), tmp.c_str(), 0);
+      ::close(fd);
+      return e;
+    };
+    // chmod, not open's mode: the umask must not take the group's bits away. The group comes
+    // from the (setgid) directory.
+    if (::fchmod(fd, options.mode & 0770) != 0 || ::ftruncate(fd, static_cast<off_t>(size)) != 0)
+      return fail(
+          {Errc::system_error, "sizing /dev/shm/" + *full + " failed: " + std::strerror(errno)});
+    // Reserve the pages now: tmpfs hands them out lazily, and a full /dev/shm would otherwise
+    // surface later as SIGBUS in whichever process first touches one. (Filesystems that cannot
+    // reserve keep the lazy behaviour.)
+    if (::posix_fallocate(fd, 0, static_cast<off_t>(size)) == ENOSPC)
+      return fail({Errc::out_of_memory,
+                   "/dev/shm has no room for the " + std::to_string(size) + " bytes of " + *full +
+                       "; free some (consume queued messages, remove dead ports with shmctl "
+                       "gc) or enlarge it (mount -o remount,size=... /dev/shm)"});
+    auto region = map(fd, size, false, *full);
+    if (!region) return fail(std::move(region).error());
+    struct stat st {};
+    ::fstat(fd, &st);
+    ::close(fd);
+    Segment seg(*resolved, std::string(name), std::move(region).value(), true);
+    seg.tmp_ = tmp;
+    seg.dir_fd_ = ::dup(dir->fd());
+    seg.creator_pid_ = getpid();
+    seg.inode_ = st.st_ino;
+    // ftruncate zero-fills, so the body starts as zeros; only the header needs writing.
+    auto* h = reinterpret_cast<SegmentHeader*>(seg.base());
+    const ProcessId me = self_process();
+    h->magic = kMagic;
+    h->version = kLayoutVersion;
+    h->kind = static_cast<std::uint32_t>(kind);
+    h->total_size = size;
+    h->creator_uid = geteuid();
+    h->creator_pid = me.pid;
+    h->creator_start_time = me.start_time;
+    h->reserved = 0;
+    h->checksum = header_checksum(*h);
+    return seg;
   }
 }
 
@@ -211,107 +268,156 @@ Result<Segment> Segment::open(std::string_view ns, std::string_view name, Segmen
                               OpenOptions options) {
   auto full = segment_name(ns, name);
   if (!full) return std::move(full).error();
-  try {
-    const auto mode = options.read_only ? bip::read_only : bip::read_write;
-    bip::shared_memory_object shm(bip::open_only, full->c_str(), mode);
-    struct stat st {};
-    if (::fstat(shm.get_mapping_handle().handle, &st) != 0)
-      return Error{Errc::system_error,
-                   "fstat of /dev/shm/" + *full + " failed: " + std::strerror(errno)};
-    if (auto ok = check_stat(st, *full); !ok) return std::move(ok).error();
-    bip::mapped_region region(shm, mode, 0, static_cast<std::size_t>(st.st_size));
-    Segment seg(std::move(full).value(), std::move(region), false);
-    seg.inode_ = st.st_ino;
-    if (auto ok = check_header(seg.header(), st, kind, seg.name()); !ok)
-      return std::move(ok).error();
-    return seg;
-  } catch (const bip::interprocess_exception& e) {
-    return from_boost(e, *full, "opening");
+  auto dir = NamespaceDir::open(ns, options.read_only ? DirUse::inspect : DirUse::write);
+  if (!dir) {
+    if (dir.code() != Errc::not_found) return std::move(dir).error();
+    return Error{Errc::not_found, "opening /dev/shm/" + *full +
+                                      ": nothing by that name exists. Check the namespace "
+                                      "(BLOCCS_NAMESPACE) and that its owner has started"};
   }
+  const int fd = ::openat(dir->fd(), std::string(name).c_str(),
+                          (options.read_only ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    switch (errno) {
+      case ENOENT:
+        return Error{Errc::not_found, "opening /dev/shm/" + *full +
+                                          ": nothing by that name exists. Check the namespace "
+                                          "(BLOCCS_NAMESPACE) and that its owner has started"};
+      case EACCES:
+        return Error{Errc::permission_denied,
+                     "opening /dev/shm/" + *full +
+                         ": you may not access it. Run as its owner, or have the owner create "
+                         "it with group access (mode 0660) in a namespace shared with you"};
+      case ELOOP:
+        return Error{Errc::segment_invalid, "/dev/shm/" + *full +
+                                                " is a symbolic link, not a bloccs segment; "
+                                                "remove it"};
+      default:
+        return Error{Errc::system_error,
+                     "opening /dev/shm/" + *full + " failed: " + std::strerror(errno)};
+    }
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Error{Errc::system_error,
+                 "fstat of /dev/shm/" + *full + " failed: " + std::strerror(err)};
+  }
+  if (auto ok = check_stat(st, *full, options.read_only); !ok) {
+    ::close(fd);
+    return std::move(ok).error();
+  }
+  auto region = map(fd, static_cast<std::size_t>(st.st_size), options.read_only, *full);
+  ::close(fd);
+  if (!region) return std::move(region).error();
+  Segment seg(dir->ns(), std::string(name), std::move(region).value(), false);
+  seg.inode_ = st.st_ino;
+  if (auto ok = check_header(seg.header(), st, kind, seg.name()); !ok) return std::move(ok).error();
+  return seg;
 }
 
-Status Segment::remove(std::string_view ns, std::string_view name) {
+Status Segment::remove(std::string_view ns, std::string_view name, RemoveOptions options) {
   auto full = segment_name(ns, name);
   if (!full) return std::move(full).error();
-  if (::shm_unlink(("/" + *full).c_str()) != 0) {
-    if (errno == ENOENT)
+  auto dir = NamespaceDir::open(ns, options.any_owner ? DirUse::inspect : DirUse::write);
+  if (!dir) {
+    if (dir.code() == Errc::not_found)
       return Error{Errc::not_found, "/dev/shm/" + *full + " does not exist; nothing to remove"};
-    return Error{Errc::system_error,
-                 "removing /dev/shm/" + *full + " failed: " + std::strerror(errno)};
+    return std::move(dir).error();
   }
+  const std::string leaf(name);
+  if (auto st = may_remove(*dir, leaf, *full, options); !st) return st;
+  if (::unlinkat(dir->fd(), leaf.c_str(), 0) != 0)
+    return Error{errno == ENOENT ? Errc::not_found : Errc::system_error,
+                 "removing /dev/shm/" + *full + " failed: " + std::strerror(errno)};
+  dir->remove_if_empty();
   return {};
 }
 
-std::size_t Segment::remove_family(std::string_view ns, std::string_view name) {
+std::size_t Segment::remove_family(std::string_view ns, std::string_view name,
+                                   RemoveOptions options) {
   auto full = segment_name(ns, name);
   if (!full) return 0;
+  auto dir = NamespaceDir::open(ns, options.any_owner ? DirUse::inspect : DirUse::write);
+  if (!dir) return 0;
   std::size_t removed = 0;
-  std::vector<std::string> doomed;
-  if (DIR* d = ::opendir("/dev/shm")) {
-    while (const dirent* e = ::readdir(d)) {
-      const std::string_view entry(e->d_name);
-      if (entry.starts_with(*full) &&
-          (entry.size() == full->size() || entry[full->size()] == '.'))
-        doomed.emplace_back(entry);
-    }
-    ::closedir(d);
+  for (const std::string& leaf : dir->list(name)) {
+    if (leaf.size() != name.size() && leaf[name.size()] != '.') continue;
+    const std::string shown = namespace_dir_name(dir->ns()) + "/" + leaf;
+    if (may_remove(*dir, leaf, shown, options))
+      removed += ::unlinkat(dir->fd(), leaf.c_str(), 0) == 0;
   }
-  for (const auto& n : doomed) removed += ::shm_unlink(("/" + n).c_str()) == 0;
+  dir->remove_if_empty();
   return removed;
 }
 
-bool Segment::remove_if_abandoned(std::string_view ns, std::string_view name,
-                                  std::chrono::milliseconds empty_grace) {
+Result<bool> Segment::lock_held(std::string_view ns, std::string_view name, std::size_t offset) {
   auto full = segment_name(ns, name);
-  if (!full) return false;
-  const std::string path = "/" + *full;
-  const int fd = ::shm_open(path.c_str(), O_RDONLY, 0);
-  if (fd < 0) return false;
-  struct stat st {};
-  bool abandoned = false;
-  if (::fstat(fd, &st) == 0) {
-    const auto created = std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::seconds(st.st_ctim.tv_sec) +
-            std::chrono::nanoseconds(st.st_ctim.tv_nsec)));
-    // A live creator sizes the segment and writes its header within microseconds; one that
-    // has not done so after `empty_grace` died doing it.
-    const bool stale = std::chrono::system_clock::now() - created > empty_grace;
-    if (static_cast<std::size_t>(st.st_size) < sizeof(SegmentHeader)) {
-      abandoned = stale;
-    } else if (void* p = ::mmap(nullptr, sizeof(SegmentHeader), PROT_READ, MAP_SHARED, fd, 0);
-               p != MAP_FAILED) {
-      const auto& h = *static_cast<const SegmentHeader*>(p);
-      // acquire: as in check_header; a published segment is never abandoned.
-      if (h.ready.load(std::memory_order_acquire) == kReady)
-        abandoned = false;
-      else if (h.magic != kMagic || h.checksum != header_checksum(h))
-        abandoned = stale;  // the header is still being written: its creator's pid may be 0
-      else
-        abandoned = !is_alive({h.creator_pid, h.creator_start_time});
-      ::munmap(p, sizeof(SegmentHeader));
-    }
-  }
-  // Unlink only the object we judged: if the name now names another one, leave it.
-  struct stat now {};
-  if (abandoned && ::stat(("/dev/shm" + path).c_str(), &now) == 0 && now.st_ino == st.st_ino)
-    abandoned = ::shm_unlink(path.c_str()) == 0;
-  else
-    abandoned = false;
+  if (!full) return std::move(full).error();
+  auto dir = NamespaceDir::open(ns, DirUse::inspect);
+  if (!dir) return std::move(dir).error();
+  const int fd = ::openat(dir->fd(), std::string(name).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return Error{errno == ENOENT ? Errc::not_found : Errc::permission_denied,
+                 "opening /dev/shm/" + *full + " failed: " + std::strerror(errno)};
+  LivenessLock lock{};
+  const ssize_t n = ::pread(fd, &lock, sizeof lock, static_cast<off_t>(offset));
   ::close(fd);
-  return abandoned;
+  if (n != static_cast<ssize_t>(sizeof lock))
+    return Error{Errc::segment_invalid, "/dev/shm/" + *full + " is too small to hold its lock"};
+  return held(lock);
+}
+
+Status Segment::publish() {
+  auto* h = reinterpret_cast<SegmentHeader*>(base());
+  // release: everything the creator wrote into the body happens-before an opener's acquire.
+  h->ready.store(kReady, std::memory_order_release);
+  if (tmp_.empty()) return {};
+  test_hook("segment.publish");  // complete, not yet named: nobody may take it for anything
+  const int renamed = ::renameat2(dir_fd_, tmp_.c_str(), dir_fd_, leaf_.c_str(), RENAME_NOREPLACE);
+  const int err = errno;
+  if (renamed != 0) {
+    ::unlinkat(dir_fd_, tmp_.c_str(), 0);
+    tmp_.clear();
+    unlink_on_close_ = false;  // the name is someone else's
+    close_dir();
+    if (err == EEXIST)
+      return Error{Errc::already_exists,
+                   "/dev/shm/" + name_ +
+                       " already exists; another process holds this name. Pick another name, "
+                       "or remove the old segment (shmctl rm)"};
+    return Error{Errc::system_error, "naming /dev/shm/" + name_ + " failed: " + std::strerror(err)};
+  }
+  tmp_.clear();
+  close_dir();
+  return {};
+}
+
+void Segment::close_dir() noexcept {
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+  dir_fd_ = -1;
 }
 
 bool Segment::remove_if_still_named() const {
+  if (inode_ == 0 || !tmp_.empty()) return false;
+  auto dir = NamespaceDir::open(ns_);
+  if (!dir) return false;
   struct stat now {};
-  return inode_ != 0 && ::stat(("/dev/shm/" + name_).c_str(), &now) == 0 && now.st_ino == inode_ &&
-         ::shm_unlink(("/" + name_).c_str()) == 0;
+  const bool ours = ::fstatat(dir->fd(), leaf_.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    now.st_ino == inode_ && ::unlinkat(dir->fd(), leaf_.c_str(), 0) == 0;
+  if (ours) dir->remove_if_empty();
+  return ours;
 }
 
 Segment& Segment::operator=(Segment&& other) noexcept {
   if (this != &other) {
     Segment dying(std::move(*this));  // unlinks (if ours) when it goes out of scope
+    ns_ = std::move(other.ns_);
+    leaf_ = std::move(other.leaf_);
     name_ = std::move(other.name_);
+    tmp_ = std::move(other.tmp_);
+    dir_fd_ = std::exchange(other.dir_fd_, -1);
     region_ = std::move(other.region_);
     creator_pid_ = other.creator_pid_;
     inode_ = other.inode_;
@@ -321,14 +427,13 @@ Segment& Segment::operator=(Segment&& other) noexcept {
 }
 
 Segment::~Segment() {
-  if (unlink_on_close_ && !name_.empty() && creator_pid_ == getpid())
-    bip::shared_memory_object::remove(name_.c_str());
-}
-
-void Segment::publish() noexcept {
-  auto* h = reinterpret_cast<SegmentHeader*>(base());
-  // release: everything the creator wrote into the body happens-before an opener's acquire.
-  h->ready.store(kReady, std::memory_order_release);
+  if (unlink_on_close_ && creator_pid_ == getpid()) {
+    if (!tmp_.empty() && dir_fd_ >= 0)
+      ::unlinkat(dir_fd_, tmp_.c_str(), 0);  // never published
+    else
+      remove_if_still_named();
+  }
+  close_dir();
 }
 
 }  // namespace bloccs::shm

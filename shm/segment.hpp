@@ -1,4 +1,5 @@
-// Named POSIX shared-memory segments, created exclusively, validated on open, unmapped by RAII.
+// Named POSIX shared-memory segments: files in a namespace's directory in /dev/shm
+// (shm/namespace_dir.hpp), created whole, validated on open, unmapped by RAII.
 //
 // Every segment starts with this header; what follows it depends on `kind`.
 //
@@ -11,9 +12,11 @@
 //   | creator start time   | reserved (0)                     | checksum [0,48)     | ready| 0    |
 //   +----------------------+----------------------------------+---------------------+------+------+
 //
-// The creator writes the header and the body, then stores `ready` last (release); an opener that
-// sees `ready` (acquire) sees a fully initialised segment. The checksum (FNV-1a over bytes 0..47)
-// catches a header that was overwritten or truncated.
+// A segment is made under a temporary name (".new.<pid>.<n>.<name>", which no opener looks
+// for), its header and body are written, then publish() stores `ready` (release) and renames it
+// into place, failing if the name is taken. So a segment under its name is always complete: one
+// whose header does not check out is damaged, never "still being made". The checksum (FNV-1a
+// over bytes 0..47) catches a header that was overwritten.
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +25,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,11 +33,12 @@
 #include <boost/interprocess/mapped_region.hpp>
 
 #include "bloccs/result.hpp"
+#include "shm/namespace_dir.hpp"
 
 namespace bloccs::shm {
 
 inline constexpr std::uint64_t kMagic = 0x0153434F43434C42ull;  // "BLOCCS\x01"
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 inline constexpr std::uint32_t kReady = 0x52454459;  // "REDY"
 
 enum class SegmentKind : std::uint32_t { ring = 1, registry = 2, port = 3, node = 4 };
@@ -58,47 +63,53 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 std::uint64_t header_checksum(const SegmentHeader& h) noexcept;
 
 struct CreateOptions {
-  mode_t mode = 0600;  // owner-only; 0660 to let the owner's group attach
+  mode_t mode = 0600;  // owner-only; 0660 lets the namespace's group attach (a shared namespace)
+  // What the namespace must be if this creates it (or if it exists); nullopt: the
+  // environment's BLOCCS_NAMESPACE_GROUP.
+  std::optional<Sharing> sharing = std::nullopt;
 };
 
 struct OpenOptions {
   bool read_only = false;  // inspection tools map read-only and never write
 };
 
+struct RemoveOptions {
+  // Root only, for `shmctl gc`: remove bloccs segments of any user (a dead user's leftovers).
+  bool any_owner = false;
+};
+
 class Segment {
  public:
-  // Creates "/bloccs.<ns>.<name>" of `size` bytes (header included), exclusively: an existing
-  // name is Errc::already_exists, never reused. The body is zeroed; call publish() once it is
-  // initialised. The segment is unlinked when this handle is destroyed, unless disown()ed.
+  // Makes a segment of `size` bytes (header included) that will be named "<name>" in the
+  // namespace's directory once published. The body is zeroed; call publish() once it is
+  // initialised. Removed when this handle is destroyed, unless disown()ed.
   static Result<Segment> create(std::string_view ns, std::string_view name, SegmentKind kind,
                                 std::size_t size, CreateOptions options = {});
 
-  // Opens and validates an existing segment: size, owner uid and mode (fstat), magic, version,
-  // checksum, kind and readiness. Each failure is its own Errc with a message saying what to do.
+  // Opens and validates a published segment: file type, owner and mode (fstat), size, magic,
+  // version, checksum, kind and readiness. Each failure is its own Errc with a message saying
+  // what to do.
   static Result<Segment> open(std::string_view ns, std::string_view name, SegmentKind kind,
                               OpenOptions options = {});
 
-  // Removes the name from /dev/shm (mappings stay valid). Errc::not_found if absent.
-  static Status remove(std::string_view ns, std::string_view name);
+  // Removes a segment from its namespace (mappings stay valid): one of this user's, or, in a
+  // shared namespace, a valid bloccs segment of another member. Never anything else: a file
+  // bloccs did not make is refused (Errc::permission_denied, naming its owner). Errc::not_found
+  // if absent. The namespace's directory goes with its last segment.
+  static Status remove(std::string_view ns, std::string_view name, RemoveOptions options = {});
 
-  // Removes "<name>" and every "<name>.<anything>" of the namespace: a port's family of segments.
-  // Returns how many it removed.
-  static std::size_t remove_family(std::string_view ns, std::string_view name);
+  // Removes "<name>" and every "<name>.<anything>" of the namespace (a port's family of
+  // segments), as remove() would each. Returns how many it removed.
+  static std::size_t remove_family(std::string_view ns, std::string_view name,
+                                   RemoveOptions options = {});
 
-  // Removes a segment whose creator died before publishing it: one with a complete header that
-  // is not ready while its creator is gone, or one whose header is still incomplete (or that is
-  // still empty) `empty_grace` after its creation. A header being written is never judged by
-  // its creator pid, which may not be there yet. True if it removed one. Used for segments that
-  // anybody may create (the registry, a chain's next link).
-  static bool remove_if_abandoned(std::string_view ns, std::string_view name,
-                                  std::chrono::milliseconds empty_grace);
+  // Whether the liveness lock (shm/liveness.hpp) at byte `offset` of segment `name` is held,
+  // read straight from the file: for tools judging a segment whose header may be damaged (a
+  // live owner's port must not be taken for garbage because a peer scribbled on it).
+  // Errc::not_found if there is no such segment, Errc::segment_invalid if it is too small.
+  static Result<bool> lock_held(std::string_view ns, std::string_view name, std::size_t offset);
 
-  Segment(Segment&& other) noexcept
-      : name_(std::move(other.name_)),
-        region_(std::move(other.region_)),
-        creator_pid_(other.creator_pid_),
-        inode_(other.inode_),
-        unlink_on_close_(std::exchange(other.unlink_on_close_, false)) {}
+  Segment(Segment&& other) noexcept;
   Segment& operator=(Segment&&) noexcept;
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
@@ -107,22 +118,30 @@ class Segment {
   std::byte* base() const noexcept { return static_cast<std::byte*>(region_.get_address()); }
   std::size_t size() const noexcept { return region_.get_size(); }
   const SegmentHeader& header() const noexcept { return *reinterpret_cast<SegmentHeader*>(base()); }
-  const std::string& name() const noexcept { return name_; }  // "bloccs.<ns>.<name>"
+  const std::string& name() const noexcept { return name_; }  // "bloccs.<ns>/<name>"
+  const std::string& ns() const noexcept { return ns_; }
+  bool published() const noexcept { return tmp_.empty(); }
 
-  // Marks the segment initialised (creator only); openers refuse it until then.
-  void publish() noexcept;
-  // Removes the name from /dev/shm if it still names the object this handle mapped (and not a
-  // newer one created under it since). True if it removed it.
+  // Marks the segment initialised and gives it its name (creator only); Errc::already_exists
+  // if another segment holds the name (this one is then removed).
+  Status publish();
+  // Removes the name if it still names the object this handle mapped (and not a newer one made
+  // under it since). True if it removed it.
   bool remove_if_still_named() const;
   // Keeps the name in /dev/shm after this handle dies (ownership passes elsewhere). A forked
   // child never unlinks its parent's segment: only the creating process does.
   void disown() noexcept { unlink_on_close_ = false; }
 
  private:
-  Segment(std::string name, boost::interprocess::mapped_region region, bool unlink_on_close)
-      : name_(std::move(name)), region_(std::move(region)), unlink_on_close_(unlink_on_close) {}
+  Segment(std::string ns, std::string leaf, boost::interprocess::mapped_region region,
+          bool unlink_on_close);
+  void close_dir() noexcept;
 
-  std::string name_;
+  std::string ns_;
+  std::string leaf_;  // the name inside the namespace's directory
+  std::string name_;  // "bloccs.<ns>/<leaf>", for messages
+  std::string tmp_;   // the temporary name until published
+  int dir_fd_ = -1;   // the namespace's directory, kept until published
   boost::interprocess::mapped_region region_;
   pid_t creator_pid_ = 0;  // ours, not the shared header's: a peer must not stop our unlink
   ino_t inode_ = 0;        // which object we mapped, whatever its name names later

@@ -35,6 +35,7 @@
 #include "benchmarks/suite/histogram.hpp"
 #include "benchmarks/suite/scenarios.hpp"
 #include "benchmarks/suite/transport.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -344,18 +345,23 @@ class EveryTransport : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
     alarm(0);
     if (ns_.empty()) return;  // skipped before it made anything
-    const std::vector<std::string> left = shm_entries_containing(ns_);
+    std::vector<std::string> left = shm_entries_containing(ns_);  // the peers' named queues
     EXPECT_EQ(left, std::vector<std::string>{}) << "left in /dev/shm";
-    for (const std::string& name : left) shm_unlink(("/" + name).c_str());
+    for (const std::string& name : left)
+      if (!name.starts_with("bloccs.")) shm_unlink(("/" + name).c_str());
+    EXPECT_EQ(bloccs::test::shm_entries(ns_), std::vector<std::string>{})
+        << "bloccs segments left in /dev/shm";
+    bloccs::test::remove_namespace(ns_);
   }
 
-  // Names this test's channels: "t-bt-<pid>-<serial><id>", unique in this process and among
-  // processes, so tests run in parallel; a letter follows the serial, so no namespace contains
-  // another ("-1ow" is not in "-12ow"). "t-" starts every test namespace: the shm_left_clean
-  // fixture looks for bloccs segments of such namespaces after the run.
+  // Names this test's channels: "t-<run>-bt-<pid>-<serial><id>", unique in this process and
+  // among processes, so tests run in parallel; a letter follows the serial, so no namespace
+  // contains another ("-1ow" is not in "-12ow"). The shm_left_clean fixture looks for this
+  // run's namespaces after the run.
   void use_namespace(const char* id) {
     static int serial = 0;
-    ns_ = "t-bt-" + std::to_string(getpid()) + "-" + std::to_string(++serial) + id;
+    ns_ = bloccs::test::test_namespace_prefix() + "bt-" + std::to_string(getpid()) + "-" +
+          std::to_string(++serial) + id;
   }
 
   void send_one_way(std::size_t bytes);

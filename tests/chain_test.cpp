@@ -24,7 +24,7 @@ constexpr std::size_t kMax = 200;  // payload bytes
 struct NewestWord {
   explicit NewestWord(const std::string& ns)
       : seg(std::move(shm::Segment::create(ns, "newest", shm::SegmentKind::port, 128)).value()) {
-    seg.publish();
+    EXPECT_TRUE(seg.publish());
   }
   std::atomic<std::uint64_t>* word() const {
     return reinterpret_cast<std::atomic<std::uint64_t>*>(seg.base() + 64);
@@ -54,8 +54,8 @@ int push_stream(const ChainSpec& s, std::uint32_t id, std::uint64_t count) {
 
 std::string link_dump(const ChainConsumer& chain) {
   std::string out;
-  for (const auto& e : shm_entries(chain.spec().ns + "." + chain.spec().base + ".")) {
-    auto seg = shm::Segment::open(chain.spec().ns, e.substr(e.find(chain.spec().base)),
+  for (const auto& e : shm_entries(chain.spec().ns, chain.spec().base + ".")) {
+    auto seg = shm::Segment::open(chain.spec().ns, e.substr(e.find('/') + 1),
                                   shm::SegmentKind::ring, {.read_only = true});
     if (!seg) continue;
     auto* c = reinterpret_cast<const RingControl*>(seg->base());
@@ -93,7 +93,7 @@ std::string drain_all(ChainConsumer& chain, std::uint32_t pushers, std::uint64_t
 
 std::size_t links_in_shm(const TestNamespace& ns) {
   std::size_t n = 0;
-  for (const auto& e : ns.leftovers()) n += e.find(".q.") != std::string::npos;
+  for (const auto& e : ns.leftovers()) n += e.find("/q.") != std::string::npos;
   return n;
 }
 

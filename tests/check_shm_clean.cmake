@@ -1,7 +1,17 @@
-# Fails if any test left a segment behind: every test namespace starts with "t-".
-file(GLOB leftovers "/dev/shm/bloccs.t-*")
-if(leftovers)
-  list(JOIN leftovers "\n  " listed)
-  message(FATAL_ERROR "tests left these segments in /dev/shm (a path skips its unlink):\n  ${listed}")
+# Fails if a test of this suite left anything in /dev/shm: every namespace of the suite is
+# /dev/shm/bloccs.t-<RUN>-* (RUN is this build tree's, tests/CMakeLists.txt), so other bloccs
+# users on the machine, and other suites, are not looked at.
+if(NOT RUN)
+  message(FATAL_ERROR "pass -DRUN=<the suite's run id>")
 endif()
-message(STATUS "/dev/shm holds no test segments")
+file(GLOB leftovers LIST_DIRECTORIES true "/dev/shm/bloccs.t-${RUN}-*" "/dev/shm/.bloccs.t-${RUN}-*")
+if(leftovers)
+  set(listed "")
+  foreach(dir ${leftovers})
+    file(GLOB inside LIST_DIRECTORIES true "${dir}/*" "${dir}/.*")
+    list(APPEND listed "${dir}/ ${inside}")
+  endforeach()
+  list(JOIN listed "\n  " listed)
+  message(FATAL_ERROR "tests left these in /dev/shm (a path skips its unlink):\n  ${listed}")
+endif()
+message(STATUS "/dev/shm holds no segments of this suite (t-${RUN}-*)")

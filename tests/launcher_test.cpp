@@ -214,9 +214,10 @@ TEST(Launcher, WhatAKilledLauncherLeavesIsRemovedByShmctlGc) {
   }
   const auto left = ns.leftovers();
   EXPECT_EQ(std::count_if(left.begin(), left.end(),
-                          [](const std::string& e) { return e.find(".node.demo.") != e.npos; }),
+                          [](const std::string& e) { return e.find("/node.demo.") != e.npos; }),
             3)
-      << "the three node blocks should be what the launcher left\n" << join(left);
+      << "the three node blocks should be what the launcher left\n"
+      << join(left);
 
   const pid_t gc = start_program(SHMCTL_PATH, {"--namespace", ns.name(), "gc"}, dir / "gc");
   EXPECT_EQ(exit_code(wait_child(gc)), 0) << read_file(dir / "gc");

@@ -62,13 +62,11 @@ inputs.in = { buffer = 512 }
   return dir / "logs.toml";
 }
 
-// The test's own namespace, t-logs-<pid>; whatever a failed run left in it goes at the end.
+// The test's own namespace, t-<run>-logs-<pid>; whatever a failed run left in it goes at the end.
 struct LogsNamespace {
-  std::string name = "t-logs-" + std::to_string(getpid());
-  std::vector<std::string> leftovers() const { return shm_entries(name + "."); }
-  ~LogsNamespace() {
-    for (const auto& e : leftovers()) shm_unlink(("/" + e).c_str());
-  }
+  std::string name = test_namespace_prefix() + "logs-" + std::to_string(getpid());
+  std::vector<std::string> leftovers() const { return shm_entries(name); }
+  ~LogsNamespace() { remove_namespace(name); }
 };
 
 // The reference's --rejects file: line number -> {reason, line as sent}.

@@ -34,7 +34,7 @@ TEST(Names, BadNamespaceIsAClearError) {
 }
 
 TEST(Names, SegmentNamesCarryPrefixAndNamespace) {
-  EXPECT_EQ(segment_name("ns1", "port.a-1").value(), "bloccs.ns1.port.a-1");
+  EXPECT_EQ(segment_name("ns1", "port.a-1").value(), "bloccs.ns1/port.a-1");
   EXPECT_EQ(segment_name("ns1", "").code(), Errc::bad_name);
   EXPECT_EQ(segment_name("ns1", ".hidden").code(), Errc::bad_name);
   EXPECT_EQ(segment_name("ns1", "a/b").code(), Errc::bad_name);
@@ -44,7 +44,7 @@ TEST(Names, SegmentNamesCarryPrefixAndNamespace) {
 
 TEST(Names, AnEmptyNamespaceMeansTheEnvironmentsOrTheDefault) {
   setenv("BLOCCS_NAMESPACE", "envns", 1);
-  EXPECT_EQ(segment_name("", "r").value(), "bloccs.envns.r");
+  EXPECT_EQ(segment_name("", "r").value(), "bloccs.envns/r");
   unsetenv("BLOCCS_NAMESPACE");
-  EXPECT_EQ(segment_name("", "r").value(), "bloccs.default.r");
+  EXPECT_EQ(segment_name("", "r").value(), "bloccs.default/r");
 }

@@ -175,3 +175,40 @@ TEST(PortOwnerDeath, StopWakesParkedPushersWithNoProducerPromptlyWhileTheOwnerLi
   EXPECT_EQ(exit_code(wait_child(owner)), 0);
   EXPECT_SHM_CLEAN(ns);
 }
+
+// Item 2 of the reliability review: an owner that exec's is gone for every layer. Its pid and
+// start time live on in the new program, but its port's locks were let go at the exec: pushers
+// parked on it get no_producer as after a kill (before, the ring's owner check by pid kept them
+// parked for ever), and the key is taken over.
+TEST(PortOwnerDeath, PushersParkedOnAnOwnerThatExecsGetNoProducerWithin200Ms) {
+  TestNamespace ns;
+  Shared<Report> r;
+  Signal ready, exec_now;
+  const pid_t owner = spawn([&] {
+    auto p = Port::start(key(), {.buffer = 2, .max_payload = 8, .ns = ns.name()});
+    if (!p) return fail(2, "start", p);
+    ready.notify();
+    if (!eventually([&] { return p->stats().parked_pushers == kPushers; }, 20s))
+      return fail(3, "the pushers never parked");
+    if (!exec_now.wait(30s)) return fail(4, "no exec signal");
+    r->t_event = now_ns();
+    execl("/bin/sleep", "sleep", "30", nullptr);
+    return fail(5, "exec failed");
+  });
+  Reaper reap;
+  reap(owner);
+  ASSERT_TRUE(ready.wait());
+  std::vector<pid_t> pushers;
+  for (int i = 0; i < kPushers; ++i) pushers.push_back(reap(parked_pusher(ns, *r, i)));
+  exec_now.notify();
+  expect_prompt_wake(*r, pushers, "exec'd");
+  EXPECT_TRUE(running(owner)) << "the test proves nothing if the owner process itself ended";
+
+  auto port = Port::start(key(), {.buffer = 2, .ns = ns.name()});
+  ASSERT_TRUE(port) << "the exec'd owner's key was not taken over: " << describe(port);
+  EXPECT_TRUE(port->takeover().taken_over);
+  EXPECT_EQ(port->takeover().salvaged, 2u) << port->takeover().note;
+  port->stop();
+  kill(owner, SIGKILL);
+  EXPECT_SHM_CLEAN(ns);
+}

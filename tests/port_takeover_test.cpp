@@ -132,16 +132,18 @@ struct HandClaim {
   lf::RingControl* c;
   std::uint32_t slot;
   std::uint64_t pos;
+  bloccs::shm::HeldLock holder;  // the slot is ours while this process lives
 };
 HandClaim claim_by_hand(std::byte* base) {
   auto* c = reinterpret_cast<lf::RingControl*>(base);
   auto* slots = reinterpret_cast<lf::PusherSlot*>(base + c->config.slots_offset);
   const std::uint32_t i = c->config.slot_count - 1;  // the last slot: free in these tests
-  slots[i].owner.store(lf::self_token());
+  auto holder = bloccs::shm::HeldLock::take(slots[i].holder, "a hand-made claim's slot");
+  EXPECT_TRUE(holder) << holder.error().message;
   const lf::Cursor tail = lf::Cursor::unpack(c->producer.tail.load());
   slots[i].intent.store(lf::kIntentActive | tail.pos);
   c->producer.tail.store(tail.advanced(lf::record_size(16)).pack());
-  return {c, i, tail.pos};
+  return {c, i, tail.pos, std::move(holder).value()};
 }
 void commit_by_hand(const HandClaim& h, std::uint64_t value) {
   std::byte* data = reinterpret_cast<std::byte*>(h.c) + h.c->config.data_offset;
@@ -669,7 +671,7 @@ TEST_F(PortTakeoverOfAnOpenClaim, AClaimLeftOpenIsCountedLostAfterTheBoundAndARa
   const pid_t stuck = reap(spawn([&] {
     Scribble s(ring);
     if (!s.base()) return fail(2, "map the ring");
-    claim_by_hand(s.base());
+    const HandClaim h = claim_by_hand(s.base());
     claimed.notify();
     pause();  // never commits
     return 0;
@@ -682,9 +684,9 @@ TEST_F(PortTakeoverOfAnOpenClaim, AClaimLeftOpenIsCountedLostAfterTheBoundAndARa
     if (!race.wait()) return fail(2, "no race");
     // Start once the first start has claimed the take-over (it then waits up to 1 s for the
     // open claim): however slow this machine, the second start lands in that window.
-    const auto& claim = reinterpret_cast<const bloccs::port::PortControl*>(ctl.base())
-                            ->takeover.salvager;
-    for (const auto end = Clock::now() + 10s; claim.load() == 0;) {
+    const auto& claim =
+        reinterpret_cast<const bloccs::port::PortControl*>(ctl.base())->salvager.salvager;
+    for (const auto end = Clock::now() + 10s; !bloccs::shm::held(claim);) {
       if (Clock::now() > end) return fail(7, "the first start never claimed the take-over");
       std::this_thread::sleep_for(100us);
     }

@@ -274,8 +274,9 @@ TEST(PortStart, AnOwnerCallingExitWithThePortInAStaticUnregisters) {
 
 TEST(PortStart, SegmentsAreOwnerOnlyUnlessTheOwnerAsksForGroupAccess) {
   TestNamespace ns;
+  const std::string group = std::to_string(getegid());
   for (mode_t mode : {mode_t{0600}, mode_t{0660}}) {
-    auto port = Port::start(key(), {.buffer = 8, .ns = ns.name(), .mode = mode});
+    auto port = Port::start(key(), {.buffer = 8, .ns = ns.name(), .mode = mode, .group = group});
     ASSERT_TRUE(port) << describe(port);
     // Make the pusher side create whatever it creates, too.
     auto p = Pusher::open(ns.name());
@@ -284,18 +285,53 @@ TEST(PortStart, SegmentsAreOwnerOnlyUnlessTheOwnerAsksForGroupAccess) {
     ASSERT_TRUE(p->push_after(key(), bloccs::bytes("y"), {}, 1ms));
     ASSERT_TRUE(port->receive(in(5s)));
     ASSERT_TRUE(port->receive(in(5s)));
-    // Every segment, the namespace's registry included (this port made it): a group pusher
-    // must be able to look the key up too.
+    // Every segment of the port has its mode; the namespace's registry is the namespace's,
+    // group-accessible since the namespace is shared, whatever the port's mode.
     const auto segments = segments_with_inodes(ns, true);
-    EXPECT_TRUE(segments.contains("bloccs." + ns.name() + ".registry"));
+    EXPECT_TRUE(segments.contains("bloccs." + ns.name() + "/registry"));
     for (const auto& [name, inode] : segments) {
       struct stat st {};
       ASSERT_EQ(stat(("/dev/shm/" + name).c_str(), &st), 0) << name;
-      EXPECT_EQ(st.st_mode & 0777, mode) << name;
+      EXPECT_EQ(st.st_mode & 0777, name.ends_with("/registry") ? 0660 : mode) << name;
     }
     port->stop();
   }
   EXPECT_SHM_CLEAN(ns);
+}
+
+// Item 14 of the reliability review: group access is a property the namespace is given on
+// purpose, not an accident of which port starts first.
+TEST(PortStart, GroupAccessIsTheNamespacesOnPurposeNotTheFirstPortsByAccident) {
+  TestNamespace priv;
+  auto first = Port::start(key("a"), {.buffer = 8, .ns = priv.name()});  // private namespace
+  ASSERT_TRUE(first) << describe(first);
+  auto group_port = Port::start(key("b"), {.buffer = 8, .ns = priv.name(), .mode = 0660});
+  ASSERT_TRUE(is(group_port, Errc::bad_config)) << describe(group_port);
+  EXPECT_NE(group_port.error().message.find("BLOCCS_NAMESPACE_GROUP"), std::string::npos)
+      << group_port.error().message;
+  auto asks_shared =
+      Port::start(key("c"), {.buffer = 8, .ns = priv.name(), .group = std::to_string(getegid())});
+  ASSERT_TRUE(is(asks_shared, Errc::bad_config)) << describe(asks_shared);
+  EXPECT_NE(asks_shared.error().message.find("is private"), std::string::npos)
+      << asks_shared.error().message;
+
+  TestNamespace shared;
+  const pid_t kid = spawn([&] {
+    setenv("BLOCCS_NAMESPACE_GROUP", std::to_string(getegid()).c_str(), 1);
+    auto p = Port::start(key("a"), {.buffer = 8, .ns = shared.name()});  // mode 0600, first
+    if (!p) return fail(2, "private port in a shared namespace", p);
+    unsetenv("BLOCCS_NAMESPACE_GROUP");  // later ports need not say it again
+    auto g = Port::start(key("b"), {.buffer = 8, .ns = shared.name(), .mode = 0660});
+    if (!g) return fail(3, "group port after a private one", g);
+    struct stat st {};
+    if (stat(shared.path("registry").c_str(), &st) != 0 || (st.st_mode & 0777) != 0660)
+      return fail(4, "the registry of a shared namespace is not 0660");
+    return 0;
+  });
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+  first->stop();
+  EXPECT_SHM_CLEAN(priv);
+  EXPECT_SHM_CLEAN(shared);
 }
 
 TEST(PortStart, KeyPartsWithDotsWorkAndLeaveNothingBehind) {
@@ -628,6 +664,48 @@ TEST(PortPush, APayloadOverMaxPayloadIsPayloadTooLargeAndNothingIsEnqueued) {
   ASSERT_TRUE(rest) << describe(rest);
   EXPECT_FALSE(rest->has_value()) << "an oversized payload was enqueued";
   EXPECT_EQ(port->stats().pending_after, 0u);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+// Item 2 of the reliability review: a pusher process that re-execs itself is a new program; the
+// single pusher slot its old program held is free (before, it kept it for ever: pusher_limit
+// naming its own pid, for itself and everyone else).
+TEST(PortPush, APusherThatExecsGivesUpItsSinglePusherSlot) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 64, .single_pusher = true, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  Signal pushed;
+  const pid_t first = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    if (auto st = p->push(key(), bloccs::bytes("before the exec")); !st) return fail(3, "push", st);
+    pushed.notify();
+    execl("/bin/sleep", "sleep", "30", nullptr);
+    return fail(4, "exec failed");
+  });
+  Reaper reap;
+  reap(first);
+  ASSERT_TRUE(pushed.wait());
+  auto m = port->receive(in(5s));
+  ASSERT_TRUE(m) << describe(m);
+  EXPECT_EQ(str(m->payload), "before the exec");
+  const pid_t next = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    // The exec'd program may take a moment to be through its exec.
+    for (int tries = 0;; ++tries) {
+      auto st = p->push(key(), bloccs::bytes("after"));
+      if (st) return 0;
+      if (!is(st, Errc::pusher_limit) || tries == 200) return fail(3, "push", st);
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  EXPECT_EQ(exit_code(wait_child(next)), 0);
+  auto after = port->receive(in(5s));
+  ASSERT_TRUE(after) << describe(after);
+  EXPECT_EQ(str(after->payload), "after");
+  EXPECT_TRUE(running(first));
   port->stop();
   EXPECT_SHM_CLEAN(ns);
 }

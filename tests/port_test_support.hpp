@@ -116,17 +116,11 @@ inline std::map<std::string, ino_t> segments_with_inodes(const TestNamespace& ns
                                                           bool include_registry = false) {
   std::map<std::string, ino_t> out;
   for (const auto& e : ns.leftovers()) {
-    if (!include_registry && e.size() >= 9 && e.ends_with(".registry")) continue;
+    if (!include_registry && e.ends_with("/registry")) continue;
     struct stat st {};
     if (stat(("/dev/shm/" + e).c_str(), &st) == 0) out[e] = st.st_ino;
   }
   return out;
-}
-
-inline std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& e : v) s += (s.empty() ? "" : ", ") + e;
-  return s.empty() ? "(none)" : s;
 }
 
 // Every test ends with this: all processes are done, and nothing of the namespace is left in
@@ -145,46 +139,6 @@ inline std::uint64_t num(std::span<const std::byte> b) {
   if (b.size() == 8) std::memcpy(&v, b.data(), 8);
   return v;
 }
-
-// Waits up to `limit` for `cond()`; true if it held.
-template <class F>
-bool eventually(F&& cond, std::chrono::milliseconds limit = 10s) {
-  const auto end = Clock::now() + limit;
-  while (!cond()) {
-    if (Clock::now() > end) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-// True while `pid` runs (not yet exited); does not reap it.
-inline bool running(pid_t pid) {
-  siginfo_t info{};
-  info.si_pid = 0;
-  return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-         info.si_pid == 0;
-}
-
-// Kills (SIGKILL) and reaps the children a test still has when it ends, also after a failed
-// ASSERT. Declare it after the TestNamespace: it then runs first, and the namespace's cleanup
-// finds nobody still creating segments.
-class Reaper {
- public:
-  ~Reaper() {
-    for (pid_t p : pids_)
-      if (p > 0 && running(p)) {
-        kill(p, SIGKILL);
-        waitpid(p, nullptr, 0);
-      }
-  }
-  pid_t operator()(pid_t p) {
-    pids_.push_back(p);
-    return p;
-  }
-
- private:
-  std::vector<pid_t> pids_;
-};
 
 // An owner process that starts the port `key()` of buffer 8, signals `ready`, and waits until it
 // is killed. The caller waits on `ready` before using it.

@@ -1,6 +1,7 @@
 // Pushers that die mid-push, SIGKILLed at chosen steps and at random instants: the consumer
 // never hangs, skips (and counts) exactly the dead claims, and every live message arrives.
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <random>
@@ -86,6 +87,7 @@ struct KillFixture {
                            .start_count = start_count})) {}
   TestNamespace ns;
   bloccs::Result<Ring> ring;
+  friend const TestNamespace& ns_of(const KillFixture& f) { return f.ns; }
 
   // Runs `body` in a child that must end by SIGKILL.
   void child_dies(const std::function<void(RawPusher&)>& body) {
@@ -238,6 +240,105 @@ pid_t spawn_slow_pusher(KillFixture& f, const Signal& claimed) {
     raw.slot().intent.store(0);
     return 0;
   });
+}
+
+// Item 3 of the reliability review: a pusher killed between its intent and its CAS on an idle
+// ring (intent == tail == head) claimed nothing, so its slot is free again. Before, such a slot
+// was never freed, and after max_pushers such deaths every attach was pusher_limit for ever.
+TEST(RingKill, PushersKilledBeforeTheirClaimOnAnIdleRingLeaveNoSlotTaken) {
+  TestNamespace ns;
+  auto ring = Ring::create(ns.name(), "r",
+                           {.kind = RingKind::mpsc,
+                            .buffer = 8,
+                            .max_payload = 64,
+                            .capacity = 1024,
+                            .max_pushers = 1,
+                            .abandon_after = kAbandonAfter});
+  ASSERT_TRUE(ring) << ring.error().message;
+  for (int i = 0; i < 4; ++i) {
+    const pid_t pid = spawn([&]() -> int {
+      RawPusher raw = RawPusher::open(ns);  // _exit(90) if no slot is free
+      raw.announce();
+      RawPusher::die();
+    });
+    const int status = wait_child(pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "attach " << i << " found no free slot (status " << status << ")";
+  }
+  auto p = RingPusher::open(ns.name(), "r");
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(p->push(bytes("alive")));
+  std::vector<std::string> got;
+  ASSERT_TRUE(ring->drain([&](auto m) { got.push_back(text(m)); }, 8, in(std::chrono::seconds(5))));
+  EXPECT_EQ(got, std::vector<std::string>{"alive"});
+  EXPECT_EQ(ring->stats().abandoned, 0u) << "an intent no claim followed is no message";
+}
+
+// Item 2: a process that exec'd is a new program; a claim its old program left open (a pusher
+// thread ended by another thread's execve, say) is a dead pusher's, although the pid and the
+// start time live on. Before, the consumer waited on it for ever.
+TEST(RingKill, AClaimLeftByAProcessThatExecdIsSkipped) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  Signal claimed;
+  const pid_t pid = spawn([&] {
+    RawPusher raw = RawPusher::open(ns_of(f));
+    const std::uint64_t pos = raw.claim(8);
+    raw.write_header(pos, 8, false);
+    claimed.notify();
+    execl("/bin/sleep", "sleep", "30", nullptr);
+    return 93;
+  });
+  Reaper reap;
+  reap(pid);
+  ASSERT_TRUE(claimed.wait());
+  f.push("after");
+  EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"after"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 1u);
+  EXPECT_TRUE(running(pid)) << "the test proves nothing if the process itself ended";
+}
+
+// Item 2: a pusher in a pid namespace of its own is pid 1 there, a number that is alive (init)
+// in ours but with another start time. Its claim is a live pusher's, waited for, however slow.
+TEST(RingKill, ALivePusherInAnotherPidNamespaceIsNeverTakenForDead) {
+  if (geteuid() != 0) GTEST_SKIP() << "a pid namespace needs root";
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  Signal claimed, go;
+  const pid_t outer = spawn([&]() -> int {
+    if (unshare(CLONE_NEWPID) != 0) return 77;
+    const pid_t inner = fork();
+    if (inner == 0) {
+      RawPusher raw = RawPusher::open(ns_of(f));
+      const std::string msg = "slow but alive";
+      const std::uint64_t pos = raw.claim(msg.size());
+      raw.write_header(pos, msg.size(), false);
+      claimed.notify();
+      if (!go.wait()) _exit(2);
+      raw.write_payload(pos, msg, msg.size());
+      raw.write_header(pos, msg.size(), true);
+      raw.slot().intent.store(0);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(inner, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 5;
+  });
+  Reaper reap;
+  reap(outer);
+  ASSERT_TRUE(claimed.wait());
+  f.push("after");
+  std::vector<std::string> early;
+  auto n = f.ring->drain([&](auto m) { early.push_back(text(m)); }, 8,
+                         in(std::chrono::milliseconds(300)));
+  EXPECT_TRUE(early.empty()) << "the live claim was skipped: " << early.front();
+  go.notify();
+  const int status = wait_child(outer);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) GTEST_SKIP() << "unshare refused";
+  ASSERT_TRUE(exited_ok(status));
+  EXPECT_EQ(f.drain_expecting(2), (std::vector<std::string>{"slow but alive", "after"}));
+  EXPECT_EQ(f.ring->stats().abandoned, 0u);
+  (void)n;
 }
 
 TEST(RingKill, SlowLivePusherIsNeverMistakenForADeadOne) {

@@ -105,7 +105,7 @@ void start_two_ports(const TestNamespace& ns, TwoPorts& t) {
   ASSERT_EQ(t.x->stats().depth, 7u);
 }
 
-// The pid of a segment family: "bloccs.<ns>.port.<pid>...." -> pid.
+// The segments of the families of `owner`: "bloccs.<ns>/port.<pid>....".
 std::vector<std::string> family_of(const TestNamespace& ns, pid_t owner) {
   return segments_starting(ns, "port." + std::to_string(owner) + ".");
 }
@@ -655,7 +655,7 @@ void unregister_own(const TestNamespace& ns, const PortKey& k) {
   ASSERT_TRUE(reg) << describe(reg);
   auto e = reg->lookup(k);
   ASSERT_TRUE(e) << describe(e);
-  auto st = reg->unregister(e->slot, e->generation);
+  auto st = reg->remove_entry(e->slot, e->generation, true);
   ASSERT_TRUE(st) << describe(st);
 }
 
@@ -1058,8 +1058,8 @@ TEST(ShmctlCorrupt, ACorruptSegmentIsReportedAndDoesNotHideTheOthers) {
   const pid_t kid = spawn_pusher(ns, key("good"), 3);
   ASSERT_EQ(exit_code(wait_child(kid)), 0);
 
-  // bad's control segment: "bloccs.<ns>.port.<pid>.<n>.net.node.bad", nothing after it.
-  const std::regex control("bloccs\\." + ns.name() + "\\.port\\.[0-9]+\\.[0-9]+\\.net\\.node\\.bad");
+  // bad's control segment: "bloccs.<ns>/port.<pid>.<n>.net.node.bad", nothing after it.
+  const std::regex control("bloccs\\." + ns.name() + "/port\\.[0-9]+\\.[0-9]+\\.net\\.node\\.bad");
   std::string name;
   for (const auto& e : ns.leftovers())
     if (std::regex_match(e, control)) name = e;
@@ -1422,7 +1422,7 @@ TEST(ShmctlGc, ADeadSlotNamingAnotherPortsSegmentsFreesOnlyTheSlot) {
   std::string control = family.front();  // the shortest name is the control segment's
   for (const auto& f : family)
     if (f.size() < control.size()) control = f;
-  control = control.substr(("bloccs." + ns.name() + ".").size());
+  control = control.substr(("bloccs." + ns.name() + "/").size());
   // A process registers a key whose slot names that live port's segment, and dies.
   const pid_t liar = spawn([&] {
     auto r = bloccs::registry::Registry::open(ns.name());

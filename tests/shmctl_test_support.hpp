@@ -305,23 +305,24 @@ inline json json_port(const json& doc, const std::string& key) {
 
 // ---- processes ----------------------------------------------------------------------------------
 
-// The segments of the namespace whose names start with `prefix` after "bloccs.<ns>.".
+// The segments of the namespace whose names start with `prefix` after "bloccs.<ns>/".
 inline std::vector<std::string> segments_starting(const TestNamespace& ns, const std::string& prefix) {
   std::vector<std::string> out;
-  const std::string full = "bloccs." + ns.name() + "." + prefix;
+  const std::string full = "bloccs." + ns.name() + "/" + prefix;
   for (const auto& e : ns.leftovers())
     if (e.starts_with(full)) out.push_back(e);
   return out;
 }
 
-// True if the segment name shmctl printed (with or without "bloccs.<ns>.", a leading '/' or
-// "/dev/shm/") names one of `names` (as in /dev/shm).
+// True if the segment name shmctl printed (with or without "bloccs.<ns>/", a leading '/' or
+// "/dev/shm/") names one of `names` (as ns.leftovers() gives them).
 inline bool names_one_of(std::string printed, const std::vector<std::string>& names) {
   if (printed.starts_with("/dev/shm/")) printed = printed.substr(9);
   if (printed.starts_with("/")) printed = printed.substr(1);
   for (const auto& n : names)
-    if (n == printed || (n.ends_with(printed) && n.size() > printed.size() &&
-                         n[n.size() - printed.size() - 1] == '.'))
+    if (n == printed ||
+        (n.ends_with(printed) && n.size() > printed.size() &&
+         (n[n.size() - printed.size() - 1] == '/' || n[n.size() - printed.size() - 1] == '.')))
       return true;
   return false;
 }

@@ -31,19 +31,54 @@
 
 namespace bloccs::test {
 
-// Prefix of every namespace tests create; the cleanup test checks /dev/shm for it.
-inline constexpr const char* kTestNamespacePrefix = "t-";
+// Every namespace a test makes starts with "t-<run>-", <run> one per build tree (compiled in
+// by tests/CMakeLists.txt): the shm_left_clean check then looks at this suite's namespaces
+// only, not at other bloccs users' (or another build's suite) on the same machine.
+inline std::string test_namespace_prefix() {
+#ifdef BLOCCS_TEST_RUN
+  return std::string("t-") + BLOCCS_TEST_RUN + "-";
+#else
+  return "t-";
+#endif
+}
 
-// Names in /dev/shm that start with "bloccs.<prefix>".
-inline std::vector<std::string> shm_entries(const std::string& prefix) {
+// What namespace `ns` holds in /dev/shm: "bloccs.<ns>/<name>" for each entry of its directory
+// whose name starts with `name_prefix` (temporary ones too), and "bloccs.<ns>/" for the
+// directory itself while it is there and empty.
+inline std::vector<std::string> shm_entries(const std::string& ns,
+                                            const std::string& name_prefix = "") {
   std::vector<std::string> out;
-  const std::string full = "bloccs." + prefix;
-  if (DIR* d = opendir("/dev/shm")) {
-    while (dirent* e = readdir(d))
-      if (std::strncmp(e->d_name, full.c_str(), full.size()) == 0) out.emplace_back(e->d_name);
+  const std::string dir = "bloccs." + ns;
+  if (DIR* d = opendir(("/dev/shm/" + dir).c_str())) {
+    bool empty = true;
+    while (dirent* e = readdir(d)) {
+      if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+      empty = false;
+      if (std::strncmp(e->d_name, name_prefix.c_str(), name_prefix.size()) == 0)
+        out.push_back(dir + "/" + e->d_name);
+    }
     closedir(d);
+    if (empty && name_prefix.empty()) out.push_back(dir + "/");
   }
   return out;
+}
+
+// Removes namespace `ns` from /dev/shm: its directory and everything in it.
+inline void remove_namespace(const std::string& ns) {
+  const std::string dir = "/dev/shm/bloccs." + ns;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d))
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+        unlink((dir + "/" + e->d_name).c_str());
+    closedir(d);
+  }
+  rmdir(dir.c_str());
+}
+
+inline std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& e : v) s += (s.empty() ? "" : ", ") + e;
+  return s.empty() ? "(none)" : s;
 }
 
 // A namespace of its own for one test; whatever a killed process left in it is removed at the
@@ -52,14 +87,16 @@ class TestNamespace {
  public:
   TestNamespace() {
     static std::atomic<int> counter{0};
-    name_ = std::string(kTestNamespacePrefix) + std::to_string(getpid()) + "-" +
+    name_ = test_namespace_prefix() + std::to_string(getpid()) + "-" +
             std::to_string(counter.fetch_add(1));
   }
-  ~TestNamespace() {
-    for (const auto& e : shm_entries(name_ + ".")) shm_unlink(("/" + e).c_str());
-  }
+  ~TestNamespace() { remove_namespace(name_); }
   const std::string& name() const { return name_; }
-  std::vector<std::string> leftovers() const { return shm_entries(name_ + "."); }
+  std::vector<std::string> leftovers() const { return shm_entries(name_); }
+  // "/dev/shm/bloccs.<ns>/<name>"
+  std::string path(const std::string& name) const {
+    return "/dev/shm/bloccs." + name_ + "/" + name;
+  }
 
  private:
   std::string name_;
@@ -154,6 +191,46 @@ inline int wait_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::
 inline bool exited_ok(int status) {
   return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
+
+// Waits up to `limit` for `cond()`; true if it held.
+template <class F>
+bool eventually(F&& cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// True while `pid` runs (not yet exited); does not reap it.
+inline bool running(pid_t pid) {
+  siginfo_t info{};
+  info.si_pid = 0;
+  return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == 0;
+}
+
+// Kills (SIGKILL) and reaps the children a test still has when it ends, also after a failed
+// ASSERT. Declare it after the TestNamespace: it then runs first, and the namespace's cleanup
+// finds nobody still creating segments.
+class Reaper {
+ public:
+  ~Reaper() {
+    for (pid_t p : pids_)
+      if (p > 0 && running(p)) {
+        kill(p, SIGKILL);
+        waitpid(p, nullptr, 0);
+      }
+  }
+  pid_t operator()(pid_t p) {
+    pids_.push_back(p);
+    return p;
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
 
 // ---- message contents ---------------------------------------------------------------------------
 // Message `seq` of pusher `id` has size message_size(id, seq, max) and bytes

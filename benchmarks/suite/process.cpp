@@ -167,16 +167,20 @@ void start_janitor(const std::string& tag) {
   ssize_t n;
   do n = read(fds[0], &byte, 1);
   while (n < 0 && errno == EINTR);
-  // Whole name components only: the tag of run bench-123 is also a prefix of bench-1234's.
-  // bloccs segments are bloccs.<ns>.*, the peers' named queues bloccs-bench-<ns>-*.
-  const std::string segments = "bloccs." + tag + ".", queues = "bloccs-bench-" + tag + "-";
+  // The run's namespace is the directory bloccs.<tag>/; the peers' named queues are
+  // bloccs-bench-<tag>-* (whole name components: bench-123 is also a prefix of bench-1234).
+  const std::string ns_dir = "/dev/shm/bloccs." + tag, queues = "bloccs-bench-" + tag + "-";
+  if (DIR* dir = opendir(ns_dir.c_str())) {
+    while (const dirent* e = readdir(dir))
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+        unlinkat(dirfd(dir), e->d_name, 0);
+    closedir(dir);
+  }
+  rmdir(ns_dir.c_str());
   for (const char* where : {"/dev/shm", "/dev/mqueue"}) {  // /dev/mqueue where it is mounted
     if (DIR* dir = opendir(where)) {
-      while (const dirent* e = readdir(dir)) {
-        const std::string_view name = e->d_name;
-        if (name.starts_with(segments) || name.starts_with(queues))
-          unlinkat(dirfd(dir), e->d_name, 0);
-      }
+      while (const dirent* e = readdir(dir))
+        if (std::string_view(e->d_name).starts_with(queues)) unlinkat(dirfd(dir), e->d_name, 0);
       closedir(dir);
     }
   }

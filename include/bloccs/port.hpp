@@ -92,7 +92,12 @@ struct PortOptions {
   bool single_pusher = false;        // SPSC ring: one pushing process (thread) at a time, faster
   std::uint32_t max_pushers = 64;    // MPSC: pushing threads attached at once
   std::string ns;                    // namespace; empty: $BLOCCS_NAMESPACE, else "default"
-  mode_t mode = 0600;                // 0660 lets the owner's group push
+  // 0660 lets the namespace's group push: the namespace must be shared with a group (below).
+  mode_t mode = 0600;
+  // The group the namespace is shared with (a name or number); empty: $BLOCCS_NAMESPACE_GROUP,
+  // and if that is unset too, the namespace is private to this user. A namespace's sharing is
+  // fixed by the first segment made in it; a process that asks for another gets an error.
+  std::string group{};
   // How long receive busy-polls an empty port before it parks on a futex. A hand-off between
   // cores costs ~100 ns, a futex wake-up tens of microseconds: spinning keeps latency near the
   // floor while messages flow; 0 parks at once (no CPU burnt while idle, a wake-up per message).

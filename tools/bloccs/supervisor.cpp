@@ -51,6 +51,7 @@ sigset_t launcher_signals() {
 struct Supervisor::Child {
   const NodeSpec* spec = nullptr;
   std::optional<shm::Segment> block_segment;
+  shm::HeldLock maker_lock;  // the launcher made the block; after block_segment: goes first
   pipeline::NodeBlock* block = nullptr;
   pid_t pid = 0;
   enum class State { idle, starting, running, restart_pending, finished, gave_up } state =
@@ -96,16 +97,21 @@ Status Supervisor::prepare() {
     const std::string name = pipeline::node_block_name(pipeline_.network, spec.id);
     auto seg = shm::Segment::create(options_.ns, name, shm::SegmentKind::node,
                                     sizeof(pipeline::NodeBlock));
-    if (!seg && seg.code() == Errc::already_exists)
-      return Error{Errc::already_exists,
-                   "node " + spec.id + " of network " + pipeline_.network +
-                       " already runs in namespace " + options_.ns +
-                       " (its block /dev/shm/bloccs." + options_.ns + "." + name +
-                       " exists): stop that run, or use another namespace (--namespace)"};
     if (!seg) return std::move(seg).error();
-    seg->publish();
+    // Declared after `seg`: let go of before it is unmapped, whatever returns.
+    auto maker = pipeline::make_node_block(*reinterpret_cast<pipeline::NodeBlock*>(seg->base()));
+    if (!maker) return std::move(maker).error();
+    if (auto st = seg->publish(); !st) {
+      if (st.code() != Errc::already_exists) return st;
+      return Error{Errc::already_exists, "node " + spec.id + " of network " + pipeline_.network +
+                                             " already runs in namespace " + options_.ns +
+                                             " (its block /dev/shm/" + seg->name() +
+                                             " exists): stop that run, or use another namespace "
+                                             "(--namespace)"};
+    }
     c->block = reinterpret_cast<pipeline::NodeBlock*>(seg->base());
     c->block_segment.emplace(std::move(seg).value());
+    c->maker_lock = std::move(maker).value();
     children_.push_back(std::move(c));
   }
   for (const NodeSpec* spec : pipeline_.sources_first())
@@ -287,7 +293,10 @@ Snapshot Supervisor::snapshot() const {
 
 void Supervisor::cleanup() {
   dead_letters_.reset();  // drains and stops the dead-letter port
-  for (auto& c : children_) c->block_segment.reset();  // unlinks the node blocks
+  for (auto& c : children_) {
+    c->maker_lock.release();
+    c->block_segment.reset();  // unlinks the node block
+  }
   // Ports of nodes that were killed (or crashed for good) are left by dead owners: remove them.
   if (auto reg = shmctl::open_registry(options_.ns)) {
     for (const auto& g : shmctl::find_garbage(options_.ns, &*reg)) shmctl::remove(options_.ns, &*reg, g);

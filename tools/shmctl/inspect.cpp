@@ -2,8 +2,6 @@
 // before use: a damaged or foreign segment becomes an error line, never a crash.
 #include "tools/shmctl/inspect.hpp"
 
-#include <dirent.h>
-
 #include <algorithm>
 #include <cstring>
 #include <set>
@@ -14,6 +12,7 @@
 #include "port/meta_codec.hpp"
 #include "port/port_layout.hpp"
 #include "shm/names.hpp"
+#include "shm/namespace_dir.hpp"
 #include "shm/process.hpp"
 
 namespace bloccs::shmctl {
@@ -128,7 +127,7 @@ Result<registry::Registry> open_registry(const std::string& ns) {
 PortView inspect(const std::string& ns, const registry::PortEntry& entry) {
   PortView v;
   v.entry = entry;
-  v.owner_alive = shm::is_alive(entry.owner);
+  v.owner_alive = entry.alive;
   auto seg = shm::Segment::open(ns, entry.segment, shm::SegmentKind::port, {.read_only = true});
   if (!seg) {
     v.error = seg.error().message;
@@ -271,16 +270,11 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
 
 std::vector<std::string> family_segments(const std::string& ns, const std::string& control) {
   std::vector<std::string> out;
-  const std::string full = std::string(shm::kPrefix) + ns + "." + control;
-  if (DIR* d = ::opendir("/dev/shm")) {
-    while (const dirent* e = ::readdir(d)) {
-      const std::string_view name(e->d_name);
-      if (name.starts_with(full) && (name.size() == full.size() || name[full.size()] == '.'))
-        out.emplace_back(name);
-    }
-    ::closedir(d);
-  }
-  std::sort(out.begin(), out.end());
+  auto dir = shm::NamespaceDir::open(ns, shm::DirUse::inspect);
+  if (!dir) return out;
+  const std::string shown = shm::namespace_dir_name(dir->ns()) + "/";
+  for (const std::string& name : dir->list(control))
+    if (name.size() == control.size() || name[control.size()] == '.') out.push_back(shown + name);
   return out;
 }
 
@@ -295,42 +289,28 @@ bool names_its_own_family(const registry::PortEntry& entry) {
 
 // True unless the family's control segment says a living process made it.
 bool made_by_the_dead(const std::string& ns, const std::string& control) {
-  auto seg = shm::Segment::open(ns, control, shm::SegmentKind::port, {.read_only = true});
-  if (!seg) return true;  // gone, or unreadable: nobody is using it as a port
-  const auto& h = seg->header();
-  return !shm::is_alive({h.creator_pid, h.creator_start_time});
+  // The owner's lock, read from the file itself: a live owner's port whose header a peer
+  // damaged is still a live owner's (port_layout.hpp places the lock at a fixed offset).
+  auto held = shm::Segment::lock_held(ns, control, offsetof(port::PortControl, owner));
+  return held ? !*held : held.code() == Errc::not_found;
 }
 
 // A node block is in use while the process that made it (the launcher, which keeps it across
-// the node's restarts, or a node run without one) or the node that last wrote it lives. One
-// that cannot be read (not yet published, say) counts as in use: its maker may be writing it.
-// Returns the maker's pid when both are dead.
+// the node's restarts, or a node run without one) or its node holds its lock. One that cannot
+// be read counts as in use. Returns the maker's pid when both are dead.
 std::optional<std::uint32_t> dead_node_block(const std::string& ns, const std::string& name) {
   auto seg = shm::Segment::open(ns, name, shm::SegmentKind::node, {.read_only = true});
-  if (!seg || seg->size() < sizeof(pipeline::NodeBlock)) return std::nullopt;
-  const auto& h = seg->header();
-  if (shm::is_alive({h.creator_pid, h.creator_start_time})) return std::nullopt;
-  const auto& node = reinterpret_cast<const pipeline::NodeBlock*>(seg->base())->identity;
-  // relaxed: words for people (node_block.hpp); a node that starts after this read finds the
-  // block gone and makes its own.
-  const shm::ProcessId last{node.pid.load(std::memory_order_relaxed),
-                            node.start_time.load(std::memory_order_relaxed)};
-  if (last.pid != 0 && shm::is_alive(last)) return std::nullopt;
-  return h.creator_pid;
+  if (!seg || seg->size() != sizeof(pipeline::NodeBlock)) return std::nullopt;
+  const auto& locks = reinterpret_cast<const pipeline::NodeBlock*>(seg->base())->locks;
+  if (shm::held(locks.maker) || shm::held(locks.node)) return std::nullopt;
+  return seg->header().creator_pid;
 }
 
-// The namespace's segment names (without "bloccs.<ns>.") that start with `start`.
+// The namespace's segment names (inside its directory) that start with `start`.
 std::vector<std::string> segments_named(const std::string& ns, const std::string& start) {
-  std::vector<std::string> out;
-  const std::string prefix = std::string(shm::kPrefix) + ns + ".";
-  if (DIR* d = ::opendir("/dev/shm")) {
-    while (const dirent* e = ::readdir(d)) {
-      const std::string_view name(e->d_name);
-      if (name.starts_with(prefix + start)) out.emplace_back(name.substr(prefix.size()));
-    }
-    ::closedir(d);
-  }
-  return out;
+  auto dir = shm::NamespaceDir::open(ns, shm::DirUse::inspect);
+  if (!dir) return {};
+  return dir->list(start);
 }
 
 }  // namespace
@@ -341,7 +321,7 @@ std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* reg
   if (registry) {
     for (auto& e : registry->entries()) {
       registered.insert(e.segment);
-      if (shm::is_alive(e.owner)) continue;
+      if (e.alive) continue;
       Garbage g{e.segment, e, e.owner.pid, {}};
       if (names_its_own_family(e) && made_by_the_dead(ns, e.segment))
         g.segments = family_segments(ns, e.segment);
@@ -364,15 +344,15 @@ std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* reg
     const std::size_t a = control.find('.') + 1, b = control.find('.', a);
     const auto pid = static_cast<std::uint32_t>(std::strtoul(control.substr(a, b - a).c_str(),
                                                              nullptr, 10));
-    std::uint64_t start_time = 0;  // unknown: a pid that exists then counts as alive
-    if (auto seg = shm::Segment::open(ns, control, shm::SegmentKind::port, {.read_only = true}))
-      start_time = seg->header().creator_start_time;
-    if (pid == 0 || shm::is_alive({pid, start_time})) continue;
+    if (!made_by_the_dead(ns, control)) continue;
     out.push_back({control, std::nullopt, pid, family_segments(ns, control)});
   }
   for (const auto& block : segments_named(ns, "node.")) {
     if (const auto maker = dead_node_block(ns, block))
-      out.push_back({block, std::nullopt, *maker, {std::string(shm::kPrefix) + ns + "." + block},
+      out.push_back({block,
+                     std::nullopt,
+                     *maker,
+                     {shm::namespace_dir_name(ns) + "/" + block},
                      shm::SegmentKind::node});
   }
   return out;
@@ -381,7 +361,8 @@ std::vector<Garbage> find_garbage(const std::string& ns, registry::Registry* reg
 bool remove(const std::string& ns, registry::Registry* registry, const Garbage& g,
             bool even_if_alive) {
   // A slot that changed since we looked (a new owner took the key over) keeps its family.
-  if (registry && g.entry && !registry->remove_entry(g.entry->slot, g.entry->generation))
+  if (registry && g.entry &&
+      !registry->remove_entry(g.entry->slot, g.entry->generation, even_if_alive))
     return false;
   if (g.kind == shm::SegmentKind::node) {
     // A block already gone was collected by someone else: the same end.

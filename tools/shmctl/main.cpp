@@ -332,7 +332,7 @@ int cmd_rm(const Options& o, const PortKey& key, bool force) {
   if (!reg) return code;
   auto entry = entry_or(o, *reg, key, code);
   if (!entry) return code;
-  if (shm::is_alive(entry->owner) && !force) {
+  if (entry->alive && !force) {
     std::fprintf(stderr,
                  "shmctl: port %s belongs to pid %u, which is alive; stop it there, or pass "
                  "--force to remove it anyway (its owner and pushers will then fail)\n",

@@ -1,0 +1,13 @@
+// Points where a test stops or kills this process in the middle of a multi-step change of
+// shared memory, to prove that no instant of it loses anything (a writer killed mid-take-over,
+// a timer killed between two stores). Off unless BLOCCS_TEST_HOOK names the point:
+//   BLOCCS_TEST_HOOK=<point>        SIGKILL there (the first time the point is reached)
+//   BLOCCS_TEST_HOOK=<point>:stop   SIGSTOP there, for the test to look, then SIGCONT or SIGKILL
+// Only cold paths have hooks; each costs a look at the environment.
+#pragma once
+
+namespace bloccs::shm {
+
+void test_hook(const char* point) noexcept;
+
+}  // namespace bloccs::shm
