@@ -1,6 +1,8 @@
 // Chains of rings: growing an unbounded queue link by link (the protocol is in chain.hpp).
 #include "lockfree/chain.hpp"
 
+#include "shm/test_hooks.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -52,12 +54,32 @@ Result<LinkId> make_link(const ChainSpec& spec, std::uint32_t index) {
   }
 }
 
+Error sealed_chain(const ChainSpec& spec) {
+  return {Errc::closed, "the consumer of " + spec.base +
+                            " died and its port's next owner has read what it held; nothing was "
+                            "enqueued. Push again: the key's new owner takes it"};
+}
+
+// The link a `next` word names, if it may follow `current`: a link is sealed only once its
+// successor was offered, and a successor's index is one more. Anything else is a peer's
+// scribble (a cycle would send every pusher round it for ever).
+Result<LinkId> checked_next(const ChainSpec& spec, std::uint64_t next, LinkId current) {
+  if (next == kNextSealed) return sealed_chain(spec);
+  const LinkId n = LinkId::unpack(next);
+  if (n.index != current.index + 1)
+    return Error{Errc::corrupt, "link " + spec.link_name(current) + " names link " +
+                                    std::to_string(n.index) +
+                                    " as its successor: the chain is damaged; its owner must "
+                                    "stop and start the port again"};
+  return n;
+}
+
 // The successor of a sealed link whose control block is `control`: the one already offered,
 // or one we make and offer now (removing ours if another offer won).
 Result<LinkId> successor(const ChainSpec& spec, RingControl& control, LinkId current) {
   // acquire: pairs with the offering CAS; the successor was published before it.
   if (const std::uint64_t next = control.counters.next.load(std::memory_order_acquire))
-    return LinkId::unpack(next);
+    return checked_next(spec, next, current);
   auto mine = make_link(spec, current.index + 1);
   if (!mine) return std::move(mine).error();
   std::uint64_t expected = 0;
@@ -66,7 +88,7 @@ Result<LinkId> successor(const ChainSpec& spec, RingControl& control, LinkId cur
                                                     std::memory_order_acq_rel))
     return *mine;
   (void)shm::Segment::remove(spec.ns, spec.link_name(*mine));  // nobody will ever follow it
-  return LinkId::unpack(expected);
+  return checked_next(spec, expected, current);
 }
 
 // Adds to `total` the stats of the links after `from` (followed by their published `next`), and
@@ -76,7 +98,11 @@ void add_successors(const ChainSpec& spec, const shm::Segment& from, RingStats& 
   // acquire: the links are followed by their published `next` (made before it was offered).
   std::uint64_t next = reinterpret_cast<const RingControl*>(from.base())
                            ->counters.next.load(std::memory_order_acquire);
-  for (std::uint32_t walked = 0; spec.unbounded && next != 0 && walked < 1'000'000; ++walked) {
+  // Each successor's index is one more than its predecessor's: a `next` that is not (a peer's
+  // scribble, a cycle) ends the walk, as does the end of the chain.
+  for (std::uint32_t index = LinkId::unpack(next).index;
+       spec.unbounded && next != 0 && next != kNextSealed && LinkId::unpack(next).index == index;
+       ++index) {
     auto seg = shm::Segment::open(spec.ns, spec.link_name(LinkId::unpack(next)),
                                   shm::SegmentKind::ring, {.read_only = true});
     if (!seg) break;
@@ -179,7 +205,12 @@ Result<ChainPusher> ChainPusher::open(ChainSpec spec) {
 }
 
 Status ChainPusher::attach(LinkId id) {
-  for (;;) {
+  // `newest` only grows; a peer that keeps rewriting it could keep us here: bounded.
+  for (int attempt = 0;; ++attempt) {
+    if (attempt == 64)
+      return Error{Errc::corrupt, "the links of " + spec_.base +
+                                      " keep vanishing as they are named newest: the chain is "
+                                      "damaged; its owner must stop and start the port again"};
     auto link = RingPusher::open(spec_.ns, spec_.link_name(id));
     if (link) {
       link_.emplace(std::move(link).value());  // hands back our slot of the sealed link
@@ -192,7 +223,7 @@ Status ChainPusher::attach(LinkId id) {
     // acquire: as in open().
     const LinkId newest = LinkId::unpack(spec_.newest->load(std::memory_order_acquire));
     if (newest.pack() == id.pack() && closing(spec_)) return closed_error(spec_);
-    if (newest.pack() == id.pack())
+    if (newest.pack() == id.pack() || newest.index < id.index)
       return Error{Errc::corrupt, "the newest link " + spec_.link_name(id) +
                                       " of an unbounded queue is missing from /dev/shm; was it "
                                       "removed by hand? Restart the port's owner"};
@@ -206,11 +237,15 @@ Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::b
   for (;;) {
     if (!moving_to_) {
       auto st = link_->push(head, body, {.deadline = kDontWait});
-      if (st || st.code() != Errc::timeout) return st;
-      // Full. Make sure it has a successor first: if none can be made (no room in /dev/shm),
-      // the link stays open and this push reports it, rather than seal a link nobody follows.
+      if (st) return st;
+      // Full, or sealed (another pusher moved on, or a take-over read it): either way the next
+      // link is where pushes go, if there is one.
+      if (st.code() != Errc::timeout && !(st.code() == Errc::closed && link_->sealed())) return st;
+      // Make sure it has a successor first: if none can be made (no room in /dev/shm), the
+      // link stays open and this push reports it, rather than seal a link nobody follows.
       auto next = successor(spec_, *link_->control(), id_);
       if (!next) return std::move(next).error();
+      shm::test_hook("chain.seal");  // successor made, link still open (tests of waiters)
       link_->seal();  // nobody claims here any more; the consumer moves on after the end
       moving_to_ = *next;
     }
@@ -228,20 +263,24 @@ Result<Ring> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead,
   return Ring::open_orphan(spec.ns, spec.link_name(id), dead);
 }
 
-Result<Ring> open_orphan_successor(const ChainSpec& spec, const shm::ProcessId& dead,
-                                   const Ring& link, LinkId& id) {
-  // acquire: pairs with the offering CAS; the successor was published before it.
-  const std::uint64_t next = reinterpret_cast<const RingControl*>(link.segment().base())
-                                 ->counters.next.load(std::memory_order_acquire);
-  const LinkId n = LinkId::unpack(next);
-  // A link is sealed only once its successor was offered, and each one's index is one more.
-  if (next == 0 || n.index != id.index + 1)
-    return Error{Errc::corrupt, "link " + spec.link_name(id) +
-                                    " is sealed but names no valid successor; the chain cannot "
-                                    "be followed further"};
-  auto ring = Ring::open_orphan(spec.ns, spec.link_name(n), dead);
-  if (ring) id = n;
-  return ring;
+Result<std::optional<Ring>> open_orphan_successor(const ChainSpec& spec, const shm::ProcessId& dead,
+                                                  const Ring& link, LinkId& id) {
+  auto& next_word =
+      const_cast<RingControl*>(reinterpret_cast<const RingControl*>(link.segment().base()))
+          ->counters.next;
+  std::uint64_t next = 0;
+  // acq_rel: seals the chain here if no successor was offered (a pusher's offer then fails and
+  // it gets Errc::closed), or learns the successor (acquire: it was published before).
+  if (next_word.compare_exchange_strong(next, kNextSealed, std::memory_order_acq_rel,
+                                        std::memory_order_acquire) ||
+      next == kNextSealed)
+    return std::optional<Ring>{};
+  auto n = checked_next(spec, next, id);
+  if (!n) return std::move(n).error();
+  auto ring = Ring::open_orphan(spec.ns, spec.link_name(*n), dead);
+  if (!ring) return std::move(ring).error();
+  id = *n;
+  return std::optional<Ring>(std::move(ring).value());
 }
 
 std::uint64_t orphan_depth_after(const ChainSpec& spec, const Ring& link) {

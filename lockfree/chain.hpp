@@ -65,7 +65,12 @@ class ChainConsumer {
   // As Ring::wait; a link sealed and read to its end counts as a reason to wake (the next
   // try_drain moves on).
   Status wait(Deadline deadline, AlsoReady also = {});
-  bool ready(std::memory_order order) const noexcept { return link_->ready(order); }
+  // A message is ready, or (unbounded) the link is sealed and read to its end, so the next
+  // try_drain moves on: a waiter's Dekker re-check must see that too, or it sleeps on a link
+  // nobody pushes into any more.
+  bool ready(std::memory_order order) const noexcept {
+    return link_->ready(order) || (spec_.unbounded && link_->sealed_and_drained(order));
+  }
   // As Ring::poll_for_wait; a link sealed and read to its end counts as ready (as in wait).
   Result<bool> poll_for_wait(Deadline& recheck_at) {
     if (spec_.unbounded && link_->sealed_and_drained()) return true;
@@ -128,16 +133,21 @@ Result<RingStats> chain_stats(const ChainSpec& spec, std::uint32_t* links = null
 // ---- A chain whose consumer died (a port's next owner salvaging it) ----
 // Reads what chain `spec` still holds for its dead consumer `dead`, as Ring::read_orphan does
 // for one ring: from the link that consumer was reading (`*spec.oldest`), following each
-// sealed link's successor. Creates, removes and hands back nothing. On an early stop, `unread`
-// also counts what the links after the stopping one hold (from their cursors).
+// sealed link's successor. Each link is sealed before it is read (Ring::seal_orphan), and the
+// last one's `next` is sealed too (kNextSealed), so no push made after its reading can land
+// anywhere: a pusher past its checks gets Errc::closed, never ok. Creates, removes and hands
+// back nothing. f(payload), or f(payload, LinkId, Cursor) with where the record lies. On an
+// early stop, `unread` also counts what the links after the stopping one hold (from their
+// cursors).
 template <class F>
 OrphanRead read_orphan_chain(const ChainSpec& spec, const shm::ProcessId& dead, F&& f,
                              Deadline give_up);
 // Its steps (chain.cpp): the first link, a sealed link's successor (both as Ring::open_orphan;
-// `id` names the link opened), and the messages queued in the links after `link`.
+// `id` names the link opened; sealed: kNextSealed now ends the chain there), and the messages
+// queued in the links after `link`.
 Result<Ring> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead, LinkId& id);
-Result<Ring> open_orphan_successor(const ChainSpec& spec, const shm::ProcessId& dead,
-                                   const Ring& link, LinkId& id);
+Result<std::optional<Ring>> open_orphan_successor(const ChainSpec& spec, const shm::ProcessId& dead,
+                                                  const Ring& link, LinkId& id);
 std::uint64_t orphan_depth_after(const ChainSpec& spec, const Ring& link);
 
 template <class F>
@@ -152,23 +162,37 @@ OrphanRead read_orphan_chain(const ChainSpec& spec, const shm::ProcessId& dead, 
   }
   std::optional<Ring> link(std::move(first).value());
   for (;;) {
-    const OrphanRead r = link->read_orphan(f, give_up);
+    if (auto st = link->seal_orphan(); !st) {
+      total.unread += orphan_depth_after(spec, *link);
+      total.status = std::move(st);
+      return total;
+    }
+    const OrphanRead r = link->read_orphan(
+        [&](std::span<const std::byte> payload, Cursor at) {
+          if constexpr (std::is_invocable_v<F&, std::span<const std::byte>, LinkId, Cursor>)
+            f(payload, id, at);
+          else
+            f(payload);
+        },
+        give_up);
     total.read += r.read;
     total.abandoned += r.abandoned;
     total.unread += r.unread;
+    total.end = r.end;
     if (!r.status || r.unread) {  // stopped early: the later links are unread too
       total.unread += orphan_depth_after(spec, *link);
       total.status = r.status;
       return total;
     }
-    if (!spec.unbounded || !r.sealed) return total;  // the chain's end
+    if (!spec.unbounded) return total;  // one ring
     auto next = open_orphan_successor(spec, dead, *link, id);
     if (!next) {
       total.unread += orphan_depth_after(spec, *link);
       total.status = std::move(next).error();
       return total;
     }
-    link.emplace(std::move(next).value());
+    if (!*next) return total;  // the chain's end, sealed
+    link.emplace(std::move(**next));
   }
 }
 

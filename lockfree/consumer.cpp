@@ -58,6 +58,7 @@ Ring::State Ring::peek(std::span<const std::byte>& payload) {
     payload = {scratch_.data(), len};
   }
   peeked_size_ = record_size(len);
+  peeked_header_ = h;
   return State::ready;
 }
 
@@ -94,24 +95,35 @@ Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
 }
 
 void Ring::consume() {
-  const RingConfig& cfg = cfg_;
-  if (cfg.kind == static_cast<std::uint32_t>(RingKind::mpsc)) {
-    // A zero header means "nothing written"; recovery depends on consumed space being zero.
-    // The header first: a reader that copied the record and sees any of it zeroed then sees
-    // the header zeroed too (stores become visible in order), so it can tell it lost the race
-    // (shmctl peek). relaxed: nobody synchronises on it; the head's release publishes it.
-    const std::uint64_t off = head_.pos & (cfg.capacity - 1);
-    header_word(data(), off).store(0, std::memory_order_relaxed);
-    // release fence: the zeroing below stays after that store (free on x86-64).
-    std::atomic_thread_fence(std::memory_order_release);
-    zero_ring(data(), cfg.capacity, (off + kRecordHeader) & (cfg.capacity - 1),
-              peeked_size_ - kRecordHeader);
-  }
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc)) zero_consumed();
   head_ = head_.advanced(peeked_size_);
+}
+
+void Ring::zero_consumed() {
+  // Consumed space ends up zero (recovery reads a zero header as "nothing written"), in an
+  // order that leaves nothing between the published head and us but zeros and headers
+  // (ring_layout.hpp, consumed): this record's header says "consumed" first, then its payload
+  // is zeroed, then the previous record's header. A reader that copied the record and finds
+  // its header changed afterwards knows it lost the race (shmctl peek).
+  // relaxed: nobody synchronises on them; the head's release publishes them.
+  const RingConfig& cfg = cfg_;
+  const std::uint64_t mask = cfg.capacity - 1;
+  const std::uint64_t off = head_.pos & mask;
+  header_word(data(), off).store(consumed_header(peeked_header_), std::memory_order_relaxed);
+  // release fence: the zeroing below stays after that store (free on x86-64).
+  std::atomic_thread_fence(std::memory_order_release);
+  zero_ring(data(), cfg.capacity, (off + kRecordHeader) & mask, peeked_size_ - kRecordHeader);
+  if (pending_zero_ != kNoPending)
+    header_word(data(), pending_zero_).store(0, std::memory_order_relaxed);
+  pending_zero_ = off;
 }
 
 void Ring::publish_head() {
   RingControl* c = control();
+  if (pending_zero_ != kNoPending) {  // the last consumed record's header: its payload is zero
+    header_word(data(), pending_zero_).store(0, std::memory_order_relaxed);  // relaxed: as above
+    pending_zero_ = kNoPending;
+  }
   // release: our reads of the consumed records (and the zeroing) happen-before a pusher reuses
   // the space after its acquire of head.
   c->consumer.head.store(head_.pack(), std::memory_order_release);

@@ -126,10 +126,13 @@ class WaiterCount {
   WaitLine& line_;
 };
 
-// Waker step 2, after the caller's publish and seq_cst fence.
-inline void wake(WaitLine& line, int count) {
+// Waker step 2, after the caller's publish and seq_cst fence. (A caller that published with a
+// seq_cst read-modify-write instead passes armed_order = seq_cst and needs no fence: its RMW and
+// this load are then both in the single total order the waiter's arm and re-check are in.)
+inline void wake(WaitLine& line, int count,
+                 std::memory_order armed_order = std::memory_order_relaxed) {
   // relaxed: the caller's seq_cst fence already orders this load after its publish.
-  if (line.armed.load(std::memory_order_relaxed) == 0) return;
+  if (line.armed.load(armed_order) == 0) return;
   // acq_rel: exactly one of several racing wakers takes the armed flag and makes the call.
   if (line.armed.exchange(0, std::memory_order_acq_rel) == 0) return;
   // release: a waiter that reads the new epoch also sees what was published before it.

@@ -161,22 +161,46 @@ Status RingPusher::push_spsc(std::span<const std::byte> head, std::span<const st
     }
   }
   // relaxed: the terminator. The word after our record reads zero ("nothing yet") before the
-  // release below publishes our record, so the consumer stops there, whatever the last lap left.
+  // CAS below publishes our record, so the consumer stops there, whatever the last lap left.
   header_word(data(), (tail.pos + bytes) & mask).store(0, std::memory_order_relaxed);
   write_payload(tail.pos, head, body);
-  // release: publishes the record (payload and terminator) to the consumer's acquire.
-  header_word(data(), tail.pos & mask)
-      .store(make_record_header(static_cast<std::uint32_t>(len), 0, true),
-             std::memory_order_release);
+  // seq_cst CAS from zero: publishes the record (payload and terminator) to the consumer's
+  // acquire, and fails only where a take-over sealed the ring (ring_layout.hpp, seal), so that
+  // no record goes where nobody will read it. It is also the Dekker store before the wake below
+  // (a locked instruction, as the fence it replaces was).
+  std::uint64_t found = 0;
+  if (!header_word(data(), tail.pos & mask)
+           .compare_exchange_strong(found,
+                                    make_record_header(static_cast<std::uint32_t>(len), 0, true),
+                                    std::memory_order_seq_cst, std::memory_order_relaxed)) {
+    if (found == kSealHeader) return sealed_error();
+    return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() + " holds word " +
+                                    std::to_string(found) + " at its tail (byte " +
+                                    std::to_string(tail.pos) +
+                                    "), where only zero can be: the ring is damaged; its owner "
+                                    "must stop and start the port again"};
+  }
   spsc_tail_ = tail.advanced(bytes);
-  // relaxed: the tail tells tools the depth and a successor where to resume; the consumer
-  // reads records by their headers, never by this.
-  c->producer.tail.store(spsc_tail_.pack(), std::memory_order_relaxed);
-  // seq_cst fence (a locked op on our own stack, not an RMW on shared data): Dekker with a
-  // parking consumer, so that we see its announcement or it sees our header.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  wake(c->data.line, 1);
+  // release: the tail tells tools the depth, a successor where to resume, and a waiting consumer
+  // that the record at its head was published (a consumer that sees the tail past its head and
+  // no record there knows the ring is damaged); it reads records by their headers, never by this.
+  c->producer.tail.store(spsc_tail_.pack(), std::memory_order_release);
+  wake(c->data.line, 1, std::memory_order_seq_cst);
   return {};
+}
+
+Error RingPusher::sealed_error() const {
+  return {Errc::closed, "ring /dev/shm/" + segment_.name() +
+                            " was sealed: its consumer died and the port's next owner has read "
+                            "what it held; nothing was enqueued. Push again: the key's new "
+                            "owner takes it"};
+}
+
+bool RingPusher::sealed() const noexcept {
+  RingControl* c = control();
+  // acquire: with the head's acquire, a tail seen sealed carries every claim before the seal.
+  const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
+  return tail_sealed(Cursor::unpack(c->producer.tail.load(std::memory_order_acquire)), head);
 }
 
 Status RingPusher::push_mpsc(std::span<const std::byte> head, std::span<const std::byte> body,
@@ -269,6 +293,9 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
                                    " (its port stopped) while this push waited for space; "
                                    "nothing was enqueued"};
   };
+  // A take-over (or, in a chain, a pusher that moved on) sealed the ring: it never has room again.
+  auto now_sealed = [&] { return tail_sealed(current_tail(), cached_head_); };
+  if (now_sealed()) return sealed_error();
   if (deadline == kDontWait) return closed() ? closed_error() : timeout();
 
   const auto spin_end = Clock::now() + spin_.pusher;
@@ -277,6 +304,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     const Cursor now_tail = current_tail();
     if (fits(now_tail, bytes)) return {};
+    if (tail_sealed(now_tail, cached_head_)) return sealed_error();
     // Never trust shared memory: a head ahead of the tail would make us wait for ever. (The
     // head was read first, so a tail far ahead of it is only a stale view, not damage.)
     if (pos_before(now_tail.pos, cached_head_.pos))
@@ -309,6 +337,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     // acquire: pairs with the consumer's release of head (it may have moved while we slept).
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (fits(current_tail(), bytes)) return {};
+    if (now_sealed()) return sealed_error();
     if (Clock::now() >= deadline) return timeout();
     if (!shm::held(c->consumer_alive.lock))
       return Error{Errc::owner_dead, "the ring's owner (pid " + std::to_string(cfg_.owner_pid) +

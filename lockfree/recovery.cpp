@@ -16,19 +16,22 @@
 //
 // The header-before-payload order is kept by a compiler barrier and x86-64's in-order stores.
 //
-// Reading a ring whose consumer died (Ring::open_orphan, read_orphan). The reader starts at the
-// head the dead consumer published last, p, and writes nothing. A header word at p that is not
-// committed is one of these:
+// Reading a ring whose consumer died (Ring::open_orphan, seal_orphan, read_orphan). The reader
+// seals the ring first, so that its tail (MPSC) or its last record (SPSC) is final, then starts
+// at the head the dead consumer published last, p, and writes nothing else. A header word at p
+// that is not committed is one of these:
 //   - written, not committed: as case 1. A dead claimant's record is skipped by its length; a
 //     live claimant's is waited for (until the reader's give_up).
+//   - consumed: a record the dead consumer had handed over and was zeroing (ring_layout.hpp):
+//     skipped by its length, never handed over again.
 //   - zero: the tail (the end), or a claim nothing of which was written (dead claimant: skipped;
-//     live claimant, whose intent is p: waited for), or records the dead consumer had handed to
-//     its callback and zeroed without publishing the head past them. All but live claims are
-//     skipped together, up to the first live intent, the first word that reads as a header, or
-//     the tail. A non-zero word that does not read as a header is what is left of a record the
-//     consumer was zeroing when it died (it zeroes the header first): skipped with the span.
+//     live claimant, whose intent is p: waited for), or records the dead consumer had handed
+//     over and zeroed without publishing the head past them. All but live claims are skipped
+//     together, up to the first live intent, the first non-zero word (a header: the consumer
+//     zeroes a record's header only after its payload), or the tail. A non-zero word that is
+//     not a header there is damage.
 // An SPSC ring needs none of this: its consumer zeroes nothing and its pusher publishes a record
-// whole by its header, so the first header not committed is the end.
+// whole by its header, so the first header not committed (the seal) is the end.
 #include <algorithm>
 #include <string>
 #include <thread>
@@ -170,6 +173,8 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
                                       "; what follows it cannot be read"};
     return State::error;
   };
+  // Every step moves the head forward by at least a word, towards a tail at most `capacity`
+  // ahead (checked): bounded.
   for (;;) {
     const std::uint64_t p = head_.pos;
     // acquire: pairs with the pusher's release store of the committed header (payload visible).
@@ -183,14 +188,29 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
                          "): a length or slot is out of range";
       return s;
     }
+    if (spsc) {  // the first record not published is the end (the seal, or a lagging tail)
+      // acquire: a sealed tail (a chain's pusher moved on) carries every record before it.
+      const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
+      r.sealed = tail_sealed(tail, head_);
+      return State::empty;
+    }
     // acquire: a tail past p carries (release sequence of the CASes) every claimant's intent.
     const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
-    if (spsc || tail.pos == p) {
-      r.sealed = tail.pos == p && tail_sealed(tail, head_);
+    if (tail.pos == p) {
+      r.sealed = tail_sealed(tail, head_);
       return State::empty;
     }
     if (pos_distance(tail.pos, p) > cfg.capacity)
       return corrupt("its tail is further ahead of the head than its capacity");
+
+    if (header_type(h) == kTypeConsumed) {  // handed over by the dead consumer, being zeroed
+      const std::uint64_t skip = record_size(header_length(h));
+      if ((h & kHeaderReservedBits) || header_length(h) > cfg.max_payload ||
+          skip > pos_distance(tail.pos, p))
+        return corrupt("the consumed record at byte " + std::to_string(p) + " has a bad header");
+      head_ = head_.advanced(skip);
+      continue;
+    }
 
     bool live_at_p = false;
     std::uint64_t boundary = tail.pos;  // the zero span ends at the first live intent past p
@@ -227,11 +247,16 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
            w = (w + kRecordHeader) & kPosMask) {
         // acquire: a header found here is read as a record next (its commit, if any, pairs).
         const std::uint64_t x = header_word(data(), w & mask).load(std::memory_order_acquire);
-        if (x != 0 && header_in_range(x, cfg) &&
-            record_size(header_length(x)) <= pos_distance(tail.pos, w)) {
-          boundary = w;
-          break;
-        }
+        if (x == 0) continue;
+        // The first non-zero word after zeros is a header (ring_layout.hpp, consumed).
+        const bool consumed = header_type(x) == kTypeConsumed && !(x & kHeaderReservedBits) &&
+                              header_length(x) <= cfg.max_payload;
+        if ((!header_in_range(x, cfg) && !consumed) ||
+            record_size(header_length(x)) > pos_distance(tail.pos, w))
+          return corrupt("byte " + std::to_string(w) + " holds a word that is not a header " +
+                         "where only zeros and headers can be");
+        boundary = w;
+        break;
       }
       // The dead claims in the span are its messages we know of (a claim's intent holds its
       // start); the dead consumer's records in it left no trace, so head_.count lags by them.
@@ -251,6 +276,46 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
     if (Clock::now() >= give_up) return State::pending;
     std::this_thread::sleep_for(kOrphanPoll);
   }
+}
+
+Status Ring::seal_orphan() {
+  RingControl* c = control();
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc)) {
+    // relaxed: a first guess for the CAS, which validates it.
+    std::uint64_t observed = c->producer.tail.load(std::memory_order_relaxed);
+    for (;;) {
+      Cursor t = Cursor::unpack(observed);
+      if (tail_sealed(t, head_)) return {};
+      t.count = (t.count + kSealCount) & kCountMask;
+      // acq_rel: the sealed tail we read up to carries every claim before it (acquire), and a
+      // pusher whose CAS fails on it sees the seal (release).
+      if (c->producer.tail.compare_exchange_weak(observed, t.pack(), std::memory_order_acq_rel,
+                                                 std::memory_order_relaxed))
+        return {};
+    }
+  }
+  // SPSC: walk the published records from the head to the first word that is not one, and put
+  // the seal there; the pusher's compare-and-swap from zero then fails. Bounded by capacity.
+  const std::uint64_t mask = cfg_.capacity - 1;
+  Cursor at = head_;
+  for (std::uint64_t walked = 0; walked <= cfg_.capacity;) {
+    auto word = header_word(data(), at.pos & mask);
+    std::uint64_t h = 0;
+    // acq_rel: a record published meanwhile is read (acquire); our seal is seen by the CAS.
+    if (word.compare_exchange_strong(h, kSealHeader, std::memory_order_acq_rel,
+                                     std::memory_order_acquire))
+      return {};
+    if (h == kSealHeader) return {};  // sealed before (an earlier take-over that died)
+    if (!header_committed(h) || header_length(h) > cfg_.max_payload)
+      return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() + " holds word " +
+                                      std::to_string(h) + " at byte " + std::to_string(at.pos) +
+                                      " where a record or its end must be"};
+    const std::uint64_t size = record_size(header_length(h));
+    walked += size;
+    at = at.advanced(size);
+  }
+  return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() +
+                                  " holds more published records than its capacity"};
 }
 
 std::uint64_t Ring::orphan_unread() const noexcept {

@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "bloccs/result.hpp"
@@ -113,6 +114,7 @@ struct OrphanRead {
   std::uint64_t unread = 0;
   bool sealed = false;  // read to the end of a sealed tail: a chain's successor link follows
   Status status;        // ok, or why reading stopped early (a damaged record, a missing link)
+  std::uint64_t end = 0;  // the byte position reading stopped at (the end of the records)
 };
 
 class Ring {
@@ -134,7 +136,8 @@ class Ring {
   // one meanwhile), and if the reader dies too the next one finds the ring as it was.
   static Result<Ring> open_orphan(std::string_view ns, std::string_view name,
                                   const shm::ProcessId& dead);
-  // Hands each record left to f(std::span<const std::byte>), in claim order, up to the tail.
+  // Hands each record left to f(std::span<const std::byte>), in claim order, up to the tail
+  // (or to f(span, Cursor) with where the record starts).
   //   - Records the dead consumer had peeked and not handed back come again. An MPSC consumer
   //     zeroes each record once the callback has returned, so there only the record whose
   //     callback was running (and those after it) come again; an SPSC ring repeats the whole
@@ -155,7 +158,8 @@ class Ring {
 
   // Calls f(std::span<const std::byte>) for up to `max` queued messages without waiting, in
   // claim order; returns how many. The span is valid only during the call. Space is handed back
-  // to pushers (and parked ones woken) once, after the batch.
+  // to pushers (and parked ones woken) once, after the batch. An f that returns bool may refuse
+  // a message (false): it stays queued, and the batch ends there.
   template <class F>
   Result<std::size_t> try_drain(F&& f, std::size_t max = SIZE_MAX);
 
@@ -200,6 +204,15 @@ class Ring {
     return control()->counters.abandoned.load(std::memory_order_relaxed);
   }
   const shm::Segment& segment() const noexcept { return segment_; }
+  // Where the record being handed to a try_drain callback (or the next one) starts.
+  Cursor reading() const noexcept { return head_; }
+
+  // ---- On a ring from open_orphan, before reading it ----
+  // Seals it so that nothing more is ever pushed into it: an MPSC ring by its tail (kSealCount),
+  // an SPSC one by a seal header where its records end (ring_layout.hpp). A pusher past its
+  // checks that claims only now fails with Errc::closed instead of getting ok for a message
+  // nobody will read. Idempotent. Errc::corrupt if the records do not lead to a free word.
+  Status seal_orphan();
 
  private:
   enum class State { ready, empty, pending, error };
@@ -217,6 +230,7 @@ class Ring {
   // The next record, if one is committed. Sets `error_` on a damaged record.
   State peek(std::span<const std::byte>& payload);
   void consume();       // advances the local head past the peeked record
+  void zero_consumed();  // MPSC: the peeked record's space back to zeros (consumer.cpp)
   void publish_head();  // hands consumed space back and wakes parked pushers
   State pending_or_empty(std::span<const std::byte>& payload);
   Recovery recover_abandoned();           // recovery.cpp
@@ -232,6 +246,10 @@ class Ring {
   std::uint32_t fork_generation_ = 0;  // only the creating process consumes
   Cursor head_{};                      // local copy; the shared head is published per batch
   std::uint64_t peeked_size_ = 0;
+  std::uint64_t peeked_header_ = 0;
+  // MPSC: where the last consumed record's header still reads "consumed" (see consume()).
+  static constexpr std::uint64_t kNoPending = ~std::uint64_t{0};
+  std::uint64_t pending_zero_ = kNoPending;
   std::uint64_t sweep_mark_ = 0;  // head position / 2^30 at the last look for stale intents
   std::uint64_t stuck_pos_ = ~std::uint64_t{0};
   Clock::time_point stuck_since_{};
@@ -275,6 +293,11 @@ class RingPusher {
 
   // Seals a chain's ring (see kSealCount) and wakes its consumer. Idempotent.
   void seal() noexcept;
+  // True once the ring is sealed (a chain's pusher moved on, or a take-over read it): push()
+  // then fails with Errc::closed.
+  bool sealed() const noexcept;
+  // SPSC: the byte position the next record will take (the due lane's timer records it).
+  std::uint64_t next_position() const noexcept { return spsc_tail_.pos; }
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
   const RingConfig& config() const noexcept { return cfg_; }
@@ -288,6 +311,7 @@ class RingPusher {
   PusherSlot& my_slot() const noexcept;
 
   bool fits(Cursor tail, std::uint64_t bytes) const noexcept;
+  Error sealed_error() const;
   Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline);
   void write_payload(std::uint64_t pos, std::span<const std::byte> head,
                      std::span<const std::byte> body);
@@ -313,7 +337,11 @@ Result<std::size_t> Ring::try_drain(F&& f, std::size_t max) {
   std::span<const std::byte> payload;
   State state = State::ready;
   while (n < max && (state = peek(payload)) == State::ready) {
-    f(payload);
+    if constexpr (std::is_same_v<std::invoke_result_t<F&, std::span<const std::byte>>, bool>) {
+      if (!f(payload)) break;  // not taken: it stays queued, and the batch ends
+    } else {
+      f(payload);
+    }
     consume();
     ++n;
   }
@@ -339,18 +367,24 @@ OrphanRead Ring::read_orphan(F&& f, Deadline give_up) {
   for (;;) {
     switch (orphan_peek(payload, give_up, r)) {
       case State::ready:
-        f(payload);
+        if constexpr (std::is_invocable_v<F&, std::span<const std::byte>, Cursor>)
+          f(payload, head_);
+        else
+          f(payload);
         head_ = head_.advanced(peeked_size_);  // neither zeroed nor published (open_orphan)
         ++r.read;
         continue;
       case State::empty:  // the tail: orphan_peek has set r.sealed
+        r.end = head_.pos;
         return r;
       case State::pending:  // a live pusher's claim outlived give_up
         r.unread = orphan_unread();
+        r.end = head_.pos;
         return r;
       case State::error:
         r.unread = orphan_unread();
         r.status = error_;
+        r.end = head_.pos;
         return r;
     }
   }

@@ -32,8 +32,23 @@
 //   +-------+-------+---------+----------------+------------------------+
 // An MPSC pusher stores the header without the commit bit right after claiming (so a claimed
 // record is never all zeros once anything of it was written), copies the payload, then stores
-// the header again with the commit bit. The consumer zeroes every record it consumes, so a zero
-// header word means "claimed, nothing written yet" (or "not claimed").
+// the header again with the commit bit. An SPSC pusher publishes a record whole, by a
+// compare-and-swap of its header from zero (the word at the true tail is always zero: every
+// record zeroes the word after it before it is published).
+//
+// Types besides data:
+//   consumed  an MPSC consumer has handed the record over and is zeroing it: it first turns the
+//             header into this (length and slot kept), zeroes the payload, and zeroes the header
+//             only once it consumed the next record (or publishes its head). So between the
+//             published head and the consumer, every word is zero but for headers: a reader that
+//             finds the consumer dead (a take-over) or walks behind it (shmctl peek) skips a
+//             consumed record by its length and a zeroed one word by word, and never takes what
+//             is left of a half-zeroed payload for a header.
+//   seal      a take-over wrote it at the end of a dead SPSC ring's records: the pusher's
+//             compare-and-swap fails there, so nothing more is ever published into a ring the new
+//             owner has read. (An MPSC ring, or a chain's link, is sealed by its tail: kSealCount.)
+// The consumer zeroes every record it consumes, so a zero header word means "claimed, nothing
+// written yet" (or "not claimed").
 #pragma once
 
 #include <algorithm>
@@ -78,6 +93,8 @@ struct Cursor {
 // (kMaxBuffer), so every later claim finds it full, and a consumer that has caught up with the
 // tail's byte position knows that nothing more will come and moves on too.
 inline constexpr std::uint64_t kSealCount = std::uint64_t{1} << 23;
+// A chain link's `next` once a take-over sealed the chain there: no successor may be offered.
+inline constexpr std::uint64_t kNextSealed = ~std::uint64_t{0};
 
 // How far `ahead` is past `behind`, in bytes / messages (modular arithmetic).
 inline std::uint64_t pos_distance(std::uint64_t ahead, std::uint64_t behind) noexcept {
@@ -103,6 +120,9 @@ inline constexpr std::size_t record_size(std::size_t payload) noexcept {
 // Record header word.
 inline constexpr std::uint64_t kCommitBit = std::uint64_t{1} << 63;
 inline constexpr std::uint64_t kTypeData = 1;
+inline constexpr std::uint64_t kTypeSeal = 2;
+inline constexpr std::uint64_t kTypeConsumed = 3;
+inline constexpr std::uint64_t kSealHeader = kTypeSeal << 48;
 inline std::uint64_t make_record_header(std::uint32_t len, std::uint32_t slot,
                                         bool committed) noexcept {
   return (committed ? kCommitBit : 0) | (kTypeData << 48) | (std::uint64_t{slot + 1} << 32) | len;
@@ -121,6 +141,10 @@ inline std::uint32_t header_length(std::uint64_t h) noexcept {
 }
 // Bits that must be zero in any valid header.
 inline constexpr std::uint64_t kHeaderReservedBits = std::uint64_t{0x7f} << 56;
+// A data header turned "consumed": length and slot kept, commit bit and type replaced.
+inline std::uint64_t consumed_header(std::uint64_t h) noexcept {
+  return (h & ~(kCommitBit | (std::uint64_t{0x7f} << 48))) | (kTypeConsumed << 48);
+}
 
 // Immutable after creation: read by everyone, validated by every opener.
 struct RingConfig {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "port/port_impl.hpp"
+#include "shm/test_hooks.hpp"
 
 namespace bloccs {
 namespace {
@@ -47,6 +48,7 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
       lines[n++] = &p.due->data_line();
     }
     if (wake_up) lines[n++] = &wake_up->line_;
+    shm::test_hook("wait_any.park");  // looked, not yet armed: what the re-check must catch
     if (lockfree::park_any({lines, n}, ready, wake_at)) return {};
     if (ready()) return {};
     if (Clock::now() >= deadline)

@@ -8,8 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "bloccs/port.hpp"
+#include "lockfree/chain.hpp"
 #include "lockfree/pusher_slots.hpp"
+#include "lockfree/ring.hpp"
 #include "lockfree/ring_layout.hpp"
 #include "port/port_layout.hpp"
 #include "port_test_support.hpp"
@@ -303,6 +307,64 @@ void killed_inside_a_callback(bool single_pusher, const std::vector<std::uint64_
 
 TEST(PortTakeover, MpscTheMessageWhoseCallbackWasRunningComesAgainNothingHandedBackDoes) {
   killed_inside_a_callback(false, range(11, 20));
+}
+
+// Item 4 of the reliability review: an MPSC consumer killed in the middle of zeroing a record it
+// had handed over. It first marks the record's header "consumed" (length kept), then zeroes the
+// payload, so what is left is a consumed header and a payload partly zeroed: here the rest of it
+// holds a word that reads like an uncommitted header. The take-over skips the record by its
+// length and never looks at that word. (The consumer used to zero the header first, leaving that
+// word to pass as a claim: salvage then waited 1 s on it or called the ring corrupt and counted
+// the rest lost_unread.)
+TEST(PortTakeover, AConsumerKilledWhileZeroingARecordLeavesNothingToMisread) {
+  TestNamespace ns;
+  Reaper reap;
+  Shared<OwnerView> v;
+  Signal ready, pushed, stuck;
+  const PortOptions o{.buffer = 64, .ns = ns.name()};
+  const pid_t owner = reap(spawn_owner(o, *v, ready, [&](Port& p) {
+    if (!pushed.wait()) return fail(10, "no pushes");
+    auto note = [&](const MessageView& m) { v->got[v->received++] = num(m.payload); };
+    if (auto n = p.receive_batch(note, 10, in(10s)); !n || *n != 10)
+      return fail(11, "a batch of 10", n);
+    int k = 0;
+    (void)p.receive_batch(
+        [&](const MessageView& m) {
+          note(m);
+          if (++k == 2) {  // message 10 handed over (consumed), 11 being handled
+            stuck.notify();
+            pause();  // killed here
+          }
+        },
+        5, in(10s));
+    return fail(12, "the second batch's callback returned");
+  }));
+  ASSERT_TRUE(ready.wait());
+  EXPECT_EQ(exit_code(wait_child(reap(spawn_pusher(ns, 0, 20, pushed)))), 0);
+  ASSERT_TRUE(stuck.wait());
+  kill_owner(owner);
+
+  // Record 10 (records are 24 bytes: header, empty meta, the number): its header says
+  // "consumed"; put back, in its zeroed payload, a word that looks like a claim's header.
+  {
+    Scribble s(segment_with(ns, "node.in.in."));
+    ASSERT_TRUE(s.base());
+    auto* c = reinterpret_cast<lf::RingControl*>(s.base());
+    std::byte* data = s.base() + c->config.data_offset;
+    const std::uint64_t at = 10 * lf::record_size(16);
+    const std::uint64_t h = lf::header_word(data, at).load();
+    ASSERT_EQ(lf::header_type(h), lf::kTypeConsumed) << "record 10 is not marked consumed: " << h;
+    ASSERT_EQ(lf::header_length(h), 16u);
+    lf::header_word(data, at + 16).store(lf::make_record_header(16, 0, false));
+  }
+  const auto t0 = Clock::now();
+  auto port = Port::start(key(), o);
+  ASSERT_TRUE(port) << describe(port);
+  EXPECT_LT(Clock::now() - t0, 500ms) << "the take-over waited on a word that is no claim";
+  EXPECT_EQ(port->takeover().lost(), 0u) << report(*port);
+  EXPECT_EQ(receive_n(*port, 9), range(11, 20)) << report(*port);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
 }
 
 TEST(PortTakeover, SpscTheWholeBatchBeingReceivedComesAgainNothingHandedBackDoes) {
@@ -719,6 +781,130 @@ TEST_F(PortTakeoverOfAnOpenClaim, AClaimLeftOpenIsCountedLostAfterTheBoundAndARa
   kill(stuck, SIGKILL);
   EXPECT_EQ(exit_code(wait_child(stuck)), 1000 + SIGKILL);
   EXPECT_EQ(receive_n(*port, 5), range(0, 5));
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+// ---- Item 1 of the reliability review: a late pusher racing a take-over ----------------------
+// A pusher checks that the owner lives, then claims its space. One descheduled between the two
+// for longer than the owner's restart (cgroup throttling stalls a thread that long) used to get
+// ok for a message the new owner had already read past: lost, uncounted. The new owner seals
+// every ring of the dead port before it reads it, so such a claim fails: the pusher gets an
+// error (the port layer turns it into no_producer, and the runtime pushes again to the new
+// owner), never ok. The pusher here is the ring-level one a port's push ends in, attached while
+// the owner lived: it stands for a push that passed the port's checks before the owner died.
+namespace {
+
+// Opens the `in` ring of key()'s current port as its pushers do, and pushes `value` when told.
+void late_ring_pusher(const TestNamespace& ns, const std::string& ring, const Signal& attached,
+                      const Signal& go, Shared<std::atomic<int>>& result) {
+  auto p = bloccs::lockfree::RingPusher::open(
+      ns.name(), ring.substr(ring.find('/') + 1));  // "bloccs.<ns>/<name>" -> <name>
+  if (!p) _exit(fail(2, "open the ring", p));
+  attached.notify();
+  if (!go.wait(30s)) _exit(fail(3, "no go"));
+  const std::array<std::byte, 8> no_meta{};  // the port's record framing: meta, then payload
+  auto st = p->push(no_meta, num(7), {.deadline = Clock::now() + 200ms});
+  result->store(st ? 1 : (st.code() == Errc::closed ? 2 : 3));
+  if (!st) std::fprintf(stderr, "the late push: %s\n", st.error().message.c_str());
+  _exit(0);
+}
+
+}  // namespace
+
+class PortTakeoverOfALatePusher : public ::testing::TestWithParam<bool> {};  // single_pusher?
+
+TEST_P(PortTakeoverOfALatePusher, AClaimAfterTheNewOwnerReadTheRingFailsItIsNeverAcknowledged) {
+  const bool spsc = GetParam();
+  TestNamespace ns;
+  Reaper reap;
+  Shared<OwnerView> view;
+  Shared<std::atomic<int>> result;
+  Signal ready, pushed, attached, go;
+  const PortOptions o{.buffer = 64, .single_pusher = spsc, .ns = ns.name()};
+  const pid_t owner = reap(spawn_owner(o, *view, ready));
+  ASSERT_TRUE(ready.wait());
+  EXPECT_EQ(exit_code(wait_child(reap(spawn_pusher(ns, 0, 5, pushed)))), 0);  // and detached
+  const std::string ring = segment_with(ns, "node.in.in.");
+  ASSERT_FALSE(ring.empty());
+  const pid_t late = reap(spawn([&] {
+    late_ring_pusher(ns, ring, attached, go, result);
+    return 0;
+  }));
+  ASSERT_TRUE(attached.wait());
+  kill_owner(owner);
+
+  auto port = Port::start(key(), o);  // seals the dead port's rings, then reads them
+  ASSERT_TRUE(port) << describe(port);
+  EXPECT_EQ(port->takeover().salvaged, 5u) << report(*port);
+  go.notify();
+  EXPECT_EQ(exit_code(wait_child(late)), 0);
+  EXPECT_EQ(result->load(), 2) << "the late push into the dead port's ring was acknowledged "
+                                  "(1) or failed otherwise (3): it must get Errc::closed";
+  // And nothing of it reached anyone: the new port holds what was salvaged, no more.
+  EXPECT_EQ(receive_n(*port, 5), range(0, 5));
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, PortTakeoverOfALatePusher, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "spsc" : "mpsc"; });
+
+// The same for an unbounded port, whose pusher may instead be about to offer a new link: the
+// take-over seals the last link's successor word too, so no link made late is ever followed.
+TEST(PortTakeover, ALatePusherOfAnUnboundedPortGetsClosedNotOkWhateverLinkItIsOn) {
+  TestNamespace ns;
+  Reaper reap;
+  Shared<OwnerView> view;
+  Shared<std::atomic<int>> result;
+  Signal ready, attached, go;
+  const PortOptions o{.buffer = std::nullopt, .max_payload = 64, .ns = ns.name()};
+  const pid_t owner = reap(spawn_owner(o, *view, ready));
+  ASSERT_TRUE(ready.wait());
+  const std::string control = segment_with(ns, "node.in");  // the shortest name is the control's
+  std::string ctl = control;
+  for (const auto& e : ns.leftovers())
+    if (e.find("node.in") != std::string::npos && e.size() < ctl.size()) ctl = e;
+  const std::string ctl_name = ctl.substr(ctl.find('/') + 1);
+  const pid_t late = reap(spawn([&]() -> int {
+    auto seg = bloccs::shm::Segment::open(ns.name(), ctl_name, bloccs::shm::SegmentKind::port);
+    if (!seg) return fail(2, "open the control segment", seg);
+    auto& shared = *reinterpret_cast<bloccs::port::PortControl*>(seg->base());
+    const bloccs::port::PortConfig cfg = shared.config;
+    auto chain = bloccs::lockfree::ChainPusher::open(
+        bloccs::port::in_chain(ns.name(), ctl_name, shared, cfg));
+    if (!chain) return fail(3, "open the chain", chain);
+    // Fill link 0 so that the next push must go on to a successor link.
+    const std::vector<std::byte> fill(60);
+    const std::array<std::byte, 8> no_meta{};  // the port's record framing: meta, then payload
+    std::uint64_t filled = 0;
+    for (; filled < 100'000; ++filled) {
+      auto st = chain->push(no_meta, fill, {});
+      if (!st) return fail(4, "fill", st);
+      if (bloccs::lockfree::LinkId::unpack(shared.chains.in_newest.load()).index > 0) break;
+    }
+    attached.notify();
+    if (!go.wait(30s)) return fail(5, "no go");
+    auto st = chain->push(no_meta, num(7), {});
+    result->store(st ? 1 : (st.code() == Errc::closed ? 2 : 3));
+    if (!st) std::fprintf(stderr, "the late push: %s\n", st.error().message.c_str());
+    return 0;
+  }));
+  ASSERT_TRUE(attached.wait());
+  kill_owner(owner);
+  auto port = Port::start(key(), o);
+  ASSERT_TRUE(port) << describe(port);
+  const std::uint64_t salvaged = port->takeover().salvaged;
+  EXPECT_GT(salvaged, 0u) << report(*port);
+  go.notify();
+  EXPECT_EQ(exit_code(wait_child(late)), 0);
+  EXPECT_EQ(result->load(), 2) << "the late push was acknowledged (1) or failed otherwise (3)";
+  std::uint64_t received = 0;
+  while (auto m = port->try_receive()) {
+    if (!m->has_value()) break;
+    ++received;
+  }
+  EXPECT_EQ(received, salvaged) << "more arrived than the take-over carried over";
   port->stop();
   EXPECT_SHM_CLEAN(ns);
 }

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "bloccs/port.hpp"
+#include "bloccs/wait_any.hpp"
 #include "port_test_support.hpp"
 #include "registry/registry.hpp"
 
@@ -584,6 +585,67 @@ TEST(PortPush, ParksWhenFullAndCompletesWhenTheConsumerFreesSpace) {
   EXPECT_EQ(port->stats().depth, 0u);
   port->stop();
   EXPECT_SHM_CLEAN(ns);
+}
+
+// Item 7 of the reliability review: a waiter on an unbounded port must wake at once when the
+// link it waits on is sealed (its pushers moved on to the next link) and read to its end. If the
+// seal lands after the waiter looked and before it armed, only the re-check after arming can
+// see it: receive's re-check did, wait_any's did not, and slept up to 100 ms beside a message.
+// Test hooks stop the owner exactly there, and the pusher between making the next link and
+// sealing this one.
+TEST(PortWaitAny, AWaiterWakesAtOnceWhenItsLinkIsSealedRightBeforeItArms) {
+  TestNamespace ns;
+  Reaper reap;
+  struct Board {
+    std::atomic<int> received{0};
+    std::atomic<std::int64_t> last_at{0};
+  };
+  Shared<Board> b;
+  Signal ready;
+  constexpr std::uint32_t kPayload = 60 * 1024;  // 17 fill a link of 1 MiB
+  const pid_t owner = reap(spawn([&] {
+    setenv("BLOCCS_TEST_HOOK", "wait_any.park:stop", 1);
+    auto p = Port::start(key(), {.buffer = std::nullopt, .max_payload = kPayload, .ns = ns.name()});
+    if (!p) return fail(2, "start", p);
+    ready.notify();
+    Port* ports[] = {&*p};
+    for (;;) {
+      if (auto st = bloccs::wait_any(ports, in(60s), nullptr); !st) return fail(3, "wait_any", st);
+      auto n = p->try_receive_batch([&](const MessageView&) { ++b->received; }, 1000);
+      if (!n) return fail(4, "receive", n);
+      if (*n) b->last_at = now_ns();
+    }
+  }));
+  ASSERT_TRUE(ready.wait());
+  ASSERT_TRUE(wait_stopped(owner)) << "the owner never reached its first wait";
+  const pid_t pusher = reap(spawn([&] {
+    setenv("BLOCCS_TEST_HOOK", "chain.seal:stop", 1);
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    const std::vector<std::byte> big(kPayload);
+    for (int i = 0; i < 18; ++i)  // the 18th finds link 0 full: it stops before sealing it
+      if (auto st = p->push(key(), big); !st) return fail(3, "push", st);
+    return 0;
+  }));
+  ASSERT_TRUE(wait_stopped(pusher)) << "the pusher never had to seal link 0";
+  // The owner drains link 0 (it is not sealed yet), then looks again and stops before arming.
+  for (;;) {
+    kill(owner, SIGCONT);
+    ASSERT_TRUE(wait_stopped(owner));
+    if (b->received.load() == 17) break;
+    ASSERT_LT(b->received.load(), 17);
+  }
+  // Now the pusher seals link 0 and puts its 18th message into link 1, waking nobody: the owner
+  // is not armed yet.
+  kill(pusher, SIGCONT);
+  EXPECT_EQ(exit_code(wait_child(pusher)), 0);
+  const std::int64_t t0 = now_ns();
+  kill(owner, SIGCONT);  // it arms link 0's line, and re-checks
+  ASSERT_TRUE(eventually([&] { return b->received.load() == 18; }, 5s));
+  const double woke_ms = ms(b->last_at.load() - t0);
+  std::printf("the 18th message arrived %.2f ms after the waiter went on\n", woke_ms);
+  EXPECT_LT(woke_ms, 50.0) << "the waiter slept beside a sealed, read link";
+  kill(owner, SIGKILL);
 }
 
 TEST(PortPush, AnUnboundedPortTakesAHundredThousandMessagesWithNoConsumerThenDeliversThemInOrder) {

@@ -932,6 +932,59 @@ TEST(ShmctlPeek, ShowsTheNextMessagesWithoutConsumingThem) {
   EXPECT_SHM_CLEAN(ns);
 }
 
+// Item 19 of the reliability review: on a busy port the owner is in the middle of a batch; what
+// it has handed over is being zeroed, and the messages queued behind the batch must show. (Peek
+// stopped at the first zeroed header: on a slow consumer it said "no queued messages".)
+TEST(ShmctlPeek, ShowsTheMessagesQueuedBehindTheBatchTheOwnerIsHandling) {
+  TestNamespace ns;
+  Reaper reap;
+  Signal started, pushed, in_callback, go_on;
+  const pid_t owner = reap(spawn([&] {
+    auto p = Port::start(key(), {.buffer = 16, .ns = ns.name()});
+    if (!p) return fail(2, "start", p);
+    started.notify();
+    if (!pushed.wait()) return fail(4, "no pushes");
+    std::size_t seen = 0;
+    // One batch of up to 16: the third message's callback waits, as a slow handler would,
+    // with the first two handed over and the rest queued behind it.
+    auto n = p->receive_batch(
+        [&](const MessageView&) {
+          if (++seen == 3) {
+            in_callback.notify();
+            (void)go_on.wait(30s);
+          }
+        },
+        16, in(30s));
+    if (!n) return fail(3, "receive", n);
+    return 0;
+  }));
+  ASSERT_TRUE(started.wait());
+  const pid_t pusher = reap(spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    for (int i = 0; i < 8; ++i)
+      if (auto st = p->push(key(), bloccs::bytes("queued-" + std::to_string(i))); !st)
+        return fail(3, "push", st);
+    return 0;
+  }));
+  ASSERT_EQ(exit_code(wait_child(pusher)), 0);
+  pushed.notify();
+  ASSERT_TRUE(in_callback.wait()) << "the owner never reached its third message";
+  const ShmctlRun r = shmctl(ns, {"peek", kIn});
+  ASSERT_EQ(r.code, 0) << r;
+  std::vector<std::string> shown;
+  for (const auto& l : lines_of(r.out))
+    if (trim(l).starts_with("#")) shown.push_back(trim(l));
+  // The message being handled (2) and the five behind it; never the two handed over.
+  ASSERT_EQ(shown.size(), 6u) << r;
+  for (std::size_t i = 0; i < shown.size(); ++i)
+    EXPECT_NE(shown[i].find("|queued-" + std::to_string(i + 2) + "|"), std::string::npos)
+        << shown[i];
+  go_on.notify();
+  EXPECT_EQ(exit_code(wait_child(owner)), 0);
+  EXPECT_SHM_CLEAN(ns);
+}
+
 TEST(ShmctlPeek, BinaryPayloadsAndMetaStillGiveValidJson) {
   TestNamespace ns;
   auto port = Port::start(key(), {.buffer = 16, .ns = ns.name()});

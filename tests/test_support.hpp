@@ -211,6 +211,20 @@ inline bool running(pid_t pid) {
          info.si_pid == 0;
 }
 
+// Waits until `pid` has stopped (SIGSTOP, a test hook's "stop") and takes that report, so that
+// its next stop reports anew; false after `limit` or if it ended.
+inline bool wait_stopped(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WUNTRACED | WNOHANG);
+    if (r == pid && WIFSTOPPED(status)) return true;
+    if (r == pid || r < 0) return false;  // it ended
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
 // Kills (SIGKILL) and reaps the children a test still has when it ends, also after a failed
 // ASSERT. Declare it after the TestNamespace: it then runs first, and the namespace's cleanup
 // finds nobody still creating segments.

@@ -83,7 +83,7 @@ Status walk_chain(const std::string& ns, const std::string& base, bool unbounded
       if (!visit(*ring) || !unbounded) break;  // a bounded port is one ring: no successor
       // acquire: a successor is published before it is offered.
       const std::uint64_t next = ring->control().counters.next.load(std::memory_order_acquire);
-      if (next == 0) break;
+      if (next == 0 || next == lockfree::kNextSealed) break;
       if (LinkId::unpack(next).index != at.index + 1)
         return Error{Errc::corrupt, base + " link " + std::to_string(at.index) +
                                         " names link " +
@@ -221,24 +221,54 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
     }
     std::uint64_t pos = head.pos;
     bool to_the_end = false;  // only then do later links hold the next messages
+    auto word = [&](std::uint64_t at) {
+      // acquire: pairs with the commit (release), and with the consumer's zeroing order.
+      return std::atomic_ref<const std::uint64_t>(
+                 *reinterpret_cast<const std::uint64_t*>(data + (at & mask)))
+          .load(std::memory_order_acquire);
+    };
+    // From the published head: first what the owner is handling now (an MPSC owner turns each
+    // record it has handed over into a "consumed" header, then zeroes it: ring_layout.hpp), then
+    // the queued messages. Every step moves forward; the walk is bounded by the capacity.
     for (std::uint64_t walked = 0; out.size() < n && walked < r.cfg.capacity;) {
-      const std::uint64_t h =
-          std::atomic_ref<const std::uint64_t>(
-              *reinterpret_cast<const std::uint64_t*>(data + (pos & mask)))
-              .load(std::memory_order_acquire);  // acquire: pairs with the commit (release)
-      if (!lockfree::header_committed(h)) {
-        // acquire: the tail as sealed, with every claim before it.
-        const auto tail = lockfree::Cursor::unpack(rc.producer.tail.load(std::memory_order_acquire));
-        to_the_end = lockfree::tail_sealed(tail, head) && tail.pos == pos;
-        break;
+      const std::uint64_t h = word(pos);
+      if (lockfree::header_type(h) == lockfree::kTypeConsumed &&
+          lockfree::header_length(h) <= r.cfg.max_payload) {  // handed over: not queued
+        walked += lockfree::record_size(lockfree::header_length(h));
+        pos = (pos + lockfree::record_size(lockfree::header_length(h))) & lockfree::kPosMask;
+        continue;
       }
+      // acquire: the tail as sealed, with every claim before it.
+      const auto tail = lockfree::Cursor::unpack(rc.producer.tail.load(std::memory_order_acquire));
+      if (h == 0) {
+        if (pos == tail.pos || !lockfree::pos_before(pos, tail.pos)) {  // the end
+          to_the_end = lockfree::tail_sealed(tail, head) && tail.pos == pos;
+          break;
+        }
+        // Zeros: records the owner has handed over in this batch, or a claim nothing of which
+        // is written yet. Whatever follows them starts at the next word that is not zero.
+        std::uint64_t next = pos;
+        for (std::uint64_t w = (pos + lockfree::kRecordHeader) & lockfree::kPosMask;
+             lockfree::pos_before(w, tail.pos) &&
+             walked + lockfree::pos_distance(w, pos) < r.cfg.capacity;
+             w = (w + lockfree::kRecordHeader) & lockfree::kPosMask)
+          if (word(w) != 0) {
+            next = w;
+            break;
+          }
+        if (next == pos) break;  // zeros up to the tail: nothing queued we can read yet
+        walked += lockfree::pos_distance(next, pos);
+        pos = next;
+        continue;
+      }
+      if (!lockfree::header_committed(h)) break;  // an open claim: its messages come after it
       const std::uint32_t len = lockfree::header_length(h);
       if (len > r.cfg.max_payload) break;  // damaged, or overwritten under us: stop here
       record.resize(len);
       lockfree::copy_from_ring(data, r.cfg.capacity, (pos + lockfree::kRecordHeader) & mask,
                                record.data(), len);
-      // The owner may have consumed it while we copied. An MPSC owner zeroes the header
-      // before the rest (consume()), so a copy that caught any zeroing sees the header
+      // The owner may have consumed it while we copied. An MPSC owner changes the header before
+      // it zeroes the rest (consume()), so a copy that caught any zeroing sees the header
       // changed; an SPSC record is overwritten only after the head has moved past it.
       // acquire fence: the loads below come after the copy's.
       std::atomic_thread_fence(std::memory_order_acquire);
@@ -248,15 +278,14 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
               .load(std::memory_order_relaxed);  // relaxed: ordered by the fence above
       head = lockfree::Cursor::unpack(rc.consumer.head.load(std::memory_order_acquire));
       if (head.pos % 8 != 0) break;  // damaged meanwhile: stop reading here
-      if (again != h && !lockfree::pos_before(pos, head.pos)) break;  // consumed, head not out
-      if (lockfree::pos_before(pos, head.pos)) {
+      if (lockfree::pos_before(pos, head.pos)) {  // consumed and handed back while we looked
         walked += lockfree::pos_distance(head.pos, pos);
         pos = head.pos;
         continue;
       }
       MetaView meta;
       std::span<const std::byte> payload;
-      if (MetaCodec::decode(record, meta, payload))
+      if (again == h && MetaCodec::decode(record, meta, payload))  // else taken while we copied
         out.push_back({{payload.begin(), payload.end()}, meta.copy()});
       walked += lockfree::record_size(len);
       pos = (pos + lockfree::record_size(len)) & lockfree::kPosMask;
