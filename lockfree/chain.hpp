@@ -89,6 +89,8 @@ class ChainConsumer {
   RingStats stats(std::uint32_t* links = nullptr) const;
   const ChainSpec& spec() const noexcept { return spec_; }
   LinkId link_id() const noexcept { return id_; }
+  // Where the record being handed to a try_drain callback lies: its link and its cursor there.
+  std::pair<LinkId, Cursor> reading() const noexcept { return {id_, link_->reading()}; }
   // Killed pushers' claims skipped so far, over every link read.
   std::uint64_t abandoned() const noexcept { return abandoned_before_ + link_->abandoned(); }
 

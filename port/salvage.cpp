@@ -1,27 +1,31 @@
 // Carrying a dead owner's port over into the port that takes its key over (Port::start).
 //
 // The new port is started, not yet registered: pushers of the key still find the dead
-// registration and get no_producer, and nobody consumes the new rings. Salvage reads the dead
-// port (lockfree's open_orphan: from its consumer's published head, writing nothing there) and
-// pushes what it reads into the new port, in this order, so each pusher's order is kept:
+// registration and get no_producer, and nobody consumes the new rings. Salvage seals each ring
+// of the dead port (a pusher still on it gets Errc::closed, never ok), reads it (lockfree's
+// open_orphan: from its consumer's published head, writing nothing else) and pushes what it
+// reads into the new port, in this order, so each pusher's order is kept:
 //   1. <dead>.due       push_after messages already due: they were due before the rest, so
 //                       they go first into the new `in` (its due lane is the new timer's own)
 //                       while it has room; past it, re-queued into the new `later` due at once
 //   2. <dead>.in.*      what pushers queued, link by link
-//   3. <dead>.later.*   push_after requests the dead timer had not taken: into the new `later`
-//                       with their due stamps, for the new timer to deliver when due
-// What the dead timer held in its heap died with it: counted from its `pending` word.
+//   3. <dead>.held.*    push_after messages the dead timer held (port/held_store.hpp): into the
+//                       new `later` with their due times, for the new timer to deliver when due
+//   4. <dead>.later.*   push_after requests the dead timer had not taken yet: the same
 // Nothing waits on the new port's consumer (there is none yet): a message that finds the new
 // port full, or over its max_payload, is counted lost, never dropped unseen.
 #include "port/salvage.hpp"
 
 #include <chrono>
 #include <cstring>
-#include <vector>
+#include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "lockfree/chain.hpp"
 #include "lockfree/pusher_slots.hpp"
+#include "port/held_store.hpp"
 #include "port/meta_codec.hpp"
 #include "port/port_layout.hpp"
 
@@ -102,6 +106,14 @@ class Carrier {
     ++t_.salvaged;
     ++t_.salvaged_after;  // it travels as a push_after request now
     ++overflowed_;
+  }
+
+  // A push_after message the dead timer held: re-queued as a request due when it was.
+  void requeue_held(std::int64_t due_ns, std::span<const std::byte> message) {
+    request_.resize(kDueStamp + message.size());
+    std::memcpy(request_.data(), &due_ns, kDueStamp);
+    if (!message.empty()) std::memcpy(request_.data() + kDueStamp, message.data(), message.size());
+    requeue(request_);
   }
 
   // A push_after request of the dead `later`: [due stamp][meta][payload], re-queued as it is.
@@ -203,36 +215,59 @@ void carry(Port::Impl& p, PortTakeover& t, PortControl& dead, const PortConfig& 
   const shm::ProcessId owner{cfg.owner_pid, cfg.owner_start_time};
   Carrier carrier(p, t);
   auto keep = [&](std::span<const std::byte> r) { carrier.keep(r); };
+  std::optional<std::uint64_t> due_end;  // where the dead due lane's records end, if known
   {
     auto due = lockfree::Ring::open_orphan(p.ns, due_name(entry.segment), owner);
     lockfree::OrphanRead r;
-    if (due)
+    if (due) {
       r = due->read_orphan(keep, give_up);
-    else
+      if (r.status && !r.unread) due_end = r.end;
+    } else {
       r.status = std::move(due).error();
+    }
     account(t, r, "the dead port's due lane (push_after messages already due)");
   }
   account(
       t,
       lockfree::read_orphan_chain(in_chain(p.ns, entry.segment, dead, cfg), owner, keep, give_up),
       "the dead port's ring");
+
+  // What the dead timer held, from its pages, with their due times. A message it was pushing
+  // into the due lane is there if the lane's records reach past where it went; if the lane
+  // could not be read, it is carried over from the pages (at least once, never lost).
+  const port::HeldRead held = port::read_held(
+      p.ns, entry.segment, cfg.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes),
+      due_end.value_or(kNoDuePos));
+  std::set<std::pair<std::uint64_t, std::uint64_t>> taken;  // `later` requests already held
+  for (const port::HeldMessage& m : held.pending) {
+    carrier.requeue_held(m.due_ns, m.message);
+    taken.emplace(m.src.link, m.src.at);
+  }
+  auto already_held = [&](lockfree::LinkId link, lockfree::Cursor at) {
+    return taken.contains({link.pack(), at.pack()});
+  };
   account(t,
           lockfree::read_orphan_chain(
               later_chain(p.ns, entry.segment, dead, cfg), owner,
-              [&](std::span<const std::byte> r) { carrier.requeue(r); }, give_up),
+              [&](std::span<const std::byte> r, lockfree::LinkId link, lockfree::Cursor at) {
+                // The timer died after taking this request and before handing its space back:
+                // the pages hold it, once is enough.
+                if (!already_held(link, at)) carrier.requeue(r);
+              },
+              give_up),
           "the dead port's push_after requests");
   carrier.explain();
   if (t.refused) add_note(t, messages(t.refused) + " whose meta did not parse (refused)");
 
-  // relaxed: the dead timer's last word; nothing races it.
-  const std::uint64_t held = dead.timer.pending.load(std::memory_order_relaxed);
-  if (held > kTimerHeldMax) {
-    add_note(t, "its timer's count of held push_after messages (" + std::to_string(held) +
-                    ") is out of range: how many it held is unknown");
-  } else if (held) {
-    t.lost_timer_held = held;
-    add_note(t, std::to_string(held) + " push_after " + (held == 1 ? "message" : "messages") +
-                    " the dead owner's timer held in its memory");
+  if (held.unreadable_pages) {
+    // relaxed: the dead timer's last count; nothing races it.
+    const std::uint64_t count = dead.timer.pending.load(std::memory_order_relaxed);
+    const std::uint64_t lost = count > held.pending.size() ? count - held.pending.size() : 0;
+    t.lost_timer_held = std::min<std::uint64_t>(lost, kTimerHeldMax);
+    add_note(t, std::to_string(held.unreadable_pages) + " page" +
+                    (held.unreadable_pages == 1 ? "" : "s") +
+                    " of the push_after messages its timer held could not be read (" + held.why +
+                    "): " + messages(t.lost_timer_held) + " lost");
   }
 }
 

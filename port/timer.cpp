@@ -1,23 +1,27 @@
 // The owner's timer thread: carries out push_after.
 //
-// Requests arrive in the port's `later` ring; the thread keeps them in a heap by due time (a
-// process-local copy, so the caller may exit at once) and, when one is due, pushes it into the
-// port's `due` ring, which the consumer drains beside `in`. A port that holds `buffer` messages
-// is full: the message stays in the heap and is tried again a millisecond later, never dropped,
-// until the consumer has taken messages since; then it goes into the due lane (see must_wait).
-// Each port has its own thread, so a full port delays no other port's timers.
+// Requests arrive in the port's `later` ring; the thread keeps each one in the port's held store
+// (port/held_store.hpp: pages in shared memory, so the caller may exit at once and a take-over
+// after the owner's death carries every one over with its due time), orders them in a heap by
+// due time, and when one is due pushes it into the port's `due` ring, which the consumer drains
+// beside `in`. A port that holds `buffer` messages is full: the message stays held and is tried
+// again a millisecond later, never dropped, until the consumer has taken messages since; then it
+// goes into the due lane (see must_wait). Each port has its own thread, so a full port delays no
+// other port's timers.
 //
-// The heap dies with the process. So that a later owner of the key can count what a SIGKILL
-// lost (port/salvage.cpp), `pending` never reads below the heap's size: it grows as a request
-// enters the heap, before `later` hands the request's space back (a kill in between counts it
-// lost though `later` still holds it: an over-count of at most one batch, never an under-count),
-// and shrinks only once the message is in the due lane.
+// Each step leaves shared memory readable at any instant: a request is held (with where it lay
+// in `later`) before `later` hands its space back, and a held message names the due lane
+// position it is pushed to before the push, and is let go of only after it; a take-over reads
+// the pages and knows, for each message, whether the due lane or the pages keep it.
 #include <algorithm>
 #include <cstring>
 #include <queue>
+#include <unordered_map>
 #include <vector>
 
+#include "port/held_store.hpp"
 #include "port/port_impl.hpp"
+#include "shm/test_hooks.hpp"
 
 namespace bloccs {
 namespace {
@@ -29,8 +33,7 @@ constexpr auto kErrorBackoff = std::chrono::milliseconds(10);
 
 struct Pending {
   Deadline due;
-  std::uint64_t seq;               // ties keep arrival order
-  std::vector<std::byte> message;  // meta + payload, as the consumer reads it
+  std::uint64_t seq;  // ties keep arrival order; names the message in the held store
   bool operator>(const Pending& o) const { return due != o.due ? due > o.due : seq > o.seq; }
 };
 
@@ -40,6 +43,10 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher) {
   port::PortControl& c = p.control();
 
   std::priority_queue<Pending, std::vector<Pending>, std::greater<>> heap;
+  std::unordered_map<std::uint64_t, port::HeldStore::Ref> held;  // seq -> where it is kept
+  port::HeldStore store(p.ns, p.control_name,
+                        c.config.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes),
+                        static_cast<mode_t>(c.config.mode));
   std::uint64_t seq = 0;
   Deadline retry_at{};
   const lockfree::AlsoReady stop_requested{
@@ -80,20 +87,31 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher) {
   // relaxed: only stop() sets it; the waits below re-check it with seq_cst.
   while (!p.stopping.load(std::memory_order_relaxed)) {
     Deadline wake_at = kNoDeadline;  // besides the next due time, when to look again
+    bool store_full = false;         // no room in /dev/shm for another held page
     auto drained = p.later->try_drain(
-        [&](std::span<const std::byte> request) {
+        [&](std::span<const std::byte> request) -> bool {
           if (request.size() < port::kDueStamp) {
             c.timer.refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-            return;
+            return true;
           }
           std::int64_t due_ns;
           std::memcpy(&due_ns, request.data(), sizeof due_ns);
-          heap.push({Deadline(std::chrono::nanoseconds(due_ns)), seq++,
-                     {request.begin() + port::kDueStamp, request.end()}});
-          // relaxed: a count, read by tools and (after our death) by the next owner.
+          const auto [link, at] = p.later->reading();
+          auto ref =
+              store.add(seq, due_ns, {link.pack(), at.pack()}, request.subspan(port::kDueStamp));
+          if (!ref) {  // it stays in `later`, where a take-over finds it too
+            store_full = true;
+            return false;
+          }
+          held.emplace(seq, *ref);
+          heap.push({Deadline(std::chrono::nanoseconds(due_ns)), seq++});
+          shm::test_hook("timer.held");  // held, and still in `later` until the batch ends
+          // relaxed: a count for tools.
           c.timer.pending.store(heap.size(), std::memory_order_relaxed);
+          return true;
         },
         std::min<std::size_t>(256, kHeldMax - heap.size()));
+    if (store_full) drained = Error{Errc::out_of_memory, "no room for a held page"};
     if (!drained) wake_at = Clock::now() + kErrorBackoff;
 
     const auto now = Clock::now();
@@ -107,17 +125,24 @@ void run_timer(Port::Impl& p, lockfree::RingPusher due_pusher) {
         // Counted before the message becomes visible, so that a consumer that has it never
         // reads a `delivered` that lags behind it. relaxed: statistics.
         c.timer.delivered.fetch_add(1, std::memory_order_relaxed);
-        auto st = due_pusher.push({}, heap.top().message, {.deadline = lockfree::kDontWait});
+        const port::HeldStore::Ref ref = held.at(heap.top().seq);
+        store.delivering(ref, due_pusher.next_position());
+        shm::test_hook("timer.delivering");  // named where it goes, not there yet
+        auto st = due_pusher.push({}, store.message(ref), {.deadline = lockfree::kDontWait});
         if (!st) {  // the due lane itself is full: as good as a full port
+          store.not_delivered(ref);
           c.timer.delivered.fetch_sub(1, std::memory_order_relaxed);
           retry_at = now + kRetryInterval;
           c.timer.retries.fetch_add(1, std::memory_order_relaxed);
           break;
         }
-        // Only now that the due lane holds it (see the top: never below the heap's size).
-        c.timer.pending.store(heap.size() - 1, std::memory_order_relaxed);
+        shm::test_hook("timer.delivered");  // in the due lane, and still held
+        store.remove(ref);                  // the due lane holds it now
+        held.erase(heap.top().seq);
         heap.pop();
       }
+      store.compact(
+          [&](std::uint64_t moved_seq, const port::HeldStore::Ref& to) { held[moved_seq] = to; });
     }
     // relaxed: a statistic for tools.
     c.timer.pending.store(heap.size(), std::memory_order_relaxed);

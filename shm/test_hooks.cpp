@@ -3,18 +3,43 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
+#include "shm/process.hpp"
+
 namespace bloccs::shm {
+namespace {
+
+// BLOCCS_TEST_HOOK as this thread last read it: once per thread and per fork (a test sets it
+// in a forked child, after its parent has looked).
+struct Hook {
+  std::uint32_t fork_generation = ~std::uint32_t{0};
+  bool set = false;
+  bool stop = false;
+  std::string point;
+};
+
+const Hook& configured() {
+  thread_local Hook hook;
+  if (hook.fork_generation != fork_generation()) {
+    hook = Hook{fork_generation(), false, false, {}};
+    if (const char* env = std::getenv("BLOCCS_TEST_HOOK")) {
+      std::string_view want(env);
+      hook.stop = want.ends_with(":stop");
+      if (hook.stop) want.remove_suffix(5);
+      hook.point = want;
+      hook.set = true;
+    }
+  }
+  return hook;
+}
+
+}  // namespace
 
 void test_hook(const char* point) noexcept {
-  // Read each time, not cached: a test sets it in a forked child, after its parent has looked.
-  const char* env = std::getenv("BLOCCS_TEST_HOOK");
-  if (!env) return;
-  std::string_view want(env);
-  const bool stop = want.ends_with(":stop");
-  if (stop) want.remove_suffix(5);
-  if (want == point) raise(stop ? SIGSTOP : SIGKILL);
+  const Hook& h = configured();
+  if (h.set && h.point == point) raise(h.stop ? SIGSTOP : SIGKILL);
 }
 
 }  // namespace bloccs::shm

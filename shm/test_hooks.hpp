@@ -3,7 +3,7 @@
 // a timer killed between two stores). Off unless BLOCCS_TEST_HOOK names the point:
 //   BLOCCS_TEST_HOOK=<point>        SIGKILL there (the first time the point is reached)
 //   BLOCCS_TEST_HOOK=<point>:stop   SIGSTOP there, for the test to look, then SIGCONT or SIGKILL
-// Only cold paths have hooks; each costs a look at the environment.
+// Each costs a thread-local flag (the environment is read once per thread and per fork).
 #pragma once
 
 namespace bloccs::shm {

@@ -151,14 +151,19 @@ TEST(Launcher, AMiddleNodeKilledMidRunIsRestartedAndEveryMessageIsAccountedFor) 
   EXPECT_EQ(s["restarts"], 1) << s.dump(2);
   EXPECT_EQ(s["in"], o.messages);
   EXPECT_TRUE(s["adds_up"].get<bool>()) << s.dump(2);
-  // What the README promises: every message is delivered or dead-lettered, except those the
-  // killed node's timer held for a retry, which are counted (lost) and said.
+  // What the README promises: every message is delivered or dead-lettered, the retries the
+  // killed node's timer held included (item 6 of the reliability review: they were lost, 22 to
+  // 44 of them each time). A restart may deliver a batch twice, never lose one.
   std::string problem;
   const auto got = received_seqs(dir), dead = dead_seqs(dir, &problem);
   EXPECT_EQ(problem, "");
   std::uint64_t missing = 0;
   for (std::uint64_t seq = 0; seq < o.messages; ++seq) missing += !got.contains(seq) && !dead.contains(seq);
-  EXPECT_LE(missing, s["lost"].get<std::uint64_t>()) << log;
+  EXPECT_EQ(missing, 0u) << log;
+  EXPECT_EQ(s["lost"], 0) << s.dump(2);
+  EXPECT_EQ(s["nodes"]["transform"]["lost_at_takeover"], 0) << s.dump(2);
+  EXPECT_GT(s["nodes"]["transform"]["salvaged"].get<std::uint64_t>(), 0u)
+      << "the kill found nothing to carry over: the test proved little";
   EXPECT_EQ(s["nodes"]["transform"]["lost"], 0) << "the handler's own losses";
   EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
 }

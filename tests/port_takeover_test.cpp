@@ -429,11 +429,20 @@ TEST(PortTakeover, PushAfterRequestsTheTimerHadNotTakenSurviveAndAreNotDelivered
   EXPECT_SHM_CLEAN(ns);
 }
 
-TEST(PortTakeover, WhatTheDeadTimerHeldIsCountedExactlyAndDueMessagesComeFirst) {
+// Item 6 of the reliability review: the push_after messages a SIGKILLed owner's timer held are
+// not lost with its memory: the timer keeps them in shared memory (port/held_store.hpp), and the
+// take-over carries every one over with its due time. (They were counted lost_timer_held: 22 to
+// 44 in the demo each time its transform was killed.)
+TEST(PortTakeover, WhatTheDeadTimerHeldIsCarriedOverWithItsDueTimesAndDueMessagesComeFirst) {
   TestNamespace ns;
   Reaper reap;
   Shared<OwnerView> v;
   Signal ready, pushed;
+  struct Times {
+    std::atomic<std::int64_t> held_pushed_at{0};
+  };
+  Shared<Times> times;
+  constexpr auto kDelay = 1500ms;
   const pid_t owner = reap(spawn_owner({.buffer = 64, .ns = ns.name()}, *v, ready));
   ASSERT_TRUE(ready.wait());
   const pid_t pusher = reap(spawn([&] {
@@ -444,9 +453,10 @@ TEST(PortTakeover, WhatTheDeadTimerHeldIsCountedExactlyAndDueMessagesComeFirst) 
     for (std::uint64_t i = 0; i < 2; ++i)  // due at once: the timer moves them to its due lane
       if (auto st = p->push_after(key(), num(200 + i), {}, 0ms); !st)
         return fail(4, "push_after 0 ms", st);
-    for (std::uint64_t i = 0; i < 5; ++i)  // held in the timer's heap (its memory)
-      if (auto st = p->push_after(key(), num(300 + i), {}, 60s); !st)
-        return fail(5, "push_after 60 s", st);
+    times->held_pushed_at = now_ns();
+    for (std::uint64_t i = 0; i < 5; ++i)  // held by the timer until they are due
+      if (auto st = p->push_after(key(), num(300 + i), {}, kDelay); !st)
+        return fail(5, "push_after later", st);
     return 0;
   }));
   EXPECT_EQ(exit_code(wait_child(pusher)), 0);
@@ -459,14 +469,23 @@ TEST(PortTakeover, WhatTheDeadTimerHeldIsCountedExactlyAndDueMessagesComeFirst) 
   auto port = Port::start(key(), {.buffer = 64, .ns = ns.name()});
   ASSERT_TRUE(port) << describe(port);
   const auto& t = port->takeover();
-  EXPECT_EQ(t.lost_timer_held, 5u) << report(*port);
-  EXPECT_EQ(t.salvaged, 5u) << report(*port);
-  EXPECT_EQ(t.lost(), 5u) << report(*port);
-  EXPECT_NE(t.note.find("push_after"), std::string::npos) << t.note;
-  EXPECT_EQ(port->stats().lost_at_takeover, 5u);
-  EXPECT_EQ(port->stats().salvaged, 5u);
+  EXPECT_EQ(t.lost(), 0u) << report(*port);
+  EXPECT_EQ(t.lost_timer_held, 0u) << report(*port);
+  EXPECT_EQ(t.salvaged, 10u) << report(*port);
+  EXPECT_EQ(t.salvaged_after, 5u) << report(*port);
+  EXPECT_EQ(port->stats().lost_at_takeover, 0u);
   // The already-due ones first, then what pushers queued.
   EXPECT_EQ(receive_n(*port, 5), (std::vector<std::uint64_t>{200, 201, 100, 101, 102}));
+  // Then the held ones, when due and not before.
+  std::vector<std::uint64_t> later;
+  while (later.size() < 5) {
+    auto m = port->receive(in(10s));
+    ASSERT_TRUE(m) << describe(m) << " after " << later.size() << " held messages";
+    EXPECT_GE(now_ns() - times->held_pushed_at, std::chrono::nanoseconds(kDelay).count())
+        << "a held message arrived before it was due";
+    later.push_back(num(m->payload));
+  }
+  EXPECT_EQ(later, (std::vector<std::uint64_t>{300, 301, 302, 303, 304}));
   port->stop();
   EXPECT_SHM_CLEAN(ns);
 }
@@ -908,3 +927,50 @@ TEST(PortTakeover, ALatePusherOfAnUnboundedPortGetsClosedNotOkWhateverLinkItIsOn
   port->stop();
   EXPECT_SHM_CLEAN(ns);
 }
+
+// Item 6: the timer's pending set in shared memory is readable whatever instant its owner dies
+// at: between holding a request and handing `later` its space back, between naming where a
+// message goes in the due lane and pushing it there, and between that push and letting go of
+// it. Each time the take-over delivers the message exactly once: never lost, never twice.
+class PortTakeoverOfTheTimer : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(PortTakeoverOfTheTimer, KilledAtAnyStepItsPushAfterMessageArrivesExactlyOnce) {
+  TestNamespace ns;
+  Reaper reap;
+  Shared<OwnerView> v;
+  Signal ready;
+  const pid_t owner = reap(spawn([&] {
+    setenv("BLOCCS_TEST_HOOK", GetParam(), 1);
+    auto p = Port::start(key(), {.buffer = 64, .ns = ns.name()});
+    if (!p) return fail(2, "start", p);
+    ready.notify();
+    pause();  // its timer thread is killed (with it) at the hook
+    return 0;
+  }));
+  ASSERT_TRUE(ready.wait());
+  const pid_t pusher = reap(spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    return p->push_after(key(), num(42), {}, 0ms) ? 0 : fail(3, "push_after");
+  }));
+  EXPECT_EQ(exit_code(wait_child(pusher)), 0);
+  EXPECT_EQ(exit_code(wait_child(owner, 20s)), 1000 + SIGKILL) << "the hook did not fire";
+
+  auto port = Port::start(key(), {.buffer = 64, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  EXPECT_EQ(port->takeover().lost(), 0u) << report(*port);
+  auto m = port->receive(in(10s));
+  ASSERT_TRUE(m) << describe(m) << "; " << report(*port);
+  EXPECT_EQ(num(m->payload), 42u);
+  auto again = port->receive(in(300ms));
+  EXPECT_TRUE(is(again, Errc::timeout)) << "delivered twice: " << report(*port);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, PortTakeoverOfTheTimer,
+                         ::testing::Values("timer.held", "timer.delivering", "timer.delivered"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           return name.substr(name.find('.') + 1);
+                         });

@@ -37,8 +37,8 @@
 //           messages (their due lane is single-pusher), the batch's earlier ones too. What a
 //           receive that returned handed over is never delivered again.
 //   lost    counted in PortStats::lost_at_takeover, itemised in PortTakeover with a note:
-//           - push_after messages the dead timer held in its memory (lost_timer_held; a kill in
-//             the microseconds the timer moves a batch in may also count some that were kept);
+//           - push_after messages the dead timer held in pages that cannot be read (a peer
+//             damaged them; lost_timer_held, from the timer's count);
 //           - messages over the new port's max_payload, or past its buffer if it is smaller than
 //             what was queued (lost_unfit: the new port has no consumer yet, so it never waits);
 //           - records whose meta does not parse (refused, as receive refuses them);
@@ -46,9 +46,9 @@
 //             the start with what follows it (lost_unread, counted from the ring's cursors).
 //           A ring of another version or with a damaged header is not read: how much it held is
 //           unknown, and the note says so.
-//   never   queued: a push that returned an error, or whose pusher died mid-push. As with stop(),
-//           a push already past its checks when the owner died that claims its space only after
-//           the new owner has read that ring is lost uncounted (a window of nanoseconds).
+//   never   queued: a push that returned an error, or whose pusher died mid-push. A push already
+//           past its checks when the owner died that claims its space only after the new owner
+//           sealed that ring gets an error (Errc::no_producer), never ok.
 // A new owner killed during its take-over loses nothing (salvage only reads the dead port; the
 // next start carries it over again) but leaves its own unregistered segments to `shmctl gc`.
 // Of two starts racing for a dead key, one carries it over, the other gets Errc::already_exists.
@@ -138,7 +138,7 @@ struct PortTakeover {
   pid_t dead_owner = 0;
   std::uint64_t salvaged = 0;         // carried over: queued messages, and push_after requests
   std::uint64_t salvaged_after = 0;   // of those, push_after requests (delivered when due)
-  std::uint64_t lost_timer_held = 0;  // push_after messages the dead owner's timer held
+  std::uint64_t lost_timer_held = 0;  // push_after messages its timer held, in unreadable pages
   std::uint64_t lost_unfit = 0;       // over this port's max_payload, or past its buffer
   std::uint64_t lost_unread = 0;      // in a damaged ring, or behind a claim left open
   std::uint64_t refused = 0;          // records whose meta did not parse
