@@ -22,6 +22,10 @@ Ring::State Ring::peek(std::span<const std::byte>& payload) {
                                             "by a child forked from it"};
     return State::error;
   }
+  if (segment_.damaged()) [[unlikely]] {  // cut short under us (shm/fence.hpp)
+    error_ = segment_.damage_error();
+    return State::error;
+  }
   RingControl* c = control();
   const RingConfig& cfg = cfg_;
   const std::uint64_t mask = cfg.capacity - 1;
@@ -31,10 +35,10 @@ Ring::State Ring::peek(std::span<const std::byte>& payload) {
   // and never touches the pushers' tail line on the fast path.
   const std::uint64_t h = header_word(data(), off).load(std::memory_order_acquire);
   if (!header_committed(h)) {
-    if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) return State::empty;
     // The waiting path (wait) looks at the tail itself once it stops spinning.
     if (++empty_peeks_ < kEmptyPeeksPerTailLook) return State::empty;
     empty_peeks_ = 0;
+    if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) return spsc_stalled_or_empty();
     return pending_or_empty(payload);
   }
   empty_peeks_ = 0;
@@ -43,12 +47,8 @@ Ring::State Ring::peek(std::span<const std::byte>& payload) {
   if (header_type(h) != kTypeData || (h & kHeaderReservedBits) || len > cfg.max_payload ||
       slot == 0 || slot > cfg.slot_count) {
     c->counters.corrupt.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-    error_ = Error{Errc::corrupt,
-                   "ring /dev/shm/" + segment_.name() + " holds a damaged record at byte " +
-                       std::to_string(head_.pos) + " (header " + std::to_string(h) +
-                       "): a length or slot is out of range; the ring cannot be trusted, "
-                       "remove it (shmctl rm) and restart its owner"};
-    return State::error;
+    return damage("it holds a damaged record at byte " + std::to_string(head_.pos) + " (header " +
+                  std::to_string(h) + "): a length or slot is out of range");
   }
   const std::uint64_t payload_off = (off + kRecordHeader) & mask;
   if (payload_off + len <= cfg.capacity) {
@@ -67,12 +67,8 @@ Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
   // acquire: if a claim is open at our head, we see its claimant's slot intent (recovery).
   const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
   if (tail.pos == head_.pos) return State::empty;
-  if (pos_distance(tail.pos, head_.pos) > cfg_.capacity) {
-    error_ = Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() +
-                                      " has its tail further ahead than its capacity; the ring "
-                                      "cannot be trusted, remove it (shmctl rm)"};
-    return State::error;
-  }
+  if (pos_distance(tail.pos, head_.pos) > cfg_.capacity)
+    return damage("its tail is further ahead of its head than its capacity");
   // A claim is open at our head. Usually its pusher commits within nanoseconds; if it stays
   // open for abandon_after, ask whether the claimant is still alive.
   const auto now = Clock::now();
@@ -92,6 +88,37 @@ Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
       return State::pending;
   }
   return State::pending;
+}
+
+Ring::State Ring::spsc_stalled_or_empty() {
+  // acquire: pairs with the pusher's release of its tail, stored after it published the record
+  // before it: a tail past our head means the record at our head was published.
+  const Cursor tail = Cursor::unpack(control()->producer.tail.load(std::memory_order_acquire));
+  if (!pos_before(head_.pos, tail.pos)) return State::empty;  // caught up (or a lagging tail)
+  // acquire: as in peek.
+  if (header_committed(
+          header_word(data(), head_.pos & (cfg_.capacity - 1)).load(std::memory_order_acquire)))
+    return State::empty;  // published meanwhile: the next peek reads it
+  if (pos_distance(tail.pos, head_.pos) > cfg_.capacity)
+    return damage("its tail is further ahead of its head than its capacity");
+  const auto now = Clock::now();
+  if (stuck_pos_ != head_.pos) {
+    stuck_pos_ = head_.pos;
+    stuck_since_ = now;
+    return State::empty;
+  }
+  if (now - stuck_since_ < std::chrono::microseconds(cfg_.abandon_after_us)) return State::empty;
+  return damage("the record at byte " + std::to_string(head_.pos) +
+                " is not published, though its pusher has gone on past it: it was overwritten");
+}
+
+Ring::State Ring::damage(const std::string& what) {
+  error_ = Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() + " is damaged: " + what +
+                                    "; it cannot be trusted: its owner must stop and start the "
+                                    "port again (shmctl rm removes a dead owner's)"};
+  // relaxed: a flag pushers load on every push; what they then refuse orders nothing.
+  control()->producer.damaged.store(1, std::memory_order_relaxed);
+  return State::error;
 }
 
 void Ring::consume() {
@@ -167,7 +194,11 @@ Status Ring::wait(Deadline deadline, AlsoReady also) {
   }
 
   for (;;) {
+    if (segment_.damaged()) return segment_.damage_error();
     Deadline wake_at = deadline;
+    if (spsc && spsc_stalled_or_empty() == State::error) return error_;
+    if (spsc && stuck_pos_ == head_.pos)  // wake in time to judge a record left unpublished
+      wake_at = std::min(deadline, stuck_since_ + std::chrono::microseconds(cfg.abandon_after_us));
     if (!spsc) {
       // An open claim at our head: wake in time to check whether its pusher died.
       std::span<const std::byte> ignored;

@@ -9,6 +9,8 @@
 #include <climits>
 #include <ctime>
 
+#include "shm/fence.hpp"
+
 namespace bloccs::lockfree {
 
 static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
@@ -35,6 +37,9 @@ WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, 
       return WaitResult::changed;
     case ETIMEDOUT:
       return WaitResult::timed_out;
+    case EFAULT:
+      shm::fence_mark(&word);
+      return WaitResult::fault;
     default:
       return WaitResult::interrupted;  // EINTR: the caller re-checks and waits again
   }
@@ -77,6 +82,9 @@ WaitResult futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
         return WaitResult::timed_out;
       case EINTR:
         return WaitResult::interrupted;
+      case EFAULT:
+        for (std::size_t i = 0; i < n; ++i) shm::fence_mark(words[i]);
+        return WaitResult::fault;
       default:  // ENOSYS (an old kernel), EPERM (a seccomp filter), ...: never try it again
         unsupported.store(true, std::memory_order_relaxed);  // relaxed: as above
         break;

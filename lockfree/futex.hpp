@@ -32,7 +32,9 @@ using Deadline = Clock::time_point;
 inline constexpr Deadline kNoDeadline = Deadline::max();
 inline constexpr Deadline kDontWait = Deadline::min();  // give up at once instead of waiting
 
-enum class WaitResult { woken, changed, timed_out, interrupted };
+// fault: the word's page is gone (its segment was cut short under us): the mapping is marked
+// damaged (shm/fence.hpp), and the caller's next look at it says so.
+enum class WaitResult { woken, changed, timed_out, interrupted, fault };
 
 // Sleeps while `word` still holds `expected`, until woken or `deadline` passes. Shared (not
 // FUTEX_PRIVATE): the word may be mapped by other processes.

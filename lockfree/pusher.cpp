@@ -137,13 +137,22 @@ Status RingPusher::push(std::span<const std::byte> head, std::span<const std::by
                  "this pusher of ring /dev/shm/" + segment_.name() +
                      " was opened before a fork and belongs to the parent; open a new "
                      "RingPusher in the child"};
+  // relaxed: a flag the consumer sets once; the line is ours on every push anyway.
+  if (control()->producer.damaged.load(std::memory_order_relaxed) != 0) [[unlikely]]
+    return damaged_error();
   if (head.size() + body.size() > cfg.max_payload)
     return Error{Errc::payload_too_large,
                  "payload of " + std::to_string(head.size() + body.size()) +
                      " bytes exceeds the ring's max_payload of " + std::to_string(cfg.max_payload) +
                      "; split it, or create the ring with a larger max_payload"};
-  return cfg.kind == static_cast<std::uint32_t>(RingKind::spsc) ? push_spsc(head, body, patience)
-                                                                : push_mpsc(head, body, patience);
+  Status st = cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)
+                  ? push_spsc(head, body, patience)
+                  : push_mpsc(head, body, patience);
+  // A fault in our mapping (the ring was cut short, shm/fence.hpp) left zeros behind: whatever
+  // this push wrote reached nobody.
+  if (segment_.damaged()) [[unlikely]]
+    return segment_.damage_error();
+  return st;
 }
 
 Status RingPusher::push_spsc(std::span<const std::byte> head, std::span<const std::byte> body,
@@ -194,6 +203,13 @@ Error RingPusher::sealed_error() const {
                             " was sealed: its consumer died and the port's next owner has read "
                             "what it held; nothing was enqueued. Push again: the key's new "
                             "owner takes it"};
+}
+
+Error RingPusher::damaged_error() const {
+  return {Errc::corrupt, "ring /dev/shm/" + segment_.name() +
+                             " was found damaged by its consumer (a record or a cursor no pusher "
+                             "could have written); nothing was enqueued. Its owner must stop "
+                             "and start the port again"};
 }
 
 bool RingPusher::sealed() const noexcept {
@@ -312,6 +328,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
                                       " has its head ahead of its tail; the ring cannot be "
                                       "trusted, remove it (shmctl rm) and restart its owner"};
     if ((i & 63) == 0 || spin_.pusher.count() == 0) {
+      if (segment_.damaged()) return segment_.damage_error();
       if (closed()) return closed_error();
       const auto now = Clock::now();
       if (now >= deadline) return timeout();
@@ -334,6 +351,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
         !closed())
       return {};
     if (closed()) return closed_error();
+    if (segment_.damaged()) return segment_.damage_error();
     // acquire: pairs with the consumer's release of head (it may have moved while we slept).
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (fits(current_tail(), bytes)) return {};

@@ -65,8 +65,7 @@ Ring::Recovery Ring::recover_abandoned() {
   const std::uint64_t p = head_.pos;
   auto* slots = reinterpret_cast<PusherSlot*>(segment_.base() + cfg.slots_offset);
   auto corrupt = [&](const std::string& what) {
-    error_ = Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() + ": " + what +
-                                      "; the ring cannot be trusted, remove it (shmctl rm)"};
+    damage(what);
     return Recovery::corrupt;
   };
 

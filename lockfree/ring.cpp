@@ -33,9 +33,13 @@ Status check_options(const RingOptions& o) {
   if (o.buffer == 0 || o.buffer > kMaxBuffer)
     return Error{Errc::bad_config, "ring buffer " + std::to_string(o.buffer) + " must be 1 to " +
                                        std::to_string(kMaxBuffer) + " messages"};
-  if (o.max_payload > (1u << 30))
+  // Every ring must be one an opener accepts (validated_config): a record of max_payload and
+  // the word after it fit in the largest capacity, 64 MiB.
+  if (record_size(o.max_payload) + kRecordHeader > kMaxCapacity)
     return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
-                                       " exceeds 1 GiB; send large data another way"};
+                                       " needs a ring of more than 64 MiB; use at most " +
+                                       std::to_string(kMaxCapacity - 2 * kRecordHeader) +
+                                       ", or send large data another way"};
   if (o.kind == RingKind::mpsc && (o.max_pushers == 0 || o.max_pushers > kMaxPushers))
     return Error{Errc::bad_config, "max_pushers " + std::to_string(o.max_pushers) +
                                        " must be 1 to " + std::to_string(kMaxPushers)};

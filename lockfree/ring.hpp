@@ -73,8 +73,11 @@ struct Patience {
   Deadline deadline = kNoDeadline;
   std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
   Deadline resolve() const {
-    return timeout == std::chrono::nanoseconds::max() ? deadline
-                                                      : std::min(deadline, Clock::now() + timeout);
+    if (timeout == std::chrono::nanoseconds::max()) return deadline;
+    const Deadline now = Clock::now();
+    // A timeout past the clock's end is none: never add what would overflow.
+    if (timeout >= Deadline::max() - now) return deadline;
+    return std::min(deadline, now + timeout);
   }
 };
 
@@ -233,6 +236,11 @@ class Ring {
   void zero_consumed();  // MPSC: the peeked record's space back to zeros (consumer.cpp)
   void publish_head();  // hands consumed space back and wakes parked pushers
   State pending_or_empty(std::span<const std::byte>& payload);
+  // SPSC: empty, or (the tail has gone past a head that stays unpublished for abandon_after)
+  // damaged: the record there was overwritten.
+  State spsc_stalled_or_empty();
+  // Records `what` as this ring's damage: error_ says it, and every pusher is refused from now on.
+  State damage(const std::string& what);
   Recovery recover_abandoned();           // recovery.cpp
   // read_orphan's step (recovery.cpp): the next record, skipping dead claims and the records
   // a dead consumer zeroed; State::pending once `give_up` passes on a live pusher's claim.
@@ -312,6 +320,7 @@ class RingPusher {
 
   bool fits(Cursor tail, std::uint64_t bytes) const noexcept;
   Error sealed_error() const;
+  Error damaged_error() const;
   Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline);
   void write_payload(std::uint64_t pos, std::span<const std::byte> head,
                      std::span<const std::byte> body);

@@ -167,6 +167,10 @@ struct alignas(kCacheLine) ConsumerLine {
 };
 struct alignas(kCacheLine) ProducerLine {
   std::atomic<std::uint64_t> tail;  // Cursor: first unclaimed byte, messages claimed
+  // Nonzero once the consumer found the ring damaged (a record or a cursor no pusher could have
+  // written): every push is refused from then on, naming the ring. On the line pushers touch on
+  // every push anyway, so checking it costs nothing.
+  std::atomic<std::uint32_t> damaged;
 };
 struct alignas(kCacheLine) ParkingLine {
   WaitLine line;  // futex.hpp: waiters, epoch, armed

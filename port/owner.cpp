@@ -291,6 +291,7 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
   Impl& p = *impl_;
   if (p.stopped)
     return Error{Errc::closed, "port " + to_string(p.key) + " was stopped; start it again"};
+  if (p.control_segment->damaged()) return p.control_segment->damage_error();
   std::size_t delivered = 0;
   std::uint64_t refused = 0;
   auto on_record = [&](std::span<const std::byte> record) {

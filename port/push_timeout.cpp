@@ -1,4 +1,5 @@
 // The process-wide push_timeout: set by the program, else by BLOCCS_PUSH_TIMEOUT_MS, else none.
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
@@ -13,6 +14,8 @@ namespace {
 
 constexpr std::int64_t kInfinite = -1;
 constexpr std::int64_t kUnset = -2;  // not set by the program: the environment decides
+// 100 years, as push_after clamps its delay: longer would overflow the clock (and means "never").
+constexpr std::int64_t kLongestMs = std::int64_t{1000} * 60 * 60 * 24 * 365 * 100;
 std::atomic<std::int64_t> g_timeout_ms{kUnset};
 
 Result<std::int64_t> from_environment() {
@@ -20,13 +23,14 @@ Result<std::int64_t> from_environment() {
   if (!env || !*env) return kInfinite;
   const std::string_view text(env);
   if (text == "infinite") return kInfinite;
-  std::int64_t ms = 0;
+  std::uint64_t ms = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
-  if (ec != std::errc() || end != text.data() + text.size() || ms < 0)
+  if (ec != std::errc() || end != text.data() + text.size())
     return Error{Errc::bad_config, "BLOCCS_PUSH_TIMEOUT_MS='" + std::string(text) +
                                        "' is not a whole number of milliseconds; set it to one "
                                        "(0 or more), to 'infinite', or unset it"};
-  return ms;
+  // Longer than the clock runs is as long as it runs (converted to nanoseconds it would overflow).
+  return ms > static_cast<std::uint64_t>(kLongestMs) ? kLongestMs : static_cast<std::int64_t>(ms);
 }
 
 }  // namespace
@@ -38,8 +42,9 @@ bool port::push_timeout_is_infinite() noexcept {
 
 void set_push_timeout(std::optional<std::chrono::milliseconds> timeout) {
   // relaxed: a setting read on its own; no other data hangs on it.
-  g_timeout_ms.store(timeout ? std::max<std::int64_t>(timeout->count(), 0) : kInfinite,
-                     std::memory_order_relaxed);
+  g_timeout_ms.store(
+      timeout ? std::clamp<std::int64_t>(timeout->count(), 0, kLongestMs) : kInfinite,
+      std::memory_order_relaxed);
 }
 
 Result<std::optional<std::chrono::milliseconds>> push_timeout() {

@@ -285,6 +285,7 @@ std::optional<PortEntry> Registry::read_slot(std::uint32_t i) const {
 
 Result<PortEntry> Registry::lookup(const PortKey& key) {
   if (auto st = validate_key(key); !st) return std::move(st).error();
+  if (segment_.damaged()) return damaged(ns_, segment_.damage_error());
   if (retired()) {
     if (auto st = reopen(); !st) return std::move(st).error();
   }
@@ -306,6 +307,7 @@ Result<PortEntry> Registry::lookup(const PortKey& key) {
     }
   }
   if (found) return std::move(*found);
+  if (!segment_.intact()) return damaged(ns_, segment_.damage_error());
   return Error{Errc::not_found, "no port " + to_string(key) + " is registered in /dev/shm/" +
                                     segment_.name() + "; has its owner started it?"};
 }
@@ -316,6 +318,7 @@ Result<Registration> Registry::register_port(const PortKey& key, std::string_vie
   if (auto st = shm::validate_part("segment name", segment, kSegmentNameMax); !st)
     return std::move(st).error();
   const shm::ProcessId me = shm::self_process();
+  if (segment_.damaged()) return damaged(ns_, segment_.damage_error());
   auto lock = std::make_unique<WriterLock>(*this);
   if (auto st = lock->status(); !st) return std::move(st).error();
   while (retired()) {  // the last port of the namespace left as we came: use the new table

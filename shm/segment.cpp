@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "shm/fence.hpp"
 #include "shm/liveness.hpp"
 #include "shm/names.hpp"
 #include "shm/process.hpp"
@@ -174,7 +175,33 @@ Segment::Segment(std::string ns, std::string leaf, bip::mapped_region region, bo
       leaf_(std::move(leaf)),
       name_(namespace_dir_name(ns_) + "/" + leaf_),
       region_(std::move(region)),
-      unlink_on_close_(unlink_on_close) {}
+      unlink_on_close_(unlink_on_close),
+      fence_slot_(fence_register(region_.get_address(), region_.get_size(),
+                                 region_.get_mode() == bip::read_write)) {}
+
+bool Segment::damaged() const noexcept {
+  return fence_damaged(fence_slot_);
+}
+
+bool Segment::intact() const noexcept {
+  if (damaged()) return false;
+  if (!tmp_.empty() || leaf_.empty()) return true;
+  struct stat st {};
+  const std::string path = std::string(kShmRoot) + "/" + name_;
+  if (::stat(path.c_str(), &st) != 0 || st.st_ino != inode_) return true;  // not ours any more
+  if (static_cast<std::size_t>(st.st_size) >= size()) return true;
+  fence_mark(base());
+  return false;
+}
+
+Error Segment::damage_error() const {
+  return {Errc::segment_invalid,
+          "/dev/shm/" + name_ +
+              " was cut short under this process (another process with write access truncated "
+              "it): its pages read as zeros here from now on, and nothing written to it reaches "
+              "anyone. It is damaged: its owner must stop and start the port again (for a dead "
+              "owner's, shmctl rm)"};
+}
 
 Segment::Segment(Segment&& other) noexcept
     : ns_(std::move(other.ns_)),
@@ -185,7 +212,8 @@ Segment::Segment(Segment&& other) noexcept
       region_(std::move(other.region_)),
       creator_pid_(other.creator_pid_),
       inode_(other.inode_),
-      unlink_on_close_(std::exchange(other.unlink_on_close_, false)) {}
+      unlink_on_close_(std::exchange(other.unlink_on_close_, false)),
+      fence_slot_(std::exchange(other.fence_slot_, -1)) {}
 
 Result<Segment> Segment::create(std::string_view ns, std::string_view name, SegmentKind kind,
                                 std::size_t size, CreateOptions options) {
@@ -422,11 +450,13 @@ Segment& Segment::operator=(Segment&& other) noexcept {
     creator_pid_ = other.creator_pid_;
     inode_ = other.inode_;
     unlink_on_close_ = std::exchange(other.unlink_on_close_, false);
+    fence_slot_ = std::exchange(other.fence_slot_, -1);
   }
   return *this;
 }
 
 Segment::~Segment() {
+  fence_unregister(fence_slot_);  // before the region goes: the fence never names a hole
   if (unlink_on_close_ && creator_pid_ == getpid()) {
     if (!tmp_.empty() && dir_fd_ >= 0)
       ::unlinkat(dir_fd_, tmp_.c_str(), 0);  // never published

@@ -121,6 +121,14 @@ class Segment {
   const std::string& name() const noexcept { return name_; }  // "bloccs.<ns>/<name>"
   const std::string& ns() const noexcept { return ns_; }
   bool published() const noexcept { return tmp_.empty(); }
+  // True once a fault hit this mapping (the file was cut short under us: shm/fence.hpp). Every
+  // call that uses the segment checks it and returns damage_error() from then on.
+  bool damaged() const noexcept;
+  Error damage_error() const;
+  // damaged(), or the file under its name is shorter than what we mapped (cut short where no
+  // fault showed it yet: the lost part of the last page reads as zeros); such a mapping is
+  // marked damaged. A system call: for the paths where something was not found.
+  bool intact() const noexcept;
 
   // Marks the segment initialised and gives it its name (creator only); Errc::already_exists
   // if another segment holds the name (this one is then removed).
@@ -146,6 +154,7 @@ class Segment {
   pid_t creator_pid_ = 0;  // ours, not the shared header's: a peer must not stop our unlink
   ino_t inode_ = 0;        // which object we mapped, whatever its name names later
   bool unlink_on_close_ = false;
+  int fence_slot_ = -1;  // our mapping in the SIGBUS fence
 };
 
 }  // namespace bloccs::shm

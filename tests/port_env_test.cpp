@@ -123,3 +123,41 @@ TEST(PortPushTimeout, ABadEnvironmentVariableIsBadConfigForPushTooAndEnqueuesNot
   EXPECT_SHM_CLEAN(ns);
 }
 
+// Item 16 of the reliability review: a huge push_timeout, by setting or by environment, used to
+// overflow the milliseconds-to-nanoseconds conversion (undefined behaviour: the sanitizer build
+// traps; elsewhere a push could time out at once). It now means "as long as can be": the push
+// parks, and completes when the consumer frees space.
+TEST(PortPushTimeout, AHugeTimeoutParksAsLongAsItTakesInsteadOfOverflowing) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 2, .max_payload = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  for (const char* how : {"environment", "setting", "u64"}) {
+    const pid_t kid = spawn([&] {
+      if (std::string(how) == "environment")
+        setenv("BLOCCS_PUSH_TIMEOUT_MS", "9223372036854775807", 1);
+      else if (std::string(how) == "u64")
+        setenv("BLOCCS_PUSH_TIMEOUT_MS", "18446744073709551615", 1);
+      else
+        bloccs::set_push_timeout(std::chrono::milliseconds::max());
+      auto p = Pusher::open(ns.name());
+      if (!p) return fail(2, "open", p);
+      for (std::uint64_t i = 0; i < 2; ++i)
+        if (auto st = p->push(key(), num(i)); !st) return fail(3, "fill", st);
+      const auto t0 = Clock::now();
+      auto st = p->push(key(), num(2));  // parks until the parent receives
+      if (!st) return fail(4, "the parked push", st);
+      if (Clock::now() - t0 < 150ms) return fail(5, "it did not park");
+      return 0;
+    });
+    ASSERT_TRUE(eventually([&] { return port->stats().parked_pushers == 1; })) << how;
+    std::this_thread::sleep_for(200ms);
+    for (std::uint64_t i = 0; i < 3; ++i) {
+      auto m = port->receive(in(5s));
+      ASSERT_TRUE(m) << how << ": " << describe(m);
+      EXPECT_EQ(num(m->payload), i) << how;
+    }
+    EXPECT_EQ(exit_code(wait_child(kid)), 0) << how;
+  }
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}

@@ -225,6 +225,27 @@ TEST(Ring, OptionsOutOfRangeAreClearErrors) {
   EXPECT_TRUE(ns.leftovers().empty());
 }
 
+// Item 15 of the reliability review: create used to accept rings nobody could open (a
+// max_payload up to 1 GiB; the default capacity then went past the 64 MiB every opener checks
+// for), so that every pusher was told the ring was "damaged". They are refused at create, and the
+// largest one accepted opens.
+TEST(Ring, ARingNobodyCouldOpenIsRefusedAtCreate) {
+  TestNamespace ns;
+  for (std::uint32_t max_payload : {70u << 20, 1u << 30, (64u << 20) - 8}) {
+    auto r = Ring::create(ns.name(), "r", {.buffer = 2, .max_payload = max_payload});
+    ASSERT_FALSE(r) << max_payload;
+    EXPECT_EQ(r.code(), Errc::bad_config);
+    EXPECT_NE(r.error().message.find("64 MiB"), std::string::npos) << r.error().message;
+  }
+  const std::uint32_t largest = (64u << 20) - 16;
+  auto ring = Ring::create(ns.name(), "big", {.buffer = 2, .max_payload = largest});
+  ASSERT_TRUE(ring) << ring.error().message;
+  auto pusher = RingPusher::open(ns.name(), "big");
+  ASSERT_TRUE(pusher) << "the largest ring create accepts does not open: "
+                      << pusher.error().message;
+  EXPECT_TRUE(ns.leftovers().size() == 1);
+}
+
 // Positions wrap at 2^40 and counts at 2^24 in a long-lived ring: start both just short of it.
 constexpr std::uint64_t kNearPositionWrap = (std::uint64_t{1} << 40) - 512;
 constexpr std::uint32_t kNearCountWrap = (1u << 24) - 5;

@@ -91,7 +91,7 @@ struct PortOptions {
   std::uint32_t max_payload = 4096;  // bytes per payload, meta not counted
   bool single_pusher = false;        // SPSC ring: one pushing process (thread) at a time, faster
   std::uint32_t max_pushers = 64;    // MPSC: pushing threads attached at once
-  std::string ns;                    // namespace; empty: $BLOCCS_NAMESPACE, else "default"
+  std::string ns{};                  // namespace; empty: $BLOCCS_NAMESPACE, else "default"
   // 0660 lets the namespace's group push: the namespace must be shared with a group (below).
   mode_t mode = 0600;
   // The group the namespace is shared with (a name or number); empty: $BLOCCS_NAMESPACE_GROUP,

@@ -1,0 +1,380 @@
+// A peer with write access to a segment can make a port unusable, never crash, hang or spin
+// another process (SPEC.md, "What a crash keeps"): damage is caught, reported as damage to
+// everyone who touches it, naming the segment, within a bounded time; a damaged port is
+// restarted by stopping and starting it. Items 10, 11, 12, 15 and 16 of the reliability review.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include "bloccs/port.hpp"
+#include "lockfree/chain.hpp"
+#include "lockfree/ring.hpp"
+#include "port/port_layout.hpp"
+#include "port_test_support.hpp"
+
+using bloccs::Errc;
+using bloccs::MessageView;
+using bloccs::Port;
+using bloccs::Pusher;
+using namespace bloccs::test;
+
+namespace {
+
+// The name (in ns.leftovers() form, "bloccs.<ns>/<name>") of the first segment containing `part`.
+std::string segment_with(const TestNamespace& ns, const std::string& part) {
+  for (const auto& e : ns.leftovers())
+    if (e.find(part) != std::string::npos) return e;
+  return {};
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+// Item 11: truncating a segment used to kill whoever touched its lost pages (SIGBUS). The fence
+// (shm/fence.hpp) maps zeros there instead; the owner gets segment_invalid from its next call
+// on that segment, keeps running, and restarts the port by stopping and starting it.
+TEST(PortDamage, AnOwnerWhoseRingIsCutShortGetsAnErrorNotASigbusAndRestartsThePort) {
+  TestNamespace ns;
+  Reaper reap;
+  Signal ready, go;
+  struct Report {
+    std::atomic<int> code{0};  // what the receive after the truncation returned (Errc + 1)
+    std::atomic<bool> named{false};
+    std::atomic<bool> restarted{false};
+  };
+  Shared<Report> r;
+  const pid_t owner = reap(spawn([&] {
+    auto p = Port::start(key(), {.buffer = 64, .ns = ns.name()});
+    if (!p) return fail(2, "start", p);
+    ready.notify();
+    if (!go.wait()) return fail(3, "no go");
+    auto m = p->receive(in(2s));
+    if (m) return fail(4, "a receive from a truncated ring succeeded");
+    r->code = static_cast<int>(m.code()) + 1;
+    r->named = contains(m.error().message, "cut short") && contains(m.error().message, ".in.");
+    auto again = p->receive(in(100ms));  // and on every call, at once
+    if (again || again.code() != m.code()) return fail(5, "the second receive", again);
+    p->stop();  // how a damaged port is restarted
+    auto fresh = Port::start(key(), {.buffer = 64, .ns = ns.name()});
+    if (!fresh) return fail(6, "start again", fresh);
+    if (auto st = bloccs::Pusher::open(ns.name())->push(key(), num(9)); !st)
+      return fail(7, "push to the restarted port", st);
+    auto got = fresh->receive(in(2s));
+    r->restarted = got && num(got->payload) == 9;
+    return 0;
+  }));
+  ASSERT_TRUE(ready.wait());
+  const pid_t pusher = reap(spawn([&] {
+    auto p = Pusher::open(ns.name());
+    for (std::uint64_t i = 0; i < 3; ++i)
+      if (auto st = p->push(key(), num(i)); !st) return fail(2, "push", st);
+    return 0;
+  }));
+  ASSERT_EQ(exit_code(wait_child(pusher)), 0);
+  const std::string ring = segment_with(ns, ".in.in.");
+  ASSERT_FALSE(ring.empty());
+  ASSERT_EQ(truncate(("/dev/shm/" + ring).c_str(), 4096), 0);  // the data area and slots gone
+  go.notify();
+  EXPECT_EQ(exit_code(wait_child(owner)), 0) << "(1007 is a SIGBUS)";
+  EXPECT_EQ(r->code.load(), static_cast<int>(Errc::segment_invalid) + 1);
+  EXPECT_TRUE(r->named.load()) << "the error does not name the ring and what happened";
+  EXPECT_TRUE(r->restarted.load());
+  EXPECT_SHM_CLEAN(ns);
+}
+
+// Item 11: a pusher whose registry is cut short under it gets an error naming the registry, and
+// keeps running.
+TEST(PortDamage, APusherWhoseRegistryIsCutShortGetsAnErrorNotASigbus) {
+  TestNamespace ns;
+  Reaper reap;
+  Signal ready, pushed, go;
+  const pid_t owner = reap(spawn_owner_until_killed(ns, ready));
+  ASSERT_TRUE(ready.wait());
+  const pid_t pusher = reap(spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    if (auto st = p->push(key(), num(1)); !st) return fail(3, "push", st);
+    pushed.notify();
+    if (!go.wait()) return fail(4, "no go");
+    for (int i = 0; i < 3; ++i) {
+      auto st = p->push(key(), num(2));
+      if (st) return fail(5, "a push through a truncated registry succeeded");
+      if (st.code() != Errc::segment_invalid || !contains(st.error().message, "registry"))
+        return fail(6, "the push", st);
+    }
+    return 0;
+  }));
+  ASSERT_TRUE(pushed.wait());
+  ASSERT_EQ(truncate(ns.path("registry").c_str(), 64), 0);
+  go.notify();
+  EXPECT_EQ(exit_code(wait_child(pusher)), 0) << "(1007 is a SIGBUS)";
+  kill(owner, SIGKILL);
+}
+
+namespace {
+
+// Maps /dev/shm/<name> read-write, as a peer with write access would.
+class Scribble {
+ public:
+  explicit Scribble(const std::string& name) {
+    fd_ = open(("/dev/shm/" + name).c_str(), O_RDWR);
+    if (fd_ < 0) return;
+    size_ = static_cast<std::size_t>(lseek(fd_, 0, SEEK_END));
+    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p != MAP_FAILED) base_ = static_cast<std::byte*>(p);
+  }
+  ~Scribble() {
+    if (base_) munmap(base_, size_);
+    if (fd_ >= 0) close(fd_);
+  }
+  std::byte* base() const { return base_; }
+
+ private:
+  int fd_ = -1;
+  std::size_t size_ = 0;
+  std::byte* base_ = nullptr;
+};
+
+namespace lf = bloccs::lockfree;
+
+// The header word of the record at the ring's published head.
+std::atomic_ref<std::uint64_t> head_record(std::byte* ring) {
+  auto* c = reinterpret_cast<lf::RingControl*>(ring);
+  const auto head = lf::Cursor::unpack(c->consumer.head.load());
+  return lf::header_word(ring + c->config.data_offset, head.pos & (c->config.capacity - 1));
+}
+
+// An owner that, told to, receives once (within `limit`) and reports what it got.
+struct ReceiveReport {
+  std::atomic<int> code{-1};  // Errc + 1, or 0 for a message
+  std::atomic<std::int64_t> took_ns{0};
+  char message[512]{};
+};
+
+pid_t owner_that_receives_once(const TestNamespace& ns, bloccs::PortOptions o, const Signal& ready,
+                               const Signal& go, ReceiveReport& r,
+                               std::chrono::milliseconds limit) {
+  return spawn([&ns, o, &ready, &go, &r, limit] {
+    auto opts = o;
+    opts.ns = ns.name();
+    auto p = Port::start(key(), opts);
+    if (!p) return fail(2, "start", p);
+    ready.notify();
+    if (!go.wait()) return fail(3, "no go");
+    const auto t0 = Clock::now();
+    auto m = p->receive(in(limit));
+    r.took_ns = (Clock::now() - t0).count();
+    r.code = m ? 0 : static_cast<int>(m.code()) + 1;
+    if (!m) std::snprintf(r.message, sizeof r.message, "%s", m.error().message.c_str());
+    pause();  // keeps the port (and its damage) for the test
+    return 0;
+  });
+}
+
+// A fresh process's push: its result (Errc + 1, 0 for ok), how long it took, and its message.
+struct PushReport {
+  int code = -1;
+  double ms = 0;
+  std::string message;
+};
+PushReport fresh_push(const TestNamespace& ns, std::chrono::milliseconds deadline) {
+  Shared<ReceiveReport> r;
+  const pid_t kid = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    const auto t0 = Clock::now();
+    auto st = p->push(key(), num(99), {}, in(deadline));
+    r->took_ns = (Clock::now() - t0).count();
+    r->code = st ? 0 : static_cast<int>(st.code()) + 1;
+    if (!st) std::snprintf(r->message, sizeof r->message, "%s", st.error().message.c_str());
+    return 0;
+  });
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+  return {r->code.load(), static_cast<double>(r->took_ns.load()) / 1e6, r->message};
+}
+
+}  // namespace
+
+// Item 12: a peer overwrote the record at a ring's head. The owner's receive says so, naming the
+// ring; and every pusher after it is refused at once with the same (before: a fresh pusher got
+// timeout on an MPSC port the owner could no longer drain, or pusher_limit on an SPSC one).
+class PortDamageOfTheHeadRecord : public ::testing::TestWithParam<bool> {};  // single pusher?
+
+TEST_P(PortDamageOfTheHeadRecord, IsReportedByTheOwnerAndEveryPusherAtOnce) {
+  TestNamespace ns;
+  Reaper reap;
+  Signal ready, go;
+  Shared<ReceiveReport> r;
+  const pid_t owner = reap(
+      owner_that_receives_once(ns, {.buffer = 4, .single_pusher = GetParam()}, ready, go, *r, 5s));
+  ASSERT_TRUE(ready.wait());
+  const pid_t filler = reap(spawn([&] {
+    auto p = Pusher::open(ns.name());
+    for (std::uint64_t i = 0; i < 4; ++i)  // full
+      if (auto st = p->push(key(), num(i)); !st) return fail(2, "push", st);
+    return 0;
+  }));
+  ASSERT_EQ(exit_code(wait_child(filler)), 0);
+  {
+    Scribble s(segment_with(ns, ".in.in."));
+    ASSERT_TRUE(s.base());
+    head_record(s.base()).store(lf::kCommitBit | (lf::kTypeData << 48) | (std::uint64_t{1} << 32) |
+                                0x7fffffff);  // committed, with a length no ring holds
+  }
+  go.notify();
+  ASSERT_TRUE(eventually([&] { return r->code.load() >= 0; }));
+  EXPECT_EQ(r->code.load(), static_cast<int>(Errc::corrupt) + 1) << r->message;
+  EXPECT_TRUE(contains(r->message, ".in.") && contains(r->message, "damaged")) << r->message;
+  EXPECT_TRUE(contains(r->message, "stop and start")) << r->message;
+  const PushReport push = fresh_push(ns, 5s);
+  EXPECT_EQ(push.code, static_cast<int>(Errc::corrupt) + 1) << push.message;
+  EXPECT_LT(push.ms, 500) << "refused only after " << push.ms << " ms";
+  EXPECT_TRUE(contains(push.message, ".in.") && contains(push.message, "damaged")) << push.message;
+  kill(owner, SIGKILL);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, PortDamageOfTheHeadRecord, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "spsc" : "mpsc"; });
+
+// Item 12: a zeroed or unpublished record at the head of a single-pusher port, with records
+// behind it: receive used to wait for ever, and the pusher too once the ring filled, with no
+// error anywhere. The owner now says so within a bounded time (abandon_after, 10 ms, and the
+// check's period), and pushers are refused.
+TEST(PortDamage, AnUnpublishedRecordAtTheHeadOfASinglePusherPortIsReportedWithinABoundedTime) {
+  TestNamespace ns;
+  Reaper reap;
+  Signal ready, go;
+  Shared<ReceiveReport> r;
+  const pid_t owner =
+      reap(owner_that_receives_once(ns, {.buffer = 8, .single_pusher = true}, ready, go, *r, 5s));
+  ASSERT_TRUE(ready.wait());
+  const pid_t filler = reap(spawn([&] {
+    auto p = Pusher::open(ns.name());
+    for (std::uint64_t i = 0; i < 3; ++i)
+      if (auto st = p->push(key(), num(i)); !st) return fail(2, "push", st);
+    return 0;
+  }));
+  ASSERT_EQ(exit_code(wait_child(filler)), 0);
+  {
+    Scribble s(segment_with(ns, ".in.in."));
+    ASSERT_TRUE(s.base());
+    head_record(s.base()).store(0);  // its pusher's tail is past it
+  }
+  go.notify();
+  ASSERT_TRUE(eventually([&] { return r->code.load() >= 0; }, 10s));
+  EXPECT_EQ(r->code.load(), static_cast<int>(Errc::corrupt) + 1) << r->message;
+  EXPECT_LT(static_cast<double>(r->took_ns.load()) / 1e6, 1000.0);
+  EXPECT_TRUE(contains(r->message, "not published")) << r->message;
+  const PushReport push = fresh_push(ns, 2s);
+  EXPECT_EQ(push.code, static_cast<int>(Errc::corrupt) + 1) << push.message;
+  kill(owner, SIGKILL);
+}
+
+// Item 12: a zeroed ring or control header is damage, reported as such, naming the segment:
+// fresh pushers used to get no_producer "(its owner just stopped it)" while the owner served.
+TEST(PortDamage, AZeroedRingOrControlHeaderIsDamageNotAStoppedOwner) {
+  for (const char* part : {".in.in.", "node.in"}) {
+    TestNamespace ns;
+    Reaper reap;
+    Signal ready;
+    const pid_t owner = reap(spawn_owner_until_killed(ns, ready));
+    ASSERT_TRUE(ready.wait());
+    std::string name = segment_with(ns, part);
+    if (std::string(part) == "node.in")  // the control segment: the shortest of the family
+      for (const auto& e : ns.leftovers())
+        if (contains(e, "node.in") && e.size() < name.size()) name = e;
+    {
+      Scribble s(name);
+      ASSERT_TRUE(s.base());
+      std::memset(s.base(), 0, 64);
+    }
+    const PushReport push = fresh_push(ns, 200ms);
+    EXPECT_EQ(push.code, static_cast<int>(Errc::segment_invalid) + 1)
+        << part << ": " << push.message;
+    EXPECT_TRUE(contains(push.message, name.substr(name.find('/') + 1))) << push.message;
+    EXPECT_FALSE(contains(push.message, "just stopped")) << push.message;
+    kill(owner, SIGKILL);
+  }
+}
+
+// Item 12: a zeroed registry header. A push with a 200 ms deadline used to wait 3 s and return
+// not_ready, and the next start silently replaced the registry (every live port in it became
+// unreachable). Now: the error at once, naming the registry, and no start replaces it.
+TEST(PortDamage, AZeroedRegistryIsReportedWithinThePushDeadlineAndNeverReplaced) {
+  TestNamespace ns;
+  Reaper reap;
+  Signal ready;
+  const pid_t owner = reap(spawn_owner_until_killed(ns, ready));
+  ASSERT_TRUE(ready.wait());
+  struct stat before {};
+  ASSERT_EQ(stat(ns.path("registry").c_str(), &before), 0);
+  {
+    Scribble s(segment_with(ns, "/registry"));
+    ASSERT_TRUE(s.base());
+    std::memset(s.base(), 0, 64);
+  }
+  const PushReport push = fresh_push(ns, 200ms);
+  EXPECT_EQ(push.code, static_cast<int>(Errc::segment_invalid) + 1) << push.message;
+  EXPECT_LT(push.ms, 200.0);
+  EXPECT_TRUE(contains(push.message, "registry")) << push.message;
+  auto other = Port::start(key("other"), {.buffer = 8, .ns = ns.name()});
+  EXPECT_TRUE(is(other, Errc::segment_invalid)) << describe(other);
+  struct stat after {};
+  ASSERT_EQ(stat(ns.path("registry").c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "a start replaced the registry live ports are in";
+  kill(owner, SIGKILL);
+}
+
+// Item 10: a `next` word naming its own link (or an earlier one) used to send the pusher round
+// the chain for ever at 100 % CPU inside push, and the owner with it. Every walk that follows a
+// value read from shared memory is bounded: such a chain is damage, reported at once.
+TEST(PortDamage, ACycleInAnUnboundedPortsChainIsAnErrorNotASpin) {
+  TestNamespace ns;
+  Reaper reap;
+  Signal ready;
+  constexpr std::uint32_t kPayload = 60 * 1024;  // 17 fill a link
+  const pid_t owner = reap(spawn([&] {
+    auto p = Port::start(key(), {.buffer = std::nullopt, .max_payload = kPayload, .ns = ns.name()});
+    if (!p) return fail(2, "start", p);
+    ready.notify();
+    pause();
+    return 0;
+  }));
+  ASSERT_TRUE(ready.wait());
+  const std::string link0 = segment_with(ns, ".in.in.0.");
+  ASSERT_FALSE(link0.empty());
+  {
+    Scribble s(link0);
+    ASSERT_TRUE(s.base());
+    auto* c = reinterpret_cast<lf::RingControl*>(s.base());
+    // Link 0 names itself as its successor: "<base>.in.0.<tag>" -> LinkId{0, tag}.
+    const std::string tag = link0.substr(link0.rfind('.') + 1);
+    c->counters.next.store(
+        lf::LinkId{0, static_cast<std::uint32_t>(std::stoul(tag, nullptr, 16))}.pack());
+  }
+  Shared<ReceiveReport> r;
+  const pid_t pusher = reap(spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    const std::vector<std::byte> big(kPayload);
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 100; ++i) {
+      auto st = p->push(key(), big);
+      if (st) continue;
+      r->took_ns = (Clock::now() - t0).count();
+      r->code = static_cast<int>(st.code()) + 1;
+      std::snprintf(r->message, sizeof r->message, "%s", st.error().message.c_str());
+      return 0;
+    }
+    return fail(3, "100 pushes of 60 KiB into a chain whose first link loops all succeeded");
+  }));
+  EXPECT_EQ(exit_code(wait_child(pusher, 10s)), 0) << "the pusher spun (-1: killed after 10 s)";
+  EXPECT_EQ(r->code.load(), static_cast<int>(Errc::corrupt) + 1) << r->message;
+  EXPECT_TRUE(contains(r->message, "successor")) << r->message;
+  kill(owner, SIGKILL);
+}
