@@ -209,7 +209,8 @@ Result<Registry> Registry::open(std::string_view ns, RegistryOptions options) {
     options.sharing = *env;
   }
   for (int attempt = 0; attempt < kOpenAttempts; ++attempt) {
-    auto opened = shm::Segment::open(*resolved, kSegmentName, shm::SegmentKind::registry);
+    auto opened = shm::Segment::open(*resolved, kSegmentName, shm::SegmentKind::registry,
+                                     {.any_owner = options.any_owner});
     if (opened) {
       auto table = checked_table(std::move(opened).value(), *resolved, options);
       if (!table || !table->retired()) return table;

@@ -56,6 +56,8 @@ struct RegistryOptions {
   bool create = true;  // false: Errc::not_found if the table does not exist
   // What the namespace must be shared with, if anything; nullopt: $BLOCCS_NAMESPACE_GROUP.
   std::optional<shm::Sharing> sharing = std::nullopt;
+  // Root only, for tools: another user's table (shmctl gc collecting a dead user's ports).
+  bool any_owner = false;
 };
 
 // May a dead owner's entry of another key be reused when the table is full? Only if its port

@@ -94,6 +94,23 @@ Result<Sharing> sharing_from_environment() {
   return Sharing{*gid};
 }
 
+namespace {
+
+// Why a namespace directory `st` of another user may not be used by this process.
+Error not_yours(const std::string& ns, const struct stat& st) {
+  const bool shared = (st.st_mode & 0070) == 0070;
+  return Error{Errc::permission_denied,
+               "namespace '" + ns + "' belongs to " + user_text(st.st_uid) +
+                   (shared ? ", shared with " + group_text(st.st_gid) + ", which you are not in"
+                           : " and is not shared") +
+                   " (" + where(ns) + ", mode " + octal(st.st_mode) +
+                   "); bloccs never uses another user's namespace: pick another namespace "
+                   "(BLOCCS_NAMESPACE), or have its owner share it with a group of yours "
+                   "(BLOCCS_NAMESPACE_GROUP) or remove it"};
+}
+
+}  // namespace
+
 NamespaceDir::NamespaceDir(NamespaceDir&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       ns_(std::move(other.ns_)),
@@ -138,14 +155,7 @@ Status NamespaceDir::check(DirUse use) {
   if (use == DirUse::inspect) return {};
   if (st.st_uid == geteuid()) return {};
   if (shared_ && in_group(st.st_gid)) return {};
-  return Error{Errc::permission_denied,
-               "namespace '" + ns_ + "' belongs to " + user_text(st.st_uid) +
-                   (shared_ ? ", shared with " + group_text(st.st_gid) + ", which you are not in"
-                            : " and is not shared") +
-                   " (" + path() + ", mode " + octal(st.st_mode) +
-                   "); bloccs never uses another user's namespace: pick another namespace "
-                   "(BLOCCS_NAMESPACE), or have its owner share it with a group of yours "
-                   "(BLOCCS_NAMESPACE_GROUP) or remove it"};
+  return not_yours(ns_, st);
 }
 
 Status NamespaceDir::check_sharing(const Sharing& sharing) const {
@@ -184,10 +194,13 @@ Result<NamespaceDir> NamespaceDir::open(std::string_view ns, DirUse use) {
         return Error{Errc::segment_invalid,
                      at + " is not a directory (a file or link of an older bloccs, or of "
                           "another program); remove it, or use another namespace"};
-      case EACCES:
+      case EACCES: {
+        struct stat st {};
+        if (::stat(at.c_str(), &st) == 0) return not_yours(*resolved, st);
         return Error{Errc::permission_denied,
                      at + " may not be read by you; it is another user's namespace: use "
                           "another namespace (BLOCCS_NAMESPACE)"};
+      }
       default:
         return Error{Errc::system_error, "opening " + at + " failed: " + std::strerror(err)};
     }

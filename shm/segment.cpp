@@ -213,6 +213,7 @@ Segment::Segment(Segment&& other) noexcept
       creator_pid_(other.creator_pid_),
       inode_(other.inode_),
       unlink_on_close_(std::exchange(other.unlink_on_close_, false)),
+      admin_(other.admin_),
       fence_slot_(std::exchange(other.fence_slot_, -1)) {}
 
 Result<Segment> Segment::create(std::string_view ns, std::string_view name, SegmentKind kind,
@@ -296,7 +297,8 @@ Result<Segment> Segment::open(std::string_view ns, std::string_view name, Segmen
                               OpenOptions options) {
   auto full = segment_name(ns, name);
   if (!full) return std::move(full).error();
-  auto dir = NamespaceDir::open(ns, options.read_only ? DirUse::inspect : DirUse::write);
+  const bool admin = options.any_owner && geteuid() == 0;
+  auto dir = NamespaceDir::open(ns, options.read_only || admin ? DirUse::inspect : DirUse::write);
   if (!dir) {
     if (dir.code() != Errc::not_found) return std::move(dir).error();
     return Error{Errc::not_found, "opening /dev/shm/" + *full +
@@ -332,7 +334,7 @@ Result<Segment> Segment::open(std::string_view ns, std::string_view name, Segmen
     return Error{Errc::system_error,
                  "fstat of /dev/shm/" + *full + " failed: " + std::strerror(err)};
   }
-  if (auto ok = check_stat(st, *full, options.read_only); !ok) {
+  if (auto ok = check_stat(st, *full, options.read_only || admin); !ok) {
     ::close(fd);
     return std::move(ok).error();
   }
@@ -341,6 +343,7 @@ Result<Segment> Segment::open(std::string_view ns, std::string_view name, Segmen
   if (!region) return std::move(region).error();
   Segment seg(dir->ns(), std::string(name), std::move(region).value(), false);
   seg.inode_ = st.st_ino;
+  seg.admin_ = admin;
   if (auto ok = check_header(seg.header(), st, kind, seg.name()); !ok) return std::move(ok).error();
   return seg;
 }
@@ -429,7 +432,7 @@ void Segment::close_dir() noexcept {
 
 bool Segment::remove_if_still_named() const {
   if (inode_ == 0 || !tmp_.empty()) return false;
-  auto dir = NamespaceDir::open(ns_);
+  auto dir = NamespaceDir::open(ns_, admin_ ? DirUse::inspect : DirUse::write);
   if (!dir) return false;
   struct stat now {};
   const bool ours = ::fstatat(dir->fd(), leaf_.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -450,6 +453,7 @@ Segment& Segment::operator=(Segment&& other) noexcept {
     creator_pid_ = other.creator_pid_;
     inode_ = other.inode_;
     unlink_on_close_ = std::exchange(other.unlink_on_close_, false);
+    admin_ = other.admin_;
     fence_slot_ = std::exchange(other.fence_slot_, -1);
   }
   return *this;

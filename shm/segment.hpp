@@ -71,6 +71,8 @@ struct CreateOptions {
 
 struct OpenOptions {
   bool read_only = false;  // inspection tools map read-only and never write
+  // Root only, for `shmctl gc` and `rm`: another user's segment in another user's namespace.
+  bool any_owner = false;
 };
 
 struct RemoveOptions {
@@ -154,6 +156,7 @@ class Segment {
   pid_t creator_pid_ = 0;  // ours, not the shared header's: a peer must not stop our unlink
   ino_t inode_ = 0;        // which object we mapped, whatever its name names later
   bool unlink_on_close_ = false;
+  bool admin_ = false;   // opened by root as any_owner: may remove it from another's namespace
   int fence_slot_ = -1;  // our mapping in the SIGBUS fence
 };
 

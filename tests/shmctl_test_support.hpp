@@ -54,9 +54,9 @@ inline std::ostream& operator<<(std::ostream& os, const ShmctlRun& r) {
 class ShmctlProcess {
  public:
   // Starts `shmctl [--namespace ns] args...`. `env` entries ("NAME=value") replace or add to the
-  // test's environment; an entry "NAME" alone removes NAME.
+  // test's environment; an entry "NAME" alone removes NAME. `as`: run it as that user (root only).
   ShmctlProcess(const std::optional<std::string>& ns, const std::vector<std::string>& args,
-                const std::vector<std::string>& env = {}) {
+                const std::vector<std::string>& env = {}, const User* as = nullptr) {
     std::vector<std::string> argv_s{SHMCTL_PATH};
     if (ns) {
       argv_s.push_back("--namespace");
@@ -97,6 +97,7 @@ class ShmctlProcess {
       dup2(devnull, 0);
       dup2(out[1], 1);
       dup2(err[1], 2);
+      if (as && !become(*as)) _exit(126);
       execve(argv[0], argv.data(), envp.data());
       _exit(127);
     }
@@ -207,8 +208,9 @@ class ShmctlProcess {
 
 // Runs `shmctl --namespace <ns> args...` to completion.
 inline ShmctlRun shmctl(const TestNamespace& ns, const std::vector<std::string>& args,
-                  std::chrono::milliseconds limit = std::chrono::seconds(30)) {
-  ShmctlProcess p(ns.name(), args);
+                        std::chrono::milliseconds limit = std::chrono::seconds(30),
+                        const User* as = nullptr) {
+  ShmctlProcess p(ns.name(), args, {}, as);
   return p.finish(limit);
 }
 

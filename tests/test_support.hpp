@@ -4,10 +4,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,6 +135,25 @@ inline std::uint64_t scaled(std::uint64_t n) {
   const double f = s ? std::atof(s) : 1.0;
   const auto v = static_cast<std::uint64_t>(static_cast<double>(n) * (f > 0 ? f : 1.0));
   return v ? v : 1;
+}
+
+// Another user, for a child process of a test run as root: the kernel needs no passwd entry for
+// numeric ids. `gid` is the primary group (a private one, as Debian gives every user),
+// `groups` the supplementary ones.
+struct User {
+  uid_t uid;
+  gid_t gid;
+  std::vector<gid_t> groups;
+};
+
+// Makes the calling process `u`, for good (all three ids). For a forked child only; safe after
+// fork in a multi-threaded parent (each call is one system call for the one thread there is).
+inline bool become(const User& u) {
+  if (setgroups(u.groups.size(), u.groups.data()) != 0) return false;
+  if (setresgid(u.gid, u.gid, u.gid) != 0 || setresuid(u.uid, u.uid, u.uid) != 0) return false;
+  // Changed ids make a process undumpable, so /proc/self turns root's: LeakSanitizer reads it.
+  prctl(PR_SET_DUMPABLE, 1);
+  return true;
 }
 
 // Forks a child that runs `body` and exits with its return value. gtest assertions do not

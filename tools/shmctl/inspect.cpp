@@ -2,6 +2,8 @@
 // before use: a damaged or foreign segment becomes an error line, never a crash.
 #include "tools/shmctl/inspect.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <set>
@@ -121,7 +123,8 @@ std::string key_text(const PortKey& key) {
 }
 
 Result<registry::Registry> open_registry(const std::string& ns) {
-  return registry::Registry::open(ns, {.create = false});
+  // Root may collect what other users' dead processes left (their namespaces are not its own).
+  return registry::Registry::open(ns, {.create = false, .any_owner = geteuid() == 0});
 }
 
 PortView inspect(const std::string& ns, const registry::PortEntry& entry) {
@@ -396,11 +399,11 @@ bool remove(const std::string& ns, registry::Registry* registry, const Garbage& 
   if (g.kind == shm::SegmentKind::node) {
     // A block already gone was collected by someone else: the same end.
     if (even_if_alive || dead_node_block(ns, g.control))
-      static_cast<void>(shm::Segment::remove(ns, g.control));
+      static_cast<void>(shm::Segment::remove(ns, g.control, {.any_owner = geteuid() == 0}));
     return true;
   }
   if (!g.control.empty() && (even_if_alive || made_by_the_dead(ns, g.control)))
-    shm::Segment::remove_family(ns, g.control);
+    shm::Segment::remove_family(ns, g.control, {.any_owner = geteuid() == 0});
   return true;
 }
 
