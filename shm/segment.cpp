@@ -53,17 +53,23 @@ Status check_stat(const struct stat& st, const std::string& name, bool inspect) 
     return Error{Errc::segment_invalid, where +
                                             " is not a regular file; it is not a bloccs "
                                             "segment. Remove it (shmctl rm)"};
+  // Another user's file first: what to do about it is that user's to do, not ours.
+  const bool mine = st.st_uid == geteuid();
+  if (!inspect && !mine && !((st.st_mode & 0067) == 0060 && in_group(st.st_gid)))
+    return Error{Errc::permission_denied,
+                 where + " belongs to uid " + std::to_string(st.st_uid) + ", not to you (uid " +
+                     std::to_string(geteuid()) + "; mode " + octal(st.st_mode) +
+                     "); bloccs neither uses nor removes another user's file: ask its owner to "
+                     "remove it, or use another namespace. To share ports, have them created "
+                     "with group access (mode 0660) in a namespace shared with a group you are "
+                     "in"};
   if (st.st_mode & 0007)
     return Error{Errc::permission_denied,
                  where + " has mode " + octal(st.st_mode) +
-                     ", which lets any user access it; bloccs refuses it. Remove it (shmctl rm) "
-                     "and recreate it with mode 0600 or 0660"};
-  if (!inspect && st.st_uid != geteuid() && !((st.st_mode & 0060) == 0060 && in_group(st.st_gid)))
-    return Error{Errc::permission_denied,
-                 where + " belongs to uid " + std::to_string(st.st_uid) + ", not to you (uid " +
-                     std::to_string(geteuid()) +
-                     "); run as its owner, or have it created with group access (mode 0660) "
-                     "in a namespace shared with a group you are in"};
+                     ", which lets any user access it; bloccs refuses it. " +
+                     (mine ? std::string("Remove it (shmctl rm)")
+                           : "Ask its owner, uid " + std::to_string(st.st_uid) + ", to remove it") +
+                     " and recreate it with mode 0600 or 0660"};
   if (static_cast<std::size_t>(st.st_size) < sizeof(SegmentHeader))
     return Error{Errc::segment_invalid,
                  where + " is " + std::to_string(st.st_size) +

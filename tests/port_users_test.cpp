@@ -334,3 +334,50 @@ TEST_F(PortUsers, RootCollectsWhatAnotherUsersDeadOwnerLeft) {
       << gc;
   EXPECT_SHM_CLEAN(ns);
 }
+
+// Items 9 and 13: another user who made the namespace's directory first (a squatter) denies
+// nobody silently: starting a port, or pushing, is refused with an error that names the squatter
+// and says what to do, and nothing of the squatter's is removed, by root neither.
+TEST_F(PortUsers, ASquattedNamespaceIsRefusedNamingTheSquatterAndNothingOfItsIsRemoved) {
+  const std::string dir = "/dev/shm/bloccs." + ns.name();
+  const pid_t squatter = reap(spawn_as(kOutsider, [&] {
+    if (mkdir(dir.c_str(), 0755) != 0) return fail(2, "mkdir");
+    const int fd = open((dir + "/registry").c_str(), O_CREAT | O_EXCL | O_RDWR, 0644);
+    if (fd < 0 || ftruncate(fd, 4096) != 0) return fail(3, "a planted registry");
+    close(fd);
+    return 0;
+  }));
+  ASSERT_EQ(exit_code(wait_child(squatter)), 0);
+  const std::string who = "uid " + std::to_string(kOutsider.uid);
+  auto says_who = [&](const auto& r) {
+    return is(r, Errc::permission_denied) && r.error().message.find(who) != std::string::npos &&
+           r.error().message.find("another namespace") != std::string::npos;
+  };
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  EXPECT_TRUE(says_who(port)) << describe(port);
+  auto pusher = Pusher::open(ns.name());
+  if (pusher) {
+    auto st = pusher->push(key(), num(1));
+    EXPECT_TRUE(says_who(st)) << describe(st);
+  } else {
+    EXPECT_TRUE(says_who(pusher)) << describe(pusher);
+  }
+  const ShmctlRun gc = shmctl(ns, {"gc"});
+  EXPECT_NE(gc.code, 0) << gc;
+  EXPECT_EQ(owner_uid(dir + "/registry"), kOutsider.uid) << "the squatter's file was removed";
+
+  // Root's own namespace with a file of another user's under the registry's name (only root
+  // could plant it there): refused, naming the owner, and left in place.
+  remove_namespace(ns.name());
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  const int fd = open((dir + "/registry").c_str(), O_CREAT | O_EXCL | O_RDWR, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 4096), 0);
+  ASSERT_EQ(fchown(fd, kOutsider.uid, kOutsider.gid), 0);
+  close(fd);
+  auto planted = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_FALSE(planted);
+  EXPECT_EQ(planted.code(), Errc::permission_denied) << describe(planted);
+  EXPECT_NE(planted.error().message.find(who), std::string::npos) << describe(planted);
+  EXPECT_EQ(owner_uid(dir + "/registry"), kOutsider.uid) << "the planted file was removed";
+}
