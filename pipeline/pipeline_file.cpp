@@ -172,7 +172,12 @@ class Reader {
     try {
       top = toml::parse(text, std::string_view(file_.native()));
     } catch (const toml::parse_error& e) {
-      return error(static_cast<int>(e.source().begin.line), std::string(e.description()));
+      const auto& at = e.source().begin;
+      return error(static_cast<int>(at.line),
+                   "column " + std::to_string(at.column) + ": this is not valid TOML (" +
+                       std::string(e.description()) +
+                       "); fix that line: every entry is `key = value`, strings in double "
+                       "quotes, tables as [name] (README.md, \"The pipeline file\", shows one)");
     }
     PipelineSpec spec;
     std::error_code ec;

@@ -218,9 +218,13 @@ program = "x"
   EXPECT_TRUE(r->nodes[0].is_source());
 }
 
-TEST(PipelineFile, ATomlSyntaxErrorNamesItsLine) {
-  EXPECT_TRUE(fails_at(parse("[pipeline]\nnetwork = \"n\"\n\n[nodes.a]\nprogram = \n"), 5, {}));
-  EXPECT_TRUE(fails_at(parse("[pipeline]\nnetwork = \"n\"\nnetwork = \"m\"\n"), 3, {"network"}));
+// Item 17 of the reliability review: toml++'s own words, and then what to do about them.
+TEST(PipelineFile, ATomlSyntaxErrorNamesItsLineAndSaysWhatToDo) {
+  EXPECT_TRUE(fails_at(parse("[pipeline]\nnetwork = \"n\"\n\n[nodes.a]\nprogram = \n"), 5,
+                       {"column 11", "not valid TOML", "fix that line", "key = value"}));
+  EXPECT_TRUE(fails_at(parse("[pipeline]\nnetwork = \"n\"\nnetwork = \"m\"\n"), 3,
+                       {"network", "not valid TOML", "fix that line"}));
+  EXPECT_TRUE(fails_at(parse("[pipeline\nnetwork = \"n\"\n"), 1, {"not valid TOML"}));
 }
 
 TEST(PipelineFile, UnknownKeysAreErrorsListingTheAllowedOnes) {
