@@ -4,8 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <random>
 #include <thread>
@@ -23,6 +25,9 @@ namespace {
 constexpr auto kOwnerRetryInterval = std::chrono::milliseconds(20);
 // A stopping node looks at its ports and its timer this often while it drains.
 constexpr auto kDrainPoll = std::chrono::milliseconds(20);
+// A push parked on a full target is re-armed this often, so that a stop asked for meanwhile
+// bounds it by the drain deadline (a timed-out push enqueued nothing: trying again is safe).
+constexpr auto kParkSlice = std::chrono::milliseconds(100);
 
 std::string truncated(std::string_view text, std::size_t max) {
   return std::string(text.substr(0, max));
@@ -57,9 +62,14 @@ struct Node::Impl {
   WakeUp wake;
   std::atomic<std::uint32_t> stop_requested{0};
   bool gave_up = false;  // drain_limit passed: stop waiting for owners
+  std::uint64_t unhandled = 0;  // received after the drain limit, counted lost unhandled
   // Set when stopping is first seen: the drain limit bounds the whole drain, so a node whose
-  // targets are gone for good (its launcher was killed, say) still ends within it.
+  // targets are gone for good (its launcher was killed, say) still ends within it. The launcher
+  // may set an earlier one: the whole pipeline's stop has one budget.
   Deadline drain_deadline = kNoDeadline;
+  // The blocks of the nodes this one feeds, opened when one of their ports has no owner: their
+  // `over` word tells a node restarting from one that will never come back.
+  std::map<std::string, std::optional<shm::Segment>, std::less<>> target_blocks;
 
   void publish() { block->counters.store(counters); }
   void set_state(pipeline::NodeState s) {
@@ -71,7 +81,11 @@ struct Node::Impl {
   }
   bool stopping() const { return stop_requested.load(std::memory_order_relaxed) != 0; }
   Deadline drain_until() {
-    if (drain_deadline == kNoDeadline) drain_deadline = Clock::now() + options.drain_limit;
+    if (drain_deadline != kNoDeadline) return drain_deadline;
+    drain_deadline = Clock::now() + options.drain_limit;
+    // acquire: pairs with the launcher's release store before it sent the stop signal.
+    const std::int64_t by = block->identity.stop_by.load(std::memory_order_acquire);
+    if (by > 0) drain_deadline = std::min(drain_deadline, Deadline(std::chrono::nanoseconds(by)));
     return drain_deadline;
   }
   // Stopping and past the drain limit: from now on nothing waits for a missing owner.
@@ -81,10 +95,12 @@ struct Node::Impl {
   }
 
   Status send(const PortKey& key, std::span<const std::byte> payload, const Meta& meta);
+  bool gone_for_good(const std::string& node);
   Status send_output(std::size_t output, std::span<const std::byte> payload, const Meta& meta);
   void handle(std::size_t port, const MessageView& m);
   void fail(std::size_t port, const MessageView& m, std::string_view error);
   bool drained() const;
+  std::uint64_t queued() const;  // messages not handled yet: queued, or retries on their way
 };
 
 namespace {
@@ -306,12 +322,39 @@ Status Node::emit(std::string_view output, std::span<const std::byte> payload, c
                                     std::string(output) + "'; wire it in the pipeline file"};
 }
 
+bool Node::Impl::gone_for_good(const std::string& node) {
+  auto it = target_blocks.find(node);
+  if (it == target_blocks.end()) {
+    auto seg = shm::Segment::open(ns, pipeline::node_block_name(pipeline.network, node),
+                                  shm::SegmentKind::node, {.read_only = true});
+    std::optional<shm::Segment> block;
+    if (seg && seg->size() == sizeof(pipeline::NodeBlock)) block.emplace(std::move(seg).value());
+    // Not there (no launcher, or it is starting): asked again at the next miss.
+    if (!block) return false;
+    it = target_blocks.emplace(node, std::move(block)).first;
+  }
+  const auto* b = reinterpret_cast<const pipeline::NodeBlock*>(it->second->base());
+  // acquire: pairs with the launcher's release store of `over`.
+  return b->identity.over.load(std::memory_order_acquire) != 0;
+}
+
 Status Node::Impl::send(const PortKey& key, std::span<const std::byte> payload,
                         const Meta& meta) {
   bool said = false;
   for (;;) {
-    Status st = pusher->push(key, payload, meta);
-    if (st || st.code() != Errc::no_producer) return st;
+    const Deadline slice = Clock::now() + kParkSlice;
+    Status st =
+        pusher->push(key, payload, meta, stopping() ? std::min(slice, drain_until()) : slice);
+    if (st) return st;
+    if (st.code() == Errc::timeout) {  // parked on a full target
+      if (past_drain_limit()) return st;
+      continue;
+    }
+    if (st.code() != Errc::no_producer) return st;
+    if (gone_for_good(key.node_id))
+      return Error{Errc::no_producer, "node " + key.node_id +
+                                          " has ended for good (finished, or gave up after its "
+                                          "restarts): nothing will receive what was sent to it"};
     // Its node crashed and is being restarted: wait for it, unless we are past our drain limit.
     if (past_drain_limit()) return st;
     if (!said)
@@ -333,6 +376,13 @@ Status Node::Impl::send_output(std::size_t output, std::span<const std::byte> pa
 
 void Node::Impl::handle(std::size_t port, const MessageView& m) {
   ++counters.received;
+  if (stopping() && past_drain_limit()) {
+    // Mid-batch when the stop's budget ran out: not handled (a slow handler would overrun the
+    // limit by a whole batch), counted.
+    ++counters.lost;
+    ++unhandled;
+    return;
+  }
   const Handler& h = handlers[port] ? handlers[port] : any;
   outputs.bytes_.clear();
   outputs.held_.clear();
@@ -404,6 +454,17 @@ void Node::Impl::fail(std::size_t port, const MessageView& m, std::string_view e
       "): the dead-letter port refused it: " + st.error().message);
 }
 
+std::uint64_t Node::Impl::queued() const {
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    const PortStats s = ports[i].stats();
+    const std::uint64_t retries =
+        retries_expected[i] > s.after_delivered ? retries_expected[i] - s.after_delivered : 0;
+    n += s.depth + std::max(s.pending_after, retries);
+  }
+  return n;
+}
+
 bool Node::Impl::drained() const {
   for (std::size_t i = 0; i < ports.size(); ++i) {
     const PortStats s = ports[i].stats();
@@ -419,6 +480,17 @@ int Node::run() {
     return [&n, port](const MessageView& m) { n.handle(port, m); };
   };
   for (;;) {
+    if (n.stopping() && n.past_drain_limit()) {
+      // The stop's budget is spent: what is still here will not be handled. Counted, and said.
+      const std::uint64_t queued = n.queued();
+      n.counters.lost += queued;
+      const std::uint64_t left = queued + n.unhandled;
+      n.say("stopping at the end of the drain limit with " + std::to_string(left) +
+            " messages still queued or waiting for a retry: counted lost");
+      n.publish();
+      n.set_state(pipeline::NodeState::done);
+      return 1;
+    }
     std::size_t got = 0;
     for (std::size_t i = 0; i < n.ports.size(); ++i) {
       auto batch = n.ports[i].try_receive_batch(visit(i), n.spec->batch);
@@ -444,12 +516,6 @@ int Node::run() {
     // Stopping: what is queued, and the retries the timer holds, are handled first.
     n.set_state(pipeline::NodeState::draining);
     if (n.drained()) break;
-    if (n.past_drain_limit()) {
-      n.say("stopping with messages still queued or waiting for a retry after " +
-            std::to_string(n.options.drain_limit.count()) + " ms of draining");
-      n.publish();
-      return 1;
-    }
     if (n.ports.empty()) break;
     (void)wait_any(n.port_ptrs, Clock::now() + kDrainPoll, nullptr);
   }

@@ -5,17 +5,20 @@
 // Segment "node.<network>.<node>" of the namespace:
 //   offset  size  what                                            written by
 //   0       64    SegmentHeader (shm/segment.hpp)                 its creator, once
-//   64      64    NodeIdentity: pid, start time, state, restarts   the node (restarts: launcher)
+//   64      64    NodeIdentity: pid, state, start time            the node
+//                 restarts, over, stop_by                         the launcher
 //   128     128   NodeCounterWords (bloccs::NodeCounters)          the node's thread
 //   256     128   NodeLocks: the maker's and the node's liveness  their keeper threads (and
 //                 locks                                           the kernel)
 // Every word is written by one thread with relaxed stores and read by tools with relaxed
-// loads: they are counters for people, and order nothing. The block is in use while its maker
-// (the launcher, which keeps it across the node's restarts, or a node run without one) or its
+// loads: they are counters for people, and order nothing; `over` and `stop_by` are read by
+// other nodes and by the node itself, and pair release with acquire. The block is in use while its
+// maker (the launcher, which keeps it across the node's restarts, or a node run without one) or its
 // node holds its lock (shm/liveness.hpp); `shmctl gc` removes it only when neither does.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -32,7 +35,14 @@ struct alignas(64) NodeIdentity {
   std::atomic<std::uint32_t> state;  // NodeState
   std::atomic<std::uint64_t> start_time;
   std::atomic<std::uint32_t> restarts;  // by the launcher
+  // By the launcher: 1 once the node is gone for good (finished, gave up, not to be restarted),
+  // so that a node feeding it stops waiting for its ports to come back.
+  std::atomic<std::uint32_t> over;
+  // By the launcher before it asks the node to stop: when the whole pipeline's stop must be
+  // done (steady_clock nanoseconds, the same clock in every process of the host); 0: unset.
+  std::atomic<std::int64_t> stop_by;
 };
+static_assert(offsetof(NodeIdentity, over) == 20 && offsetof(NodeIdentity, stop_by) == 24);
 
 struct alignas(64) NodeCounterWords {
   std::atomic<std::uint64_t> received, handled, failed, retried, dead_lettered, emitted, lost,

@@ -26,6 +26,9 @@ struct DemoOptions {
   double fail_percent = 20;
   int work_us = 100;
   int max_restarts = 5;
+  int restart_base_ms = 50;
+  int sink_buffer = 32;
+  std::string sink_program{};  // empty: the demo's sink
 };
 
 // The demo pipeline, with absolute program paths and a record of what the sink received.
@@ -34,25 +37,32 @@ fs::path write_demo(const TempDir& dir, const DemoOptions& o) {
   std::ofstream(dir / "demo.toml") << R"([pipeline]
 network = "demo"
 conserved = true
-restart = { base_ms = 50, factor = 2.0, cap_ms = 500, max_restarts = )"
+restart = { base_ms = )" << o.restart_base_ms
+                                   << R"(, factor = 2.0, cap_ms = )"
+                                   << std::max(500, o.restart_base_ms) << R"(, max_restarts = )"
                                    << o.max_restarts << R"( }
 
 [nodes.generator]
 program = ")" << programs << R"(/bloccs-demo-generator"
-args = ["--messages", ")" << o.messages << R"("]
+args = ["--messages", ")" << o.messages
+                                   << R"("]
 outputs.out = "transform.in"
 
 [nodes.transform]
 program = ")" << programs << R"(/bloccs-demo-transform"
-args = ["--fail-percent", ")" << o.fail_percent << R"("]
+args = ["--fail-percent", ")" << o.fail_percent
+                                   << R"("]
 inputs.in = { buffer = 128 }
 outputs.out = "sink.in"
 retry = { max_attempts = 3, base_ms = 5, factor = 2.0, cap_ms = 40, jitter = 0.25 }
 
 [nodes.sink]
-program = ")" << programs << R"(/bloccs-demo-sink"
-args = ["--work-us", ")" << o.work_us << R"(", "--record", ")" << (dir / "received").string() << R"("]
-inputs.in = { buffer = 32 }
+program = ")" << (o.sink_program.empty() ? programs + "/bloccs-demo-sink" : o.sink_program)
+                                   << R"("
+args = ["--work-us", ")" << o.work_us
+                                   << R"(", "--record", ")" << (dir / "received").string() << R"("]
+inputs.in = { buffer = )" << o.sink_buffer
+                                   << R"( }
 )";
   return dir / "demo.toml";
 }
@@ -249,6 +259,92 @@ program = "/bin/false"
             std::string::npos)
       << log;
   EXPECT_NE(log.find("giving up"), std::string::npos) << log;
+  EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
+}
+
+// Item 20 of the reliability review: a sink that exits at once (/bin/false) used to end the run
+// after 65 s: the launcher gave up on it, then the transform waited a drain limit for a sink
+// that would never come back, and so did the generator. A node whose downstream is over for
+// good stops waiting for it; the run fails in about the time the restarts take.
+TEST(Launcher, ASinkThatExitsAtOnceFailsTheRunFastInsteadOfWaitingOutDrainLimits) {
+  TestNamespace ns;
+  TempDir dir;
+  const DemoOptions o{.messages = 10'000'000,
+                      .max_restarts = 2,
+                      .restart_base_ms = 10,
+                      .sink_program = "/bin/false"};
+  const auto t0 = Clock::now();
+  const pid_t run = launch(run_args(write_demo(dir, o), ns, dir), dir / "log");
+  EXPECT_EQ(exit_code(wait_child(run, 120s)), 1) << read_file(dir / "log");
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string log = read_file(dir / "log");
+  EXPECT_LT(took, 15.0) << "the default drain limit is 30 s; it must not be waited out\n" << log;
+  EXPECT_NE(log.find("giving up"), std::string::npos) << log;
+  EXPECT_NE(log.find("node sink has ended for good"), std::string::npos) << log;
+  const json s = json::parse(read_file(dir / "summary.json"));
+  EXPECT_GT(s["lost"].get<std::uint64_t>(), 0u) << "what the sink never got is counted\n"
+                                                << s.dump(2);
+  EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
+}
+
+// Item 20: a SIGTERM that arrives while a node waits out its restart backoff restarted it, and
+// the launcher exited after 107 s. A signal ends every restart at once.
+TEST(Launcher, SigtermDuringARestartBackoffRestartsNothingAndTheRunEndsPromptly) {
+  TestNamespace ns;
+  TempDir dir;
+  const DemoOptions o{.messages = 10'000'000, .work_us = 50, .restart_base_ms = 5000};
+  const pid_t run = launch(run_args(write_demo(dir, o), ns, dir), dir / "log");
+  std::uint32_t victim = 0;
+  const auto end = Clock::now() + 20s;
+  while (victim == 0 && Clock::now() < end) {
+    std::this_thread::sleep_for(20ms);
+    victim = node_pid(ns, "transform");
+  }
+  ASSERT_NE(victim, 0u) << read_file(dir / "log");
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(kill(static_cast<pid_t>(victim), SIGKILL), 0);
+  ASSERT_TRUE(eventually(
+      [&] { return read_file(dir / "log").find("restarting it in 5000 ms") != std::string::npos; },
+      10s))
+      << read_file(dir / "log");
+  const auto t0 = Clock::now();
+  ASSERT_EQ(kill(run, SIGTERM), 0);
+  EXPECT_EQ(exit_code(wait_child(run, 120s)), 1) << read_file(dir / "log");
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string log = read_file(dir / "log");
+  EXPECT_LT(took, 4.0) << "well inside the backoff (5 s), and not a drain limit (30 s)\n" << log;
+  EXPECT_NE(log.find("node transform was waiting to be restarted: not restarting it"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("took over"), std::string::npos) << "the transform was started again\n" << log;
+  EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
+}
+
+// Item 20: the drain limit is the budget of the whole stop. A slow sink with a long queue and a
+// transform parked on it used to take a drain limit each (plus the kill slack), one after the
+// other; now the pipeline is stopped within one, and what could not be handled is counted lost.
+TEST(Launcher, TheWholeStopTakesNoLongerThanOneDrainLimit) {
+  TestNamespace ns;
+  TempDir dir;
+  const DemoOptions o{
+      .messages = 10'000'000, .fail_percent = 0, .work_us = 50'000, .sink_buffer = 1000};
+  auto args = run_args(write_demo(dir, o), ns, dir);
+  args.insert(args.end(), {"--drain-limit", "3000"});
+  const pid_t run = launch(args, dir / "log");
+  const auto end = Clock::now() + 20s;
+  while (node_pid(ns, "generator") == 0 && Clock::now() < end) std::this_thread::sleep_for(20ms);
+  std::this_thread::sleep_for(1500ms);  // the sink's queue fills (it handles 20 a second)
+  const auto t0 = Clock::now();
+  ASSERT_EQ(kill(run, SIGINT), 0);
+  EXPECT_EQ(exit_code(wait_child(run, 120s)), 1) << read_file(dir / "log");
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string log = read_file(dir / "log");
+  EXPECT_LT(took, 4.5) << "the drain limit is 3 s for the whole stop\n" << log;
+  EXPECT_EQ(log.find("killing it"), std::string::npos) << "each node ends itself in time\n" << log;
+  EXPECT_NE(log.find("counted lost"), std::string::npos) << log;
+  const json s = json::parse(read_file(dir / "summary.json"));
+  EXPECT_GT(s["lost"].get<std::uint64_t>(), 0u) << s.dump(2);
+  EXPECT_TRUE(s["adds_up"].get<bool>()) << "the lost are counted, not missing\n" << s.dump(2);
   EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
 }
 

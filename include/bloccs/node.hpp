@@ -17,10 +17,13 @@
 //             port's wake-up words: no spinning, no polling) and drains each in batches of up to
 //             `batch` messages, port after port.
 //   emitting  what a handler emits is sent when the handler returns ok, in emit order; a failed
-//             attempt emits nothing. A push parks while the target port is full (back-pressure).
-//             A target whose owner is gone (crashed, being restarted) is tried again every 20 ms
-//             until it is back or the node is stopped. Emitted meta arrives as given, except
-//             `attempt`, which starts at 0 again: it counts retries at one port.
+//             attempt emits nothing. A push parks while the target port is full (back-pressure),
+//             once the node is stopping no longer than its drain limit. A target whose owner is
+//             gone (crashed, being restarted) is tried again every 20 ms until it is back, the
+//             node's drain limit passes, or the launcher marks the target's node over (it
+//             finished, or gave up after its restarts): then what was sent to it is lost, counted.
+//             Emitted meta arrives as given, except `attempt`, which starts at 0 again: it counts
+//             retries at one port.
 //   failing   a handler fails a message by returning an Error or throwing. The runtime then
 //             push_after()s it into the same port with meta.attempt + 1, after the node's retry
 //             policy's delay (exponential, capped, with jitter). The message whose handler has
@@ -104,8 +107,8 @@ struct NodeOptions {
   // Handle SIGINT and SIGTERM by stopping the node (off for nodes run inside tests' threads).
   bool handle_signals = true;
   // How long a stopping node goes on draining its ports and retries before it gives up, counted
-  // from the stop: past it, what it cannot send (its target's node is gone) is counted lost at
-  // once, and run() returns 1.
+  // from the stop (or less: the launcher gives the whole pipeline's stop one budget): past it,
+  // what it cannot send and what is still queued are counted lost at once, and run() returns 1.
   std::chrono::milliseconds drain_limit{30'000};
 };
 

@@ -55,7 +55,9 @@ int main(int argc, char** argv) {
   run->add_option("--program-dir", dirs, "where to look for node programs first (repeatable)");
   run->add_option("--status-interval", status_ms, "ms between live status lines; 0: none")
       ->check(CLI::NonNegativeNumber);
-  run->add_option("--drain-limit", drain_ms, "ms a stopping node may drain before it is killed")
+  run->add_option("--drain-limit", drain_ms,
+                  "ms the whole stop may take (the nodes drain one after another within it); what "
+                  "is still running 2 s later is killed")
       ->check(CLI::PositiveNumber);
   run->add_option("--dead-letters", o.dead_letter_file, "append every dead letter to this file (JSON lines)");
   run->add_option("--summary-json", o.summary_json, "write the final counts to this file");

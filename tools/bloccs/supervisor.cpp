@@ -62,6 +62,12 @@ struct Supervisor::Child {
   bool killed = false;  // by us, at the end of its drain limit or on a second SIGINT
 
   bool live() const { return state == State::starting || state == State::running; }
+  // Ends the node for good: the nodes that feed it stop waiting for its ports to come back.
+  void end(State how) {
+    state = how;
+    // release: pairs with the acquire load of the nodes that feed it (pipeline/node.cpp).
+    block->identity.over.store(1, std::memory_order_release);
+  }
   bool over() const { return state == State::finished || state == State::gave_up; }
   const char* state_name() const {
     switch (state) {
@@ -186,18 +192,24 @@ void Supervisor::reap() {
     c->pid = 0;
     const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (clean || c->killed || phase_ == Phase::killing) {
-      c->state = Child::State::finished;
+      c->end(Child::State::finished);
       if (!clean && !c->killed) c->killed = true;
       continue;
     }
     const std::string what = "node " + c->spec->id + " (pid " + std::to_string(pid) + ") " +
                              describe(status);
+    if (signalled_) {  // a stop asked for by a signal restarts nothing
+      c->end(Child::State::gave_up);
+      failed_ = true;
+      say(what + " while the pipeline stops on a signal: not restarting it");
+      continue;
+    }
     if (c->restarts >= pipeline_.restart.max_restarts) {
-      c->state = Child::State::gave_up;
+      c->end(Child::State::gave_up);
       failed_ = true;
       say(what + "; it was restarted " + std::to_string(c->restarts) +
           " times already (restart.max_restarts): giving up, stopping the pipeline");
-      if (phase_ == Phase::running) phase_ = Phase::stopping;
+      begin_stop();
       continue;
     }
     ++c->restarts;
@@ -217,7 +229,7 @@ void Supervisor::restart_due() {
   const auto now = Clock::now();
   for (auto& c : children_) {
     if (c->state == Child::State::restart_pending && now >= c->restart_at && !spawn(*c)) {
-      c->state = Child::State::gave_up;
+      c->end(Child::State::gave_up);
       failed_ = true;
     }
     if (c->state == Child::State::starting) {
@@ -242,20 +254,31 @@ void Supervisor::stop_next() {
   for (Child* c : stop_order_) {
     if (c->over()) continue;
     if (c->state == Child::State::running && !c->stop_sent) {
+      // release: the node reads it (acquire) when the signal has made it stop.
+      c->block->identity.stop_by.store(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(stop_by_.time_since_epoch()).count(),
+          std::memory_order_release);
       kill(c->pid, SIGTERM);
       c->stop_sent = true;
-      c->kill_at = now + options_.drain_limit + kStopSlack;
+      c->kill_at = stop_by_ + kStopSlack;
     } else if (c->state == Child::State::running && now >= c->kill_at && !c->killed) {
-      say("node " + c->spec->id + " did not finish draining within its limit; killing it");
+      say("node " + c->spec->id + " did not finish draining within the drain limit; killing it");
       c->killed = true;
       failed_ = true;
       kill(c->pid, SIGKILL);
     } else if (c->state == Child::State::idle) {
-      c->state = Child::State::finished;  // never started
+      c->end(Child::State::finished);  // never started
       continue;
     }
     return;  // one node at a time: the next starts once this one is done
   }
+}
+
+void Supervisor::begin_stop() {
+  if (phase_ != Phase::running) return;
+  phase_ = Phase::stopping;
+  // One budget for the whole stop, however many nodes drain one after another.
+  stop_by_ = Clock::now() + options_.drain_limit;
 }
 
 bool Supervisor::all_sources_done() const {
@@ -356,12 +379,21 @@ int Supervisor::run() {
     siginfo_t info;
     const int sig = sigtimedwait(&signals, &info, &tick);
     if (sig == SIGINT || sig == SIGTERM) {
-      if (phase_ == Phase::running) {
-        phase_ = Phase::stopping;
+      if (!signalled_ && phase_ != Phase::killing) {
+        signalled_ = true;
+        begin_stop();
         drawn_lines = 0;
         say(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") +
-            ": stopping the pipeline from the sources down, draining what is queued "
-            "(send it again to kill every node at once)");
+            ": stopping the pipeline from the sources down, draining what is queued for up "
+            "to " +
+            std::to_string(options_.drain_limit.count()) +
+            " ms (send it again to kill every node at once)");
+        for (auto& c : children_)
+          if (c->state == Child::State::restart_pending) {
+            say("node " + c->spec->id + " was waiting to be restarted: not restarting it");
+            c->end(Child::State::gave_up);
+            failed_ = true;
+          }
       } else if (phase_ != Phase::killing) {
         phase_ = Phase::killing;
         drawn_lines = 0;
@@ -370,14 +402,14 @@ int Supervisor::run() {
         for (auto& c : children_) {
           if (c->live()) kill(c->pid, SIGKILL), c->killed = true;
           if (c->state == Child::State::restart_pending || c->state == Child::State::idle)
-            c->state = Child::State::finished;
+            c->end(Child::State::finished);
         }
       }
     }
     reap();
     if (phase_ != Phase::killing) restart_due();
     if (phase_ == Phase::running && all_sources_done()) {
-      phase_ = Phase::stopping;
+      begin_stop();
       drawn_lines = 0;
       if (!options_.quiet) say("every source has finished: stopping the pipeline, sources first");
     }

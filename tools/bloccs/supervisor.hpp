@@ -7,11 +7,14 @@
 //   crash     a node that dies by a signal or exits non-zero while not asked to stop is started
 //             again after the pipeline's restart backoff; the new process takes over its ports'
 //             keys and the messages queued in them (see bloccs/port.hpp, "take-over"). After
-//             max_restarts the pipeline is stopped and the run fails.
+//             max_restarts the pipeline is stopped and the run fails. A node that ends for good
+//             is marked `over` in its block, so that the nodes feeding it stop waiting for it.
 //   stop      when every source has finished (exited 0), or on SIGINT/SIGTERM, the nodes are
 //             asked to stop (SIGTERM) one at a time, sources first: each drains its ports and its
-//             retries before it exits, so what is queued reaches the end. A second SIGINT kills
-//             every node at once. A node that outlasts its drain limit is killed.
+//             retries before it exits, so what is queued reaches the end. The drain limit is the
+//             budget of the whole stop, not of each node: a node still running at its end (plus
+//             2 s) is killed. A signal also ends every restart, pending or later. A second
+//             SIGINT kills every node at once.
 //   end       the dead-letter port is drained and stopped, and every segment of the run is
 //             removed (ports of dead owners included).
 #pragma once
@@ -34,7 +37,7 @@ struct RunOptions {
   std::string ns;  // resolved namespace
   std::string dead_letter_file;
   std::chrono::milliseconds status_interval{1000};  // 0: no live status
-  std::chrono::milliseconds drain_limit{30'000};    // per node, while stopping
+  std::chrono::milliseconds drain_limit{30'000};    // for the whole stop
   bool quiet = false;                               // no status, no summary (errors only)
   std::string summary_json;                         // write the final snapshot here
 };
@@ -55,6 +58,7 @@ class Supervisor {
   void reap();
   void restart_due();
   void stop_next();
+  void begin_stop();
   Snapshot snapshot() const;
   void cleanup();
   void say(const std::string& line) const;
@@ -67,6 +71,8 @@ class Supervisor {
   std::vector<Child*> stop_order_;                 // sources first
   std::unique_ptr<DeadLetters> dead_letters_;
   enum class Phase { running, stopping, killing } phase_ = Phase::running;
+  bool signalled_ = false;       // SIGINT or SIGTERM asked for the stop: nothing is restarted
+  Clock::time_point stop_by_{};  // once stopping: when every node must be done (drain limit)
   bool failed_ = false;
   Clock::time_point started_;
 };
