@@ -31,7 +31,12 @@ struct Message {
 const bloccs::PortKey kSink{"demo", "sink", "in"};
 constexpr auto kGoodbyeDelay = std::chrono::milliseconds(100);
 
+// Interrupted by Ctrl-C (or kill): the shell's exit code for SIGINT.
+constexpr int kInterrupted = 130;
+
 int fail(const bloccs::Error& e) {
+  // Ctrl-C reaches the whole process group: the pushers stop with the owner, quietly.
+  if (bloccs::stop_requested()) return kInterrupted;
   std::fprintf(stderr, "bloccs-demo: %s: %s\n", bloccs::errc_name(e.code), e.message.c_str());
   return 1;
 }
@@ -116,6 +121,12 @@ int run_owner(const std::string& ns, std::uint64_t count, std::uint32_t buffer) 
           ++received;
         },
         1024, std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
+    if (!n && n.code() == bloccs::Errc::stopping) {
+      std::printf("interrupted after %llu messages: stopping the port\n",
+                  static_cast<unsigned long long>(received));
+      reap(0);              // the pushers got the signal too
+      return kInterrupted;  // the Port stops as we return: nothing stays in /dev/shm
+    }
     if (!n && n.code() != bloccs::Errc::timeout) return fail(n.error());
     if (!n) {
       reap(WNOHANG);
@@ -157,5 +168,7 @@ int main(int argc, char** argv) {
   if (ns.empty() && !std::getenv("BLOCCS_NAMESPACE")) ns = "demo-" + std::to_string(getpid());
   auto resolved = bloccs::shm::resolve_namespace(ns);
   if (!resolved) return fail(resolved.error());
+  // Ctrl-C ends the waits with Errc::stopping instead of killing us: the port is cleaned up.
+  if (auto st = bloccs::stop_on_signals(); !st) return fail(st.error());
   return push->parsed() ? run_pusher(*resolved, id, count) : run_owner(*resolved, count, buffer);
 }

@@ -5,6 +5,7 @@
 #include "lockfree/pusher_slots.hpp"
 #include "lockfree/ring.hpp"
 #include "shm/process.hpp"
+#include "shm/stop_request.hpp"
 
 namespace bloccs::lockfree {
 namespace {
@@ -344,12 +345,12 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     const auto fit_now = [&] {
       // seq_cst: the Dekker re-check after arming (see futex.hpp); close() wakes us too.
       cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_seq_cst));
-      return fits(current_tail(), bytes) || c->counters.closed.load(std::memory_order_seq_cst);
+      return fits(current_tail(), bytes) || c->counters.closed.load(std::memory_order_seq_cst) ||
+             shm::stop_requested();
     };
-    if (park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval),
-             nullptr, false) &&
-        !closed())
-      return {};
+    // What ended the sleep (space, a close, a stop request, the owner check) is judged below.
+    (void)park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval),
+               nullptr, false);
     if (closed()) return closed_error();
     if (segment_.damaged()) return segment_.damage_error();
     // acquire: pairs with the consumer's release of head (it may have moved while we slept).
@@ -357,6 +358,7 @@ Status RingPusher::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline dea
     if (fits(current_tail(), bytes)) return {};
     if (now_sealed()) return sealed_error();
     if (Clock::now() >= deadline) return timeout();
+    if (shm::stop_requested()) return shm::stopping_error("nothing was enqueued");
     if (!shm::held(c->consumer_alive.lock))
       return Error{Errc::owner_dead, "the ring's owner (pid " + std::to_string(cfg_.owner_pid) +
                                          ") died while this push waited for space; nothing was "

@@ -13,6 +13,7 @@
 #include "shm/liveness.hpp"
 #include "shm/names.hpp"
 #include "shm/process.hpp"
+#include "shm/stop_request.hpp"
 
 namespace bloccs {
 namespace {
@@ -292,6 +293,9 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
   if (p.stopped)
     return Error{Errc::closed, "port " + to_string(p.key) + " was stopped; start it again"};
   if (p.control_segment->damaged()) return p.control_segment->damage_error();
+  // A stop request ends a blocking receive even when a message is ready, so that a process
+  // under load stops too; try_receive still drains.
+  if (wait && shm::stop_requested()) return shm::stopping_error("no message was received");
   std::size_t delivered = 0;
   std::uint64_t refused = 0;
   auto on_record = [&](std::span<const std::byte> record) {
@@ -303,11 +307,13 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
     visit(ctx, m);
     ++delivered;
   };
-  // Park on the `in` link and on the due lane at once: either's pusher wakes us.
+  // Park on the `in` link and on the due lane at once: either's pusher wakes us. A stop request
+  // (stop_on_signals) ends the sleep too, at its next look.
   const lockfree::AlsoReady due_ready{
       [](const void* ring) {
         // seq_cst: AlsoReady's contract (the consumer's Dekker re-check).
-        return static_cast<const lockfree::Ring*>(ring)->ready(std::memory_order_seq_cst);
+        return static_cast<const lockfree::Ring*>(ring)->ready(std::memory_order_seq_cst) ||
+               shm::stop_requested();
       },
       &*p.due, &p.due->data_line()};
   for (;;) {
@@ -331,6 +337,7 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
     if (delivered || !wait) return delivered;
     if (Clock::now() >= deadline)
       return Error{Errc::timeout, "no message arrived before the deadline"};
+    if (shm::stop_requested()) return shm::stopping_error("no message was received");
     if (auto st = p.in->wait(deadline, due_ready); !st) return std::move(st).error();
   }
 }

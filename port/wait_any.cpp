@@ -5,6 +5,7 @@
 #include <string>
 
 #include "port/port_impl.hpp"
+#include "shm/stop_request.hpp"
 #include "shm/test_hooks.hpp"
 
 namespace bloccs {
@@ -26,9 +27,13 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
 
   lockfree::WaitLine* lines[lockfree::kMaxWaitAny];
   for (;;) {
+    // A stop request ends every blocking wait, also one that would find a port ready: a
+    // process under load must stop too (try_receive still drains what is queued).
+    if (shm::stop_requested()) return shm::stopping_error("wait_any did not wait");
     // What ends the wait; seq_cst loads throughout: the Dekker re-check after arming.
     auto ready = [&] {
       if (wake_up && wake_up->notified()) return true;
+      if (shm::stop_requested()) return true;
       for (Port* port : ports) {
         const Port::Impl& p = *port->impl_;
         if (p.due->ready(std::memory_order_seq_cst) || p.in->ready(std::memory_order_seq_cst))
@@ -49,8 +54,9 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
     }
     if (wake_up) lines[n++] = &wake_up->line_;
     shm::test_hook("wait_any.park");  // looked, not yet armed: what the re-check must catch
-    if (lockfree::park_any({lines, n}, ready, wake_at)) return {};
-    if (ready()) return {};
+    const bool woken = lockfree::park_any({lines, n}, ready, wake_at) || ready();
+    if (shm::stop_requested()) return shm::stopping_error("wait_any did not wait");
+    if (woken) return {};
     if (Clock::now() >= deadline)
       return Error{Errc::timeout, "no message arrived before the deadline"};
     // A spurious or recheck wake-up: loop to look at open claims and sleep again.

@@ -3,6 +3,8 @@
 #include <cstdio>
 
 int main() {
+  // Ctrl-C ends the receive with Errc::stopping instead of killing us, so the port is cleaned up.
+  if (auto st = bloccs::stop_on_signals(); !st) return 1;
   auto port = bloccs::Port::start({"example", "printer", "in"}, {.buffer = 64});
   if (!port) {
     std::fprintf(stderr, "%s\n", port.error().message.c_str());
@@ -15,6 +17,7 @@ int main() {
                       reinterpret_cast<const char*>(m.payload.data()), m.meta.attempt());
         },
         16, bloccs::Clock::now() + std::chrono::seconds(10));
+    if (!n && n.code() == bloccs::Errc::stopping) return 130;  // interrupted: stop cleanly
     if (!n) {
       std::fprintf(stderr, "%s\n", n.error().message.c_str());
       return 1;

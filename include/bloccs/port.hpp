@@ -224,6 +224,21 @@ Status push(const PortKey& key, std::span<const std::byte> payload, const Meta& 
 Status push_after(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
                   std::chrono::milliseconds delay);
 
+// A clean stop on Ctrl-C or `kill`, in one call at the start of main. From the first SIGINT
+// or SIGTERM on, every blocking wait of the process returns Errc::stopping: a receive (also one
+// that would find a message ready, so that a process under load stops too), wait_any, and a
+// push that would park. At once in the thread the signal interrupted, within 100 ms in the
+// others. main returns, and the ports' destructors unregister them and remove their segments.
+// What does not wait goes on (try_receive, a push that fits), so what is queued can still be
+// drained. A second signal ends the process at once (the default action). Errc::system_error
+// if the handlers cannot be installed. Not for nodes: bloccs::Node stops on these signals
+// itself, after draining.
+Status stop_on_signals();
+// True once the stop was asked for (by a signal, or by request_stop).
+bool stop_requested() noexcept;
+// Asks for the stop, as a signal would. Async-signal-safe: a program's own handler may call it.
+void request_stop() noexcept;
+
 // How long push may stay parked, process-wide. Default: infinite, unless the environment sets
 // BLOCCS_PUSH_TIMEOUT_MS (a whole number of milliseconds, or "infinite"), read at first use.
 // set_push_timeout overrides the environment; std::nullopt means infinite.

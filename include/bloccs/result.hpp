@@ -35,6 +35,7 @@ enum class Errc {
   closed,             // the ring's owner closed it (the port stopped); nothing was enqueued
   bad_meta,           // meta over its limits (bloccs/meta.hpp); nothing was enqueued
   out_of_memory,      // shared memory (/dev/shm) is full; nothing was enqueued
+  stopping,           // the process was asked to stop (stop_on_signals); the wait ended
 };
 
 // A stable name for each code, for logs and tests.
@@ -84,6 +85,8 @@ constexpr const char* errc_name(Errc code) noexcept {
       return "bad_meta";
     case Errc::out_of_memory:
       return "out_of_memory";
+    case Errc::stopping:
+      return "stopping";
   }
   return "unknown";
 }
