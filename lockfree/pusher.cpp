@@ -13,6 +13,15 @@ namespace {
 // A parked pusher looks at the owner this often, so that it never sleeps on a dead ring.
 constexpr auto kOwnerCheckInterval = std::chrono::milliseconds(100);
 
+// Every record starts 8-aligned, so a tail that is not was written by no pusher; following it
+// would put headers at misaligned addresses (split locks; found by the ring_records fuzz target).
+Error misaligned_tail(const shm::Segment& seg, Cursor tail) {
+  return {Errc::corrupt, "ring /dev/shm/" + seg.name() + " has its tail at byte " +
+                             std::to_string(tail.pos) +
+                             ", where no record can start (not 8-byte aligned); nothing was "
+                             "enqueued. Remove it (shmctl rm) and restart its owner"};
+}
+
 // Where an SPSC pusher resumes. The shared tail lags the true one if a predecessor was killed
 // between publishing its last record and storing the tail: step over committed records. The
 // word at the true tail is always zero (the terminator), so this stops there.
@@ -21,6 +30,7 @@ Result<Cursor> spsc_resume_point(const shm::Segment& seg, const RingConfig& cfg)
   std::byte* data = seg.base() + cfg.data_offset;
   // acquire: with the headers' acquire below, the predecessor's last writes are visible.
   Cursor t = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
+  if (t.pos % kRecordHeader != 0) return misaligned_tail(seg, t);
   for (std::uint64_t walked = 0;;) {
     const std::uint64_t h =
         header_word(data, t.pos & (cfg.capacity - 1)).load(std::memory_order_acquire);
@@ -232,6 +242,8 @@ Status RingPusher::push_mpsc(std::span<const std::byte> head, std::span<const st
   Cursor tail;
   for (;;) {
     tail = Cursor::unpack(observed);
+    if (tail.pos % kRecordHeader != 0) [[unlikely]]
+      return misaligned_tail(segment_, tail);
     if (!fits(tail, bytes)) {
       // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
       cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));

@@ -74,6 +74,9 @@ Ring::Recovery Ring::recover_abandoned() {
   if (tail == p) return Recovery::claimant_alive;  // nothing claimed: just empty
   if (pos_distance(tail, p) > cfg.capacity)
     return corrupt("its tail is further ahead of the head than its capacity");
+  // Every claim starts and ends 8-aligned: a tail that is not would become our head.
+  if (tail % kRecordHeader != 0)
+    return corrupt("its tail " + std::to_string(tail) + " is not 8-byte aligned");
   std::vector<SlotView>& view = slot_view_;
   for (std::uint32_t i = 0; i < cfg.slot_count; ++i) {
     // Alive first, then the intent: a holder seen dead wrote its last intent before dying.
@@ -109,6 +112,9 @@ Ring::Recovery Ring::recover_abandoned() {
       if (!v.alive || !(v.intent & kIntentActive)) continue;
       const std::uint64_t x = v.intent & kPosMask;
       if (x == p) return Recovery::claimant_alive;
+      if (x % kRecordHeader != 0)  // it would become our head
+        return corrupt("a pusher slot claims byte " + std::to_string(x) +
+                       ", which is not 8-byte aligned");
       if (pos_before(p, x) && pos_before(x, boundary)) boundary = x;
     }
     for (std::uint64_t w = (p + kRecordHeader) & kPosMask; pos_before(w, boundary);
@@ -201,6 +207,10 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
     }
     if (pos_distance(tail.pos, p) > cfg.capacity)
       return corrupt("its tail is further ahead of the head than its capacity");
+    // Every claim starts and ends 8-aligned: a tail that is not would become our head (found
+    // by the ring_records fuzz target).
+    if (tail.pos % kRecordHeader != 0)
+      return corrupt("its tail " + std::to_string(tail.pos) + " is not 8-byte aligned");
 
     if (header_type(h) == kTypeConsumed) {  // handed over by the dead consumer, being zeroed
       const std::uint64_t skip = record_size(header_length(h));
@@ -220,6 +230,9 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
       view[i].intent = slots[i].intent.load(std::memory_order_acquire);
       if (!view[i].alive || !(view[i].intent & kIntentActive)) continue;
       const std::uint64_t x = view[i].intent & kPosMask;
+      if (x % kRecordHeader != 0)  // it would become our head
+        return corrupt("pusher slot " + std::to_string(i) + " claims byte " + std::to_string(x) +
+                       ", which is not 8-byte aligned");
       if (x == p) live_at_p = true;
       if (pos_before(p, x) && pos_before(x, boundary)) boundary = x;
     }

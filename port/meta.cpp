@@ -1,4 +1,5 @@
 // Meta: building it, and its encoding in a record (layout drawn in meta_codec.hpp).
+#include <array>
 #include <cstring>
 #include <string>
 
@@ -102,13 +103,20 @@ bool MetaCodec::decode(std::span<const std::byte> record, MetaView& meta,
       kMetaFixed + pair_bytes > kMetaMaxBytes)
     return false;
   // Walk the pairs once: every length must stay inside the pair area, and fill it exactly.
+  // Keys are unique, as push makes them: a record with a key twice is refused (found by the
+  // meta_decode fuzz target: the consumer took what no pusher could send, and a node that
+  // passed its meta on got bad_meta for it).
   std::size_t at = kMetaFixed;
   const std::size_t end = kMetaFixed + pair_bytes;
+  std::array<std::string_view, kMetaMaxPairs> keys;
   for (std::size_t i = 0; i < pairs; ++i) {
     if (at + 3 > end) return false;
     const std::size_t k = static_cast<std::size_t>(p[at]);
     const std::size_t v = load_u16(p + at + 1);
     if (k == 0 || k > kMetaMaxKey || v > kMetaMaxValue || at + 3 + k + v > end) return false;
+    keys[i] = {reinterpret_cast<const char*>(p + at + 3), k};
+    for (std::size_t j = 0; j < i; ++j)
+      if (keys[j] == keys[i]) return false;
     at += 3 + k + v;
   }
   if (at != end) return false;

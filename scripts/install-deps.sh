@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev             # nlohmann-json: shmctl's --json output, the benchmarks' results.json
   gnuplot-nox                    # gnuplot: the benchmark plots (PNG)
   libtomlplusplus-dev            # toml++: pipeline files (bloccs run pipeline.toml)
+  clang libclang-rt-14-dev       # clang and libFuzzer: the fuzz targets (fuzz/, scripts/fuzz.sh)
 )
 
 missing=()

@@ -3,7 +3,8 @@
 #   1. optimised, warnings as errors, every test at full size, plus a short benchmark run and
 #      an example project built against the installed package;
 #   2. ThreadSanitizer (the lock-free code's memory orders), smaller message counts;
-#   3. AddressSanitizer + UndefinedBehaviorSanitizer, smaller message counts.
+#   3. AddressSanitizer + UndefinedBehaviorSanitizer, smaller message counts;
+#   4. the fuzz targets (clang, libFuzzer, ASan+UBSan), 20 s each from their corpora.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -26,6 +27,7 @@ run_suite() {  # build dir, scale, extra cmake args...
 
 run_suite build-tsan 0.5 -DBLOCCS_SANITIZE=thread -DBLOCCS_BENCHMARKS=OFF
 run_suite build-asan 1 -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_BENCHMARKS=OFF
+bash scripts/fuzz.sh
 # A short benchmark run keeps the driver working (seconds); it prints the ratios and the
 # targets and never fails on them: this machine is noisy. The full suite is scripts/bench.sh.
 build build -DCMAKE_BUILD_TYPE=Release

@@ -378,3 +378,62 @@ TEST(PortDamage, ACycleInAnUnboundedPortsChainIsAnErrorNotASpin) {
   EXPECT_TRUE(contains(r->message, "successor")) << r->message;
   kill(owner, SIGKILL);
 }
+
+// Found by the ring_records fuzz target (item 18): an MPSC ring whose tail a peer left at a
+// position no claim can end at (not 8-aligned). The consumer took it for the end of a dead
+// claim and moved its head there, reading headers at misaligned addresses from then on, and a
+// pusher claimed space there. It is damage, reported as such by both.
+TEST(PortDamage, AMisalignedTailIsDamageNotANewHead) {
+  TestNamespace ns;
+  Reaper reap;
+  Signal ready, go;
+  Shared<ReceiveReport> r;
+  const pid_t owner = reap(owner_that_receives_once(ns, {.buffer = 4}, ready, go, *r, 5s));
+  ASSERT_TRUE(ready.wait());
+  {
+    Scribble s(segment_with(ns, ".in.in."));
+    ASSERT_TRUE(s.base());
+    auto* c = reinterpret_cast<lf::RingControl*>(s.base());
+    const auto head = lf::Cursor::unpack(c->consumer.head.load());
+    c->producer.tail.store(lf::Cursor{head.pos + 12, head.count + 1}.pack());  // nothing written
+  }
+  // A pusher that comes first refuses to claim there (it would write misaligned headers).
+  const PushReport before = fresh_push(ns, 5s);
+  EXPECT_EQ(before.code, static_cast<int>(Errc::corrupt) + 1) << before.message;
+  EXPECT_TRUE(contains(before.message, "not 8-byte aligned")) << before.message;
+  go.notify();
+  ASSERT_TRUE(eventually([&] { return r->code.load() >= 0; }));
+  EXPECT_EQ(r->code.load(), static_cast<int>(Errc::corrupt) + 1) << r->message;
+  EXPECT_TRUE(contains(r->message, "not 8-byte aligned")) << r->message;
+  kill(owner, SIGKILL);
+}
+
+// Found by the meta_decode fuzz target (item 18): a record whose meta names a key twice was
+// received, though no push can send it (push refuses duplicate keys with bad_meta), so a node
+// passing that meta on got bad_meta. It is refused and counted, as other malformed meta is,
+// and the next message is received.
+TEST(PortDamage, ARecordWhoseMetaNamesAKeyTwiceIsRefusedAndCounted) {
+  TestNamespace ns;
+  Reaper reap;
+  auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  const std::string ring = segment_with(ns, ".in.in.");
+  ASSERT_FALSE(ring.empty());
+  const pid_t peer = reap(spawn([&] {
+    // meta: attempt 0, 8 pair bytes, 2 pairs: "k" = "", "k" = ""; then a payload.
+    const std::uint8_t twice[] = {0, 0, 0, 0, 8, 0, 2, 0, 1, 0, 0, 'k', 1, 0, 0, 'k', 'x'};
+    auto raw = lf::RingPusher::open(ns.name(), ring.substr(ring.find('/') + 1));
+    if (!raw) return fail(2, "open the ring", raw);
+    if (auto st = raw->push(std::as_bytes(std::span(twice))); !st) return fail(3, "raw push", st);
+    auto p = Pusher::open(ns.name());
+    if (auto st = p->push(key(), num(7)); !st) return fail(4, "push", st);
+    return 0;
+  }));
+  ASSERT_EQ(exit_code(wait_child(peer)), 0);
+  auto m = port->receive(in(5s));
+  ASSERT_TRUE(m) << describe(m);
+  EXPECT_EQ(num(m->payload), 7u) << "the record with a key twice was received";
+  EXPECT_EQ(port->stats().refused, 1u);
+  port->stop();
+  EXPECT_SHM_CLEAN(ns);
+}
