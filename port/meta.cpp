@@ -1,5 +1,4 @@
 // Meta: building it, and its encoding in a record (layout drawn in meta_codec.hpp).
-#include <array>
 #include <cstring>
 #include <string>
 
@@ -108,15 +107,19 @@ bool MetaCodec::decode(std::span<const std::byte> record, MetaView& meta,
   // passed its meta on got bad_meta for it).
   std::size_t at = kMetaFixed;
   const std::size_t end = kMetaFixed + pair_bytes;
-  std::array<std::string_view, kMetaMaxPairs> keys;
-  for (std::size_t i = 0; i < pairs; ++i) {
+  std::size_t key_at[kMetaMaxPairs];  // where each pair starts; left uninitialised: no cost
+  for (std::size_t i = 0; i < pairs; ++i) {  // without pairs (the common case) it costs nothing
     if (at + 3 > end) return false;
     const std::size_t k = static_cast<std::size_t>(p[at]);
     const std::size_t v = load_u16(p + at + 1);
     if (k == 0 || k > kMetaMaxKey || v > kMetaMaxValue || at + 3 + k + v > end) return false;
-    keys[i] = {reinterpret_cast<const char*>(p + at + 3), k};
+    // An earlier key compared over k bytes ends before this one's do: inside the record even
+    // if a peer rewrites its length byte meanwhile.
     for (std::size_t j = 0; j < i; ++j)
-      if (keys[j] == keys[i]) return false;
+      if (static_cast<std::size_t>(p[key_at[j]]) == k &&
+          std::memcmp(p + key_at[j] + 3, p + at + 3, k) == 0)
+        return false;
+    key_at[i] = at;
     at += 3 + k + v;
   }
   if (at != end) return false;
