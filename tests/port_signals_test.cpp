@@ -218,9 +218,16 @@ TEST(PortSignals, ASecondSignalEndsAProgramThatDoesNotStop) {
   Signal ready, asked;
   const pid_t stubborn = reap(spawn([&] {
     if (auto st = bloccs::stop_on_signals(); !st) return fail(2, "stop_on_signals", st);
+    // Blocked but in sigsuspend, so that no signal slips in between the look and the sleep.
+    sigset_t both, before;
+    sigemptyset(&both);
+    sigaddset(&both, SIGINT);
+    sigaddset(&both, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &both, &before);
     ready.notify();
-    while (!bloccs::stop_requested()) pause();
+    while (!bloccs::stop_requested()) sigsuspend(&before);
     asked.notify();
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);  // the second one, pending or not, kills
     for (;;) pause();
   }));
   ASSERT_TRUE(ready.wait());
