@@ -22,13 +22,6 @@ using namespace bloccs::test;
 
 namespace {
 
-// The name (in ns.leftovers() form, "bloccs.<ns>/<name>") of the first segment containing `part`.
-std::string segment_with(const TestNamespace& ns, const std::string& part) {
-  for (const auto& e : ns.leftovers())
-    if (e.find(part) != std::string::npos) return e;
-  return {};
-}
-
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
@@ -117,28 +110,6 @@ TEST(PortDamage, APusherWhoseRegistryIsCutShortGetsAnErrorNotASigbus) {
 }
 
 namespace {
-
-// Maps /dev/shm/<name> read-write, as a peer with write access would.
-class Scribble {
- public:
-  explicit Scribble(const std::string& name) {
-    fd_ = open(("/dev/shm/" + name).c_str(), O_RDWR);
-    if (fd_ < 0) return;
-    size_ = static_cast<std::size_t>(lseek(fd_, 0, SEEK_END));
-    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    if (p != MAP_FAILED) base_ = static_cast<std::byte*>(p);
-  }
-  ~Scribble() {
-    if (base_) munmap(base_, size_);
-    if (fd_ >= 0) close(fd_);
-  }
-  std::byte* base() const { return base_; }
-
- private:
-  int fd_ = -1;
-  std::size_t size_ = 0;
-  std::byte* base_ = nullptr;
-};
 
 namespace lf = bloccs::lockfree;
 

@@ -99,35 +99,6 @@ std::string report(const Port& p) {
          "; note: " + t.note;
 }
 
-// The name in /dev/shm of a segment of the namespace whose name contains `part`.
-std::string segment_with(const TestNamespace& ns, const std::string& part) {
-  for (const auto& e : ns.leftovers())
-    if (e.find(part) != std::string::npos) return e;
-  return {};
-}
-
-// Maps /dev/shm/<name> read-write, for a test that damages it.
-class Scribble {
- public:
-  explicit Scribble(const std::string& name) {
-    fd_ = open(("/dev/shm/" + name).c_str(), O_RDWR);
-    if (fd_ < 0) return;
-    size_ = static_cast<std::size_t>(lseek(fd_, 0, SEEK_END));
-    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    base_ = p == MAP_FAILED ? nullptr : static_cast<std::byte*>(p);
-  }
-  ~Scribble() {
-    if (base_) munmap(base_, size_);
-    if (fd_ >= 0) close(fd_);
-  }
-  std::byte* base() const { return base_; }
-
- private:
-  int fd_ = -1;
-  std::size_t size_ = 0;
-  std::byte* base_ = nullptr;
-};
-
 // A claim made in a ring by hand, as a pusher makes it (ring_layout.hpp, pusher.cpp): slot
 // intent, then the tail; the record (8 bytes of empty meta, then an 8-byte number) is written
 // and committed by commit(), or never. For a ring nobody else pushes to meanwhile.

@@ -3,9 +3,11 @@
 // child exit statuses.
 #pragma once
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -127,6 +129,38 @@ inline std::map<std::string, ino_t> segments_with_inodes(const TestNamespace& ns
 // /dev/shm (no ring, no chained segment, no registry).
 #define EXPECT_SHM_CLEAN(ns) \
   EXPECT_TRUE((ns).leftovers().empty()) << "left in /dev/shm: " << join((ns).leftovers())
+
+// The name (in ns.leftovers() form, "bloccs.<ns>/<name>") of the first segment containing `part`.
+inline std::string segment_with(const TestNamespace& ns, const std::string& part) {
+  for (const auto& e : ns.leftovers())
+    if (e.find(part) != std::string::npos) return e;
+  return {};
+}
+
+// Maps /dev/shm/<name> read-write, as a peer with write access would: for tests that damage a
+// segment. base() is null if it could not be mapped.
+class Scribble {
+ public:
+  explicit Scribble(const std::string& name) {
+    fd_ = open(("/dev/shm/" + name).c_str(), O_RDWR);
+    if (fd_ < 0) return;
+    size_ = static_cast<std::size_t>(lseek(fd_, 0, SEEK_END));
+    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p != MAP_FAILED) base_ = static_cast<std::byte*>(p);
+  }
+  ~Scribble() {
+    if (base_) munmap(base_, size_);
+    if (fd_ >= 0) close(fd_);
+  }
+  Scribble(const Scribble&) = delete;
+  Scribble& operator=(const Scribble&) = delete;
+  std::byte* base() const { return base_; }
+
+ private:
+  int fd_ = -1;
+  std::size_t size_ = 0;
+  std::byte* base_ = nullptr;
+};
 
 // A payload holding one number.
 inline std::vector<std::byte> num(std::uint64_t v) {
