@@ -112,6 +112,7 @@ void add_successors(const ChainSpec& spec, const shm::Segment& from, RingStats& 
     total.depth += s.depth;
     total.bytes_used += s.bytes_used;
     total.abandoned += s.abandoned;
+    total.aborted += s.aborted;
     ++links;
     // acquire: as above.
     next = reinterpret_cast<const RingControl*>(seg->base())

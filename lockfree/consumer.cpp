@@ -28,38 +28,48 @@ Ring::State Ring::peek(std::span<const std::byte>& payload) {
   }
   RingControl* c = control();
   const RingConfig& cfg = cfg_;
-  const std::uint64_t mask = cfg.capacity - 1;
-  const std::uint64_t off = head_.pos & mask;
-  // acquire: pairs with the pusher's release store of the committed header (payload visible).
-  // Both kinds publish a record by its header, so the consumer polls the line it then reads
-  // and never touches the pushers' tail line on the fast path.
-  const std::uint64_t h = header_word(data(), off).load(std::memory_order_acquire);
-  if (!header_committed(h)) {
-    // The waiting path (wait) looks at the tail itself once it stops spinning.
-    if (++empty_peeks_ < kEmptyPeeksPerTailLook) return State::empty;
+  for (;;) {  // each pass either returns or moves head_ forward past a pad or an aborted loan
+    const std::uint64_t off = head_.pos & (cfg.capacity - 1);
+    // acquire: pairs with the pusher's release store of the committed header (payload
+    // visible). Both kinds publish a record by its header, so the consumer polls the line it
+    // then reads and never touches the pushers' tail line on the fast path.
+    const std::uint64_t h = header_word(data(), off).load(std::memory_order_acquire);
+    if (!header_committed(h)) {
+      // The waiting path (wait) looks at the tail itself once it stops spinning.
+      if (++empty_peeks_ < kEmptyPeeksPerTailLook) return State::empty;
+      empty_peeks_ = 0;
+      if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) return spsc_stalled_or_empty();
+      return pending_or_empty(payload);
+    }
     empty_peeks_ = 0;
-    if (cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)) return spsc_stalled_or_empty();
-    return pending_or_empty(payload);
+    if (!committed_header_valid(h, off, cfg.capacity, cfg.max_payload, cfg.slot_count))
+        [[unlikely]] {
+      c->counters.corrupt.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+      return damage("it holds a damaged record at byte " + std::to_string(head_.pos) + " (header " +
+                    std::to_string(h) + "): its type, length or slot is out of range");
+    }
+    const std::uint64_t size = record_size(header_length(h));
+    if (header_type(h) != kTypeData) [[unlikely]] {  // a pad, or an aborted loan: no message
+      skip_record(off, size);
+      head_ = header_type(h) == kTypePad ? head_.skipped(size) : head_.advanced(size);
+      continue;
+    }
+    payload = {data() + off + kRecordHeader, header_length(h)};  // in place: records never wrap
+    peeked_size_ = size;
+    peeked_header_ = h;
+    return State::ready;
   }
-  empty_peeks_ = 0;
-  const std::uint32_t len = header_length(h);
-  const std::uint32_t slot = header_slot_plus_one(h);
-  if (header_type(h) != kTypeData || (h & kHeaderReservedBits) || len > cfg.max_payload ||
-      slot == 0 || slot > cfg.slot_count) {
-    c->counters.corrupt.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-    return damage("it holds a damaged record at byte " + std::to_string(head_.pos) + " (header " +
-                  std::to_string(h) + "): a length or slot is out of range");
-  }
-  const std::uint64_t payload_off = (off + kRecordHeader) & mask;
-  if (payload_off + len <= cfg.capacity) {
-    payload = {data() + payload_off, len};
-  } else {
-    copy_from_ring(data(), cfg.capacity, payload_off, scratch_.data(), len);
-    payload = {scratch_.data(), len};
-  }
-  peeked_size_ = record_size(len);
-  peeked_header_ = h;
-  return State::ready;
+}
+
+void Ring::skip_record(std::uint64_t off, std::uint64_t size) {
+  skipped_ = true;  // the batch hands this space back even if it hands over no message
+  if (cfg_.kind != static_cast<std::uint32_t>(RingKind::mpsc)) return;
+  // MPSC space ends up zero (recovery reads a zero header as "nothing written"): the body first
+  // (a loan wrote it), then the header, so that a reader behind us (shmctl peek) finds a header
+  // or zeros, never a body word where a header should be.
+  std::memset(data() + off + kRecordHeader, 0, size - kRecordHeader);
+  // release: the zeroing above stays before it (free on x86-64); the head's release publishes.
+  header_word(data(), off).store(0, std::memory_order_release);
 }
 
 Ring::State Ring::pending_or_empty(std::span<const std::byte>& payload) {
@@ -139,7 +149,7 @@ void Ring::zero_consumed() {
   header_word(data(), off).store(consumed_header(peeked_header_), std::memory_order_relaxed);
   // release fence: the zeroing below stays after that store (free on x86-64).
   std::atomic_thread_fence(std::memory_order_release);
-  zero_ring(data(), cfg.capacity, (off + kRecordHeader) & mask, peeked_size_ - kRecordHeader);
+  std::memset(data() + off + kRecordHeader, 0, peeked_size_ - kRecordHeader);
   if (pending_zero_ != kNoPending)
     header_word(data(), pending_zero_).store(0, std::memory_order_relaxed);
   pending_zero_ = off;
@@ -147,6 +157,7 @@ void Ring::zero_consumed() {
 
 void Ring::publish_head() {
   RingControl* c = control();
+  skipped_ = false;
   if (pending_zero_ != kNoPending) {  // the last consumed record's header: its payload is zero
     header_word(data(), pending_zero_).store(0, std::memory_order_relaxed);  // relaxed: as above
     pending_zero_ = kNoPending;

@@ -32,15 +32,17 @@ Result<Cursor> spsc_resume_point(const shm::Segment& seg, const RingConfig& cfg)
   Cursor t = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
   if (t.pos % kRecordHeader != 0) return misaligned_tail(seg, t);
   for (std::uint64_t walked = 0;;) {
-    const std::uint64_t h =
-        header_word(data, t.pos & (cfg.capacity - 1)).load(std::memory_order_acquire);
+    const std::uint64_t off = t.pos & (cfg.capacity - 1);
+    const std::uint64_t h = header_word(data, off).load(std::memory_order_acquire);
     if (!header_committed(h)) return t;
-    walked += record_size(header_length(h));
-    if (header_length(h) > cfg.max_payload || walked > cfg.capacity)
+    const std::uint64_t size = record_size(header_length(h));
+    walked += size;
+    if (!committed_header_valid(h, off, cfg.capacity, cfg.max_payload, cfg.slot_count) ||
+        walked > cfg.capacity)
       return Error{Errc::corrupt, "ring /dev/shm/" + seg.name() +
                                       " has committed records past its tail that do not fit; "
                                       "remove it (shmctl rm) and restart its owner"};
-    t = t.advanced(record_size(header_length(h)));
+    t = header_type(h) == kTypePad ? t.skipped(size) : t.advanced(size);
   }
 }
 
@@ -105,44 +107,34 @@ PusherSlot& RingPusher::my_slot() const noexcept {
 
 bool RingPusher::fits(Cursor tail, std::uint64_t bytes) const noexcept {
   const RingConfig& cfg = cfg_;
-  // kRecordHeader of slack: the SPSC terminator word after the record must be free too.
-  return pos_distance(tail.pos, cached_head_.pos) + bytes + kRecordHeader <= cfg.capacity &&
+  // The record, the pad before it if it would run past the end, and kRecordHeader of slack:
+  // the SPSC terminator word after the record must be free too.
+  const std::uint64_t claim =
+      pad_before(tail.pos & (cfg.capacity - 1), bytes, cfg.capacity) + bytes;
+  return pos_distance(tail.pos, cached_head_.pos) + claim + kRecordHeader <= cfg.capacity &&
          count_distance(tail.count, cached_head_.count) < cfg.buffer;
 }
 
-void RingPusher::write_payload(std::uint64_t pos, std::span<const std::byte> head,
+void RingPusher::write_payload(std::uint64_t off, std::span<const std::byte> head,
                                std::span<const std::byte> body) {
-  const std::uint64_t mask = cfg_.capacity - 1;
-  const std::uint64_t off = pos & mask;
+  std::byte* at = data() + off + kRecordHeader;  // records never wrap: one span
   const std::size_t total = head.size() + body.size();
   // The consumer polls the header's cache line. Write the bytes beyond that line first, and
   // the ones sharing it last, right before the header: the line is then taken from the
   // consumer once, not once for the payload and again for the header.
   const std::size_t in_header_line = std::min<std::size_t>(
       total, static_cast<std::size_t>((off | 63) + 1 - (off + kRecordHeader)));
-  if (head.empty()) {  // one part (the ring API): two copies, nothing to split
-    copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader + in_header_line) & mask,
-                   body.data() + in_header_line, total - in_header_line);
-    copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader) & mask, body.data(),
-                   in_header_line);
-    return;
-  }
   // Copies bytes [from, to) of head + body to their place in the record.
   auto copy = [&](std::size_t from, std::size_t to) {
-    for (auto [part, base] : {std::pair{head, std::size_t{0}}, std::pair{body, head.size()}}) {
-      const std::size_t lo = std::max(from, base), hi = std::min(to, base + part.size());
-      if (lo < hi)
-        copy_into_ring(data(), cfg_.capacity, (off + kRecordHeader + lo) & mask,
-                       part.data() + (lo - base), hi - lo);
-    }
+    const std::size_t split = std::min(std::max(from, head.size()), to);
+    if (from < split) std::memcpy(at + from, head.data() + from, split - from);
+    if (split < to) std::memcpy(at + split, body.data() + (split - head.size()), to - split);
   };
   copy(in_header_line, total);
   copy(0, in_header_line);
 }
 
-Status RingPusher::push(std::span<const std::byte> head, std::span<const std::byte> body,
-                        Patience patience) {
-  const RingConfig& cfg = cfg_;
+Status RingPusher::check_push(std::size_t len) const {
   if (fork_generation_ != shm::fork_generation())
     return Error{Errc::wrong_process,
                  "this pusher of ring /dev/shm/" + segment_.name() +
@@ -151,14 +143,40 @@ Status RingPusher::push(std::span<const std::byte> head, std::span<const std::by
   // relaxed: a flag the consumer sets once; the line is ours on every push anyway.
   if (control()->producer.damaged.load(std::memory_order_relaxed) != 0) [[unlikely]]
     return damaged_error();
-  if (head.size() + body.size() > cfg.max_payload)
+  if (len > cfg_.max_payload)
     return Error{Errc::payload_too_large,
-                 "payload of " + std::to_string(head.size() + body.size()) +
-                     " bytes exceeds the ring's max_payload of " + std::to_string(cfg.max_payload) +
+                 "payload of " + std::to_string(len) + " bytes exceeds the ring's max_payload of " +
+                     std::to_string(cfg_.max_payload) +
                      "; split it, or create the ring with a larger max_payload"};
-  Status st = cfg.kind == static_cast<std::uint32_t>(RingKind::spsc)
-                  ? push_spsc(head, body, patience)
-                  : push_mpsc(head, body, patience);
+  return {};
+}
+
+Status RingPusher::push(std::span<const std::byte> head, std::span<const std::byte> body,
+                        Patience patience) {
+  const std::size_t len = head.size() + body.size();
+  if (auto st = check_push(len); !st) [[unlikely]]
+    return st;
+  auto claim = claim_space(static_cast<std::uint32_t>(len), patience);
+  if (!claim) return std::move(claim).error();
+  write_payload(claim->rec, head, body);
+  return commit(*claim, claim->len);
+}
+
+Result<RingLoan> RingPusher::loan(std::uint32_t len, Patience patience) {
+  if (auto st = check_push(len); !st) return std::move(st).error();
+  auto claim = claim_space(len, patience);
+  if (!claim) return std::move(claim).error();
+  return RingLoan{*claim, {data() + claim->rec + kRecordHeader, len}};
+}
+
+Result<RingClaim> RingPusher::claim_space(std::uint32_t len, const Patience& patience) {
+  return cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc) ? claim_spsc(len, patience)
+                                                                 : claim_mpsc(len, patience);
+}
+
+Status RingPusher::commit(const RingClaim& claim, std::uint32_t used) {
+  Status st = cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc) ? commit_spsc(claim, used)
+                                                                      : commit_mpsc(claim, used);
   // A fault in our mapping (the ring was cut short, shm/fence.hpp) left zeros behind: whatever
   // this push wrote reached nobody.
   if (segment_.damaged()) [[unlikely]]
@@ -166,41 +184,77 @@ Status RingPusher::push(std::span<const std::byte> head, std::span<const std::by
   return st;
 }
 
-Status RingPusher::push_spsc(std::span<const std::byte> head, std::span<const std::byte> body,
-                             const Patience& patience) {
+Status RingPusher::commit(RingLoan& loan, std::uint32_t used) {
+  if (used > loan.claim.len)
+    return Error{Errc::bad_loan, "a loan of " + std::to_string(loan.claim.len) +
+                                     " bytes cannot commit " + std::to_string(used) +
+                                     "; commit at most what was loaned"};
+  return commit(loan.claim, used);
+}
+
+void RingPusher::abort(RingLoan& loan) noexcept {
   RingControl* c = control();
-  const std::uint64_t mask = cfg_.capacity - 1;
-  const std::size_t len = head.size() + body.size();
+  // relaxed: a statistic; aborts are rare and their count orders nothing.
+  c->counters.aborted.fetch_add(1, std::memory_order_relaxed);
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc)) return;  // nothing was shared yet
+  // release: the consumer's acquire sees the record as aborted (and skips it by its length).
+  header_word(data(), loan.claim.rec)
+      .store(make_typed_header(kTypeAborted, loan.claim.len, slot_.index),
+             std::memory_order_release);
+  finish_mpsc();
+}
+
+Result<RingClaim> RingPusher::claim_spsc(std::uint32_t len, const Patience& patience) {
+  RingControl* c = control();
   const std::uint64_t bytes = record_size(len);
   const Cursor tail = spsc_tail_;
   if (!fits(tail, bytes)) {
     // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (!fits(tail, bytes)) {
-      if (auto st = wait_for_space(tail, bytes, patience.resolve()); !st) return st;
+      if (auto st = wait_for_space(tail, bytes, patience.resolve()); !st)
+        return std::move(st).error();
     }
   }
+  const std::uint64_t off = tail.pos & (cfg_.capacity - 1);
+  const std::uint64_t pad = pad_before(off, bytes, cfg_.capacity);
+  // Nothing is written to shared memory yet: the pusher is the only writer of the tail, and
+  // the claim becomes visible whole at commit.
+  return RingClaim{tail, pad ? 0 : off, len, pad != 0};
+}
+
+Status RingPusher::commit_spsc(const RingClaim& claim, std::uint32_t used) {
+  RingControl* c = control();
+  const std::uint64_t mask = cfg_.capacity - 1;
+  const std::uint64_t bytes = record_size(used);
   // relaxed: the terminator. The word after our record reads zero ("nothing yet") before the
   // CAS below publishes our record, so the consumer stops there, whatever the last lap left.
-  header_word(data(), (tail.pos + bytes) & mask).store(0, std::memory_order_relaxed);
-  write_payload(tail.pos, head, body);
-  // seq_cst CAS from zero: publishes the record (payload and terminator) to the consumer's
+  header_word(data(), (claim.rec + bytes) & mask).store(0, std::memory_order_relaxed);
+  std::uint64_t first = make_record_header(used, 0, true);
+  std::uint64_t claimed = bytes;
+  if (claim.padded) {
+    // relaxed: published with the pad by the CAS below; read only by a consumer past the pad.
+    header_word(data(), 0).store(first, std::memory_order_relaxed);
+    const std::uint64_t pad = cfg_.capacity - (claim.at.pos & mask);
+    first = make_typed_header(kTypePad, static_cast<std::uint32_t>(pad - kRecordHeader), 0);
+    claimed += pad;
+  }
+  // seq_cst CAS from zero: publishes the claim (pad, record, terminator) to the consumer's
   // acquire, and fails only where a take-over sealed the ring (ring_layout.hpp, seal), so that
   // no record goes where nobody will read it. It is also the Dekker store before the wake below
   // (a locked instruction, as the fence it replaces was).
   std::uint64_t found = 0;
-  if (!header_word(data(), tail.pos & mask)
-           .compare_exchange_strong(found,
-                                    make_record_header(static_cast<std::uint32_t>(len), 0, true),
-                                    std::memory_order_seq_cst, std::memory_order_relaxed)) {
+  if (!header_word(data(), claim.at.pos & mask)
+           .compare_exchange_strong(found, first, std::memory_order_seq_cst,
+                                    std::memory_order_relaxed)) {
     if (found == kSealHeader) return sealed_error();
     return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() + " holds word " +
                                     std::to_string(found) + " at its tail (byte " +
-                                    std::to_string(tail.pos) +
+                                    std::to_string(claim.at.pos) +
                                     "), where only zero can be: the ring is damaged; its owner "
                                     "must stop and start the port again"};
   }
-  spsc_tail_ = tail.advanced(bytes);
+  spsc_tail_ = claim.at.advanced(claimed);
   // release: the tail tells tools the depth, a successor where to resume, and a waiting consumer
   // that the record at its head was published (a consumer that sees the tail past its head and
   // no record there knows the ring is damaged); it reads records by their headers, never by this.
@@ -230,16 +284,16 @@ bool RingPusher::sealed() const noexcept {
   return tail_sealed(Cursor::unpack(c->producer.tail.load(std::memory_order_acquire)), head);
 }
 
-Status RingPusher::push_mpsc(std::span<const std::byte> head, std::span<const std::byte> body,
-                             const Patience& patience) {
+Result<RingClaim> RingPusher::claim_mpsc(std::uint32_t len, const Patience& patience) {
   RingControl* c = control();
   PusherSlot& slot = my_slot();
-  const std::size_t total = head.size() + body.size();
-  const std::uint64_t bytes = record_size(total);
+  const std::uint64_t mask = cfg_.capacity - 1;
+  const std::uint64_t bytes = record_size(len);
   Deadline deadline{};  // resolved when the ring is first found full
   // relaxed: only a first guess for the CAS, which validates it.
   std::uint64_t observed = c->producer.tail.load(std::memory_order_relaxed);
   Cursor tail;
+  std::uint64_t pad;
   for (;;) {
     tail = Cursor::unpack(observed);
     if (tail.pos % kRecordHeader != 0) [[unlikely]]
@@ -250,37 +304,63 @@ Status RingPusher::push_mpsc(std::span<const std::byte> head, std::span<const st
       if (!fits(tail, bytes)) {
         slot.intent.store(0, std::memory_order_relaxed);  // relaxed: never park with an intent
         if (deadline == Deadline{}) deadline = patience.resolve();
-        if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
+        if (auto st = wait_for_space(tail, bytes, deadline); !st) return std::move(st).error();
         observed = c->producer.tail.load(std::memory_order_relaxed);  // relaxed: the CAS checks
         continue;
       }
     }
+    pad = pad_before(tail.pos & mask, bytes, cfg_.capacity);
     // relaxed: published to the consumer by the CAS's release below.
     slot.intent.store(kIntentActive | tail.pos, std::memory_order_relaxed);
     // release: our intent is visible to whoever acquires this tail or a later one (recovery).
-    if (c->producer.tail.compare_exchange_weak(observed, tail.advanced(bytes).pack(),
+    if (c->producer.tail.compare_exchange_weak(observed, tail.advanced(pad + bytes).pack(),
                                                std::memory_order_release,
                                                std::memory_order_relaxed))
       break;
   }
-  const std::uint64_t off = tail.pos & (cfg_.capacity - 1);
-  const auto len = static_cast<std::uint32_t>(total);
-  // relaxed: the uncommitted header only names the claimant, for recovery if we die now.
-  header_word(data(), off)
+  const RingClaim claim{tail, pad ? 0 : tail.pos & mask, len, pad != 0};
+  if (pad) {
+    // relaxed: our claim now starts at the record, for recovery once the consumer is past the
+    // pad; the pad's release below publishes it.
+    slot.intent.store(kIntentActive | ((tail.pos + pad) & kPosMask), std::memory_order_relaxed);
+    // release: a consumer that reads the pad sees the intent above.
+    header_word(data(), tail.pos & mask)
+        .store(make_typed_header(kTypePad, static_cast<std::uint32_t>(pad - kRecordHeader),
+                                 slot_.index),
+               std::memory_order_release);
+  }
+  // relaxed: the uncommitted header only names the claimant and what it claimed, for recovery
+  // if we die now (it skips the whole claim by that length, a loan's unused tail included).
+  header_word(data(), claim.rec)
       .store(make_record_header(len, slot_.index, false), std::memory_order_relaxed);
   // The header must reach memory before the payload (recovery reads "header zero" as "nothing
   // written"): keep the compiler from sinking it; x86-64 keeps stores in program order.
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  write_payload(tail.pos, head, body);
+  return claim;
+}
+
+Status RingPusher::commit_mpsc(const RingClaim& claim, std::uint32_t used) {
+  const std::uint64_t unused = record_size(claim.len) - record_size(used);
+  if (unused) {  // a loan committed shorter: its tail becomes a pad the consumer skips
+    // relaxed: published by the commit's release below; recovery skips it with the claim.
+    header_word(data(), claim.rec + record_size(used))
+        .store(make_typed_header(kTypePad, static_cast<std::uint32_t>(unused - kRecordHeader),
+                                 slot_.index),
+               std::memory_order_relaxed);
+  }
   // release: commit; the consumer's acquire of the header makes the payload visible.
-  header_word(data(), off)
-      .store(make_record_header(len, slot_.index, true), std::memory_order_release);
-  // release: a consumer that sees the slot idle also sees the commit above.
-  slot.intent.store(0, std::memory_order_release);
+  header_word(data(), claim.rec)
+      .store(make_record_header(used, slot_.index, true), std::memory_order_release);
+  finish_mpsc();
+  return {};
+}
+
+void RingPusher::finish_mpsc() noexcept {
+  // release: a consumer that sees the slot idle also sees the commit before.
+  my_slot().intent.store(0, std::memory_order_release);
   // seq_cst fence: Dekker with a parking consumer (see futex.hpp).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  wake(c->data.line, 1);
-  return {};
+  wake(control()->data.line, 1);
 }
 
 void RingPusher::seal() noexcept {

@@ -103,7 +103,8 @@ Ring::Recovery Ring::recover_abandoned() {
       return corrupt("the open record at byte " + std::to_string(p) + " names pusher slot " +
                      std::to_string(slot - 1) + ", which did not claim it");
     skip_bytes = record_size(header_length(h));
-    if (skip_bytes > pos_distance(tail, p)) return corrupt("an open record runs past the tail");
+    if (skip_bytes > pos_distance(tail, p) || (p & mask) + skip_bytes > cfg.capacity)
+      return corrupt("an open record runs past the tail or the end of the data area");
     skip_messages = 1;
     dead_slots.push_back(slot - 1);
   } else {  // case 2: nothing written
@@ -184,6 +185,13 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
     const std::uint64_t p = head_.pos;
     // acquire: pairs with the pusher's release store of the committed header (payload visible).
     std::uint64_t h = header_word(data(), p & mask).load(std::memory_order_acquire);
+    if (header_committed(h) && header_type(h) != kTypeData &&
+        committed_header_valid(h, p & mask, cfg.capacity, cfg.max_payload, cfg.slot_count)) {
+      // A pad, or an aborted loan: no message. Stepped over without writing anything.
+      const std::uint64_t size = record_size(header_length(h));
+      head_ = header_type(h) == kTypePad ? head_.skipped(size) : head_.advanced(size);
+      continue;
+    }
     if (header_committed(h)) {
       const State s = peek(payload);  // checks it as the consumer does
       // The consumer's advice on a damaged record (restart the owner) does not apply here.
@@ -215,7 +223,7 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
     if (header_type(h) == kTypeConsumed) {  // handed over by the dead consumer, being zeroed
       const std::uint64_t skip = record_size(header_length(h));
       if ((h & kHeaderReservedBits) || header_length(h) > cfg.max_payload ||
-          skip > pos_distance(tail.pos, p))
+          skip > pos_distance(tail.pos, p) || (p & mask) + skip > cfg.capacity)
         return corrupt("the consumed record at byte " + std::to_string(p) + " has a bad header");
       head_ = head_.advanced(skip);
       continue;
@@ -263,8 +271,11 @@ Ring::State Ring::orphan_peek(std::span<const std::byte>& payload, Deadline give
         // The first non-zero word after zeros is a header (ring_layout.hpp, consumed).
         const bool consumed = header_type(x) == kTypeConsumed && !(x & kHeaderReservedBits) &&
                               header_length(x) <= cfg.max_payload;
-        if ((!header_in_range(x, cfg) && !consumed) ||
-            record_size(header_length(x)) > pos_distance(tail.pos, w))
+        const bool header = consumed || (header_committed(x) ? committed_header_valid(
+                                                                   x, w & mask, cfg.capacity,
+                                                                   cfg.max_payload, cfg.slot_count)
+                                                             : header_in_range(x, cfg));
+        if (!header || record_size(header_length(x)) > pos_distance(tail.pos, w))
           return corrupt("byte " + std::to_string(w) + " holds a word that is not a header " +
                          "where only zeros and headers can be");
         boundary = w;
@@ -318,13 +329,14 @@ Status Ring::seal_orphan() {
                                      std::memory_order_acquire))
       return {};
     if (h == kSealHeader) return {};  // sealed before (an earlier take-over that died)
-    if (!header_committed(h) || header_length(h) > cfg_.max_payload)
+    if (!header_committed(h) ||
+        !committed_header_valid(h, at.pos & mask, cfg_.capacity, cfg_.max_payload, cfg_.slot_count))
       return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() + " holds word " +
                                       std::to_string(h) + " at byte " + std::to_string(at.pos) +
                                       " where a record or its end must be"};
     const std::uint64_t size = record_size(header_length(h));
     walked += size;
-    at = at.advanced(size);
+    at = header_type(h) == kTypePad ? at.skipped(size) : at.advanced(size);
   }
   return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() +
                                   " holds more published records than its capacity"};

@@ -12,8 +12,9 @@ namespace {
 constexpr std::uint64_t kDefaultCapacityLimit = 64ull << 20;
 
 Result<std::uint64_t> pick_capacity(const RingOptions& o) {
-  // One record of max_payload, plus the word after it that must stay free (see fits()).
-  const std::uint64_t rec = record_size(o.max_payload) + kRecordHeader;
+  // The least a ring of max_payload needs (min_capacity): an empty ring then takes a record of
+  // max_payload wherever its head is, pad included.
+  const std::uint64_t rec = min_capacity(o.max_payload);
   if (o.capacity == 0) {
     std::uint64_t want =
         std::min<std::uint64_t>(std::uint64_t{o.buffer} * rec, kDefaultCapacityLimit);
@@ -22,7 +23,7 @@ Result<std::uint64_t> pick_capacity(const RingOptions& o) {
   if (!std::has_single_bit(o.capacity) || o.capacity < rec || o.capacity > kMaxCapacity)
     return Error{Errc::bad_config,
                  "ring capacity " + std::to_string(o.capacity) + " must be a power of two from " +
-                     std::to_string(std::bit_ceil(rec)) + " (one record of max_payload " +
+                     std::to_string(std::bit_ceil(rec)) + " (two records of max_payload " +
                      std::to_string(o.max_payload) + ") to 64 MiB; pass 0 to let bloccs pick"};
   return o.capacity;
 }
@@ -33,12 +34,12 @@ Status check_options(const RingOptions& o) {
   if (o.buffer == 0 || o.buffer > kMaxBuffer)
     return Error{Errc::bad_config, "ring buffer " + std::to_string(o.buffer) + " must be 1 to " +
                                        std::to_string(kMaxBuffer) + " messages"};
-  // Every ring must be one an opener accepts (validated_config): a record of max_payload and
-  // the word after it fit in the largest capacity, 64 MiB.
-  if (record_size(o.max_payload) + kRecordHeader > kMaxCapacity)
+  // Every ring must be one an opener accepts (validated_config): min_capacity fits in the
+  // largest capacity, 64 MiB.
+  if (min_capacity(o.max_payload) > kMaxCapacity)
     return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
                                        " needs a ring of more than 64 MiB; use at most " +
-                                       std::to_string(kMaxCapacity - 2 * kRecordHeader) +
+                                       std::to_string(kMaxPayload) +
                                        ", or send large data another way"};
   if (o.kind == RingKind::mpsc && (o.max_pushers == 0 || o.max_pushers > kMaxPushers))
     return Error{Errc::bad_config, "max_pushers " + std::to_string(o.max_pushers) +
@@ -183,7 +184,6 @@ Result<Ring> Ring::open_orphan(std::string_view ns, std::string_view name,
 
 Ring::Ring(shm::Segment segment, const RingConfig& config)
     : segment_(std::move(segment)), cfg_(config), fork_generation_(shm::fork_generation()) {
-  scratch_.resize(cfg_.max_payload);
   slot_view_.resize(cfg_.slot_count);
   dead_starts_.reserve(cfg_.slot_count);
   dead_slots_.reserve(cfg_.slot_count);
@@ -205,7 +205,7 @@ Result<RingConfig> validated_config(const shm::Segment& seg) {
         seg, "capacity " + std::to_string(cfg.capacity) + " is not a power of two up to 64 MiB");
   if (cfg.buffer == 0 || cfg.buffer > kMaxBuffer)
     return damaged(seg, "buffer " + std::to_string(cfg.buffer) + " out of range");
-  if (record_size(cfg.max_payload) + kRecordHeader > cfg.capacity)
+  if (min_capacity(cfg.max_payload) > cfg.capacity)
     return damaged(seg, "max_payload " + std::to_string(cfg.max_payload) + " exceeds its capacity");
   if (cfg.slots_offset != sizeof(RingControl) ||
       cfg.data_offset != cfg.slots_offset + std::uint64_t{cfg.slot_count} * sizeof(PusherSlot) ||
@@ -226,6 +226,7 @@ RingStats read_stats(const shm::Segment& seg, const RingConfig& cfg) {
   s.parked_pushers = c->space.line.waiters.load(std::memory_order_relaxed);
   s.parked_consumer = c->data.line.waiters.load(std::memory_order_relaxed);
   s.abandoned = c->counters.abandoned.load(std::memory_order_relaxed);
+  s.aborted = c->counters.aborted.load(std::memory_order_relaxed);
   const auto* slots = reinterpret_cast<const PusherSlot*>(seg.base() + cfg.slots_offset);
   for (std::uint32_t i = 0; i < cfg.slot_count; ++i)
     s.attached_pushers += shm::held(slots[i].holder);

@@ -44,7 +44,8 @@ struct RingOptions {
   RingKind kind = RingKind::mpsc;
   std::uint32_t buffer = 1024;       // bound on queued messages (1 .. 2^23-1)
   std::uint32_t max_payload = 4096;  // bound on one payload, bytes
-  // Data area in bytes, a power of two at least record_size(max_payload). 0 picks
+  // Data area in bytes, a power of two at least 2 * record_size(max_payload) + 8 (a record that
+  // would run past the end is padded to the start: ring_layout.hpp). 0 picks
   // buffer * record_size(max_payload) rounded up, but no more than 64 MiB.
   std::uint64_t capacity = 0;
   std::uint32_t max_pushers = 64;  // MPSC pusher slots (SPSC always has 1)
@@ -99,6 +100,7 @@ struct RingStats {
   std::uint32_t parked_pushers;    // announced on the space futex
   std::uint32_t parked_consumer;   // 0 or 1
   std::uint64_t abandoned;         // dead pushers' claims skipped
+  std::uint64_t aborted;           // loans given back without a commit
   std::uint32_t attached_pushers;  // slots held (live or not yet reclaimed)
   bool sealed;                     // a chain's ring that pushers have left for the next link
 };
@@ -233,6 +235,8 @@ class Ring {
   // The next record, if one is committed. Sets `error_` on a damaged record.
   State peek(std::span<const std::byte>& payload);
   void consume();       // advances the local head past the peeked record
+  // The live consumer steps over a pad or an aborted loan at data offset `off` (MPSC: zeroes it).
+  void skip_record(std::uint64_t off, std::uint64_t size);
   void zero_consumed();  // MPSC: the peeked record's space back to zeros (consumer.cpp)
   void publish_head();  // hands consumed space back and wakes parked pushers
   State pending_or_empty(std::span<const std::byte>& payload);
@@ -255,6 +259,7 @@ class Ring {
   Cursor head_{};                      // local copy; the shared head is published per batch
   std::uint64_t peeked_size_ = 0;
   std::uint64_t peeked_header_ = 0;
+  bool skipped_ = false;  // head_ moved past a pad or an aborted loan since the last publish
   // MPSC: where the last consumed record's header still reads "consumed" (see consume()).
   static constexpr std::uint64_t kNoPending = ~std::uint64_t{0};
   std::uint64_t pending_zero_ = kNoPending;
@@ -266,7 +271,6 @@ class Ring {
   // and the next pusher's compare-and-swap then pays a cache-line transfer to take it back.
   std::uint32_t empty_peeks_ = 0;
   static constexpr std::uint32_t kEmptyPeeksPerTailLook = 64;
-  std::vector<std::byte> scratch_;  // holds a record that wraps past the end of the data area
   // Recovery's working space, sized once so that the pop path never allocates.
   struct SlotView {
     std::uint64_t intent;  // 0 or kIntentActive | pos
@@ -277,6 +281,21 @@ class Ring {
   std::vector<std::uint32_t> dead_slots_;
   SpinPolicy spin_{};
   Error error_{};
+};
+
+// Space taken in a ring for one record (and the pad before it, if any), not yet published.
+struct RingClaim {
+  Cursor at;              // where the claim starts: the pad, or else the record
+  std::uint64_t rec = 0;  // data offset of the record's header (0 after a pad)
+  std::uint32_t len = 0;  // payload bytes claimed
+  bool padded = false;
+};
+
+// A claim handed to the caller to write in place (RingPusher::loan). `bytes` is the record's
+// payload, in the ring; it stays writable until the loan is committed or aborted.
+struct RingLoan {
+  RingClaim claim;
+  std::span<std::byte> bytes;
 };
 
 class RingPusher {
@@ -298,6 +317,19 @@ class RingPusher {
   // Errc::closed if the owner closed the ring while this call waited for space.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
               Patience patience);
+
+  // Claims space for a record of `len` payload bytes, as push() would (parking while full, the
+  // same errors), and hands it to the caller to write in place. Until it is committed or
+  // aborted the claim holds up the consumer at it (an MPSC ring's later records wait behind
+  // it; a dead holder's claim is skipped as a dead pusher's). One loan at a time per pusher.
+  Result<RingLoan> loan(std::uint32_t len, Patience patience);
+  // Publishes the loan's first `used` bytes as one message (used <= loan.bytes.size(), else
+  // Errc::bad_loan and the loan stays open). Errc::closed if the ring was sealed
+  // meanwhile (SPSC: nothing was published).
+  Status commit(RingLoan& loan, std::uint32_t used);
+  // Gives the loan back: no consumer sees anything of it (MPSC: an aborted record it skips).
+  // Counted in the ring's `aborted`.
+  void abort(RingLoan& loan) noexcept;
 
   // Seals a chain's ring (see kSealCount) and wakes its consumer. Idempotent.
   void seal() noexcept;
@@ -322,12 +354,18 @@ class RingPusher {
   Error sealed_error() const;
   Error damaged_error() const;
   Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline);
-  void write_payload(std::uint64_t pos, std::span<const std::byte> head,
+  Status check_push(std::size_t len) const;
+  // Writes head + body as the payload of the record whose header is at data offset `rec`.
+  void write_payload(std::uint64_t rec, std::span<const std::byte> head,
                      std::span<const std::byte> body);
-  Status push_spsc(std::span<const std::byte> head, std::span<const std::byte> body,
-                   const Patience& patience);
-  Status push_mpsc(std::span<const std::byte> head, std::span<const std::byte> body,
-                   const Patience& patience);
+  // Every push and loan is a claim, then a commit of what was written.
+  Result<RingClaim> claim_space(std::uint32_t len, const Patience& patience);
+  Status commit(const RingClaim& claim, std::uint32_t used);
+  Result<RingClaim> claim_spsc(std::uint32_t len, const Patience& patience);
+  Status commit_spsc(const RingClaim& claim, std::uint32_t used);
+  Result<RingClaim> claim_mpsc(std::uint32_t len, const Patience& patience);
+  Status commit_mpsc(const RingClaim& claim, std::uint32_t used);
+  void finish_mpsc() noexcept;  // the slot idle again, and the consumer woken
 
   shm::Segment segment_;
   RingConfig cfg_;  // validated private copy
@@ -354,7 +392,7 @@ Result<std::size_t> Ring::try_drain(F&& f, std::size_t max) {
     consume();
     ++n;
   }
-  if (n) publish_head();
+  if (n || skipped_) publish_head();
   if (state == State::error && n == 0) return error_;
   return n;
 }

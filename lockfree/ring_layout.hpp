@@ -11,7 +11,7 @@
 //   448     64              ConsumerAlive: the consumer's          the consumer's keeper thread
 //                           liveness lock                          (and the kernel)
 //   512     64 * slots      PusherSlot[slot_count]                 one per attached pusher
-//   data    capacity        records, 8-byte aligned, wrapping      pusher(s), zeroed by consumer
+//   data    capacity        records, 8-byte aligned, contiguous    pusher(s), zeroed by consumer
 //
 // Each line sits on its own 64-byte cache line so that the consumer's stores never invalidate
 // the line pushers spin on, and the reverse.
@@ -24,8 +24,11 @@
 //   +--------------------+--------------------------------------+
 // The ring is full when tail - head exceeds `buffer` messages or `capacity` bytes.
 //
-// A record is an 8-byte header, then the payload, padded to 8. A record may wrap past the end of
-// the data area (the header never splits: both are multiples of 8).
+// A record is an 8-byte header, then the payload, padded to 8. A record never wraps: a claim
+// that would run past the end of the data area starts with a pad record that fills the rest of
+// it, and the record itself starts at offset 0 (as Aeron does). So every payload is read, and
+// every loan written, in place. The pad belongs to the claim: one CAS (MPSC) or one publication
+// (SPSC) takes both, and it is no message (the cursor's count moves by one for the claim).
 //   63      62    56 55     48 47            32 31                      0
 //   +-------+-------+---------+----------------+------------------------+
 //   | commit| 0     | type    | pusher slot + 1| payload length         |
@@ -37,6 +40,12 @@
 // record zeroes the word after it before it is published).
 //
 // Types besides data:
+//   pad       fills a claim's space that holds no message: the rest of the data area before a
+//             record that would not fit there (its body is whatever was there), or the unused
+//             tail of an MPSC loan committed shorter than it was claimed (its body was written
+//             by the loan). Always written committed; counts as no message; skipped by length.
+//   aborted   an MPSC loan dropped without a commit: a message nobody receives, skipped by
+//             length (it counts as a message of the cursor, which its claim moved).
 //   consumed  an MPSC consumer has handed the record over and is zeroing it: it first turns the
 //             header into this (length and slot kept), zeroes the payload, and zeroes the header
 //             only once it consumed the next record (or publishes its head). So between the
@@ -86,6 +95,8 @@ struct Cursor {
   Cursor advanced(std::uint64_t bytes) const noexcept {
     return {(pos + bytes) & kPosMask, (count + 1) & kCountMask};
   }
+  // Past a pad: bytes, and no message.
+  Cursor skipped(std::uint64_t bytes) const noexcept { return {(pos + bytes) & kPosMask, count}; }
 };
 
 // A ring of a chain (lockfree/chain.hpp) is sealed when a pusher found it full and moved on to
@@ -117,15 +128,36 @@ inline constexpr std::size_t record_size(std::size_t payload) noexcept {
   return (kRecordHeader + payload + 7) & ~std::size_t{7};
 }
 
+// The least data area for payloads of up to `max_payload`: a record that would run past the end
+// is padded to the start (the pad is shorter than the record), and SPSC keeps one word free
+// after the last record, so twice the largest record lets an empty ring take any record.
+inline constexpr std::uint64_t min_capacity(std::uint64_t max_payload) noexcept {
+  return 2 * record_size(max_payload);
+}
+// The largest max_payload a ring of kMaxCapacity holds.
+inline constexpr std::uint32_t kMaxPayload = kMaxCapacity / 2 - kRecordHeader;
+static_assert(min_capacity(kMaxPayload) == kMaxCapacity);
+
 // Record header word.
 inline constexpr std::uint64_t kCommitBit = std::uint64_t{1} << 63;
 inline constexpr std::uint64_t kTypeData = 1;
 inline constexpr std::uint64_t kTypeSeal = 2;
 inline constexpr std::uint64_t kTypeConsumed = 3;
+inline constexpr std::uint64_t kTypePad = 4;
+inline constexpr std::uint64_t kTypeAborted = 5;
 inline constexpr std::uint64_t kSealHeader = kTypeSeal << 48;
 inline std::uint64_t make_record_header(std::uint32_t len, std::uint32_t slot,
                                         bool committed) noexcept {
   return (committed ? kCommitBit : 0) | (kTypeData << 48) | (std::uint64_t{slot + 1} << 32) | len;
+}
+inline std::uint64_t make_typed_header(std::uint64_t type, std::uint32_t len,
+                                       std::uint32_t slot) noexcept {
+  return kCommitBit | (type << 48) | (std::uint64_t{slot + 1} << 32) | len;
+}
+// The pad before a record at data offset `off` of `bytes` (0 if it fits before the end).
+inline std::uint64_t pad_before(std::uint64_t off, std::uint64_t bytes,
+                                std::uint64_t capacity) noexcept {
+  return off + bytes > capacity ? capacity - off : 0;
 }
 inline bool header_committed(std::uint64_t h) noexcept {
   return (h & kCommitBit) != 0;
@@ -141,6 +173,18 @@ inline std::uint32_t header_length(std::uint64_t h) noexcept {
 }
 // Bits that must be zero in any valid header.
 inline constexpr std::uint64_t kHeaderReservedBits = std::uint64_t{0x7f} << 56;
+// True if a committed header at data offset `off` is one a pusher can have written: a known
+// type, a slot in range, and a record that ends before the end of the data area (a message's
+// length also within max_payload). Never trust a header read from shared memory.
+inline bool committed_header_valid(std::uint64_t h, std::uint64_t off, std::uint64_t capacity,
+                                   std::uint32_t max_payload, std::uint32_t slot_count) noexcept {
+  const std::uint64_t type = (h >> 48) & 0x7f;
+  const std::uint32_t slot = static_cast<std::uint32_t>((h >> 32) & 0xffff);
+  const std::uint32_t len = static_cast<std::uint32_t>(h);
+  if ((h & kHeaderReservedBits) || slot == 0 || slot > slot_count) return false;
+  if (type != kTypeData && type != kTypePad && type != kTypeAborted) return false;
+  return (type == kTypePad || len <= max_payload) && off + record_size(len) <= capacity;
+}
 // A data header turned "consumed": length and slot kept, commit bit and type replaced.
 inline std::uint64_t consumed_header(std::uint64_t h) noexcept {
   return (h & ~(kCommitBit | (std::uint64_t{0x7f} << 48))) | (kTypeConsumed << 48);
@@ -180,6 +224,7 @@ struct alignas(kCacheLine) RingCounters {
   std::atomic<std::uint64_t> corrupt;    // records refused because a length was out of range
   std::atomic<std::uint32_t> closed;     // 1 once the owner closed the ring (its port stopped)
   std::atomic<std::uint64_t> next;       // a chain's successor link (chain.hpp), set once by CAS
+  std::atomic<std::uint64_t> aborted;    // loans given back without a commit (pushers add)
 };
 
 // Held by the ring's consumer (shm/liveness.hpp): a pusher parked on a full ring knows from it
@@ -231,23 +276,8 @@ inline std::atomic_ref<std::uint64_t> header_word(std::byte* data, std::uint64_t
   return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data + offset));
 }
 
-// Copies `len` bytes into the ring at `offset`, wrapping at `capacity`.
-inline void copy_into_ring(std::byte* data, std::uint64_t capacity, std::uint64_t offset,
-                           const std::byte* src, std::size_t len) noexcept {
-  const std::size_t first =
-      static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
-  if (first) std::memcpy(data + offset, src, first);
-  if (len > first) std::memcpy(data, src + first, len - first);
-}
-
-inline void copy_from_ring(const std::byte* data, std::uint64_t capacity, std::uint64_t offset,
-                           std::byte* dst, std::size_t len) noexcept {
-  const std::size_t first =
-      static_cast<std::size_t>(std::min<std::uint64_t>(len, capacity - offset));
-  if (first) std::memcpy(dst, data + offset, first);
-  if (len > first) std::memcpy(dst + first, data, len - first);
-}
-
+// Zeroes `len` bytes at `offset`, wrapping at `capacity`: recovery skips a dead claim whole,
+// which may span a pad at the end and the record at the start.
 inline void zero_ring(std::byte* data, std::uint64_t capacity, std::uint64_t offset,
                       std::size_t len) noexcept {
   const std::size_t first =

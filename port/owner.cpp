@@ -52,7 +52,7 @@ Status check_options(const PortOptions& o) {
   if (!o.single_pusher && (o.max_pushers == 0 || o.max_pushers > lockfree::kMaxPushers))
     return Error{Errc::bad_config, "max_pushers " + std::to_string(o.max_pushers) +
                                        " must be 1 to " + std::to_string(lockfree::kMaxPushers)};
-  if (o.max_payload > (64u << 20) - kMetaMaxBytes - 64)
+  if (o.max_payload > lockfree::kMaxPayload - kMetaMaxBytes - port::kDueStamp)
     return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
                                        " exceeds what a 64 MiB ring holds; send large data "
                                        "another way (a file, a segment of its own)"};
@@ -68,10 +68,11 @@ Result<shm::Sharing> port_sharing(const PortOptions& o) {
 }
 
 // Data bytes of a ring that holds `messages` records of up to `payload` bytes, but at least
-// `floor` and at most 64 MiB.
+// `floor` and the least a ring of that payload needs, and at most 64 MiB.
 std::uint64_t ring_capacity(std::uint64_t messages, std::uint32_t payload, std::uint64_t floor) {
   const std::uint64_t rec = lockfree::record_size(payload) + lockfree::kRecordHeader;
-  return std::bit_ceil(std::clamp<std::uint64_t>(std::max(messages * rec, floor), rec, 64ull << 20));
+  return std::bit_ceil(std::clamp<std::uint64_t>(std::max(messages * rec, floor),
+                                                 lockfree::min_capacity(payload), 64ull << 20));
 }
 
 // An unbounded port grows by links of this size (or of 4 records of max_payload, if larger);

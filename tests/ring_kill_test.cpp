@@ -52,13 +52,25 @@ struct RawPusher {
     slot().intent.store(kIntentActive | t);
     return t;
   }
-  std::uint64_t claim(std::size_t len) {  // steps 1 and 2: the CAS
+  // Steps 1 and 2: the CAS, and (for a record that would run past the end) the pad before it,
+  // as RingPusher does. Returns where the record starts.
+  std::uint64_t claim(std::size_t len, bool die_after_pad = false) {
     for (;;) {
       std::uint64_t observed = c()->producer.tail.load();
       const Cursor t = Cursor::unpack(observed);
+      const std::uint64_t pad = pad_before(t.pos & mask(), record_size(len), mask() + 1);
       slot().intent.store(kIntentActive | t.pos);
-      if (c()->producer.tail.compare_exchange_strong(observed, t.advanced(record_size(len)).pack()))
-        return t.pos;
+      if (!c()->producer.tail.compare_exchange_strong(observed,
+                                                      t.advanced(pad + record_size(len)).pack()))
+        continue;
+      if (pad == 0) return t.pos;
+      const std::uint64_t rec = (t.pos + pad) & kPosMask;
+      slot().intent.store(kIntentActive | rec);
+      header_word(data(), t.pos & mask())
+          .store(make_typed_header(kTypePad, static_cast<std::uint32_t>(pad - kRecordHeader),
+                                   pusher.slot()));
+      if (die_after_pad) die();
+      return rec;
     }
   }
   void write_header(std::uint64_t pos, std::size_t len, bool committed) {
@@ -66,8 +78,7 @@ struct RawPusher {
         .store(make_record_header(static_cast<std::uint32_t>(len), pusher.slot(), committed));
   }
   void write_payload(std::uint64_t pos, const std::string& s, std::size_t upto) {
-    copy_into_ring(data(), mask() + 1, (pos + kRecordHeader) & mask(),
-                   reinterpret_cast<const std::byte*>(s.data()), upto);
+    std::memcpy(data() + (pos & mask()) + kRecordHeader, s.data(), upto);  // never wraps
   }
   [[noreturn]] static void die() {
     raise(SIGKILL);
@@ -159,6 +170,30 @@ TEST(RingKill, DeadMidPayloadIsSkippedUsingItsHeader) {
   EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"after"}));
   EXPECT_EQ(f.ring->stats().abandoned, 1u);
   f.expect_full_capacity_back();
+}
+
+// The claim runs past the end of the data area, so it starts with a pad: killed after writing
+// the pad (its intent moved to the record at offset 0) or before it, the claim is skipped whole.
+TEST(RingKill, DeadAroundThePadOfAClaimAtTheEndIsSkippedWhole) {
+  for (bool after_pad : {false, true}) {
+    SCOPED_TRACE(after_pad ? "killed after the pad" : "killed before the pad");
+    KillFixture f(1024 - 24);  // 24 bytes before the end of the 1024-byte data area
+    ASSERT_TRUE(f.ring);
+    f.push("before");  // 16 bytes: 8 left before the end
+    f.child_dies([&](RawPusher& raw) {
+      if (after_pad) raw.claim(30, true);
+      std::uint64_t observed = raw.c()->producer.tail.load();
+      const Cursor t = Cursor::unpack(observed);
+      raw.slot().intent.store(kIntentActive | t.pos);
+      raw.c()->producer.tail.compare_exchange_strong(observed, t.advanced(8 + 40).pack());
+      RawPusher::die();  // claimed pad and record, wrote nothing
+    });
+    f.push("after");
+    EXPECT_EQ(f.drain_expecting(2), (std::vector<std::string>{"before", "after"}));
+    EXPECT_EQ(f.ring->stats().abandoned, 1u);
+    EXPECT_EQ(f.ring->stats().depth, 0u);
+    f.expect_full_capacity_back();
+  }
 }
 
 TEST(RingKill, SeveralAdjacentDeadClaimsAreSkippedTogetherAndCountedExactly) {

@@ -216,9 +216,10 @@ TEST(Ring, OptionsOutOfRangeAreClearErrors) {
   TestNamespace ns;
   EXPECT_EQ(Ring::create(ns.name(), "r", {.buffer = 0}).code(), Errc::bad_config);
   EXPECT_EQ(Ring::create(ns.name(), "r", {.buffer = kMaxBuffer + 1}).code(), Errc::bad_config);
-  auto cap = Ring::create(ns.name(), "r", {.max_payload = 1000, .capacity = 512});
+  // Two records of 1008 bytes: a record that does not fit before the end is padded to the start.
+  auto cap = Ring::create(ns.name(), "r", {.max_payload = 1000, .capacity = 1024});
   ASSERT_FALSE(cap);
-  EXPECT_NE(cap.error().message.find("power of two from 1024"), std::string::npos)
+  EXPECT_NE(cap.error().message.find("power of two from 2048"), std::string::npos)
       << cap.error().message;
   EXPECT_EQ(Ring::create(ns.name(), "r", {.capacity = 3000}).code(), Errc::bad_config);
   EXPECT_EQ(Ring::create(ns.name(), "r", {.max_pushers = 0}).code(), Errc::bad_config);
@@ -231,13 +232,13 @@ TEST(Ring, OptionsOutOfRangeAreClearErrors) {
 // largest one accepted opens.
 TEST(Ring, ARingNobodyCouldOpenIsRefusedAtCreate) {
   TestNamespace ns;
-  for (std::uint32_t max_payload : {70u << 20, 1u << 30, (64u << 20) - 8}) {
+  for (std::uint32_t max_payload : {70u << 20, 1u << 30, (64u << 20) - 8, (32u << 20) - 7}) {
     auto r = Ring::create(ns.name(), "r", {.buffer = 2, .max_payload = max_payload});
     ASSERT_FALSE(r) << max_payload;
     EXPECT_EQ(r.code(), Errc::bad_config);
     EXPECT_NE(r.error().message.find("64 MiB"), std::string::npos) << r.error().message;
   }
-  const std::uint32_t largest = (64u << 20) - 16;
+  const std::uint32_t largest = (32u << 20) - 8;  // two of its records fill 64 MiB
   auto ring = Ring::create(ns.name(), "big", {.buffer = 2, .max_payload = largest});
   ASSERT_TRUE(ring) << ring.error().message;
   auto pusher = RingPusher::open(ns.name(), "big");

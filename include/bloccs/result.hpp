@@ -36,6 +36,7 @@ enum class Errc {
   bad_meta,           // meta over its limits (bloccs/meta.hpp); nothing was enqueued
   out_of_memory,      // shared memory (/dev/shm) is full; nothing was enqueued
   stopping,           // the process was asked to stop (stop_on_signals); the wait ended
+  bad_loan,           // a loan committed past its size, or used after it ended
 };
 
 // A stable name for each code, for logs and tests.
@@ -87,6 +88,8 @@ constexpr const char* errc_name(Errc code) noexcept {
       return "out_of_memory";
     case Errc::stopping:
       return "stopping";
+    case Errc::bad_loan:
+      return "bad_loan";
   }
   return "unknown";
 }

@@ -266,10 +266,16 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
       }
       if (!lockfree::header_committed(h)) break;  // an open claim: its messages come after it
       const std::uint32_t len = lockfree::header_length(h);
-      if (len > r.cfg.max_payload) break;  // damaged, or overwritten under us: stop here
-      record.resize(len);
-      lockfree::copy_from_ring(data, r.cfg.capacity, (pos + lockfree::kRecordHeader) & mask,
-                               record.data(), len);
+      if (!lockfree::committed_header_valid(h, pos & mask, r.cfg.capacity, r.cfg.max_payload,
+                                            r.cfg.slot_count))
+        break;  // damaged, or overwritten under us: stop here
+      if (lockfree::header_type(h) != lockfree::kTypeData) {  // a pad or an aborted loan
+        walked += lockfree::record_size(len);
+        pos = (pos + lockfree::record_size(len)) & lockfree::kPosMask;
+        continue;
+      }
+      record.resize(len);  // records never wrap: one copy
+      std::memcpy(record.data(), data + (pos & mask) + lockfree::kRecordHeader, len);
       // The owner may have consumed it while we copied. An MPSC owner changes the header before
       // it zeroes the rest (consume()), so a copy that caught any zeroing sees the header
       // changed; an SPSC record is overwritten only after the head has moved past it.
