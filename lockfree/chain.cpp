@@ -232,12 +232,12 @@ Status ChainPusher::attach(LinkId id) {
   }
 }
 
-Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::byte> body,
-                         Patience patience) {
-  if (!spec_.unbounded) return link_->push(head, body, patience);
+template <class Attempt>
+Status ChainPusher::on_a_link(Attempt&& attempt, const Patience& patience) {
+  if (!spec_.unbounded) return attempt(*link_, patience);
   for (;;) {
     if (!moving_to_) {
-      auto st = link_->push(head, body, {.deadline = kDontWait});
+      auto st = attempt(*link_, Patience{.deadline = kDontWait});
       if (st) return st;
       // Full, or sealed (another pusher moved on, or a take-over read it): either way the next
       // link is where pushes go, if there is one.
@@ -254,6 +254,26 @@ Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::b
     if (auto attached = attach(*moving_to_); !attached) return attached;
     moving_to_.reset();
   }
+}
+
+Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::byte> body,
+                         Patience patience) {
+  return on_a_link([&](RingPusher& link, const Patience& p) { return link.push(head, body, p); },
+                   patience);
+}
+
+Result<RingLoan> ChainPusher::loan(std::uint32_t len, Patience patience) {
+  RingLoan out;
+  auto st = on_a_link(
+      [&](RingPusher& link, const Patience& p) -> Status {
+        auto l = link.loan(len, p);
+        if (!l) return std::move(l).error();
+        out = *l;
+        return {};
+      },
+      patience);
+  if (!st) return std::move(st).error();
+  return out;
 }
 
 Result<Ring> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead, LinkId& id) {

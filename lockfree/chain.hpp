@@ -117,10 +117,19 @@ class ChainPusher {
   // once the consumer is going away.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
               Patience patience);
+  // As RingPusher::loan, on the link push() would use (moving on as push() does). The loan
+  // stays on that link until it is committed or aborted.
+  Result<RingLoan> loan(std::uint32_t len, Patience patience);
+  Status commit(RingLoan& loan, std::uint32_t used) { return link_->commit(loan, used); }
+  void abort(RingLoan& loan) noexcept { link_->abort(loan); }
 
  private:
   explicit ChainPusher(ChainSpec spec) : spec_(std::move(spec)) {}
   Status attach(LinkId id);  // to `id`, or (if it is gone) to the newest link
+  // Runs `attempt(link, patience)` on the link pushes go to: for an unbounded chain, without
+  // waiting, and on the next link (made if need be) when this one is full or sealed.
+  template <class Attempt>
+  Status on_a_link(Attempt&& attempt, const Patience& patience);
 
   ChainSpec spec_;
   std::optional<RingPusher> link_;

@@ -285,7 +285,7 @@ class Ring {
 
 // Space taken in a ring for one record (and the pad before it, if any), not yet published.
 struct RingClaim {
-  Cursor at;              // where the claim starts: the pad, or else the record
+  Cursor at{};            // where the claim starts: the pad, or else the record
   std::uint64_t rec = 0;  // data offset of the record's header (0 after a pad)
   std::uint32_t len = 0;  // payload bytes claimed
   bool padded = false;

@@ -1,7 +1,9 @@
 // The pusher side of ports: find a key, keep the attachment, push and push_after.
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <unordered_map>
+#include <utility>
 
 #include "bloccs/port.hpp"
 #include "lockfree/ring.hpp"
@@ -62,6 +64,23 @@ struct Pusher::Impl {
   Status push(const PortKey& key, std::span<const std::byte> head,
               std::span<const std::byte> payload, const lockfree::Patience& patience,
               bool later);
+
+  // The loan handed out and not yet committed or aborted (one at a time): its attachment is
+  // never forgotten meanwhile, so the ring under the loan's bytes stays mapped.
+  struct OpenLoan {
+    PortKey key;
+    lockfree::ChainPusher* ring = nullptr;
+    lockfree::RingLoan loan;
+    std::size_t meta_len = 0;
+  };
+  std::optional<OpenLoan> open_loan;
+  Result<std::span<std::byte>> loan(const PortKey& key, std::size_t bytes,
+                                    std::span<const std::byte> head,
+                                    const lockfree::Patience& patience);
+  Status commit_loan(std::size_t used);
+  void abort_loan() noexcept;
+  // A call's error, as push reports it: timeouts counted, an owner gone is no_producer.
+  Status reported(const PortKey& key, Attachment& a, Status st);
 };
 
 namespace {
@@ -82,6 +101,9 @@ bool same_key(const PortKey& a, const PortKey& b) noexcept {
 }  // namespace
 
 Result<Attachment*> Pusher::Impl::attach(const PortKey& key) {
+  if (open_loan && same_key(key, open_loan->key)) [[unlikely]]
+    return Error{Errc::bad_loan, "this Pusher holds an open loan on port " + to_string(key) +
+                                     "; commit or abort it before pushing there again"};
   if (fork_generation != shm::fork_generation()) {  // a child: the attachments are the parent's
     cache.clear();
     last = nullptr;
@@ -179,14 +201,61 @@ Status Pusher::Impl::push(const PortKey& key, std::span<const std::byte> head,
     }
     ring = &*a.later;
   }
-  auto st = ring->push(head, payload, patience);
-  if (!st && st.code() == Errc::timeout)  // relaxed: a statistic, on a line only timeouts touch
+  return reported(key, a, ring->push(head, payload, patience));
+}
+
+Status Pusher::Impl::reported(const PortKey& key, Attachment& a, Status st) {
+  if (st) [[likely]]
+    return st;
+  if (st.code() == Errc::timeout)  // relaxed: a statistic, on a line only timeouts touch
     a.shared().pushers.timed_out.fetch_add(1, std::memory_order_relaxed);
-  if (!st && gone(st.code())) {
+  if (gone(st.code())) {
     forget(key);
     return no_producer(key, ns, "its owner stopped or died while this push waited");
   }
   return st;
+}
+
+Result<std::span<std::byte>> Pusher::Impl::loan(const PortKey& key, std::size_t bytes,
+                                                std::span<const std::byte> head,
+                                                const lockfree::Patience& patience) {
+  if (open_loan)
+    return Error{Errc::bad_loan, "this Pusher already holds a loan on port " +
+                                     to_string(open_loan->key) +
+                                     "; commit or abort it first (one loan at a time)"};
+  auto attached = attach(key);
+  if (!attached) return std::move(attached).error();
+  Attachment& a = **attached;
+  if (bytes > a.config.max_payload)
+    return Error{Errc::payload_too_large,
+                 "a loan of " + std::to_string(bytes) + " bytes exceeds port " + to_string(key) +
+                     "'s max_payload of " + std::to_string(a.config.max_payload) +
+                     "; split it, or start the port with a larger max_payload"};
+  auto claimed = a.in->loan(static_cast<std::uint32_t>(head.size() + bytes), patience);
+  if (!claimed) {
+    Status st = reported(key, a, std::move(claimed).error());
+    return std::move(st).error();
+  }
+  std::memcpy(claimed->bytes.data(), head.data(), head.size());  // the meta, in front
+  open_loan = OpenLoan{key, &*a.in, *claimed, head.size()};
+  return claimed->bytes.subspan(head.size());
+}
+
+Status Pusher::Impl::commit_loan(std::size_t used) {
+  if (!open_loan) return Error{Errc::bad_loan, "the loan has ended; take a new one"};
+  OpenLoan l = std::move(*open_loan);
+  open_loan.reset();
+  Status st = l.ring->commit(l.loan, static_cast<std::uint32_t>(l.meta_len + used));
+  if (st) [[likely]]
+    return st;
+  if (auto it = cache.find(l.key); it != cache.end()) return reported(l.key, *it->second, st);
+  return st;
+}
+
+void Pusher::Impl::abort_loan() noexcept {
+  if (!open_loan) return;
+  open_loan->ring->abort(open_loan->loan);
+  open_loan.reset();
 }
 
 Result<Pusher> Pusher::open(std::string_view ns) {
@@ -249,6 +318,64 @@ Status Pusher::push_after(const PortKey& key, std::span<const std::byte> payload
   std::memcpy(head.data(), &due_ns, sizeof due_ns);
   // The request chain is unbounded: this never waits.
   return impl_->push(key, std::span(head).first(port::kDueStamp + *n), payload, {}, true);
+}
+
+Result<Loan> Pusher::loan(const PortKey& key, std::size_t bytes, const Meta& meta) {
+  lockfree::Patience patience;
+  if (!port::push_timeout_is_infinite()) {
+    auto timeout = push_timeout();
+    if (!timeout) return std::move(timeout).error();
+    if (*timeout) patience.timeout = **timeout;
+  }
+  std::array<std::byte, kMetaMaxBytes> encoded;
+  auto n = MetaCodec::encode(meta, encoded);
+  if (!n) return std::move(n).error();
+  auto span = impl_->loan(key, bytes, std::span(encoded).first(*n), patience);
+  if (!span) return std::move(span).error();
+  return Loan(impl_.get(), *span);
+}
+
+Result<Loan> Pusher::loan(const PortKey& key, std::size_t bytes, const Meta& meta,
+                          Deadline deadline) {
+  std::array<std::byte, kMetaMaxBytes> encoded;
+  auto n = MetaCodec::encode(meta, encoded);
+  if (!n) return std::move(n).error();
+  auto span = impl_->loan(key, bytes, std::span(encoded).first(*n), {.deadline = deadline});
+  if (!span) return std::move(span).error();
+  return Loan(impl_.get(), *span);
+}
+
+Loan::Loan(Loan&& other) noexcept
+    : owner_(std::exchange(other.owner_, nullptr)), bytes_(std::exchange(other.bytes_, {})) {}
+
+Loan& Loan::operator=(Loan&& other) noexcept {
+  if (this != &other) {
+    abort();
+    owner_ = std::exchange(other.owner_, nullptr);
+    bytes_ = std::exchange(other.bytes_, {});
+  }
+  return *this;
+}
+
+Loan::~Loan() {
+  abort();
+}
+
+Status Loan::commit(std::size_t used) {
+  if (!owner_) return Error{Errc::bad_loan, "the loan has ended; take a new one"};
+  if (used > bytes_.size())
+    return Error{Errc::bad_loan, "a loan of " + std::to_string(bytes_.size()) +
+                                     " bytes cannot commit " + std::to_string(used) +
+                                     "; commit at most what was loaned (the loan stays open)"};
+  Pusher::Impl* owner = std::exchange(owner_, nullptr);
+  bytes_ = {};
+  return owner->commit_loan(used);
+}
+
+void Loan::abort() noexcept {
+  if (!owner_) return;
+  std::exchange(owner_, nullptr)->abort_loan();
+  bytes_ = {};
 }
 
 namespace {

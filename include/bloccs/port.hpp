@@ -80,6 +80,7 @@
 namespace bloccs {
 
 class Port;
+class Loan;
 class WakeUp;
 // Waits on several ports at once (bloccs/wait_any.hpp).
 Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up);
@@ -211,11 +212,54 @@ class Pusher {
   Status push_after(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
                     std::chrono::milliseconds delay);
 
+  // Zero-copy push: claims room for a payload of up to `bytes` in the port's ring and hands it
+  // out to be written in place (Loan::bytes()); Loan::commit(used) then publishes it with
+  // `meta`. Parks while the port is full exactly as push does, with the same errors (timeout
+  // at push_timeout or `deadline`, no_producer, payload_too_large, bad_meta). Worth it for
+  // payloads of a few KiB and up, written straight into the ring (a frame, a decoded record);
+  // for small ones push costs the same.
+  //   - One loan at a time per Pusher; while it is open, pushes and loans to its key are
+  //     Errc::bad_loan (other keys work).
+  //   - An open loan holds up the port's consumer at it (and, on a multi-pusher port, every
+  //     message pushed after it): write it, then commit or abort promptly.
+  //   - Destroying a Loan without a commit aborts it: the consumer sees nothing of it
+  //     (counted in the ring's `aborted`). A pusher killed holding a loan loses only that
+  //     message, as one killed mid-push does.
+  //   - The Loan must not outlive this Pusher.
+  Result<Loan> loan(const PortKey& key, std::size_t bytes, const Meta& meta = {});
+  Result<Loan> loan(const PortKey& key, std::size_t bytes, const Meta& meta, Deadline deadline);
+
   struct Impl;
 
  private:
   explicit Pusher(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// A message being written in place in a port's ring (Pusher::loan). Move-only.
+class Loan {
+ public:
+  Loan(Loan&& other) noexcept;
+  Loan& operator=(Loan&& other) noexcept;
+  ~Loan();  // abort() if still open
+
+  // The payload's bytes, in the port's shared memory: write the message here. Valid until
+  // commit or abort. (Readable by the port's owner once committed, and by nobody before.)
+  std::span<std::byte> bytes() const noexcept { return bytes_; }
+  // Publishes the first `used` bytes as one message. Errc::bad_loan if `used` exceeds
+  // bytes().size() (the loan stays open) or the loan has ended; Errc::no_producer if the owner
+  // stopped or died meanwhile (nothing was enqueued). The loan ends either way.
+  Status commit(std::size_t used);
+  Status commit() { return commit(bytes_.size()); }
+  // Gives the space back: nothing of it is received. Idempotent.
+  void abort() noexcept;
+  bool open() const noexcept { return owner_ != nullptr; }
+
+ private:
+  friend class Pusher;
+  Loan(Pusher::Impl* owner, std::span<std::byte> bytes) : owner_(owner), bytes_(bytes) {}
+  Pusher::Impl* owner_ = nullptr;
+  std::span<std::byte> bytes_;
 };
 
 // The process-wide convenience: each thread gets its own Pusher for the default namespace
