@@ -115,8 +115,10 @@ bool RingPusher::fits(Cursor tail, std::uint64_t bytes) const noexcept {
          count_distance(tail.count, cached_head_.count) < cfg.buffer;
 }
 
-void RingPusher::write_payload(std::uint64_t off, std::span<const std::byte> head,
-                               std::span<const std::byte> body) {
+// Inlined into push(): the hot path pays no calls between its steps.
+[[gnu::always_inline]] inline void RingPusher::write_payload(std::uint64_t off,
+                                                             std::span<const std::byte> head,
+                                                             std::span<const std::byte> body) {
   std::byte* at = data() + off + kRecordHeader;  // records never wrap: one span
   const std::size_t total = head.size() + body.size();
   // The consumer polls the header's cache line. Write the bytes beyond that line first, and
@@ -141,8 +143,7 @@ Status RingPusher::check_push(std::size_t len) const {
                      " was opened before a fork and belongs to the parent; open a new "
                      "RingPusher in the child"};
   // relaxed: a flag the consumer sets once; the line is ours on every push anyway.
-  if (control()->producer.damaged.load(std::memory_order_relaxed) != 0) [[unlikely]]
-    return damaged_error();
+  if (control()->producer.damaged.load(std::memory_order_relaxed) != 0) return damaged_error();
   if (len > cfg_.max_payload)
     return Error{Errc::payload_too_large,
                  "payload of " + std::to_string(len) + " bytes exceeds the ring's max_payload of " +
@@ -154,29 +155,33 @@ Status RingPusher::check_push(std::size_t len) const {
 Status RingPusher::push(std::span<const std::byte> head, std::span<const std::byte> body,
                         Patience patience) {
   const std::size_t len = head.size() + body.size();
-  if (auto st = check_push(len); !st) [[unlikely]]
+  if (!may_push(len)) [[unlikely]]
+    return check_push(len);
+  RingClaim claim;
+  // One branch on the kind per push; each kind's claim and commit inline into it.
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc)) {
+    if (Status st = claim_spsc(static_cast<std::uint32_t>(len), patience, claim); !st) [[unlikely]]
+      return st;
+    write_payload(claim.rec, head, body);
+    return checked(commit_spsc(claim, claim.len));
+  }
+  if (Status st = claim_mpsc(static_cast<std::uint32_t>(len), patience, claim); !st) [[unlikely]]
     return st;
-  auto claim = claim_space(static_cast<std::uint32_t>(len), patience);
-  if (!claim) return std::move(claim).error();
-  write_payload(claim->rec, head, body);
-  return commit(*claim, claim->len);
+  write_payload(claim.rec, head, body);
+  return checked(commit_mpsc(claim, claim.len));
 }
 
 Result<RingLoan> RingPusher::loan(std::uint32_t len, Patience patience) {
-  if (auto st = check_push(len); !st) return std::move(st).error();
-  auto claim = claim_space(len, patience);
-  if (!claim) return std::move(claim).error();
-  return RingLoan{*claim, {data() + claim->rec + kRecordHeader, len}};
+  if (!may_push(len)) return std::move(check_push(len)).error();
+  RingClaim claim;
+  Status st = cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc)
+                  ? claim_spsc(len, patience, claim)
+                  : claim_mpsc(len, patience, claim);
+  if (!st) return std::move(st).error();
+  return RingLoan{claim, {data() + claim.rec + kRecordHeader, len}};
 }
 
-Result<RingClaim> RingPusher::claim_space(std::uint32_t len, const Patience& patience) {
-  return cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc) ? claim_spsc(len, patience)
-                                                                 : claim_mpsc(len, patience);
-}
-
-Status RingPusher::commit(const RingClaim& claim, std::uint32_t used) {
-  Status st = cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc) ? commit_spsc(claim, used)
-                                                                      : commit_mpsc(claim, used);
+Status RingPusher::checked(Status st) const {
   // A fault in our mapping (the ring was cut short, shm/fence.hpp) left zeros behind: whatever
   // this push wrote reached nobody.
   if (segment_.damaged()) [[unlikely]]
@@ -189,7 +194,9 @@ Status RingPusher::commit(RingLoan& loan, std::uint32_t used) {
     return Error{Errc::bad_loan, "a loan of " + std::to_string(loan.claim.len) +
                                      " bytes cannot commit " + std::to_string(used) +
                                      "; commit at most what was loaned"};
-  return commit(loan.claim, used);
+  return checked(cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc)
+                     ? commit_spsc(loan.claim, used)
+                     : commit_mpsc(loan.claim, used));
 }
 
 void RingPusher::abort(RingLoan& loan) noexcept {
@@ -204,7 +211,10 @@ void RingPusher::abort(RingLoan& loan) noexcept {
   finish_mpsc();
 }
 
-Result<RingClaim> RingPusher::claim_spsc(std::uint32_t len, const Patience& patience) {
+// Inlined into push(): the hot path pays no calls between its steps.
+[[gnu::always_inline]] inline Status RingPusher::claim_spsc(std::uint32_t len,
+                                                            const Patience& patience,
+                                                            RingClaim& claim) {
   RingControl* c = control();
   const std::uint64_t bytes = record_size(len);
   const Cursor tail = spsc_tail_;
@@ -212,18 +222,20 @@ Result<RingClaim> RingPusher::claim_spsc(std::uint32_t len, const Patience& pati
     // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
     if (!fits(tail, bytes)) {
-      if (auto st = wait_for_space(tail, bytes, patience.resolve()); !st)
-        return std::move(st).error();
+      if (auto st = wait_for_space(tail, bytes, patience.resolve()); !st) return st;
     }
   }
   const std::uint64_t off = tail.pos & (cfg_.capacity - 1);
   const std::uint64_t pad = pad_before(off, bytes, cfg_.capacity);
   // Nothing is written to shared memory yet: the pusher is the only writer of the tail, and
   // the claim becomes visible whole at commit.
-  return RingClaim{tail, pad ? 0 : off, len, pad != 0};
+  claim = RingClaim{tail, pad ? 0 : off, len, pad != 0};
+  return {};
 }
 
-Status RingPusher::commit_spsc(const RingClaim& claim, std::uint32_t used) {
+// Inlined into push(): the hot path pays no calls between its steps.
+[[gnu::always_inline]] inline Status RingPusher::commit_spsc(const RingClaim& claim,
+                                                             std::uint32_t used) {
   RingControl* c = control();
   const std::uint64_t mask = cfg_.capacity - 1;
   const std::uint64_t bytes = record_size(used);
@@ -247,12 +259,7 @@ Status RingPusher::commit_spsc(const RingClaim& claim, std::uint32_t used) {
   if (!header_word(data(), claim.at.pos & mask)
            .compare_exchange_strong(found, first, std::memory_order_seq_cst,
                                     std::memory_order_relaxed)) {
-    if (found == kSealHeader) return sealed_error();
-    return Error{Errc::corrupt, "ring /dev/shm/" + segment_.name() + " holds word " +
-                                    std::to_string(found) + " at its tail (byte " +
-                                    std::to_string(claim.at.pos) +
-                                    "), where only zero can be: the ring is damaged; its owner "
-                                    "must stop and start the port again"};
+    return tail_word_error(found, claim.at.pos);
   }
   spsc_tail_ = claim.at.advanced(claimed);
   // release: the tail tells tools the depth, a successor where to resume, and a waiting consumer
@@ -261,6 +268,14 @@ Status RingPusher::commit_spsc(const RingClaim& claim, std::uint32_t used) {
   c->producer.tail.store(spsc_tail_.pack(), std::memory_order_release);
   wake(c->data.line, 1, std::memory_order_seq_cst);
   return {};
+}
+
+Error RingPusher::tail_word_error(std::uint64_t found, std::uint64_t pos) const {
+  if (found == kSealHeader) return sealed_error();
+  return {Errc::corrupt, "ring /dev/shm/" + segment_.name() + " holds word " +
+                             std::to_string(found) + " at its tail (byte " + std::to_string(pos) +
+                             "), where only zero can be: the ring is damaged; its owner must "
+                             "stop and start the port again"};
 }
 
 Error RingPusher::sealed_error() const {
@@ -284,7 +299,10 @@ bool RingPusher::sealed() const noexcept {
   return tail_sealed(Cursor::unpack(c->producer.tail.load(std::memory_order_acquire)), head);
 }
 
-Result<RingClaim> RingPusher::claim_mpsc(std::uint32_t len, const Patience& patience) {
+// Inlined into push(): the hot path pays no calls between its steps.
+[[gnu::always_inline]] inline Status RingPusher::claim_mpsc(std::uint32_t len,
+                                                            const Patience& patience,
+                                                            RingClaim& claim) {
   RingControl* c = control();
   PusherSlot& slot = my_slot();
   const std::uint64_t mask = cfg_.capacity - 1;
@@ -304,7 +322,7 @@ Result<RingClaim> RingPusher::claim_mpsc(std::uint32_t len, const Patience& pati
       if (!fits(tail, bytes)) {
         slot.intent.store(0, std::memory_order_relaxed);  // relaxed: never park with an intent
         if (deadline == Deadline{}) deadline = patience.resolve();
-        if (auto st = wait_for_space(tail, bytes, deadline); !st) return std::move(st).error();
+        if (auto st = wait_for_space(tail, bytes, deadline); !st) return st;
         observed = c->producer.tail.load(std::memory_order_relaxed);  // relaxed: the CAS checks
         continue;
       }
@@ -318,7 +336,7 @@ Result<RingClaim> RingPusher::claim_mpsc(std::uint32_t len, const Patience& pati
                                                std::memory_order_relaxed))
       break;
   }
-  const RingClaim claim{tail, pad ? 0 : tail.pos & mask, len, pad != 0};
+  claim = RingClaim{tail, pad ? 0 : tail.pos & mask, len, pad != 0};
   if (pad) {
     // relaxed: our claim now starts at the record, for recovery once the consumer is past the
     // pad; the pad's release below publishes it.
@@ -336,10 +354,12 @@ Result<RingClaim> RingPusher::claim_mpsc(std::uint32_t len, const Patience& pati
   // The header must reach memory before the payload (recovery reads "header zero" as "nothing
   // written"): keep the compiler from sinking it; x86-64 keeps stores in program order.
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  return claim;
+  return {};
 }
 
-Status RingPusher::commit_mpsc(const RingClaim& claim, std::uint32_t used) {
+// Inlined into push(): the hot path pays no calls between its steps.
+[[gnu::always_inline]] inline Status RingPusher::commit_mpsc(const RingClaim& claim,
+                                                             std::uint32_t used) {
   const std::uint64_t unused = record_size(claim.len) - record_size(used);
   if (unused) {  // a loan committed shorter: its tail becomes a pad the consumer skips
     // relaxed: published by the commit's release below; recovery skips it with the claim.

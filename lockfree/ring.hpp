@@ -352,18 +352,25 @@ class RingPusher {
 
   bool fits(Cursor tail, std::uint64_t bytes) const noexcept;
   Error sealed_error() const;
+  // An SPSC claim found `found` at its tail word `pos`, where only zero can be.
+  Error tail_word_error(std::uint64_t found, std::uint64_t pos) const;
   Error damaged_error() const;
   Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline);
-  Status check_push(std::size_t len) const;
+  // The checks before a claim: one compare each, so that a push pays no call for them.
+  bool may_push(std::size_t len) const noexcept {
+    // relaxed: a flag the consumer sets once; the line is ours on every push anyway.
+    return fork_generation_ == shm::fork_generation() && len <= cfg_.max_payload &&
+           control()->producer.damaged.load(std::memory_order_relaxed) == 0;
+  }
+  Status check_push(std::size_t len) const;  // why may_push said no
+  Status checked(Status st) const;           // st, unless the mapping faulted meanwhile
   // Writes head + body as the payload of the record whose header is at data offset `rec`.
   void write_payload(std::uint64_t rec, std::span<const std::byte> head,
                      std::span<const std::byte> body);
   // Every push and loan is a claim, then a commit of what was written.
-  Result<RingClaim> claim_space(std::uint32_t len, const Patience& patience);
-  Status commit(const RingClaim& claim, std::uint32_t used);
-  Result<RingClaim> claim_spsc(std::uint32_t len, const Patience& patience);
+  Status claim_spsc(std::uint32_t len, const Patience& patience, RingClaim& claim);
   Status commit_spsc(const RingClaim& claim, std::uint32_t used);
-  Result<RingClaim> claim_mpsc(std::uint32_t len, const Patience& patience);
+  Status claim_mpsc(std::uint32_t len, const Patience& patience, RingClaim& claim);
   Status commit_mpsc(const RingClaim& claim, std::uint32_t used);
   void finish_mpsc() noexcept;  // the slot idle again, and the consumer woken
 

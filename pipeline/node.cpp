@@ -35,7 +35,8 @@ std::string truncated(std::string_view text, std::size_t max) {
 
 }  // namespace
 
-struct Node::Impl {
+struct detail::NodeImpl {
+  using Handler = Node::Handler;
   PipelineSpec pipeline;
   const NodeSpec* spec = nullptr;  // into `pipeline`
   NodeOptions options;
@@ -52,6 +53,9 @@ struct Node::Impl {
   std::vector<std::vector<PortKey>> targets;   // per output (spec->outputs order)
   PortKey dead_letter;
   std::optional<Pusher> pusher;
+  // Per output, the Pusher its loans are taken through: a loan stays open while the handler
+  // runs, and a Pusher holds one at a time (its other pushes go on through `pusher`).
+  std::vector<std::optional<Pusher>> loan_pushers;
   std::optional<shm::Segment> block_segment;
   shm::HeldLock maker_lock;  // a block this node made itself (no launcher)
   shm::HeldLock node_lock;   // the block is this running node's; both go before the segment
@@ -95,6 +99,14 @@ struct Node::Impl {
   }
 
   Status send(const PortKey& key, std::span<const std::byte> payload, const Meta& meta);
+  Result<Loan> lend(std::size_t output, std::size_t bytes, const Meta& meta);
+  // Runs attempt(deadline) until it is ok or fails for good, as send() does for a push: a full
+  // target is waited for (in slices, then within the drain limit once stopping), one whose
+  // owner is gone until it is back, unless its node has ended for good.
+  template <class Attempt>
+  Status keep_trying(const PortKey& key, Attempt&& attempt);
+  // Sends what the handler emitted (it returned ok), in emit order.
+  void send_held();
   bool gone_for_good(const std::string& node);
   Status send_output(std::size_t output, std::span<const std::byte> payload, const Meta& meta);
   void handle(std::size_t port, const MessageView& m);
@@ -159,6 +171,33 @@ Status Outputs::emit(std::string_view output, std::span<const std::byte> payload
   return Error{Errc::not_found, "node " + spec_->id + " has no output '" + std::string(output) +
                                     "'; wire it in the pipeline file (outputs." +
                                     std::string(output) + " = \"node.port\")"};
+}
+
+Result<OutputLoan> Outputs::loan(std::string_view output, std::size_t bytes, const Meta& meta) {
+  for (std::size_t i = 0; i < spec_->outputs.size(); ++i) {
+    if (spec_->outputs[i].name != output) continue;
+    Meta fresh = meta;
+    fresh.attempt = 0;                // attempts count retries at one port: a new hop starts at 0
+    if (node_->targets[i].empty()) {  // wired nowhere: ordinary memory, sent to nobody
+      nowhere_.resize(std::max(nowhere_.size(), bytes));
+      return OutputLoan(nullptr, 0, std::span(nowhere_).first(bytes));
+    }
+    if (loans_[i])
+      return Error{Errc::bad_loan, "output '" + std::string(output) +
+                                       "' already has a loan for this message; one per output"};
+    auto loan = node_->lend(i, bytes, fresh);
+    if (!loan) return std::move(loan).error();
+    loans_[i].emplace(std::move(loan).value());
+    held_.push_back({i, 0, bytes, std::move(fresh), true});
+    return OutputLoan(this, held_.size() - 1, loans_[i]->bytes());
+  }
+  return Error{Errc::not_found, "node " + spec_->id + " has no output '" + std::string(output) +
+                                    "'; wire it in the pipeline file (outputs." +
+                                    std::string(output) + " = \"node.port\")"};
+}
+
+void OutputLoan::use(std::size_t n) noexcept {
+  if (out_) out_->held_[held_].payload_size = std::min(n, bytes_.size());
 }
 
 Result<Node> Node::from_environment(NodeOptions options) {
@@ -251,6 +290,9 @@ Result<Node> Node::start(const PipelineSpec& pipeline, std::string_view id, Node
   if (!pusher) return std::move(pusher).error();
   impl->pusher.emplace(std::move(pusher).value());
   impl->outputs.spec_ = &spec;
+  impl->outputs.node_ = impl.get();
+  impl->outputs.loans_.resize(spec.outputs.size());
+  impl->loan_pushers.resize(spec.outputs.size());
 
   if (impl->options.handle_signals) {
     Impl* expected = nullptr;
@@ -338,13 +380,12 @@ bool Node::Impl::gone_for_good(const std::string& node) {
   return b->identity.over.load(std::memory_order_acquire) != 0;
 }
 
-Status Node::Impl::send(const PortKey& key, std::span<const std::byte> payload,
-                        const Meta& meta) {
+template <class Attempt>
+Status Node::Impl::keep_trying(const PortKey& key, Attempt&& attempt) {
   bool said = false;
   for (;;) {
     const Deadline slice = Clock::now() + kParkSlice;
-    Status st =
-        pusher->push(key, payload, meta, stopping() ? std::min(slice, drain_until()) : slice);
+    Status st = attempt(stopping() ? std::min(slice, drain_until()) : slice);
     if (st) return st;
     if (st.code() == Errc::timeout) {  // parked on a full target
       if (past_drain_limit()) return st;
@@ -363,6 +404,29 @@ Status Node::Impl::send(const PortKey& key, std::span<const std::byte> payload,
     said = true;
     std::this_thread::sleep_for(kOwnerRetryInterval);
   }
+}
+
+Status Node::Impl::send(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
+  return keep_trying(key, [&](Deadline d) { return pusher->push(key, payload, meta, d); });
+}
+
+Result<Loan> Node::Impl::lend(std::size_t output, std::size_t bytes, const Meta& meta) {
+  std::optional<Pusher>& lender = loan_pushers[output];
+  if (!lender) {
+    auto opened = Pusher::open(ns);
+    if (!opened) return std::move(opened).error();
+    lender.emplace(std::move(opened).value());
+  }
+  const PortKey& key = targets[output].front();
+  std::optional<Loan> loan;
+  Status st = keep_trying(key, [&](Deadline d) -> Status {
+    auto l = lender->loan(key, bytes, meta, d);
+    if (!l) return std::move(l).error();
+    loan.emplace(std::move(l).value());
+    return {};
+  });
+  if (!st) return std::move(st).error();
+  return std::move(*loan);
 }
 
 Status Node::Impl::send_output(std::size_t output, std::span<const std::byte> payload,
@@ -403,12 +467,39 @@ void Node::Impl::handle(std::size_t port, const MessageView& m) {
       error = "unknown exception";
     }
   }
-  if (!error.empty()) return fail(port, m, error);
+  if (!error.empty()) {
+    for (auto& loan : outputs.loans_) loan.reset();  // a failed attempt sends nothing
+    return fail(port, m, error);
+  }
   ++counters.handled;
+  send_held();
+}
+
+void Node::Impl::send_held() {
   for (const Outputs::Held& held : outputs.held_) {
-    const std::span<const std::byte> payload(outputs.bytes_.data() + held.payload_at,
-                                             held.payload_size);
-    if (Status st = send_output(held.output, payload, held.meta); !st) {
+    Status st;
+    if (held.loaned) {
+      // Copied to the output's further targets first (the loan's bytes are ours until its
+      // commit), then committed where it lies.
+      Loan& loan = *outputs.loans_[held.output];
+      const std::span<const std::byte> payload = loan.bytes().first(held.payload_size);
+      const std::vector<PortKey>& keys = targets[held.output];
+      for (std::size_t t = 1; t < keys.size() && st; ++t)
+        if ((st = send(keys[t], payload, held.meta))) ++counters.emitted;
+      if (st) {
+        st = loan.commit(held.payload_size);
+        // The owner went away under the loan (a crash): its bytes are still readable, so the
+        // message is sent again the copying way, which waits for the owner's restart.
+        if (!st && st.code() == Errc::no_producer) st = send(keys.front(), payload, held.meta);
+        if (st) ++counters.emitted;
+      }
+      outputs.loans_[held.output].reset();
+    } else {
+      const std::span<const std::byte> payload(outputs.bytes_.data() + held.payload_at,
+                                               held.payload_size);
+      st = send_output(held.output, payload, held.meta);
+    }
+    if (!st) {
       // The handler succeeded; what it emitted cannot be delivered (too large, bad meta, or
       // the target's node never came back). Counted, and said.
       ++counters.lost;

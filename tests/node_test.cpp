@@ -47,8 +47,7 @@ PipelineSpec pipeline(std::vector<NodeSpec> nodes) {
 
 // Starts node `id` in a child and runs `body(node)`; the child exits with its result.
 template <class Body>
-pid_t spawn_node(const PipelineSpec& p, const std::string& id, const TestNamespace& ns,
-                 Body body) {
+pid_t spawn_node(const PipelineSpec& p, const std::string& id, const TestNamespace& ns, Body body) {
   return spawn([&p, id, &ns, body]() -> int {
     auto n = Node::start(p, id, {.ns = ns.name()});
     if (!n) return fail(10, "Node::start", n);
@@ -58,7 +57,8 @@ pid_t spawn_node(const PipelineSpec& p, const std::string& id, const TestNamespa
 
 // A node that passes each message on unchanged.
 int relay(Node& n) {
-  n.on_message([](const Delivery& in, Outputs& out) { return out.emit("out", in.payload, in.meta.copy()); });
+  n.on_message(
+      [](const Delivery& in, Outputs& out) { return out.emit("out", in.payload, in.meta.copy()); });
   return n.run();
 }
 
@@ -202,6 +202,96 @@ TEST(Node, AFailedMessageIsRetriedThenDeadLetteredWithItsAttemptsAndError) {
   EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
 }
 
+// A node that emits large frames through loans (out.loan): each is written once into the first
+// target's ring, sent when the handler returns ok (copied to the second target), and a failed
+// attempt's loan is aborted: its retry sends the frame once.
+TEST(Node, ALoanedEmitIsSentOnlyWhenItsHandlerSucceedsAndReachesEveryTarget) {
+  TestNamespace ns;
+  const std::uint64_t n = 200;
+  auto framer = node("framer", {input("in", 16)},
+                     {output("out", {{"a", "in"}, {"b", "in"}}), output("spare", {})});
+  framer.retry = {.max_attempts = 3, .base = 1ms, .factor = 2.0, .cap = 4ms, .jitter = 0.0};
+  constexpr std::size_t kLoan = 64 * 1024;
+  auto big = [&](std::string id) {
+    auto in = input("in", 8);
+    in.max_payload = kLoan;
+    return node(std::move(id), {in}, {});
+  };
+  const auto p =
+      pipeline({node("src", {}, {output("out", {{"framer", "in"}})}), framer, big("a"), big("b")});
+  auto frame_byte = [](std::uint64_t seq, std::size_t i) {
+    return static_cast<std::byte>((seq * 7 + i * 13) & 0xff);
+  };
+  auto frame_size = [](std::uint64_t seq) { return 1000 + seq * 97 % 60'000; };
+  struct Seen {
+    std::atomic<std::uint32_t> got[2][kMaxSeq];
+    std::atomic<std::uint32_t> bad;
+  };
+  Shared<Seen> seen;
+  std::vector<pid_t> sinks;
+  for (int side = 0; side < 2; ++side)
+    sinks.push_back(spawn_node(p, side ? "b" : "a", ns, [&, side](Node& node) {
+      node.on_message([&, side](const Delivery& in, Outputs&) -> Status {
+        const auto seq = meta_number(in.meta, "seq");
+        bool ok = seq < n && in.payload.size() == frame_size(seq);
+        for (std::size_t i = 0; ok && i < in.payload.size(); ++i)
+          ok = in.payload[i] == frame_byte(seq, i);
+        if (!ok)
+          seen->bad.fetch_add(1);
+        else
+          seen->got[side][seq].fetch_add(1);
+        return {};
+      });
+      return node.run();
+    }));
+  const pid_t middle = spawn_node(p, "framer", ns, [&](Node& node) {
+    node.on_message([&](const Delivery& in, Outputs& out) -> Status {
+      const auto seq = meta_number(in.meta, "seq");
+      Meta meta;
+      meta.set("seq", std::to_string(seq));
+      auto loan = out.loan("out", kLoan, meta);
+      if (!loan) return std::move(loan).error();
+      if (loan->bytes().size() != kLoan) return Error{Errc::corrupt, "loan size"};
+      if (auto second = out.loan("out", 8); second || second.code() != Errc::bad_loan)
+        return Error{Errc::corrupt, "a second loan of one output was not refused"};
+      if (seq % 4 == 0 && in.meta.attempt() == 0) {
+        std::memset(loan->bytes().data(), 0xee, kLoan);  // garbage nobody may receive
+        return Error{Errc::bad_config, "first attempt fails"};
+      }
+      for (std::size_t i = 0; i < frame_size(seq); ++i) loan->bytes()[i] = frame_byte(seq, i);
+      loan->use(frame_size(seq));
+      auto spare = out.loan("spare", 100);  // wired nowhere: plain memory, sent to nobody
+      if (!spare || spare->bytes().size() != 100) return Error{Errc::corrupt, "spare loan"};
+      return {};
+    });
+    return node.run();
+  });
+  const pid_t src = spawn_node(p, "src", ns, [&](Node& node) {
+    for (std::uint64_t seq = 0; seq < n; ++seq) {
+      Meta meta;
+      meta.set("seq", std::to_string(seq));
+      if (auto st = node.emit("out", "x", meta); !st) return fail(20, "emit", st);
+    }
+    return 0;
+  });
+  EXPECT_EQ(exit_code(wait_child(src, 60s)), 0);
+  const auto limit = Clock::now() + 30s;
+  auto all_arrived = [&] {
+    for (int side = 0; side < 2; ++side)
+      for (std::uint64_t seq = 0; seq < n; ++seq)
+        if (seen->got[side][seq].load() == 0) return false;
+    return true;
+  };
+  while (!all_arrived() && Clock::now() < limit) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(stop_and_wait(middle), 0);
+  for (pid_t s : sinks) EXPECT_EQ(stop_and_wait(s), 0);
+  EXPECT_EQ(seen->bad.load(), 0u) << "a sink received a damaged or aborted frame";
+  for (int side = 0; side < 2; ++side)
+    for (std::uint64_t seq = 0; seq < n; ++seq)
+      ASSERT_EQ(seen->got[side][seq].load(), 1u) << "sink " << side << " frame " << seq;
+  EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
+}
+
 TEST(Node, RetriesWaitAtLeastTheirBackoff) {
   TestNamespace ns;
   auto flaky = node("flaky", {input("in", 8)}, {});
@@ -249,8 +339,8 @@ TEST(Node, ASlowSinkParksTheSourceAndItsQueueStaysWithinItsBuffer) {
   TestNamespace ns;
   const std::uint64_t n = 150;
   const auto work = 4ms;
-  const auto p = pipeline({node("src", {}, {output("out", {{"sink", "in"}})}),
-                           node("sink", {input("in", 8)}, {})});
+  const auto p = pipeline(
+      {node("src", {}, {output("out", {{"sink", "in"}})}), node("sink", {input("in", 8)}, {})});
   struct Times {
     std::atomic<std::int64_t> source_done, sink_done;
   };

@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,6 +69,28 @@ struct Delivery {
 };
 
 // Where a handler emits. Messages are held until the handler returns ok, then sent.
+class Outputs;
+namespace detail {
+struct NodeImpl;  // pipeline/node.cpp
+}
+
+// Room for one message in a target port's ring, handed out by Outputs::loan: valid during the
+// handler call only.
+class OutputLoan {
+ public:
+  std::span<std::byte> bytes() const noexcept { return bytes_; }
+  // Sends only the first `n` bytes (at most bytes().size()); by default all of them.
+  void use(std::size_t n) noexcept;
+
+ private:
+  friend class Outputs;
+  OutputLoan(Outputs* out, std::size_t held, std::span<std::byte> bytes)
+      : out_(out), held_(held), bytes_(bytes) {}
+  Outputs* out_;  // null: an output wired nowhere
+  std::size_t held_;
+  std::span<std::byte> bytes_;
+};
+
 class Outputs {
  public:
   // Errc::not_found if the node has no such output (a node whose output is not wired anywhere
@@ -76,17 +99,31 @@ class Outputs {
   Status emit(std::string_view output, std::string_view text, const Meta& meta = {}) {
     return emit(output, bytes(text), meta);
   }
+  // Zero-copy emit, for large messages: room for up to `bytes` bytes in the ring of the port
+  // `output` is wired to, written in place, so that the message is written once. It is sent
+  // as emit() sends: when the handler returns ok, in emit order, with `meta` (and copied to
+  // any further port the output is wired to); a failed attempt sends nothing of it. The room
+  // is taken now: this parks while that port is full (as a push would), and the port's
+  // consumer waits at the loan until the handler returns. One loan per output per message.
+  // An output wired nowhere lends ordinary memory.
+  Result<OutputLoan> loan(std::string_view output, std::size_t bytes, const Meta& meta = {});
 
  private:
   friend class Node;
+  friend struct detail::NodeImpl;
+  friend class OutputLoan;
   struct Held {
     std::size_t output;
     std::size_t payload_at, payload_size;
     Meta meta;
+    bool loaned = false;  // the payload is loans_[output]'s
   };
+  detail::NodeImpl* node_ = nullptr;
   const NodeSpec* spec_ = nullptr;
   std::vector<std::byte> bytes_;
   std::vector<Held> held_;
+  std::vector<std::optional<Loan>> loans_;  // per output: the loan of the current handler call
+  std::vector<std::byte> nowhere_;          // what loans of outputs wired nowhere lend
 };
 
 // The node's counters, in shared memory (one writer: the node's thread).
@@ -151,7 +188,7 @@ class Node {
   const std::string& network() const noexcept;
   NodeCounters counters() const noexcept;
 
-  struct Impl;
+  using Impl = detail::NodeImpl;
 
  private:
   explicit Node(std::unique_ptr<Impl> impl);
