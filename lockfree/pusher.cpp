@@ -225,11 +225,17 @@ void RingPusher::abort(RingLoan& loan) noexcept {
       if (auto st = wait_for_space(tail, bytes, patience.resolve()); !st) return st;
     }
   }
-  const std::uint64_t off = tail.pos & (cfg_.capacity - 1);
+  const std::uint64_t mask = cfg_.capacity - 1;
+  const std::uint64_t off = tail.pos & mask;
   const std::uint64_t pad = pad_before(off, bytes, cfg_.capacity);
-  // Nothing is written to shared memory yet: the pusher is the only writer of the tail, and
-  // the claim becomes visible whole at commit.
   claim = RingClaim{tail, pad ? 0 : off, len, pad != 0};
+  // relaxed: the terminator. The word after our record reads zero ("nothing yet") before the
+  // commit's CAS publishes the record, so the consumer stops there, whatever the last lap left.
+  // Written now, well before the CAS: a consumer that has caught up polls the line it lies on
+  // next, and should not have it taken away right before the record lands. Nothing else is
+  // written yet: the pusher is the only writer of the tail, and the claim becomes visible
+  // whole at commit.
+  header_word(data(), (claim.rec + bytes) & mask).store(0, std::memory_order_relaxed);
   return {};
 }
 
@@ -239,9 +245,9 @@ void RingPusher::abort(RingLoan& loan) noexcept {
   RingControl* c = control();
   const std::uint64_t mask = cfg_.capacity - 1;
   const std::uint64_t bytes = record_size(used);
-  // relaxed: the terminator. The word after our record reads zero ("nothing yet") before the
-  // CAS below publishes our record, so the consumer stops there, whatever the last lap left.
-  header_word(data(), (claim.rec + bytes) & mask).store(0, std::memory_order_relaxed);
+  // relaxed: a loan committed shorter ends earlier: its terminator moves there (see claim_spsc).
+  if (bytes != record_size(claim.len))
+    header_word(data(), (claim.rec + bytes) & mask).store(0, std::memory_order_relaxed);
   std::uint64_t first = make_record_header(used, 0, true);
   std::uint64_t claimed = bytes;
   if (claim.padded) {
