@@ -67,16 +67,17 @@ Result<shm::Sharing> port_sharing(const PortOptions& o) {
   return shm::Sharing{*gid};
 }
 
-// Data bytes of a ring that holds `messages` records of up to `payload` bytes, but at least
-// `floor` and the least a ring of that payload needs, and at most 64 MiB.
-std::uint64_t ring_capacity(std::uint64_t messages, std::uint32_t payload, std::uint64_t floor) {
-  const std::uint64_t rec = lockfree::record_size(payload) + lockfree::kRecordHeader;
-  return std::bit_ceil(std::clamp<std::uint64_t>(std::max(messages * rec, floor),
-                                                 lockfree::min_capacity(payload), 64ull << 20));
+// Data bytes of a ring that holds `messages` records of `typical` payload bytes (meta
+// included), but at least `floor`, at least the least a ring of `max` bytes needs (two of its
+// records: ring_layout.hpp), and at most 64 MiB.
+std::uint64_t ring_capacity(std::uint64_t messages, std::uint32_t typical, std::uint32_t max,
+                            std::uint64_t floor) {
+  const std::uint64_t want = std::max(messages * lockfree::record_size(typical), floor);
+  return std::bit_ceil(std::clamp<std::uint64_t>(want, lockfree::min_capacity(max), 64ull << 20));
 }
 
 // An unbounded port grows by links of this size (or of 4 records of max_payload, if larger);
-// a push_after request ring by links of a quarter of it.
+// a push_after request ring by links of a sixteenth of it.
 constexpr std::uint64_t kLinkBytes = 1 << 20;
 // The due lane holds at most this many messages (a full lane makes the timer retry).
 constexpr std::uint32_t kDueLane = 256;
@@ -135,6 +136,10 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   } while (dead && p.control_name == dead->segment);
 
   const std::uint32_t record_payload = o.max_payload + kMetaMaxBytes;
+  // What a bounded port's rings are sized by: `buffer` messages of the typical size, with
+  // their meta (and room for one of max_payload, whatever the typical size).
+  const std::uint32_t typical =
+      std::min(o.typical_payload, o.max_payload) + static_cast<std::uint32_t>(kMetaFixed) + 16;
   const std::uint32_t buffer = o.buffer.value_or(0);  // 0: unbounded
   auto control =
       shm::Segment::create(p.ns, p.control_name, shm::SegmentKind::port, sizeof(port::PortControl),
@@ -148,9 +153,10 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
       .flags = o.single_pusher ? port::kSinglePusher : 0u,
       .owner_pid = me.pid,
       .owner_start_time = me.start_time,
-      .in_capacity = buffer ? ring_capacity(buffer, record_payload, 0)
-                            : ring_capacity(4, record_payload, kLinkBytes),
-      .later_capacity = ring_capacity(4, record_payload + port::kDueStamp, kLinkBytes / 4),
+      .in_capacity = buffer ? ring_capacity(buffer, typical, record_payload, 0)
+                            : ring_capacity(4, record_payload, record_payload, kLinkBytes),
+      .later_capacity = ring_capacity(4, record_payload + port::kDueStamp,
+                                      record_payload + port::kDueStamp, kLinkBytes / 16),
       .max_pushers = o.single_pusher ? 1 : o.max_pushers,
       .mode = static_cast<std::uint32_t>(o.mode),
       .reserved = {},
@@ -174,13 +180,14 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   p.in.emplace(std::move(in).value());
   p.in->set_spin({.consumer = o.receive_spin});
   const std::uint32_t due_lane = buffer ? std::min(buffer, kDueLane) : kDueLane;
-  auto due = lockfree::Ring::create(p.ns, port::due_name(p.control_name),
-                                    {.kind = lockfree::RingKind::spsc,
-                                     .buffer = due_lane,
-                                     .max_payload = record_payload,
-                                     .capacity = ring_capacity(due_lane, record_payload, 0),
-                                     .mode = o.mode,
-                                     .sharing = p.sharing});
+  auto due =
+      lockfree::Ring::create(p.ns, port::due_name(p.control_name),
+                             {.kind = lockfree::RingKind::spsc,
+                              .buffer = due_lane,
+                              .max_payload = record_payload,
+                              .capacity = ring_capacity(due_lane, typical, record_payload, 0),
+                              .mode = o.mode,
+                              .sharing = p.sharing});
   if (!due) return std::move(due).error();
   p.due.emplace(std::move(due).value());
   lockfree::ChainSpec later_spec = port::later_chain(p.ns, p.control_name, *c, cfg);

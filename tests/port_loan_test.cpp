@@ -263,7 +263,8 @@ TEST(PortLoan, ATakeOverCarriesOverLoanedAndPaddedRecordsAndNoAbortedOne) {
   Reaper reap;
   Signal ready, sent;
   const pid_t owner = reap(spawn([&] {
-    auto p = Port::start(key(), {.buffer = 16, .max_payload = 1000, .ns = ns.name()});
+    auto p = Port::start(
+        key(), {.buffer = 16, .max_payload = 1000, .typical_payload = 1000, .ns = ns.name()});
     if (!p) return fail(2, "start", p);
     // Take the first 40 and hand their space back, so that the records left lie past the end
     // of the data area, after a pad.
@@ -300,7 +301,8 @@ TEST(PortLoan, ATakeOverCarriesOverLoanedAndPaddedRecordsAndNoAbortedOne) {
   kill(owner, SIGKILL);
   ASSERT_TRUE(WIFSIGNALED(wait_child(owner)));
 
-  auto port = Port::start(key(), {.buffer = 16, .max_payload = 1000, .ns = ns.name()});
+  auto port = Port::start(
+      key(), {.buffer = 16, .max_payload = 1000, .typical_payload = 1000, .ns = ns.name()});
   ASSERT_TRUE(port) << describe(port);
   EXPECT_TRUE(port->takeover().taken_over);
   EXPECT_EQ(port->takeover().salvaged, 14u) << port->takeover().note;

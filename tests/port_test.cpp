@@ -1198,3 +1198,64 @@ TEST(PortReceive, ReceiveBatchDrainsUpToNAtOnceInArrivalOrder) {
   port->stop();
   EXPECT_SHM_CLEAN(ns);
 }
+
+// ---- footprint -------------------------------------------------------------------------------
+
+namespace {
+
+// Bytes of /dev/shm the namespace's segments take (their sizes; the tmpfs allocates on touch,
+// so this is what they can grow to).
+std::uint64_t namespace_bytes(const TestNamespace& ns) {
+  std::uint64_t total = 0;
+  for (const std::string& name : ns.leftovers()) {
+    struct stat st {};
+    if (stat(("/dev/shm/" + name).c_str(), &st) == 0)
+      total += static_cast<std::uint64_t>(st.st_size);
+  }
+  return total;
+}
+
+}  // namespace
+
+// Docker gives a container 64 MB of /dev/shm: it holds at least 50 default ports (and their
+// registry), each with its ring, due lane and push_after link.
+TEST(PortFootprint, FiftyDefaultPortsFitInAContainersSixtyFourMegabytes) {
+  TestNamespace ns;
+  std::vector<Port> ports;
+  for (int i = 0; i < 50; ++i) {
+    auto p = Port::start(key("in" + std::to_string(i)), {.ns = ns.name()});
+    ASSERT_TRUE(p) << describe(p);
+    ports.push_back(std::move(p).value());
+  }
+  const std::uint64_t bytes = namespace_bytes(ns);
+  RecordProperty("bytes_per_default_port", static_cast<int>(bytes / 50));
+  EXPECT_GT(bytes, 50u * 500 * 1000) << "the segments were not all counted";
+  EXPECT_LE(bytes, 64u * 1000 * 1000) << bytes / 50 << " bytes per default port";
+  ports.clear();
+  EXPECT_SHM_CLEAN(ns);
+}
+
+// typical_payload sizes the ring: a port sized for its max_payload holds `buffer` messages of
+// that size without parking; a default one parks on bytes first, and frees as it is read.
+TEST(PortFootprint, TheTypicalPayloadSizesTheRingAndLargerMessagesParkOnBytes) {
+  TestNamespace ns;
+  const std::vector<std::byte> big(4096, std::byte{7});
+  auto roomy = Port::start(key("roomy"), {.buffer = 64, .typical_payload = 4096, .ns = ns.name()});
+  auto lean = Port::start(key("lean"), {.buffer = 64, .ns = ns.name()});
+  ASSERT_TRUE(roomy && lean);
+  const pid_t kid = spawn([&] {
+    auto p = Pusher::open(ns.name());
+    if (!p) return fail(2, "open", p);
+    for (int i = 0; i < 64; ++i)
+      if (auto st = p->push(key("roomy"), big, {}, in(1s)); !st) return fail(3, "roomy push", st);
+    int fitted = 0;
+    while (p->push(key("lean"), big, {}, in(20ms))) ++fitted;
+    if (fitted >= 64 || fitted < 2) return fail(4, "the lean port's ring is not sized by bytes");
+    return fitted;
+  });
+  const int fitted = exit_code(wait_child(kid));
+  ASSERT_GE(fitted, 2);
+  EXPECT_EQ(roomy->stats().depth, 64u);
+  EXPECT_EQ(lean->stats().depth, static_cast<std::uint64_t>(fitted));
+  RecordProperty("lean_port_4k_messages", fitted);
+}

@@ -90,6 +90,12 @@ struct PortOptions {
   // ring grows by chaining further segments while it is full).
   std::optional<std::uint32_t> buffer = 1024;
   std::uint32_t max_payload = 4096;  // bytes per payload, meta not counted
+  // What the port's ring is sized by: `buffer` messages of this many bytes (a power of two of
+  // shared memory at least that, and room for two of max_payload). Pushers of larger messages
+  // park once the bytes are used, before `buffer` messages are queued. The default port (1024
+  // messages of 256 bytes) takes about 0.7 MB of /dev/shm; set it to max_payload to hold
+  // `buffer` messages of any size (a 1024 x 4 KiB port takes about 10 MB).
+  std::uint32_t typical_payload = 256;
   bool single_pusher = false;        // SPSC ring: one pushing process (thread) at a time, faster
   std::uint32_t max_pushers = 64;    // MPSC: pushing threads attached at once
   std::string ns{};                  // namespace; empty: $BLOCCS_NAMESPACE, else "default"
