@@ -262,6 +262,14 @@ Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::b
                    patience);
 }
 
+Status ChainPusher::push_batch(std::span<const std::byte> head,
+                               std::span<const std::span<const std::byte>> bodies,
+                               Patience patience, std::size_t& done) {
+  return on_a_link(
+      [&](RingPusher& link, const Patience& p) { return link.push_batch(head, bodies, p, done); },
+      patience);
+}
+
 Result<RingLoan> ChainPusher::loan(std::uint32_t len, Patience patience) {
   RingLoan out;
   auto st = on_a_link(

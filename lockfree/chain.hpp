@@ -117,6 +117,10 @@ class ChainPusher {
   // once the consumer is going away.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
               Patience patience);
+  // As RingPusher::push_batch, across links as push() goes.
+  Status push_batch(std::span<const std::byte> head,
+                    std::span<const std::span<const std::byte>> bodies, Patience patience,
+                    std::size_t& done);
   // As RingPusher::loan, on the link push() would use (moving on as push() does). The loan
   // stays on that link until it is committed or aborted.
   Result<RingLoan> loan(std::uint32_t len, Patience patience);

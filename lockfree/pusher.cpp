@@ -171,6 +171,103 @@ Status RingPusher::push(std::span<const std::byte> head, std::span<const std::by
   return checked(commit_mpsc(claim, claim.len));
 }
 
+Status RingPusher::push_batch(std::span<const std::byte> head,
+                              std::span<const std::span<const std::byte>> bodies, Patience patience,
+                              std::size_t& done) {
+  for (std::size_t i = done; i < bodies.size(); ++i)
+    if (!may_push(head.size() + bodies[i].size()))
+      return check_push(head.size() + bodies[i].size());
+  const bool spsc = cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc);
+  // A timeout counts from the call, for the whole batch (no clock read without one).
+  const Patience whole = patience.timeout == std::chrono::nanoseconds::max()
+                             ? patience
+                             : Patience{.deadline = patience.resolve()};
+  while (done < bodies.size()) {
+    const auto len = static_cast<std::uint32_t>(head.size() + bodies[done].size());
+    if (spsc) {
+      if (!fits(spsc_tail_, record_size(len))) {
+        // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
+        cached_head_ = Cursor::unpack(control()->consumer.head.load(std::memory_order_acquire));
+        if (!fits(spsc_tail_, record_size(len))) {
+          if (auto st = wait_for_space(spsc_tail_, record_size(len), whole.deadline); !st)
+            return st;
+        }
+      }
+      if (auto st = checked(publish_group_spsc(head, bodies, done)); !st) return st;
+      continue;
+    }
+    // MPSC: one claim per record, so that recovery can skip a dead pusher's claims one by one
+    // (ring_layout.hpp); the consumer is woken once per group: after the last record, and
+    // before parking for room (it may be asleep beside the records it is to free room from).
+    RingClaim claim;
+    Status st = claim_mpsc(len, {.deadline = kDontWait}, claim);
+    if (!st && st.code() == Errc::timeout) {
+      finish_mpsc();
+      st = claim_mpsc(len, whole, claim);
+    }
+    if (!st) return st;
+    write_payload(claim.rec, head, bodies[done]);
+    // release: commit; the consumer's acquire of the header makes the payload visible.
+    header_word(data(), claim.rec)
+        .store(make_record_header(len, slot_.index, true), std::memory_order_release);
+    // release: a consumer that sees the slot idle also sees the commit above.
+    my_slot().intent.store(0, std::memory_order_release);
+    ++done;
+    if (segment_.damaged()) [[unlikely]]
+      return segment_.damage_error();
+  }
+  if (!spsc) finish_mpsc();
+  return {};
+}
+
+Status RingPusher::publish_group_spsc(std::span<const std::byte> head,
+                                      std::span<const std::span<const std::byte>> bodies,
+                                      std::size_t& done) {
+  RingControl* c = control();
+  const std::uint64_t mask = cfg_.capacity - 1;
+  const Cursor first = spsc_tail_;
+  Cursor t = first;
+  std::uint64_t first_word = 0;
+  std::size_t i = done;
+  // Every record but the first is written committed; the first word stays zero until the CAS
+  // below, so the consumer sees none of them before it sees all of them.
+  for (; i < bodies.size(); ++i) {
+    const auto len = static_cast<std::uint32_t>(head.size() + bodies[i].size());
+    const std::uint64_t bytes = record_size(len);
+    if (!fits(t, bytes)) break;
+    const std::uint64_t off = t.pos & mask;
+    const std::uint64_t pad = pad_before(off, bytes, cfg_.capacity);
+    const std::uint64_t rec = pad ? 0 : off;
+    // relaxed: the terminator (see claim_spsc); the records are published by the CAS.
+    header_word(data(), (rec + bytes) & mask).store(0, std::memory_order_relaxed);
+    write_payload(rec, head, bodies[i]);
+    const std::uint64_t header = make_record_header(len, 0, true);
+    const std::uint64_t pad_header =
+        make_typed_header(kTypePad, static_cast<std::uint32_t>(pad - kRecordHeader), 0);
+    if (i == done) {
+      if (pad) header_word(data(), 0).store(header, std::memory_order_relaxed);  // relaxed: ditto
+      first_word = pad ? pad_header : header;
+    } else {
+      // relaxed: published by the CAS on the group's first word.
+      if (pad) header_word(data(), off).store(pad_header, std::memory_order_relaxed);
+      header_word(data(), rec).store(header, std::memory_order_relaxed);
+    }
+    t = t.advanced(pad + bytes);
+  }
+  // seq_cst CAS from zero: publishes the group (see commit_spsc).
+  std::uint64_t found = 0;
+  if (!header_word(data(), first.pos & mask)
+           .compare_exchange_strong(found, first_word, std::memory_order_seq_cst,
+                                    std::memory_order_relaxed))
+    return tail_word_error(found, first.pos);
+  done = i;
+  spsc_tail_ = t;
+  // release: as in commit_spsc.
+  c->producer.tail.store(spsc_tail_.pack(), std::memory_order_release);
+  wake(c->data.line, 1, std::memory_order_seq_cst);
+  return {};
+}
+
 Result<RingLoan> RingPusher::loan(std::uint32_t len, Patience patience) {
   if (!may_push(len)) return std::move(check_push(len)).error();
   RingClaim claim;

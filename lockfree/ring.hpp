@@ -317,6 +317,15 @@ class RingPusher {
   // Errc::closed if the owner closed the ring while this call waited for space.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
               Patience patience);
+  // Enqueues `head` + bodies[i] as one message each, in order, `done` counting those enqueued
+  // (start it at 0; a call that fails part-way leaves it at how many went in, and calling again
+  // with it goes on from there). As many as fit go in at once; then it parks for the rest as
+  // push() does: no message is ever split. SPSC publishes each group with one store and one
+  // wake-up; MPSC claims each record in turn (recovery skips a dead pusher's claims one by
+  // one) and wakes once per group.
+  Status push_batch(std::span<const std::byte> head,
+                    std::span<const std::span<const std::byte>> bodies, Patience patience,
+                    std::size_t& done);
 
   // Claims space for a record of `len` payload bytes, as push() would (parking while full, the
   // same errors), and hands it to the caller to write in place. Until it is committed or
@@ -371,6 +380,9 @@ class RingPusher {
   Status claim_spsc(std::uint32_t len, const Patience& patience, RingClaim& claim);
   Status commit_spsc(const RingClaim& claim, std::uint32_t used);
   Status claim_mpsc(std::uint32_t len, const Patience& patience, RingClaim& claim);
+  // The records of bodies[done..] that fit now, written and published at once (SPSC).
+  Status publish_group_spsc(std::span<const std::byte> head,
+                            std::span<const std::span<const std::byte>> bodies, std::size_t& done);
   Status commit_mpsc(const RingClaim& claim, std::uint32_t used);
   void finish_mpsc() noexcept;  // the slot idle again, and the consumer woken
 

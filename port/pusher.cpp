@@ -78,6 +78,9 @@ struct Pusher::Impl {
                                     std::span<const std::byte> head,
                                     const lockfree::Patience& patience);
   Status commit_loan(std::size_t used);
+  Status push_batch(const PortKey& key, std::span<const std::byte> head,
+                    std::span<const std::span<const std::byte>> payloads,
+                    const lockfree::Patience& patience, std::size_t& done);
   void abort_loan() noexcept;
   // A call's error, as push reports it: timeouts counted, an owner gone is no_producer.
   Status reported(const PortKey& key, Attachment& a, Status st);
@@ -216,6 +219,23 @@ Status Pusher::Impl::reported(const PortKey& key, Attachment& a, Status st) {
   return st;
 }
 
+Status Pusher::Impl::push_batch(const PortKey& key, std::span<const std::byte> head,
+                                std::span<const std::span<const std::byte>> payloads,
+                                const lockfree::Patience& patience, std::size_t& done) {
+  auto attached = attach(key);
+  if (!attached) return std::move(attached).error();
+  Attachment& a = **attached;
+  for (const auto& payload : payloads)
+    if (payload.size() > a.config.max_payload)
+      return Error{Errc::payload_too_large, "a payload of " + std::to_string(payload.size()) +
+                                                " bytes in the batch exceeds "
+                                                "port " +
+                                                to_string(key) + "'s max_payload of " +
+                                                std::to_string(a.config.max_payload) +
+                                                "; nothing of the batch was pushed"};
+  return reported(key, a, a.in->push_batch(head, payloads, patience, done));
+}
+
 Result<std::span<std::byte>> Pusher::Impl::loan(const PortKey& key, std::size_t bytes,
                                                 std::span<const std::byte> head,
                                                 const lockfree::Patience& patience) {
@@ -277,13 +297,20 @@ constexpr std::array<std::byte, kMetaFixed> kNoMetaBytes{};
 constexpr std::span<const std::byte> kNoMeta(kNoMetaBytes);
 }  // namespace
 
+namespace {
+// The process-wide push_timeout as a Patience's timeout.
+Status with_push_timeout(lockfree::Patience& patience) {
+  auto timeout = push_timeout();
+  if (!timeout) return std::move(timeout).error();
+  if (*timeout) patience.timeout = **timeout;
+  return {};
+}
+}  // namespace
+
 Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
   lockfree::Patience patience;
-  if (!port::push_timeout_is_infinite()) {  // the default skips building a Result per push
-    auto timeout = push_timeout();
-    if (!timeout) return std::move(timeout).error();
-    if (*timeout) patience.timeout = **timeout;
-  }
+  if (!port::push_timeout_is_infinite())  // the default skips building a Result per push
+    if (auto st = with_push_timeout(patience); !st) return st;
   if (meta.attempt == 0 && meta.values.empty())  // the common case, encoded once
     return impl_->push(key, kNoMeta, payload, patience, false);
   std::array<std::byte, kMetaMaxBytes> encoded;
@@ -320,13 +347,36 @@ Status Pusher::push_after(const PortKey& key, std::span<const std::byte> payload
   return impl_->push(key, std::span(head).first(port::kDueStamp + *n), payload, {}, true);
 }
 
+Status Pusher::push_batch(const PortKey& key, std::span<const std::span<const std::byte>> payloads,
+                          const Meta& meta, std::size_t* pushed) {
+  lockfree::Patience patience;
+  if (!port::push_timeout_is_infinite())
+    if (auto st = with_push_timeout(patience); !st) return std::move(st).error();
+  std::array<std::byte, kMetaMaxBytes> encoded;
+  auto n = MetaCodec::encode(meta, encoded);
+  if (!n) return std::move(n).error();
+  std::size_t done = 0;
+  Status st = impl_->push_batch(key, std::span(encoded).first(*n), payloads, patience, done);
+  if (pushed) *pushed = done;
+  return st;
+}
+
+Status Pusher::push_batch(const PortKey& key, std::span<const std::span<const std::byte>> payloads,
+                          const Meta& meta, Deadline deadline, std::size_t* pushed) {
+  std::array<std::byte, kMetaMaxBytes> encoded;
+  auto n = MetaCodec::encode(meta, encoded);
+  if (!n) return std::move(n).error();
+  std::size_t done = 0;
+  Status st =
+      impl_->push_batch(key, std::span(encoded).first(*n), payloads, {.deadline = deadline}, done);
+  if (pushed) *pushed = done;
+  return st;
+}
+
 Result<Loan> Pusher::loan(const PortKey& key, std::size_t bytes, const Meta& meta) {
   lockfree::Patience patience;
-  if (!port::push_timeout_is_infinite()) {
-    auto timeout = push_timeout();
-    if (!timeout) return std::move(timeout).error();
-    if (*timeout) patience.timeout = **timeout;
-  }
+  if (!port::push_timeout_is_infinite())
+    if (auto st = with_push_timeout(patience); !st) return std::move(st).error();
   std::array<std::byte, kMetaMaxBytes> encoded;
   auto n = MetaCodec::encode(meta, encoded);
   if (!n) return std::move(n).error();

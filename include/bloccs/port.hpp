@@ -218,6 +218,16 @@ class Pusher {
   Status push_after(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
                     std::chrono::milliseconds delay);
 
+  // Pushes every payload of `payloads` as one message each, in order, all with `meta`: as many
+  // as fit go in at once (on a single-pusher port with one publication and one wake-up of the
+  // consumer), then it parks for the rest as push does; no message is split. The errors are
+  // push's; `pushed` (if given) says how many went in, all of them on ok. push_timeout (or
+  // `deadline`) bounds the whole batch.
+  Status push_batch(const PortKey& key, std::span<const std::span<const std::byte>> payloads,
+                    const Meta& meta = {}, std::size_t* pushed = nullptr);
+  Status push_batch(const PortKey& key, std::span<const std::span<const std::byte>> payloads,
+                    const Meta& meta, Deadline deadline, std::size_t* pushed = nullptr);
+
   // Zero-copy push: claims room for a payload of up to `bytes` in the port's ring and hands it
   // out to be written in place (Loan::bytes()); Loan::commit(used) then publishes it with
   // `meta`. Parks while the port is full exactly as push does, with the same errors (timeout
