@@ -155,7 +155,8 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
       .owner_start_time = me.start_time,
       .in_capacity = buffer ? ring_capacity(buffer, typical, record_payload, 0)
                             : ring_capacity(4, record_payload, record_payload, kLinkBytes),
-      .later_capacity = ring_capacity(4, record_payload + port::kDueStamp,
+      // push_after requests of large messages grow the chain by links (it is unbounded).
+      .later_capacity = ring_capacity(4, typical + port::kDueStamp,
                                       record_payload + port::kDueStamp, kLinkBytes / 16),
       .max_pushers = o.single_pusher ? 1 : o.max_pushers,
       .mode = static_cast<std::uint32_t>(o.mode),
