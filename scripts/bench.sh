@@ -5,6 +5,7 @@
 #   results.json  every figure (docs/BENCHMARKS.md describes its shape)
 #   results.md    every figure beside the floor and the best peer, and the targets
 #   rtt.png, throughput.png, backpressure.png
+#   data-path.txt loans, copies and their floors from 64 B to 4 MiB; batched streaming
 #   micro-*.json  Google Benchmark's output for push/pop, the port API and the registry
 # Arguments go to bloccs-bench, e.g. --quick (seconds) or --only floor-spin,bloccs-spsc,pipe.
 set -euo pipefail
@@ -12,10 +13,13 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench --target bloccs-bench bloccs-bench-push-pop bloccs-bench-port-push \
-  bloccs-bench-registry
+  bloccs-bench-registry bloccs-bench-data-path
 out=bench-results
 mkdir -p "$out"
 ./build-bench/benchmarks/suite/bloccs-bench --out "$out" "$@"
+echo
+echo "=== the data path: loans, copies, batches (bloccs-bench-data-path) ==="
+./build-bench/benchmarks/suite/bloccs-bench-data-path | tee "$out/data-path.txt"
 echo
 echo "=== in-process micro-benchmarks (Google Benchmark) ==="
 for micro in push-pop port-push registry; do
