@@ -87,8 +87,9 @@ void start_two_ports(const TestNamespace& ns, TwoPorts& t) {
   auto in = Port::start(key("in"), {.buffer = 1024, .ns = ns.name()});
   ASSERT_TRUE(in) << describe(in);
   t.in.emplace(std::move(*in));
-  auto x = Port::start(key("x"),
-                       {.buffer = std::nullopt, .max_payload = 512, .single_pusher = true, .ns = ns.name()});
+  auto x = Port::start(
+      key("x"),
+      {.buffer = std::nullopt, .max_payload = 512, .single_pusher = true, .ns = ns.name()});
   ASSERT_TRUE(x) << describe(x);
   t.x.emplace(std::move(*x));
 
@@ -438,8 +439,9 @@ TEST(ShmctlJson, LsAndShowCarryTheSameNumbersAsTheText) {
     const ShmctlRun sj = shmctl_json(ns, {"show", k, "--interval", "50"}, sd);
     ASSERT_EQ(sj.code, 0) << sj;
     ASSERT_FALSE(sd.is_discarded()) << "show --json does not parse:\n" << sj;
-    for (const char* field : {"key", "owner_pid", "owner_alive", "kind", "buffer", "depth",
-                              "bytes_used", "capacity", "parked_pushers", "pending_after", "links"}) {
+    for (const char* field :
+         {"key", "owner_pid", "owner_alive", "kind", "buffer", "depth", "bytes_used", "capacity",
+          "parked_pushers", "pending_after", "links"}) {
       EXPECT_TRUE(sd.contains(field)) << "show --json lacks " << field << ": " << sd.dump();
       if (sd.contains(field) && p.contains(field)) {
         EXPECT_EQ(sd[field], p[field]) << field;
@@ -448,8 +450,10 @@ TEST(ShmctlJson, LsAndShowCarryTheSameNumbersAsTheText) {
     EXPECT_EQ(sd.value("max_payload", 0), k == kIn ? 4096 : 512) << sd.dump();
     ASSERT_TRUE(sd.contains("counters") && sd["counters"].is_object()) << sd.dump();
     const json& c = sd["counters"];
-    for (const char* counter : {"pushed", "received", "timed_out", "retried", "abandoned", "refused"}) {
-      EXPECT_TRUE(c.contains(counter) && c[counter].is_number_unsigned()) << counter << ": " << c.dump();
+    for (const char* counter :
+         {"pushed", "received", "timed_out", "retried", "abandoned", "refused"}) {
+      EXPECT_TRUE(c.contains(counter) && c[counter].is_number_unsigned())
+          << counter << ": " << c.dump();
       EXPECT_EQ(c.value(counter, ~0ull), show_number(f, counter)) << counter << "\n" << st;
     }
     EXPECT_TRUE(c.contains("after_delivered")) << c.dump();
@@ -617,7 +621,8 @@ TEST(ShmctlGc, AKilledOwnerShowsAsDeadAndGcRemovesItsSegmentsAndSlot) {
 
   const ShmctlRun ls3 = shmctl(ns, {"ls"});
   EXPECT_EQ(ls3.code, 1) << ls3;
-  EXPECT_NE((ls3.out + ls3.err).find("no ports in namespace " + ns.name()), std::string::npos) << ls3;
+  EXPECT_NE((ls3.out + ls3.err).find("no ports in namespace " + ns.name()), std::string::npos)
+      << ls3;
   const ShmctlRun gc3 = shmctl(ns, {"gc"});
   EXPECT_EQ(gc3.code, 1) << gc3;
   EXPECT_SHM_CLEAN(ns);
@@ -638,7 +643,8 @@ TEST(ShmctlGc, RemovesTheLastDeadPortAndTheRegistryWithIt) {
   EXPECT_EQ(gc.code, 0) << gc;
   ASSERT_FALSE(doc.is_discarded()) << gc;
   EXPECT_EQ(doc.value("dry_run", true), false) << gc;
-  ASSERT_TRUE(doc.contains("removed") && doc["removed"].is_array() && doc["removed"].size() == 1) << gc;
+  ASSERT_TRUE(doc.contains("removed") && doc["removed"].is_array() && doc["removed"].size() == 1)
+      << gc;
   EXPECT_EQ(doc["removed"][0].value("key", ""), kIn) << gc;
 
   const ShmctlRun ls = shmctl(ns, {"ls"});
@@ -704,7 +710,8 @@ TEST(ShmctlGc, RemovesADeadOwnersFamilyNoSlotPointsAtButNotALiveOnes) {
   EXPECT_EQ(gc.code, 0) << gc;
   EXPECT_NE(gc.out.find("dead pid " + std::to_string(owner)), std::string::npos) << gc;
   EXPECT_EQ(gc.out.find("pid " + std::to_string(getpid())), std::string::npos)
-      << "gc took a live owner's segments for garbage\n" << gc;
+      << "gc took a live owner's segments for garbage\n"
+      << gc;
   EXPECT_TRUE(family_of(ns, owner).empty()) << "left: " << join(family_of(ns, owner));
   auto mine_after = family_of(ns, getpid());
   std::sort(mine_after.begin(), mine_after.end());
@@ -825,6 +832,55 @@ std::string peek_payload(int i) {
 
 }  // namespace
 
+// Loans committed shorter than loaned (their unused tails are pads), an aborted loan, and a
+// record padded to the start of the ring: peek shows the committed messages, in order, and
+// nothing of the others.
+TEST(ShmctlPeek, ShowsLoanedMessagesAndStepsOverPadsAndAbortedLoans) {
+  TestNamespace ns;
+  auto port = Port::start(
+      key(), {.buffer = 8, .max_payload = 1000, .typical_payload = 1000, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  auto send = [&](int from, int to) {
+    return spawn([&, from, to] {
+      auto p = Pusher::open(ns.name());
+      if (!p) return fail(2, "open", p);
+      for (int i = from; i < to; ++i) {
+        auto loan = p->loan(key(), 1000);
+        if (!loan) return fail(3, "loan", loan);
+        const std::string m = "loaned-" + std::to_string(i);
+        std::memcpy(loan->bytes().data(), m.data(), m.size());
+        if (i == 19) {
+          loan->abort();
+          continue;
+        }
+        if (auto st = loan->commit(m.size()); !st) return fail(4, "commit", st);
+      }
+      return 0;
+    });
+  };
+  // 1016-byte claims in a 16 KiB ring: the 17th is padded to the start.
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_EQ(exit_code(wait_child(send(round * 8, round * 8 + 8))), 0);
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE(port->receive(in(5s)));
+  }
+  ASSERT_EQ(exit_code(wait_child(send(16, 24))), 0);
+  const ShmctlRun r = shmctl(ns, {"peek", kIn});
+  ASSERT_EQ(r.code, 0) << r;
+  std::vector<std::string> shown;
+  for (const auto& l : lines_of(r.out))
+    if (trim(l).starts_with("#")) shown.push_back(trim(l));
+  const std::vector<int> expected{16, 17, 18, 20, 21, 22, 23};
+  ASSERT_EQ(shown.size(), expected.size()) << r;
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NE(shown[i].find("|loaned-" + std::to_string(expected[i]) + "|"), std::string::npos)
+        << shown[i];
+  for (int want : expected) {
+    auto m = port->receive(in(5s));
+    ASSERT_TRUE(m) << describe(m);
+    EXPECT_EQ(str(m->payload), "loaned-" + std::to_string(want));
+  }
+}
+
 TEST(ShmctlPeek, ShowsTheNextMessagesWithoutConsumingThem) {
   TestNamespace ns;
   Reaper reap;
@@ -837,7 +893,8 @@ TEST(ShmctlPeek, ShowsTheNextMessagesWithoutConsumingThem) {
       Meta m;
       m.attempt = static_cast<std::uint32_t>(i);
       m.set("trace", "t" + std::to_string(i));
-      if (auto st = p->push(key(), bloccs::bytes(peek_payload(i)), m); !st) return fail(3, "push", st);
+      if (auto st = p->push(key(), bloccs::bytes(peek_payload(i)), m); !st)
+        return fail(3, "push", st);
     }
     return 0;
   });
@@ -891,7 +948,8 @@ TEST(ShmctlPeek, ShowsTheNextMessagesWithoutConsumingThem) {
     const std::string payload = peek_payload(i);
     EXPECT_EQ(m.value("size", 0u), payload.size()) << m.dump();
     EXPECT_EQ(m.value("attempt", -1), i) << m.dump();
-    EXPECT_EQ(m.value("meta", json::object()), (json{{"trace", "t" + std::to_string(i)}})) << m.dump();
+    EXPECT_EQ(m.value("meta", json::object()), (json{{"trace", "t" + std::to_string(i)}}))
+        << m.dump();
     EXPECT_EQ(m.value("hex", ""), hex_packed(payload)) << m.dump();
     EXPECT_EQ(m.value("text", ""), payload) << m.dump();
   }
@@ -1010,7 +1068,8 @@ TEST(ShmctlPeek, BinaryPayloadsAndMetaStillGiveValidJson) {
   EXPECT_EQ(r.out.find('\0'), std::string::npos) << "a NUL reached the terminal: " << r;
   // Both meta pairs are shown (how their bytes are escaped is the tool's choice).
   EXPECT_NE(r.out.find("bin="), std::string::npos) << r;
-  EXPECT_NE(r.out.find("=v"), std::string::npos) << "the pair after a value holding a NUL is lost: " << r;
+  EXPECT_NE(r.out.find("=v"), std::string::npos)
+      << "the pair after a value holding a NUL is lost: " << r;
   json doc;
   const ShmctlRun j = shmctl_json(ns, {"peek", kIn}, doc);
   EXPECT_EQ(j.code, 0) << j;
@@ -1046,7 +1105,8 @@ TEST(ShmctlPeek, IsSafeWhileTheOwnerDrains) {
     auto p = Pusher::open(ns.name());
     if (!p) return fail(2, "open", p);
     for (std::uint64_t i = 0; !stop->load(std::memory_order_relaxed); ++i)
-      if (auto st = p->push(key(), bloccs::bytes(drained_payload(i))); !st) return fail(3, "push", st);
+      if (auto st = p->push(key(), bloccs::bytes(drained_payload(i))); !st)
+        return fail(3, "push", st);
     return 0;
   }));
   std::atomic<std::uint64_t> received{0};
@@ -1054,7 +1114,8 @@ TEST(ShmctlPeek, IsSafeWhileTheOwnerDrains) {
   std::uint64_t next = 0;
   Drainer owner(*port, [&](const MessageView& m) {
     const std::string want = drained_payload(next++);
-    if (bad.empty() && str(m.payload) != want) bad = str(m.payload).substr(0, 32) + "... instead of " + want.substr(0, 32) + "...";
+    if (bad.empty() && str(m.payload) != want)
+      bad = str(m.payload).substr(0, 32) + "... instead of " + want.substr(0, 32) + "...";
     received.store(next);
   });
 
@@ -1079,14 +1140,15 @@ TEST(ShmctlPeek, IsSafeWhileTheOwnerDrains) {
         continue;
       }
       const long long seq = std::stoll(sm[1]);
-      if (seq <= last && !disordered++) first_disordered = std::to_string(seq) + " after " + std::to_string(last);
+      if (seq <= last && !disordered++)
+        first_disordered = std::to_string(seq) + " after " + std::to_string(last);
       last = seq;
     }
     const ShmctlRun t = shmctl(ns, {"peek", kIn, "-n", "5"});
     ASSERT_EQ(t.code, 0) << t;
   }
-  EXPECT_EQ(torn, 0) << torn << " of " << shown << " messages shown torn or foreign, the first: "
-                     << first_torn;
+  EXPECT_EQ(torn, 0) << torn << " of " << shown
+                     << " messages shown torn or foreign, the first: " << first_torn;
   EXPECT_EQ(disordered, 0) << "out of order: " << first_disordered;
   stop->store(1);
   EXPECT_EQ(exit_code(wait_child(kid)), 0);
@@ -1116,7 +1178,8 @@ TEST(ShmctlCorrupt, ACorruptSegmentIsReportedAndDoesNotHideTheOthers) {
   std::string name;
   for (const auto& e : ns.leftovers())
     if (std::regex_match(e, control)) name = e;
-  ASSERT_FALSE(name.empty()) << "no control segment for net/node/bad among " << join(ns.leftovers());
+  ASSERT_FALSE(name.empty()) << "no control segment for net/node/bad among "
+                             << join(ns.leftovers());
   const int fd = open(("/dev/shm/" + name).c_str(), O_RDWR);
   ASSERT_GE(fd, 0) << std::strerror(errno);
 
@@ -1168,7 +1231,8 @@ TEST(ShmctlCorrupt, ACorruptSegmentIsReportedAndDoesNotHideTheOthers) {
                 !bj["error"].get<std::string>().empty())
         << bj.dump();
     EXPECT_EQ(bj.value("owner_pid", -1L), getpid()) << bj.dump();
-    EXPECT_FALSE(bj.contains("depth")) << "only key and owner fields next to the error: " << bj.dump();
+    EXPECT_FALSE(bj.contains("depth"))
+        << "only key and owner fields next to the error: " << bj.dump();
 
     // Asked about the corrupt port itself: exit 3, never a crash.
     const ShmctlRun s = shmctl(ns, {"show", "net/node/bad", "--interval", "10"});
@@ -1229,9 +1293,11 @@ std::vector<std::string> snapshots(const std::string& out) {
 std::string watch_until_signal(const TestNamespace& ns, std::vector<std::string> args, int sig,
                                std::size_t n = 2, std::chrono::milliseconds limit = 3s) {
   ShmctlProcess w(ns.name(), args);
-  const bool enough = w.read_until([n](const std::string& out) { return snapshot_lines(out) >= n; }, limit);
+  const bool enough =
+      w.read_until([n](const std::string& out) { return snapshot_lines(out) >= n; }, limit);
   EXPECT_TRUE(enough) << "fewer than " << n << " snapshots within " << limit.count() << " ms:\n"
-                      << w.out() << "\nstderr:\n" << w.err();
+                      << w.out() << "\nstderr:\n"
+                      << w.err();
   const auto lines = lines_of(w.out());
   const std::regex iso(R"(--- [0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}.*)");
   for (const auto& l : lines) {
@@ -1239,7 +1305,8 @@ std::string watch_until_signal(const TestNamespace& ns, std::vector<std::string>
       EXPECT_TRUE(std::regex_match(l, iso)) << "not an ISO time: " << l;
     }
   }
-  EXPECT_NE(w.out().find(kIn), std::string::npos) << "the snapshot does not show the port:\n" << w.out();
+  EXPECT_NE(w.out().find(kIn), std::string::npos) << "the snapshot does not show the port:\n"
+                                                  << w.out();
   // Only snapshots, no terminal control sequences when stdout is not a terminal.
   EXPECT_EQ(w.out().find('\x1b'), std::string::npos) << "escape sequences on a pipe";
   kill(w.pid(), sig);
@@ -1283,14 +1350,16 @@ TEST(ShmctlWatch, ShowsRatesPerSecondAndWatchKeyShowsThatPortOnly) {
   // watch: every port, with rates (the row of net/node/in carries a number > 100 after AFTER).
   const std::string all = watch_until_signal(ns, {"watch", "--interval", "200"}, SIGINT, 4, 5s);
   // watch KEY: show KEY with rates, for that port only.
-  const std::string one = watch_until_signal(ns, {"watch", kIn, "--interval", "200"}, SIGINT, 4, 5s);
+  const std::string one =
+      watch_until_signal(ns, {"watch", kIn, "--interval", "200"}, SIGINT, 4, 5s);
   stop->store(1);
   EXPECT_EQ(exit_code(wait_child(kid)), 0);
   owner.stop();
 
   const auto snaps = snapshots(all);
   ASSERT_GE(snaps.size(), 3u) << all;
-  EXPECT_NE(snaps[2].find("net/node/other"), std::string::npos) << "watch lists every port:\n" << snaps[2];
+  EXPECT_NE(snaps[2].find("net/node/other"), std::string::npos) << "watch lists every port:\n"
+                                                                << snaps[2];
   const auto rows = ls_rows(snaps[2]);
   ASSERT_TRUE(rows.count(kIn)) << snaps[2];
   double best = 0;
@@ -1306,9 +1375,11 @@ TEST(ShmctlWatch, ShowsRatesPerSecondAndWatchKeyShowsThatPortOnly) {
 
   const auto snaps1 = snapshots(one);
   ASSERT_GE(snaps1.size(), 3u) << one;
-  EXPECT_EQ(one.find("net/node/other"), std::string::npos) << "watch KEY shows another port:\n" << one;
+  EXPECT_EQ(one.find("net/node/other"), std::string::npos) << "watch KEY shows another port:\n"
+                                                           << one;
   const auto f = show_fields(snaps1[2]);
-  ASSERT_TRUE(f.count("pushed")) << "watch KEY does not show `show KEY` (no pushed line):\n" << snaps1[2];
+  ASSERT_TRUE(f.count("pushed")) << "watch KEY does not show `show KEY` (no pushed line):\n"
+                                 << snaps1[2];
   std::smatch m;
   const std::string pushed_line = f.at("pushed");
   ASSERT_TRUE(std::regex_search(pushed_line, m, std::regex(R"(\(([0-9.]+)/s\))"))) << pushed_line;
@@ -1336,7 +1407,8 @@ TEST(ShmctlCost, LsOnABusyPortKeepsThePushersThroughput) {
     auto p = Port::start(key(), {.buffer = 1024, .ns = ns.name()});
     if (!p) return fail(2, "start", p);
     ready.notify();
-    while (!flow->stop_owning.load()) (void)p->receive_batch([](const MessageView&) {}, 256, in(20ms));
+    while (!flow->stop_owning.load())
+      (void)p->receive_batch([](const MessageView&) {}, 256, in(20ms));
     return 0;
   }));
   ASSERT_TRUE(ready.wait()) << "the owner did not start";
@@ -1376,7 +1448,8 @@ TEST(ShmctlCost, LsOnABusyPortKeepsThePushersThroughput) {
         std::this_thread::sleep_for(phase);
       }
       const std::uint64_t n1 = flow->pushed.load();
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double rate = static_cast<double>(n1 - n0) / secs;
       std::cout << "round " << round << (b ? " B (ls looping): " : " A (idle):       ") << rate
                 << " msgs/s\n";
@@ -1431,15 +1504,15 @@ TEST(ShmctlJson, TheGlobalOptionsAlsoWorkAfterTheCommand) {
 TEST(ShmctlUsage, UsageErrorsExitWith2) {
   TestNamespace ns;
   const std::vector<std::vector<std::string>> bad = {
-      {"frobnicate"},                        // unknown command
-      {},                                    // no command
-      {"show", "a/b"},                       // a key of two parts
-      {"show", "a/b/c/d"},                   // four parts
+      {"frobnicate"},       // unknown command
+      {},                   // no command
+      {"show", "a/b"},      // a key of two parts
+      {"show", "a/b/c/d"},  // four parts
       {"peek", "a/b"},
       {"rm", "a/b"},
       {"watch", "a/b", "--interval", "100"},
-      {"show"},                              // the key is required
-      {"peek", kIn, "-n", "many"},           // not a number
+      {"show"},                     // the key is required
+      {"peek", kIn, "-n", "many"},  // not a number
       {"ls", "--no-such-option"},
       {"gc", "--dry-run", "extra"},
   };
