@@ -263,6 +263,7 @@ Result<Node> Node::start(const PipelineSpec& pipeline, std::string_view id, Node
     PortKey key = port_key(pipeline, spec.id, in.name);
     auto port = Port::start(key, {.buffer = in.buffer,
                                   .max_payload = in.max_payload,
+                                  .typical_payload = in.typical_payload,
                                   .ns = impl->ns,
                                   .receive_spin = std::chrono::nanoseconds(0)});
     if (!port) return std::move(port).error();

@@ -22,6 +22,7 @@
 #include <toml++/toml.h>
 
 #include "bloccs/pipeline.hpp"
+#include "bloccs/port.hpp"
 #include "bloccs/port_key.hpp"
 #include "shm/names.hpp"
 
@@ -34,7 +35,7 @@ using std::chrono::milliseconds;
 // The ring's own limits (lockfree/ring_layout.hpp), checked here so the file names the line:
 // at most 2^23 - 1 queued messages, and a payload plus its record header within 64 MiB.
 constexpr std::int64_t kMaxBuffer = (std::int64_t{1} << 23) - 1;
-constexpr std::int64_t kMaxPayload = (std::int64_t{64} << 20) - 1024;
+constexpr std::int64_t kMaxPayload = kMaxPortPayload;
 // Delays beyond a day are mistakes, and the bound keeps RetryPolicy::delay's arithmetic finite.
 constexpr std::int64_t kMaxMs = 24 * 3600 * 1000;
 constexpr std::int64_t kMaxBatch = 65536;
@@ -440,7 +441,8 @@ class Reader {
       if (!opts)
         return error(line_of(v), at + " is " + kind_of(v) + "; it must be a table, e.g. " + at +
                                      " = { buffer = 256 }");
-      if (auto st = known_keys(*opts, at, {"buffer", "max_payload"}); !st) return st;
+      if (auto st = known_keys(*opts, at, {"buffer", "max_payload", "typical_payload"}); !st)
+        return st;
       if (const toml::node* b = opts->get("buffer")) {
         auto bound = buffer(*b, at + ".buffer");
         if (!bound) return std::move(bound).error();
@@ -450,6 +452,11 @@ class Reader {
         auto max = integer(*m, at + ".max_payload", 1, kMaxPayload);
         if (!max) return std::move(max).error();
         in.max_payload = static_cast<std::uint32_t>(*max);
+      }
+      if (const toml::node* t = opts->get("typical_payload")) {
+        auto typical = integer(*t, at + ".typical_payload", 0, kMaxPayload);
+        if (!typical) return std::move(typical).error();
+        in.typical_payload = static_cast<std::uint32_t>(*typical);
       }
       n.inputs.push_back(std::move(in));
     }

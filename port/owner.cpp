@@ -52,7 +52,8 @@ Status check_options(const PortOptions& o) {
   if (!o.single_pusher && (o.max_pushers == 0 || o.max_pushers > lockfree::kMaxPushers))
     return Error{Errc::bad_config, "max_pushers " + std::to_string(o.max_pushers) +
                                        " must be 1 to " + std::to_string(lockfree::kMaxPushers)};
-  if (o.max_payload > lockfree::kMaxPayload - kMetaMaxBytes - port::kDueStamp)
+  static_assert(kMaxPortPayload == lockfree::kMaxPayload - kMetaMaxBytes - port::kDueStamp);
+  if (o.max_payload > kMaxPortPayload)
     return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
                                        " exceeds what a 64 MiB ring holds; send large data "
                                        "another way (a file, a segment of its own)"};

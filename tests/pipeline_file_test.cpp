@@ -156,7 +156,7 @@ outputs.log = "mid.aux"
 
 [nodes.alpha]
 program = "a"
-inputs.in = { buffer = "unbounded", max_payload = 100 }
+inputs.in = { buffer = "unbounded", max_payload = 100, typical_payload = 60 }
 inputs.spare = {}
 
 [nodes.mid]
@@ -186,6 +186,7 @@ retry = { factor = 3, jitter = 0 }
   EXPECT_EQ(a.inputs[0].name, "in");
   EXPECT_EQ(a.inputs[0].buffer, std::nullopt);
   EXPECT_EQ(a.inputs[0].max_payload, 100u);
+  EXPECT_EQ(a.inputs[0].typical_payload, 60u);
   EXPECT_EQ(a.inputs[1].name, "spare");  // declared, wired to by nothing: allowed
   EXPECT_EQ(a.inputs[1].buffer, 1024u);
 
@@ -241,7 +242,8 @@ TEST(PipelineFile, UnknownKeysAreErrorsListingTheAllowedOnes) {
   EXPECT_TRUE(fails_at(parse(node_a(R"(
 inputs.in = { bufer = 2 }
 )")),
-                       6, {"'bufer'", "nodes.a.inputs.in", "buffer, max_payload"}));
+                       6,
+                       {"'bufer'", "nodes.a.inputs.in", "buffer, max_payload, typical_payload"}));
   EXPECT_TRUE(fails_at(parse(node_a(R"([nodes.a.retry]
 max_attempts = 2
 jiter = 0.1
@@ -324,8 +326,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadNumber{"inputs.in = { buffer = \"lots\" }",
                   {"buffer = \"lots\"", "is a string", "1 to 8388607, or \"unbounded\""}},
         BadNumber{"inputs.in = { buffer = 2.5 }", {"buffer = 2.5", "floating-point"}},
-        BadNumber{"inputs.in = { max_payload = 0 }", {"max_payload = 0", "1 to 67107840"}},
-        BadNumber{"inputs.in = { max_payload = 67107841 }", {"max_payload = 67107841"}},
+        BadNumber{"inputs.in = { max_payload = 0 }", {"max_payload = 0", "1 to 33553904"}},
+        BadNumber{"inputs.in = { max_payload = 33553905 }", {"max_payload = 33553905"}},
+        BadNumber{"inputs.in = { typical_payload = -1 }", {"typical_payload = -1"}},
         BadNumber{"retry = { max_attempts = 0 }",
                   {"nodes.a.retry.max_attempts = 0", "from 1 to 4294967295"}},
         BadNumber{"retry = { factor = 0.5 }", {"nodes.a.retry.factor = 0.5", ">= 1"}},

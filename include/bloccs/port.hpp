@@ -85,6 +85,9 @@ class WakeUp;
 // Waits on several ports at once (bloccs/wait_any.hpp).
 Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up);
 
+// The largest max_payload a port takes: two of its records (with meta) fill a 64 MiB ring.
+inline constexpr std::uint32_t kMaxPortPayload = 33'553'904;
+
 struct PortOptions {
   // Bound on queued messages; std::nullopt makes the port unbounded (pushers never park; the
   // ring grows by chaining further segments while it is full).
