@@ -22,6 +22,10 @@
 //                retrying every millisecond while the port is full, never dropping it. Each port
 //                has its own timer thread, so a full port holds up no other port's timers.
 //   meta         arrives unchanged (attempt and the user pairs; limits in bloccs/meta.hpp).
+//   loan         Pusher::loan: room in the port's ring to write a message in place, published by
+//                Loan::commit, parking and failing as push; an aborted or dropped loan is never
+//                received. receive_batch hands every message out in place (records never wrap).
+//   push_batch   many messages in order, as many as fit at once, parking for the rest; none split.
 //
 // At stop: messages still queued, and push_after messages not yet due, are discarded with the
 // port's segments (stop the pushers first to lose nothing). Pushers parked at that moment wake
