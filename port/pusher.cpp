@@ -347,50 +347,61 @@ Status Pusher::push_after(const PortKey& key, std::span<const std::byte> payload
   return impl_->push(key, std::span(head).first(port::kDueStamp + *n), payload, {}, true);
 }
 
-Status Pusher::push_batch(const PortKey& key, std::span<const std::span<const std::byte>> payloads,
-                          const Meta& meta, std::size_t* pushed) {
+namespace {
+
+// The patience of a call without a deadline: the process-wide push_timeout.
+Result<lockfree::Patience> default_patience() {
   lockfree::Patience patience;
   if (!port::push_timeout_is_infinite())
     if (auto st = with_push_timeout(patience); !st) return std::move(st).error();
+  return patience;
+}
+
+Status batch_with(Pusher::Impl& impl, const PortKey& key,
+                  std::span<const std::span<const std::byte>> payloads, const Meta& meta,
+                  const lockfree::Patience& patience, std::size_t* pushed) {
   std::array<std::byte, kMetaMaxBytes> encoded;
   auto n = MetaCodec::encode(meta, encoded);
   if (!n) return std::move(n).error();
   std::size_t done = 0;
-  Status st = impl_->push_batch(key, std::span(encoded).first(*n), payloads, patience, done);
+  Status st = impl.push_batch(key, std::span(encoded).first(*n), payloads, patience, done);
   if (pushed) *pushed = done;
   return st;
+}
+
+Result<std::span<std::byte>> loan_with(Pusher::Impl& impl, const PortKey& key, std::size_t bytes,
+                                       const Meta& meta, const lockfree::Patience& patience) {
+  std::array<std::byte, kMetaMaxBytes> encoded;
+  auto n = MetaCodec::encode(meta, encoded);
+  if (!n) return std::move(n).error();
+  return impl.loan(key, bytes, std::span(encoded).first(*n), patience);
+}
+
+}  // namespace
+
+Status Pusher::push_batch(const PortKey& key, std::span<const std::span<const std::byte>> payloads,
+                          const Meta& meta, std::size_t* pushed) {
+  auto patience = default_patience();
+  if (!patience) return std::move(patience).error();
+  return batch_with(*impl_, key, payloads, meta, *patience, pushed);
 }
 
 Status Pusher::push_batch(const PortKey& key, std::span<const std::span<const std::byte>> payloads,
                           const Meta& meta, Deadline deadline, std::size_t* pushed) {
-  std::array<std::byte, kMetaMaxBytes> encoded;
-  auto n = MetaCodec::encode(meta, encoded);
-  if (!n) return std::move(n).error();
-  std::size_t done = 0;
-  Status st =
-      impl_->push_batch(key, std::span(encoded).first(*n), payloads, {.deadline = deadline}, done);
-  if (pushed) *pushed = done;
-  return st;
+  return batch_with(*impl_, key, payloads, meta, {.deadline = deadline}, pushed);
 }
 
 Result<Loan> Pusher::loan(const PortKey& key, std::size_t bytes, const Meta& meta) {
-  lockfree::Patience patience;
-  if (!port::push_timeout_is_infinite())
-    if (auto st = with_push_timeout(patience); !st) return std::move(st).error();
-  std::array<std::byte, kMetaMaxBytes> encoded;
-  auto n = MetaCodec::encode(meta, encoded);
-  if (!n) return std::move(n).error();
-  auto span = impl_->loan(key, bytes, std::span(encoded).first(*n), patience);
+  auto patience = default_patience();
+  if (!patience) return std::move(patience).error();
+  auto span = loan_with(*impl_, key, bytes, meta, *patience);
   if (!span) return std::move(span).error();
   return Loan(impl_.get(), *span);
 }
 
 Result<Loan> Pusher::loan(const PortKey& key, std::size_t bytes, const Meta& meta,
                           Deadline deadline) {
-  std::array<std::byte, kMetaMaxBytes> encoded;
-  auto n = MetaCodec::encode(meta, encoded);
-  if (!n) return std::move(n).error();
-  auto span = impl_->loan(key, bytes, std::span(encoded).first(*n), {.deadline = deadline});
+  auto span = loan_with(*impl_, key, bytes, meta, {.deadline = deadline});
   if (!span) return std::move(span).error();
   return Loan(impl_.get(), *span);
 }
