@@ -1,6 +1,7 @@
 // In-process cost of the port API on top of the ring: push by key (attachment lookup, liveness
-// and registration checks, meta encoding) and receive (meta decoding), beside the bare ring in
-// push_pop.cpp. Everything stays in L1: this is the software on the hot path.
+// check, meta encoding), push through a Sender (the key resolved once) and receive (meta
+// decoding), beside the bare ring in push_pop.cpp. Everything stays in L1: this is the software
+// on the hot path.
 #include <unistd.h>
 
 #include <array>
@@ -44,6 +45,23 @@ void push_receive(benchmark::State& state, bool single, bool with_meta) {
   benchmark::DoNotOptimize(bytes);
 }
 
+void sender_receive(benchmark::State& state, bool single) {
+  Bench b(single);
+  if (!b.ok(state)) return;
+  b.pusher = bloccs::Error{bloccs::Errc::closed, "a Sender pushes here"};  // its slot is free
+  auto sender = bloccs::Sender::open(b.key, b.ns);
+  if (!sender) return state.SkipWithError(sender.error().message.c_str());
+  std::array<std::byte, 64> in{};
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    if (!sender->push(in)) return state.SkipWithError("push failed");
+    auto n = b.port->try_receive_batch(
+        [&](const bloccs::MessageView& m) { bytes += m.payload.size() + m.meta.size(); }, 1);
+    if (!n || *n != 1) return state.SkipWithError("receive failed");
+  }
+  benchmark::DoNotOptimize(bytes);
+}
+
 void batch(benchmark::State& state, bool single) {
   Bench b(single);
   if (!b.ok(state)) return;
@@ -65,6 +83,8 @@ void batch(benchmark::State& state, bool single) {
 BENCHMARK_CAPTURE(push_receive, spsc, true, false);
 BENCHMARK_CAPTURE(push_receive, mpsc, false, false);
 BENCHMARK_CAPTURE(push_receive, mpsc_with_meta_pair, false, true);
+BENCHMARK_CAPTURE(sender_receive, spsc, true);
+BENCHMARK_CAPTURE(sender_receive, mpsc, false);
 BENCHMARK_CAPTURE(batch, spsc, true);
 BENCHMARK_CAPTURE(batch, mpsc, false);
 

@@ -256,8 +256,8 @@ Status ChainPusher::on_a_link(Attempt&& attempt, const Patience& patience) {
   }
 }
 
-Status ChainPusher::push(std::span<const std::byte> head, std::span<const std::byte> body,
-                         Patience patience) {
+Status ChainPusher::push_on_links(std::span<const std::byte> head, std::span<const std::byte> body,
+                                  Patience patience) {
   return on_a_link([&](RingPusher& link, const Patience& p) { return link.push(head, body, p); },
                    patience);
 }

@@ -116,7 +116,10 @@ class ChainPusher {
   // another link (the full link stays open then, and the next push tries again); Errc::closed
   // once the consumer is going away.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
-              Patience patience);
+              Patience patience) {
+    if (!spec_.unbounded) return link_->push(head, body, patience);  // one ring: no call between
+    return push_on_links(head, body, patience);
+  }
   // As RingPusher::push_batch, across links as push() goes.
   Status push_batch(std::span<const std::byte> head,
                     std::span<const std::span<const std::byte>> bodies, Patience patience,
@@ -130,6 +133,8 @@ class ChainPusher {
  private:
   explicit ChainPusher(ChainSpec spec) : spec_(std::move(spec)) {}
   Status attach(LinkId id);  // to `id`, or (if it is gone) to the newest link
+  Status push_on_links(std::span<const std::byte> head, std::span<const std::byte> body,
+                       Patience patience);
   // Runs `attempt(link, patience)` on the link pushes go to: for an unbounded chain, without
   // waiting, and on the next link (made if need be) when this one is full or sealed.
   template <class Attempt>

@@ -13,6 +13,7 @@
 #include "shm/liveness.hpp"
 #include "shm/names.hpp"
 #include "shm/process.hpp"
+#include "shm/test_hooks.hpp"
 #include "shm/stop_request.hpp"
 
 namespace bloccs {
@@ -255,6 +256,9 @@ void Port::Impl::stop() {
     timer.forget();             // that thread does not exist here
     return;
   }
+  // relaxed: pushers read the flag on every push; a late read is the race any stop has.
+  if (control_segment) control().owner.retired.store(1, std::memory_order_relaxed);
+  shm::test_hook("port.retired");  // retired, still registered (tests of pushers' one-line check)
   if (registration) (void)registry->unregister(*registration);
   if (in) in->close();  // parked pushers wake with no_producer (we are `in`'s consumer thread)
   if (timer.joinable()) {

@@ -16,7 +16,8 @@
 //   0       64    SegmentHeader (shm/segment.hpp)                   owner, once
 //   64      64    PortConfig                                        owner, once
 //   128     64    OwnerLine: the owner's liveness lock, held from   the owner's keeper thread
-//                 start to stop                                     (and the kernel)
+//                 start to stop, and `retired`, set as stop begins  (and the kernel); the owner
+//                                                                   sets `retired` once
 //   192     64    TimerCounters                                     the owner's timer thread
 //   256     64    ChainLine: the newest link of `in` and of `later`  whoever adds a link
 //   320     64    ConsumerCounters                                  the owner's consumer thread
@@ -31,9 +32,11 @@
 // counts, once per batch, on a line of its own; pushers count only their (slow) timeouts.
 //
 // The liveness lock (shm/liveness.hpp): the kernel lets go of it when its holder dies, even by
-// SIGKILL, or execs. A pusher reads one word, on a line nobody writes while the port runs, to
-// know the owner is alive: a push to a dead owner's port is Errc::no_producer at once, for the
-// price of a shared load.
+// SIGKILL, or execs. A pusher reads the owner line, which nobody writes while the port runs, to
+// know the owner is alive and not stopping: a push to a dead or stopped owner's port is
+// Errc::no_producer at once, for the price of one shared line that stays in every pusher's
+// cache. (`retired` is set before the key is unregistered, so the line alone answers what the
+// registry would: a key is registered again only after its owner retired or died.)
 #pragma once
 
 #include <atomic>
@@ -70,9 +73,15 @@ struct PortConfig {
 };
 static_assert(sizeof(PortConfig) == 64);
 
+//   0                       40         44      64
+//   +-----------------------+----------+-------+
+//   | alive (LivenessLock)  | retired  | 0     |
+//   +-----------------------+----------+-------+
 struct alignas(64) OwnerLine {
-  shm::LivenessLock alive;  // held by the owner from start to stop
+  shm::LivenessLock alive;               // held by the owner from start to stop
+  std::atomic<std::uint32_t> retired;    // 1 once the owner began to stop (before unregistering)
 };
+static_assert(offsetof(OwnerLine, retired) == 40 && sizeof(OwnerLine) == 64);
 
 struct alignas(64) TimerCounters {
   // push_after messages held in the heap, not yet enqueued. Never below the heap's size, even
@@ -157,6 +166,14 @@ static_assert(sizeof(PortControl) == 576);
 // True while the owner holds the port's liveness lock (one load).
 inline bool owner_alive(const PortControl& c) noexcept {
   return shm::held(c.owner.alive);
+}
+
+// True while the owner holds the port and has not begun to stop it: what a pusher checks on
+// every push, two loads of the owner line, which stays in its cache while the port runs.
+inline bool owner_accepting(const PortControl& c) noexcept {
+  // relaxed: a flag set once; a pusher that reads it late pushes into a port that is stopping,
+  // as one that checked just before the stop does.
+  return c.owner.retired.load(std::memory_order_relaxed) == 0 && shm::held(c.owner.alive);
 }
 
 // The key's parts appear with their dots made '_': the control name then always has six

@@ -20,8 +20,6 @@ namespace {
 // What a pusher keeps of a port between pushes.
 struct Attachment {
   explicit Attachment(shm::Segment segment) : control(std::move(segment)) {}
-  std::uint32_t slot = 0;  // the registration it was made from
-  std::uint64_t generation = 0;
   shm::Segment control;
   std::string control_name;
   port::PortConfig config{};  // validated private copy
@@ -59,11 +57,38 @@ struct Pusher::Impl {
     last = nullptr;
   }
 
+  // What a push checks of an attachment: the owner still holds the port and has not begun to
+  // stop it (one line of its control segment), and this is the process that attached.
+  bool usable(const Attachment& a) const noexcept {
+    return fork_generation == shm::fork_generation() && port::owner_accepting(a.shared());
+  }
   Result<Attachment*> attach(const PortKey& key);
   Result<Attachment*> attach_fresh(const PortKey& key);
   Status push(const PortKey& key, std::span<const std::byte> head,
               std::span<const std::byte> payload, const lockfree::Patience& patience,
-              bool later);
+              bool later) {
+    auto attached = attach(key);
+    if (!attached) return std::move(attached).error();
+    return push_into(key, **attached, head, payload, patience, later);
+  }
+  // A Sender's push: its Impl serves one key, so `last` is that key's attachment (or null) and
+  // no key is compared. Anything unusual (no attachment, an owner gone, a fork, an open loan)
+  // goes through attach(), which re-attaches or reports it.
+  Status push_bound(const PortKey& key, std::span<const std::byte> head,
+                    std::span<const std::byte> payload, const lockfree::Patience& patience) {
+    Attachment* a = last;
+    if (!a || open_loan || !usable(*a)) [[unlikely]] {
+      auto attached = attach(key);
+      if (!attached) return std::move(attached).error();
+      a = *attached;
+    }
+    if (payload.size() > a->config.max_payload) [[unlikely]]
+      return push_into(key, *a, head, payload, patience, false);  // says why
+    return reported(key, *a, a->in->push(head, payload, patience));
+  }
+  Status push_into(const PortKey& key, Attachment& a, std::span<const std::byte> head,
+                   std::span<const std::byte> payload, const lockfree::Patience& patience,
+                   bool later);
 
   // The loan handed out and not yet committed or aborted (one at a time): its attachment is
   // never forgotten meanwhile, so the ring under the loan's bytes stays mapped.
@@ -83,7 +108,12 @@ struct Pusher::Impl {
                     const lockfree::Patience& patience, std::size_t& done);
   void abort_loan() noexcept;
   // A call's error, as push reports it: timeouts counted, an owner gone is no_producer.
-  Status reported(const PortKey& key, Attachment& a, Status st);
+  Status reported(const PortKey& key, Attachment& a, Status st) {
+    if (st) [[likely]]
+      return st;
+    return report(key, a, std::move(st));
+  }
+  Status report(const PortKey& key, Attachment& a, Status st);
 };
 
 namespace {
@@ -117,16 +147,21 @@ Result<Attachment*> Pusher::Impl::attach(const PortKey& key) {
     if (auto it = cache.find(key); it != cache.end()) a = it->second.get();
   }
   if (a) {
-    if (registry->still_current(a->slot, a->generation) && port::owner_alive(a->shared())) {
+    if (usable(*a)) {
       if (a != last) {
         last = a;
         last_key = key;
       }
       return a;
     }
-    forget(key);  // stopped, died or replaced: look the key up again
+    forget(key);  // stopped or died (and maybe replaced): look the key up again
   }
-  return attach_fresh(key);
+  auto fresh = attach_fresh(key);
+  if (fresh) {
+    last = *fresh;
+    last_key = key;
+  }
+  return fresh;
 }
 
 Result<Attachment*> Pusher::Impl::attach_fresh(const PortKey& key) {
@@ -155,8 +190,6 @@ Result<Attachment*> Pusher::Impl::attach_fresh(const PortKey& key) {
                                             std::to_string(control->size()) +
                                             " bytes, not a port's; remove it (shmctl rm)"};
   auto a = std::make_unique<Attachment>(std::move(control).value());
-  a->slot = entry->slot;
-  a->generation = entry->generation;
   a->control_name = entry->segment;
   a->config = a->shared().config;  // copied once, then only the copy is used
   if (a->config.owner_pid != entry->owner.pid || a->config.max_payload > (64u << 20) ||
@@ -164,8 +197,9 @@ Result<Attachment*> Pusher::Impl::attach_fresh(const PortKey& key) {
     return Error{Errc::segment_invalid, "port segment /dev/shm/" + a->control.name() +
                                             " does not match its registration; remove it "
                                             "(shmctl rm) and restart its owner"};
-  if (!port::owner_alive(a->shared()))
-    return no_producer(key, ns, "its owner, pid " + std::to_string(entry->owner.pid) + ", is gone");
+  if (!port::owner_accepting(a->shared()))
+    return no_producer(key, ns, "its owner, pid " + std::to_string(entry->owner.pid) +
+                                    ", is gone or stopping it");
   auto in = lockfree::ChainPusher::open(port::in_chain(ns, entry->segment, a->shared(), a->config));
   if (!in) {
     if (gone(in.code())) return no_producer(key, ns, "its owner just stopped it");
@@ -177,12 +211,9 @@ Result<Attachment*> Pusher::Impl::attach_fresh(const PortKey& key) {
   return raw;
 }
 
-Status Pusher::Impl::push(const PortKey& key, std::span<const std::byte> head,
-                          std::span<const std::byte> payload, const lockfree::Patience& patience,
-                          bool later) {
-  auto attached = attach(key);
-  if (!attached) return std::move(attached).error();
-  Attachment& a = **attached;
+Status Pusher::Impl::push_into(const PortKey& key, Attachment& a, std::span<const std::byte> head,
+                               std::span<const std::byte> payload,
+                               const lockfree::Patience& patience, bool later) {
   if (payload.size() > a.config.max_payload)
     return Error{Errc::payload_too_large,
                  "payload of " + std::to_string(payload.size()) + " bytes exceeds port " +
@@ -207,9 +238,7 @@ Status Pusher::Impl::push(const PortKey& key, std::span<const std::byte> head,
   return reported(key, a, ring->push(head, payload, patience));
 }
 
-Status Pusher::Impl::reported(const PortKey& key, Attachment& a, Status st) {
-  if (st) [[likely]]
-    return st;
+Status Pusher::Impl::report(const PortKey& key, Attachment& a, Status st) {
   if (st.code() == Errc::timeout)  // relaxed: a statistic, on a line only timeouts touch
     a.shared().pushers.timed_out.fetch_add(1, std::memory_order_relaxed);
   if (gone(st.code())) {
@@ -307,26 +336,64 @@ Status with_push_timeout(lockfree::Patience& patience) {
 }
 }  // namespace
 
-Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
-  lockfree::Patience patience;
-  if (!port::push_timeout_is_infinite())  // the default skips building a Result per push
-    if (auto st = with_push_timeout(patience); !st) return st;
-  if (meta.attempt == 0 && meta.values.empty())  // the common case, encoded once
-    return impl_->push(key, kNoMeta, payload, patience, false);
+namespace {
+// Calls f(head) with `meta` encoded as the head of the payload (Meta{}, the common case,
+// without encoding it).
+template <class F>
+Status with_meta(const Meta& meta, F&& f) {
+  if (meta.attempt == 0 && meta.values.empty()) return f(kNoMeta);
   std::array<std::byte, kMetaMaxBytes> encoded;
   auto n = MetaCodec::encode(meta, encoded);
   if (!n) return std::move(n).error();
-  return impl_->push(key, std::span(encoded).first(*n), payload, patience, false);
+  return f(std::span<const std::byte>(encoded).first(*n));
+}
+
+// The patience of a push without a deadline: the process-wide push_timeout (the default,
+// infinite, skips building a Result per push).
+[[gnu::always_inline]] inline Status with_default_patience(lockfree::Patience& patience) {
+  if (port::push_timeout_is_infinite()) return {};
+  return with_push_timeout(patience);
+}
+}  // namespace
+
+Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
+  lockfree::Patience patience;
+  if (auto st = with_default_patience(patience); !st) return st;
+  return with_meta(meta, [&](std::span<const std::byte> head) {
+    return impl_->push(key, head, payload, patience, false);
+  });
 }
 
 Status Pusher::push(const PortKey& key, std::span<const std::byte> payload, const Meta& meta,
                     Deadline deadline) {
-  if (meta.attempt == 0 && meta.values.empty())
-    return impl_->push(key, kNoMeta, payload, {.deadline = deadline}, false);
-  std::array<std::byte, kMetaMaxBytes> encoded;
-  auto n = MetaCodec::encode(meta, encoded);
-  if (!n) return std::move(n).error();
-  return impl_->push(key, std::span(encoded).first(*n), payload, {.deadline = deadline}, false);
+  return with_meta(meta, [&](std::span<const std::byte> head) {
+    return impl_->push(key, head, payload, {.deadline = deadline}, false);
+  });
+}
+
+Result<Sender> Sender::open(const PortKey& key, std::string_view ns) {
+  if (auto st = validate_key(key); !st) return std::move(st).error();
+  auto pusher = Pusher::open(ns);
+  if (!pusher) return std::move(pusher).error();
+  // Resolved now if the port runs; if not, the first push that finds it does.
+  if (auto attached = pusher->impl_->attach(key);
+      !attached && attached.code() != Errc::no_producer)
+    return std::move(attached).error();
+  return Sender(key, std::move(pusher).value());
+}
+
+Status Sender::push(std::span<const std::byte> payload, const Meta& meta) {
+  lockfree::Patience patience;
+  if (auto st = with_default_patience(patience); !st) return st;
+  return with_meta(meta, [&](std::span<const std::byte> head) {
+    return pusher_.impl_->push_bound(key_, head, payload, patience);
+  });
+}
+
+Status Sender::push(std::span<const std::byte> payload, const Meta& meta, Deadline deadline) {
+  return with_meta(meta, [&](std::span<const std::byte> head) {
+    return pusher_.impl_->push_bound(key_, head, payload, {.deadline = deadline});
+  });
 }
 
 Status Pusher::push_after(const PortKey& key, std::span<const std::byte> payload,
@@ -352,8 +419,7 @@ namespace {
 // The patience of a call without a deadline: the process-wide push_timeout.
 Result<lockfree::Patience> default_patience() {
   lockfree::Patience patience;
-  if (!port::push_timeout_is_infinite())
-    if (auto st = with_push_timeout(patience); !st) return std::move(st).error();
+  if (auto st = with_default_patience(patience); !st) return std::move(st).error();
   return patience;
 }
 

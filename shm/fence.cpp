@@ -113,6 +113,11 @@ bool fence_damaged(int slot) noexcept {
   return slot >= 0 && slot < kSlots && g_table[slot].damaged.load(std::memory_order_relaxed);
 }
 
+const std::atomic<bool>& fence_flag(int slot) noexcept {
+  static const std::atomic<bool> never{false};  // an unfenced mapping is never marked
+  return slot >= 0 && slot < kSlots ? g_table[slot].damaged : never;
+}
+
 bool fence_mark(const void* addr) noexcept {
   for (Fenced& f : g_table) {
     std::size_t size = 0;

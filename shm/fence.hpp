@@ -11,6 +11,7 @@
 // signal: the caller marks the mapping through fence_mark().
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 namespace bloccs::shm {
@@ -21,6 +22,9 @@ int fence_register(void* base, std::size_t size, bool writable) noexcept;
 void fence_unregister(int slot) noexcept;
 // True once a fault hit the mapping (one relaxed load of this process's own memory).
 bool fence_damaged(int slot) noexcept;
+// The flag fence_damaged reads, for a holder that checks it on every push (resolved once per
+// mapping; slot -1 gets a flag that is never set). Valid until the slot is unregistered.
+const std::atomic<bool>& fence_flag(int slot) noexcept;
 // Marks the fenced mapping that holds `addr` damaged, if any; true if there was one.
 bool fence_mark(const void* addr) noexcept;
 

@@ -164,14 +164,6 @@ Status init_liveness_lock(LivenessLock& lock, std::string_view what) {
   return {};
 }
 
-bool held(const LivenessLock& lock) noexcept {
-  // The lock word is glibc's robust-mutex futex word (kernel ABI: holder tid | flags).
-  // relaxed: a flag that orders nothing; the kernel clears the tid bits when the holder dies.
-  return (std::atomic_ref<int>(const_cast<int&>(lock.mutex.__data.__lock))
-              .load(std::memory_order_relaxed) &
-          FUTEX_TID_MASK) != 0;
-}
-
 Result<HeldLock> HeldLock::take(LivenessLock& lock, std::string_view what) {
   if (kind_of(lock) != expected_kind())
     return Error{Errc::corrupt, std::string(what) +

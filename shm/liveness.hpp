@@ -15,7 +15,10 @@
 // mapping it lives in. A forked child holds none of its parent's locks.
 #pragma once
 
+#include <linux/futex.h>
 #include <pthread.h>
+
+#include <atomic>
 
 #include <string>
 #include <string_view>
@@ -34,7 +37,13 @@ Status init_liveness_lock(LivenessLock& lock, std::string_view what);
 
 // True while a running process holds the lock (one relaxed load; a peer that scribbled on the
 // word can make it lie, never crash anyone).
-bool held(const LivenessLock& lock) noexcept;
+inline bool held(const LivenessLock& lock) noexcept {
+  // The lock word is glibc's robust-mutex futex word (kernel ABI: holder tid | flags).
+  // relaxed: a flag that orders nothing; the kernel clears the tid bits when the holder dies.
+  return (std::atomic_ref<int>(const_cast<int&>(lock.mutex.__data.__lock))
+              .load(std::memory_order_relaxed) &
+          FUTEX_TID_MASK) != 0;
+}
 
 class HeldLock {
  public:

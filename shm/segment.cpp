@@ -183,11 +183,8 @@ Segment::Segment(std::string ns, std::string leaf, bip::mapped_region region, bo
       region_(std::move(region)),
       unlink_on_close_(unlink_on_close),
       fence_slot_(fence_register(region_.get_address(), region_.get_size(),
-                                 region_.get_mode() == bip::read_write)) {}
-
-bool Segment::damaged() const noexcept {
-  return fence_damaged(fence_slot_);
-}
+                                 region_.get_mode() == bip::read_write)),
+      damaged_flag_(&fence_flag(fence_slot_)) {}
 
 bool Segment::intact() const noexcept {
   if (damaged()) return false;
@@ -220,7 +217,8 @@ Segment::Segment(Segment&& other) noexcept
       inode_(other.inode_),
       unlink_on_close_(std::exchange(other.unlink_on_close_, false)),
       admin_(other.admin_),
-      fence_slot_(std::exchange(other.fence_slot_, -1)) {}
+      fence_slot_(std::exchange(other.fence_slot_, -1)),
+      damaged_flag_(std::exchange(other.damaged_flag_, &fence_flag(-1))) {}
 
 Result<Segment> Segment::create(std::string_view ns, std::string_view name, SegmentKind kind,
                                 std::size_t size, CreateOptions options) {
@@ -461,6 +459,7 @@ Segment& Segment::operator=(Segment&& other) noexcept {
     unlink_on_close_ = std::exchange(other.unlink_on_close_, false);
     admin_ = other.admin_;
     fence_slot_ = std::exchange(other.fence_slot_, -1);
+    damaged_flag_ = std::exchange(other.damaged_flag_, &fence_flag(-1));
   }
   return *this;
 }

@@ -33,6 +33,7 @@
 #include <boost/interprocess/mapped_region.hpp>
 
 #include "bloccs/result.hpp"
+#include "shm/fence.hpp"
 #include "shm/namespace_dir.hpp"
 
 namespace bloccs::shm {
@@ -125,7 +126,10 @@ class Segment {
   bool published() const noexcept { return tmp_.empty(); }
   // True once a fault hit this mapping (the file was cut short under us: shm/fence.hpp). Every
   // call that uses the segment checks it and returns damage_error() from then on.
-  bool damaged() const noexcept;
+  bool damaged() const noexcept {
+    // relaxed: set by this process's SIGBUS handler; a late read sees it on the next call.
+    return damaged_flag_->load(std::memory_order_relaxed);
+  }
   Error damage_error() const;
   // damaged(), or the file under its name is shorter than what we mapped (cut short where no
   // fault showed it yet: the lost part of the last page reads as zeros); such a mapping is
@@ -158,6 +162,7 @@ class Segment {
   bool unlink_on_close_ = false;
   bool admin_ = false;   // opened by root as any_owner: may remove it from another's namespace
   int fence_slot_ = -1;  // our mapping in the SIGBUS fence
+  const std::atomic<bool>* damaged_flag_ = &fence_flag(-1);  // the fence's flag for it
 };
 
 }  // namespace bloccs::shm

@@ -1,6 +1,7 @@
 // bloccs as a user runs it: through the public port API (bloccs/port.hpp), nothing below it.
 // The receiver starts a Port under the key {"bench", <channel name>, "in"}; each sender opens a
-// Pusher and pushes by key, with empty meta.
+// bloccs::Sender for that key (resolved once, as a wire to one port is) and pushes with empty
+// meta.
 //   bloccs-spsc         single_pusher port (SPSC ring); the consumer spins briefly, then parks
 //   bloccs-mpsc         the default port (MPSC ring), same consumer
 //   bloccs-spsc-parked  single_pusher, receive_spin = 0: the consumer parks at once when empty
@@ -45,12 +46,11 @@ class PortReceiver final : public Receiver {
 
 class PortSender final : public Sender {
  public:
-  PortSender(Pusher pusher, PortKey key) : pusher_(std::move(pusher)), key_(std::move(key)) {}
-  Status send(std::span<const std::byte> message) override { return pusher_.push(key_, message); }
+  explicit PortSender(bloccs::Sender sender) : sender_(std::move(sender)) {}
+  Status send(std::span<const std::byte> message) override { return sender_.push(message); }
 
  private:
-  Pusher pusher_;
-  PortKey key_;
+  bloccs::Sender sender_;
 };
 
 class PortChannel final : public Channel {
@@ -72,9 +72,9 @@ class PortChannel final : public Channel {
   }
 
   Result<std::unique_ptr<Sender>> open_sender() override {
-    auto pusher = Pusher::open(spec_.ns);
-    if (!pusher) return std::move(pusher).error();
-    return std::unique_ptr<Sender>(std::make_unique<PortSender>(std::move(pusher).value(), key()));
+    auto sender = bloccs::Sender::open(key(), spec_.ns);
+    if (!sender) return std::move(sender).error();
+    return std::unique_ptr<Sender>(std::make_unique<PortSender>(std::move(sender).value()));
   }
 
  private:

@@ -5,14 +5,14 @@
 //   byte of it and answers with 8 bytes.
 //     floor-touch   the least that can be: one process writes the bytes into a shared buffer,
 //                   the other reads them there (a cache-line flag each way)
-//     bloccs-loan   Pusher::loan, written in place, commit; receive_batch reads in place
+//     bloccs-loan   Sender::loan, written in place, commit; receive_batch reads in place
 //     bloccs-copy   the message written into the pusher's own buffer, push copies it in,
 //                   the consumer copies it out of the view into its own buffer and reads it
 //     floor-memcpy  (one process) a copy of the size, at memory speed
 //   streaming 64 B (messages per second at the consumer):
 //     floor-stream      a plain SPSC ring of 64-byte slots, its tail published every message,
 //                       and (floor-stream-64) every 64 messages
-//     bloccs-spsc       push, one message at a time; receive_batch in place
+//     bloccs-spsc       Sender::push, one message at a time; receive_batch in place
 //     bloccs-spsc-batch push_batch of 64
 //
 //   bloccs-bench-data-path [--quick]      (in $BLOCCS_NAMESPACE if set, else bench-dp-<pid>)
@@ -156,7 +156,7 @@ Percentiles bloccs_round_trip(const std::string& ns, std::size_t size, std::size
                                            .typical_payload = static_cast<std::uint32_t>(size),
                                            .single_pusher = true,
                                            .ns = ns});
-    auto pusher = bloccs::Pusher::open(ns);
+    auto pusher = bloccs::Sender::open(pong, ns);  // the parent's pong port starts later
     if (!port || !pusher) _exit(2);
     ready->ping.v.store(1);
     while (ready->pong.v.load() == 0) relax();  // the parent's pong port is up
@@ -175,14 +175,14 @@ Percentiles bloccs_round_trip(const std::string& ns, std::size_t size, std::size
           },
           1);
       if (!got) _exit(3);
-      if (!pusher->push(pong, std::as_bytes(std::span(&answer, 1)))) _exit(4);
+      if (!pusher->push(std::as_bytes(std::span(&answer, 1)))) _exit(4);
     }
     port->stop();
     _exit(0);
   }
   pin(0);
   auto port = bloccs::Port::start(pong, {.buffer = 4, .single_pusher = true, .ns = ns});
-  auto pusher = bloccs::Pusher::open(ns);
+  auto pusher = bloccs::Sender::open(ping, ns);
   if (!port || !pusher) std::exit(5);
   while (ready->ping.v.load() == 0) relax();
   ready->pong.v.store(1);
@@ -194,13 +194,13 @@ Percentiles bloccs_round_trip(const std::string& ns, std::size_t size, std::size
   for (std::size_t i = 0; i < n + warm; ++i) {
     const auto t0 = Clock::now();
     if (loan) {
-      auto l = pusher->loan(ping, size);
+      auto l = pusher->loan(size);
       if (!l) std::exit(6);
       std::memset(l->bytes().data(), static_cast<int>(i), size);  // written once, in place
       if (!l->commit()) std::exit(7);
     } else {
       std::memset(mine.data(), static_cast<int>(i), size);  // written into our own buffer
-      if (!pusher->push(ping, mine)) std::exit(8);          // and copied in
+      if (!pusher->push(mine)) std::exit(8);          // and copied in
     }
     if (!port->receive_batch([](const bloccs::MessageView&) {}, 1)) std::exit(9);
     if (i >= warm)
@@ -276,19 +276,19 @@ double bloccs_stream(const std::string& ns, std::size_t size, Push how, double s
   const pid_t kid = fork();
   if (kid == 0) {
     pin(1);
-    auto pusher = bloccs::Pusher::open(ns);
+    auto pusher = bloccs::Sender::open(key, ns);
     if (!pusher) _exit(2);
     std::vector<std::byte> msg(size);
     std::vector<std::span<const std::byte>> spans(64, std::span<const std::byte>(msg));
     while (stop->v.load(std::memory_order_relaxed) == 0) {
       if (how == Push::loan) {
-        auto l = pusher->loan(key, size);
+        auto l = pusher->loan(size);
         if (!l) _exit(3);
         std::memset(l->bytes().data(), 1, size);
         if (!l->commit()) _exit(4);
         continue;
       }
-      const auto st = how == Push::one ? pusher->push(key, msg) : pusher->push_batch(key, spans);
+      const auto st = how == Push::one ? pusher->push(msg) : pusher->push_batch(spans);
       if (!st) _exit(5);
     }
     _exit(0);

@@ -255,6 +255,7 @@ class Pusher {
   struct Impl;
 
  private:
+  friend class Sender;
   explicit Pusher(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -283,6 +284,47 @@ class Loan {
   Loan(Pusher::Impl* owner, std::span<std::byte> bytes) : owner_(owner), bytes_(bytes) {}
   Pusher::Impl* owner_ = nullptr;
   std::span<std::byte> bytes_;
+};
+
+// A pusher bound to one port. The key is resolved once, and each push goes to the port's ring
+// without a lookup or a key compared: it checks only its owner's liveness line, which stays in
+// cache while the port runs. When that owner stops or dies, the next push looks the key up
+// again, so a Sender finds a restarted port by itself. Everything else is Pusher's: the errors,
+// parking, push_timeout, batches, loans. For a stream into one port (a wire); a Pusher for
+// pushes to many keys. One Sender per thread; it holds one pusher slot of the port's ring (a
+// single-pusher port admits one Sender or Pusher at a time).
+class Sender {
+ public:
+  // Errc::bad_name for a malformed key or namespace. A port that does not run yet is no error:
+  // pushes return no_producer until it does.
+  static Result<Sender> open(const PortKey& key, std::string_view ns = {});
+
+  Status push(std::span<const std::byte> payload, const Meta& meta = {});
+  Status push(std::span<const std::byte> payload, const Meta& meta, Deadline deadline);
+  Status push_after(std::span<const std::byte> payload, const Meta& meta,
+                    std::chrono::milliseconds delay) {
+    return pusher_.push_after(key_, payload, meta, delay);
+  }
+  Status push_batch(std::span<const std::span<const std::byte>> payloads, const Meta& meta = {},
+                    std::size_t* pushed = nullptr) {
+    return pusher_.push_batch(key_, payloads, meta, pushed);
+  }
+  Status push_batch(std::span<const std::span<const std::byte>> payloads, const Meta& meta,
+                    Deadline deadline, std::size_t* pushed = nullptr) {
+    return pusher_.push_batch(key_, payloads, meta, deadline, pushed);
+  }
+  Result<Loan> loan(std::size_t bytes, const Meta& meta = {}) {
+    return pusher_.loan(key_, bytes, meta);
+  }
+  Result<Loan> loan(std::size_t bytes, const Meta& meta, Deadline deadline) {
+    return pusher_.loan(key_, bytes, meta, deadline);
+  }
+  const PortKey& key() const noexcept { return key_; }
+
+ private:
+  Sender(PortKey key, Pusher pusher) : key_(std::move(key)), pusher_(std::move(pusher)) {}
+  PortKey key_;
+  Pusher pusher_;
 };
 
 // The process-wide convenience: each thread gets its own Pusher for the default namespace
