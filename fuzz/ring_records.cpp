@@ -1,6 +1,6 @@
 // A ring's records as a peer with write access may have left them, read the ways bloccs reads
 // them: by the live consumer (try_drain, each record's meta decoded as a port does), by a
-// take-over's reader of a dead consumer's ring (open_orphan, seal_orphan, read_orphan), and by
+// take-over's reader of a dead consumer's ring (OrphanRing: open, seal, read), and by
 // a pusher claiming space after either. Cursors, pusher slots and the data area all come from
 // the input; the header and config are a real ring's. Every record handed out must lie inside
 // the data area and within max_payload; nothing may crash, hang or read outside the mapping.
@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "fuzz_support.hpp"
+#include "lockfree/orphan_ring.hpp"
 #include "lockfree/ring.hpp"
 #include "port/meta_codec.hpp"
 
@@ -111,11 +112,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::require(cfg.ok(), "our own ring's config checks out");
     scribble(seg->base(), *cfg, head, tail, slots, area, true);
   }
-  if (auto orphan = Ring::open_orphan(fuzz::ns(), "ring", kDead)) {
+  if (auto orphan = OrphanRing::open(fuzz::ns(), "ring", kDead)) {
     const RingConfig& cfg = orphan->config();
     Reader reader{cfg, orphan->segment().base() + cfg.data_offset};
-    if (orphan->seal_orphan()) {
-      const OrphanRead r = orphan->read_orphan(reader, Clock::now());
+    if (orphan->seal()) {
+      const OrphanRead r = orphan->read(reader, Clock::now());
       fuzz::require(r.read == reader.records, "read counts every record handed over");
       // Review item 1: once sealed, no push is ok: nobody would ever read it. An SPSC ring is
       // sealed where its records end, and a pusher resumes at the shared tail, which lags

@@ -284,16 +284,17 @@ Result<RingLoan> ChainPusher::loan(std::uint32_t len, Patience patience) {
   return out;
 }
 
-Result<Ring> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead, LinkId& id) {
+Result<OrphanRing> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead, LinkId& id) {
   if (!spec.oldest)
     return Error{Errc::bad_config, "chain " + spec.base + " records no link being read ('oldest')"};
   // relaxed: written by the consumer, now dead; the link it names was published before.
   id = LinkId::unpack(spec.oldest->load(std::memory_order_relaxed));
-  return Ring::open_orphan(spec.ns, spec.link_name(id), dead);
+  return OrphanRing::open(spec.ns, spec.link_name(id), dead);
 }
 
-Result<std::optional<Ring>> open_orphan_successor(const ChainSpec& spec, const shm::ProcessId& dead,
-                                                  const Ring& link, LinkId& id) {
+Result<std::optional<OrphanRing>> open_orphan_successor(const ChainSpec& spec,
+                                                        const shm::ProcessId& dead,
+                                                        const OrphanRing& link, LinkId& id) {
   auto& next_word =
       const_cast<RingControl*>(reinterpret_cast<const RingControl*>(link.segment().base()))
           ->counters.next;
@@ -303,16 +304,16 @@ Result<std::optional<Ring>> open_orphan_successor(const ChainSpec& spec, const s
   if (next_word.compare_exchange_strong(next, kNextSealed, std::memory_order_acq_rel,
                                         std::memory_order_acquire) ||
       next == kNextSealed)
-    return std::optional<Ring>{};
+    return std::optional<OrphanRing>{};
   auto n = checked_next(spec, next, id);
   if (!n) return std::move(n).error();
-  auto ring = Ring::open_orphan(spec.ns, spec.link_name(*n), dead);
+  auto ring = OrphanRing::open(spec.ns, spec.link_name(*n), dead);
   if (!ring) return std::move(ring).error();
   id = *n;
-  return std::optional<Ring>(std::move(ring).value());
+  return std::optional<OrphanRing>(std::move(ring).value());
 }
 
-std::uint64_t orphan_depth_after(const ChainSpec& spec, const Ring& link) {
+std::uint64_t orphan_depth_after(const ChainSpec& spec, const OrphanRing& link) {
   RingStats total{};
   std::uint32_t links = 0;
   add_successors(spec, link.segment(), total, links);

@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "lockfree/orphan_ring.hpp"
 #include "lockfree/ring.hpp"
 
 namespace bloccs::lockfree {
@@ -151,9 +152,9 @@ class ChainPusher {
 Result<RingStats> chain_stats(const ChainSpec& spec, std::uint32_t* links = nullptr);
 
 // ---- A chain whose consumer died (a port's next owner salvaging it) ----
-// Reads what chain `spec` still holds for its dead consumer `dead`, as Ring::read_orphan does
+// Reads what chain `spec` still holds for its dead consumer `dead`, as OrphanRing::read does
 // for one ring: from the link that consumer was reading (`*spec.oldest`), following each
-// sealed link's successor. Each link is sealed before it is read (Ring::seal_orphan), and the
+// sealed link's successor. Each link is sealed before it is read (OrphanRing::seal), and the
 // last one's `next` is sealed too (kNextSealed), so no push made after its reading can land
 // anywhere: a pusher past its checks gets Errc::closed, never ok. Creates, removes and hands
 // back nothing. f(payload), or f(payload, LinkId, Cursor) with where the record lies. On an
@@ -162,13 +163,14 @@ Result<RingStats> chain_stats(const ChainSpec& spec, std::uint32_t* links = null
 template <class F>
 OrphanRead read_orphan_chain(const ChainSpec& spec, const shm::ProcessId& dead, F&& f,
                              Deadline give_up);
-// Its steps (chain.cpp): the first link, a sealed link's successor (both as Ring::open_orphan;
+// Its steps (chain.cpp): the first link, a sealed link's successor (both as OrphanRing::open;
 // `id` names the link opened; sealed: kNextSealed now ends the chain there), and the messages
 // queued in the links after `link`.
-Result<Ring> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead, LinkId& id);
-Result<std::optional<Ring>> open_orphan_successor(const ChainSpec& spec, const shm::ProcessId& dead,
-                                                  const Ring& link, LinkId& id);
-std::uint64_t orphan_depth_after(const ChainSpec& spec, const Ring& link);
+Result<OrphanRing> open_orphan_link(const ChainSpec& spec, const shm::ProcessId& dead, LinkId& id);
+Result<std::optional<OrphanRing>> open_orphan_successor(const ChainSpec& spec,
+                                                        const shm::ProcessId& dead,
+                                                        const OrphanRing& link, LinkId& id);
+std::uint64_t orphan_depth_after(const ChainSpec& spec, const OrphanRing& link);
 
 template <class F>
 OrphanRead read_orphan_chain(const ChainSpec& spec, const shm::ProcessId& dead, F&& f,
@@ -180,14 +182,14 @@ OrphanRead read_orphan_chain(const ChainSpec& spec, const shm::ProcessId& dead, 
     total.status = std::move(first).error();
     return total;
   }
-  std::optional<Ring> link(std::move(first).value());
+  std::optional<OrphanRing> link(std::move(first).value());
   for (;;) {
-    if (auto st = link->seal_orphan(); !st) {
+    if (auto st = link->seal(); !st) {
       total.unread += orphan_depth_after(spec, *link);
       total.status = std::move(st);
       return total;
     }
-    const OrphanRead r = link->read_orphan(
+    const OrphanRead r = link->read(
         [&](std::span<const std::byte> payload, Cursor at) {
           if constexpr (std::is_invocable_v<F&, std::span<const std::byte>, LinkId, Cursor>)
             f(payload, id, at);

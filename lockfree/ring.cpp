@@ -156,32 +156,6 @@ Result<Ring> Ring::adopt(std::string_view ns, std::string_view name) {
   return ring;
 }
 
-Result<Ring> Ring::open_orphan(std::string_view ns, std::string_view name,
-                               const shm::ProcessId& dead) {
-  auto seg = shm::Segment::open(ns, name, shm::SegmentKind::ring);
-  if (!seg) return std::move(seg).error();
-  auto config = validated_config(*seg);
-  if (!config) return std::move(config).error();
-  if (config->owner_pid != dead.pid || config->owner_start_time != dead.start_time)
-    return Error{Errc::wrong_process, "ring /dev/shm/" + seg->name() + " was made for pid " +
-                                          std::to_string(config->owner_pid) + ", not for pid " +
-                                          std::to_string(dead.pid) +
-                                          "; it is not that one's to read"};
-  if (shm::held(reinterpret_cast<RingControl*>(seg->base())->consumer_alive.lock))
-    return Error{Errc::wrong_process, "the consumer of ring /dev/shm/" + seg->name() + ", pid " +
-                                          std::to_string(dead.pid) +
-                                          ", still runs; only a dead consumer's ring is read out"};
-  const RingConfig cfg = *config;
-  auto* c = reinterpret_cast<RingControl*>(seg->base());
-  // acquire: the head the dead consumer published last, after its zeroing of what it consumed.
-  const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
-  if (head.pos % 8 != 0)  // every record starts 8-aligned
-    return damaged(*seg, "its head " + std::to_string(head.pos) + " is not 8-byte aligned");
-  Ring ring(std::move(seg).value(), cfg);
-  ring.head_ = head;
-  return ring;
-}
-
 Ring::Ring(shm::Segment segment, const RingConfig& config)
     : segment_(std::move(segment)), cfg_(config), fork_generation_(shm::fork_generation()) {
   slot_view_.resize(cfg_.slot_count);

@@ -5,6 +5,7 @@
 //               destroyed. One Ring per segment, used by one thread at a time.
 //   RingPusher  any process (the owner included) that opens the ring by name and pushes.
 //               One RingPusher per thread; an SPSC ring admits one live pusher at a time.
+//   OrphanRing  (orphan_ring.hpp) a port's next owner, reading once what a dead consumer left.
 //
 // What happens when:
 //   full   push() spins briefly, then parks on a shared futex until the consumer frees space
@@ -110,18 +111,6 @@ struct RingStats {
 Result<RingConfig> validated_config(const shm::Segment& segment);
 RingStats read_stats(const shm::Segment& segment, const RingConfig& config);
 
-// What Ring::read_orphan found besides the records it handed over.
-struct OrphanRead {
-  std::uint64_t read = 0;       // records handed to the callback
-  std::uint64_t abandoned = 0;  // claims of dead pushers skipped: nothing of them to read
-  // Claims left unread: a live pusher's claim still open at `give_up` and every one after it, or
-  // everything after a damaged record (from the cursors; see read_orphan on the error).
-  std::uint64_t unread = 0;
-  bool sealed = false;  // read to the end of a sealed tail: a chain's successor link follows
-  Status status;        // ok, or why reading stopped early (a damaged record, a missing link)
-  std::uint64_t end = 0;  // the byte position reading stopped at (the end of the records)
-};
-
 class Ring {
  public:
   static Result<Ring> create(std::string_view ns, std::string_view name, RingOptions options = {});
@@ -132,29 +121,6 @@ class Ring {
   // Becomes the consumer of a ring made by create_for for this process. The name stays in
   // /dev/shm until removed (a chain removes each link it has read to the end).
   static Result<Ring> adopt(std::string_view ns, std::string_view name);
-
-  // ---- A ring whose consumer died: read out once by another process (a port's next owner) ----
-  // Opens ring `name`, made for consumer `dead`, as its reader. Errc::wrong_process if it was
-  // made for another consumer or `dead` still runs; the segment's own errors otherwise.
-  // The reader starts at the head the dead consumer last published, and never publishes one
-  // itself, nor zeroes anything: no pusher ever gets space back (so none can push into a full
-  // one meanwhile), and if the reader dies too the next one finds the ring as it was.
-  static Result<Ring> open_orphan(std::string_view ns, std::string_view name,
-                                  const shm::ProcessId& dead);
-  // Hands each record left to f(std::span<const std::byte>), in claim order, up to the tail
-  // (or to f(span, Cursor) with where the record starts).
-  //   - Records the dead consumer had peeked and not handed back come again. An MPSC consumer
-  //     zeroes each record once the callback has returned, so there only the record whose
-  //     callback was running (and those after it) come again; an SPSC ring repeats the whole
-  //     batch it was reading.
-  //   - A dead pusher's open claim is skipped (OrphanRead::abandoned); a live pusher's is
-  //     waited for until `give_up`, then it and everything after it count as `unread`.
-  //   - A damaged record stops the reading: OrphanRead::status says why, `unread` counts the
-  //     claims from it to the tail (from the cursors, so it may also count records of the
-  //     dead consumer's unfinished batch that it had already handed over).
-  // Only on a ring from open_orphan; one pass (the head moves only in this handle).
-  template <class F>
-  OrphanRead read_orphan(F&& f, Deadline give_up);
 
   Ring(Ring&&) noexcept = default;
   // Not assignable: the consumer's lock must go before its segment is unmapped, which a
@@ -212,13 +178,6 @@ class Ring {
   // Where the record being handed to a try_drain callback (or the next one) starts.
   Cursor reading() const noexcept { return head_; }
 
-  // ---- On a ring from open_orphan, before reading it ----
-  // Seals it so that nothing more is ever pushed into it: an MPSC ring by its tail (kSealCount),
-  // an SPSC one by a seal header where its records end (ring_layout.hpp). A pusher past its
-  // checks that claims only now fails with Errc::closed instead of getting ok for a message
-  // nobody will read. Idempotent. Errc::corrupt if the records do not lead to a free word.
-  Status seal_orphan();
-
  private:
   enum class State { ready, empty, pending, error };
   enum class Recovery { skipped, claimant_alive, corrupt };
@@ -246,10 +205,6 @@ class Ring {
   // Records `what` as this ring's damage: error_ says it, and every pusher is refused from now on.
   State damage(const std::string& what);
   Recovery recover_abandoned();           // recovery.cpp
-  // read_orphan's step (recovery.cpp): the next record, skipping dead claims and the records
-  // a dead consumer zeroed; State::pending once `give_up` passes on a live pusher's claim.
-  State orphan_peek(std::span<const std::byte>& payload, Deadline give_up, OrphanRead& r);
-  std::uint64_t orphan_unread() const noexcept;  // claims from head_ to the tail
   void release_dead_slots_behind_head();  // recovery.cpp
 
   shm::Segment segment_;
@@ -423,36 +378,6 @@ Result<std::size_t> Ring::drain(F&& f, std::size_t max, Deadline deadline) {
     auto n = try_drain(f, max);
     if (!n || *n) return n;
     if (auto st = wait(deadline); !st) return std::move(st).error();
-  }
-}
-
-template <class F>
-OrphanRead Ring::read_orphan(F&& f, Deadline give_up) {
-  OrphanRead r;
-  std::span<const std::byte> payload;
-  for (;;) {
-    switch (orphan_peek(payload, give_up, r)) {
-      case State::ready:
-        if constexpr (std::is_invocable_v<F&, std::span<const std::byte>, Cursor>)
-          f(payload, head_);
-        else
-          f(payload);
-        head_ = head_.advanced(peeked_size_);  // neither zeroed nor published (open_orphan)
-        ++r.read;
-        continue;
-      case State::empty:  // the tail: orphan_peek has set r.sealed
-        r.end = head_.pos;
-        return r;
-      case State::pending:  // a live pusher's claim outlived give_up
-        r.unread = orphan_unread();
-        r.end = head_.pos;
-        return r;
-      case State::error:
-        r.unread = orphan_unread();
-        r.status = error_;
-        r.end = head_.pos;
-        return r;
-    }
   }
 }
 

@@ -124,6 +124,11 @@ inline bool pos_before(std::uint64_t a, std::uint64_t b) noexcept {
   return d != 0 && d < (kPosMask >> 1);
 }
 
+// True if `x` lies in [from, to) (positions, modular).
+inline bool pos_in_span(std::uint64_t x, std::uint64_t from, std::uint64_t to) noexcept {
+  return x == from || (pos_before(from, x) && pos_before(x, to));
+}
+
 inline constexpr std::size_t record_size(std::size_t payload) noexcept {
   return (kRecordHeader + payload + 7) & ~std::size_t{7};
 }
@@ -184,6 +189,14 @@ inline bool committed_header_valid(std::uint64_t h, std::uint64_t off, std::uint
   if ((h & kHeaderReservedBits) || slot == 0 || slot > slot_count) return false;
   if (type != kTypeData && type != kTypePad && type != kTypeAborted) return false;
   return (type == kTypePad || len <= max_payload) && off + record_size(len) <= capacity;
+}
+// True if a written, not yet committed header is one a pusher can have written: a message's
+// type, a length within max_payload, a slot in range (recovery and take-overs read it).
+inline bool open_header_valid(std::uint64_t h, std::uint32_t max_payload,
+                              std::uint32_t slot_count) noexcept {
+  const std::uint32_t slot = static_cast<std::uint32_t>((h >> 32) & 0xffff);
+  return ((h >> 48) & 0x7f) == kTypeData && !(h & kHeaderReservedBits) &&
+         static_cast<std::uint32_t>(h) <= max_payload && slot != 0 && slot <= slot_count;
 }
 // A data header turned "consumed": length and slot kept, commit bit and type replaced.
 inline std::uint64_t consumed_header(std::uint64_t h) noexcept {

@@ -3,7 +3,7 @@
 // The new port is started, not yet registered: pushers of the key still find the dead
 // registration and get no_producer, and nobody consumes the new rings. Salvage seals each ring
 // of the dead port (a pusher still on it gets Errc::closed, never ok), reads it (lockfree's
-// open_orphan: from its consumer's published head, writing nothing else) and pushes what it
+// OrphanRing: from its consumer's published head, writing nothing else) and pushes what it
 // reads into the new port, in this order, so each pusher's order is kept:
 //   1. <dead>.due       push_after messages already due: they were due before the rest, so
 //                       they go first into the new `in` (its due lane is the new timer's own)
@@ -217,10 +217,10 @@ void carry(Port::Impl& p, PortTakeover& t, PortControl& dead, const PortConfig& 
   auto keep = [&](std::span<const std::byte> r) { carrier.keep(r); };
   std::optional<std::uint64_t> due_end;  // where the dead due lane's records end, if known
   {
-    auto due = lockfree::Ring::open_orphan(p.ns, due_name(entry.segment), owner);
+    auto due = lockfree::OrphanRing::open(p.ns, due_name(entry.segment), owner);
     lockfree::OrphanRead r;
     if (due) {
-      r = due->read_orphan(keep, give_up);
+      r = due->read(keep, give_up);
       if (r.status && !r.unread) due_end = r.end;
     } else {
       r.status = std::move(due).error();
