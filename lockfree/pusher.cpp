@@ -177,33 +177,44 @@ Status RingPusher::push_batch(std::span<const std::byte> head,
   for (std::size_t i = done; i < bodies.size(); ++i)
     if (!may_push(head.size() + bodies[i].size()))
       return check_push(head.size() + bodies[i].size());
-  const bool spsc = cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc);
   // A timeout counts from the call, for the whole batch (no clock read without one).
-  const Patience whole = patience.timeout == std::chrono::nanoseconds::max()
-                             ? patience
-                             : Patience{.deadline = patience.resolve()};
+  const Deadline deadline = patience.resolve();
+  // One branch on the kind per batch; each kind's loop knows its own.
+  return cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc)
+             ? push_batch_spsc(head, bodies, deadline, done)
+             : push_batch_mpsc(head, bodies, deadline, done);
+}
+
+Status RingPusher::push_batch_spsc(std::span<const std::byte> head,
+                                   std::span<const std::span<const std::byte>> bodies,
+                                   Deadline deadline, std::size_t& done) {
+  while (done < bodies.size()) {
+    const std::uint64_t bytes = record_size(head.size() + bodies[done].size());
+    if (!fits(spsc_tail_, bytes)) {
+      // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
+      cached_head_ = Cursor::unpack(control()->consumer.head.load(std::memory_order_acquire));
+      if (!fits(spsc_tail_, bytes)) {
+        if (auto st = wait_for_space(spsc_tail_, bytes, deadline); !st) return st;
+      }
+    }
+    if (auto st = checked(publish_group_spsc(head, bodies, done)); !st) return st;
+  }
+  return {};
+}
+
+// One claim per record, so that recovery can skip a dead pusher's claims one by one
+// (ring_layout.hpp); the consumer is woken once per group: after the last record, and before
+// parking for room (it may be asleep beside the records it is to free room from).
+Status RingPusher::push_batch_mpsc(std::span<const std::byte> head,
+                                   std::span<const std::span<const std::byte>> bodies,
+                                   Deadline deadline, std::size_t& done) {
   while (done < bodies.size()) {
     const auto len = static_cast<std::uint32_t>(head.size() + bodies[done].size());
-    if (spsc) {
-      if (!fits(spsc_tail_, record_size(len))) {
-        // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
-        cached_head_ = Cursor::unpack(control()->consumer.head.load(std::memory_order_acquire));
-        if (!fits(spsc_tail_, record_size(len))) {
-          if (auto st = wait_for_space(spsc_tail_, record_size(len), whole.deadline); !st)
-            return st;
-        }
-      }
-      if (auto st = checked(publish_group_spsc(head, bodies, done)); !st) return st;
-      continue;
-    }
-    // MPSC: one claim per record, so that recovery can skip a dead pusher's claims one by one
-    // (ring_layout.hpp); the consumer is woken once per group: after the last record, and
-    // before parking for room (it may be asleep beside the records it is to free room from).
     RingClaim claim;
     Status st = claim_mpsc(len, {.deadline = kDontWait}, claim);
     if (!st && st.code() == Errc::timeout) {
       finish_mpsc();
-      st = claim_mpsc(len, whole, claim);
+      st = claim_mpsc(len, {.deadline = deadline}, claim);
     }
     if (!st) return st;
     write_payload(claim.rec, head, bodies[done]);
@@ -216,7 +227,7 @@ Status RingPusher::push_batch(std::span<const std::byte> head,
     if (segment_.damaged()) [[unlikely]]
       return segment_.damage_error();
   }
-  if (!spsc) finish_mpsc();
+  finish_mpsc();
   return {};
 }
 

@@ -335,6 +335,12 @@ class RingPusher {
   Status claim_spsc(std::uint32_t len, const Patience& patience, RingClaim& claim);
   Status commit_spsc(const RingClaim& claim, std::uint32_t used);
   Status claim_mpsc(std::uint32_t len, const Patience& patience, RingClaim& claim);
+  Status push_batch_spsc(std::span<const std::byte> head,
+                         std::span<const std::span<const std::byte>> bodies, Deadline deadline,
+                         std::size_t& done);
+  Status push_batch_mpsc(std::span<const std::byte> head,
+                         std::span<const std::span<const std::byte>> bodies, Deadline deadline,
+                         std::size_t& done);
   // The records of bodies[done..] that fit now, written and published at once (SPSC).
   Status publish_group_spsc(std::span<const std::byte> head,
                             std::span<const std::span<const std::byte>> bodies, std::size_t& done);
