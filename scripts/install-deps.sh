@@ -12,6 +12,7 @@ packages=(
   gnuplot-nox                    # gnuplot: the benchmark plots (PNG)
   libtomlplusplus-dev            # toml++: pipeline files (bloccs run pipeline.toml)
   clang libclang-rt-14-dev       # clang and libFuzzer: the fuzz targets (fuzz/, scripts/fuzz.sh)
+  libzmq3-dev pkg-config         # ZeroMQ: a peer in the benchmarks (bloccs-bench's zmq-ipc)
 )
 
 missing=()

@@ -27,10 +27,11 @@ using nlohmann::json;
 // ---- the transports -----------------------------------------------------------------------------
 
 // Rows, lines and bars come in this order: the floors, bloccs, then the peers.
-constexpr std::array<std::string_view, 9> kOrder = {
+constexpr std::array<std::string_view, 10> kOrder = {
     "floor-spin", "floor-futex", "bloccs-spsc", "bloccs-mpsc", "bloccs-spsc-parked",
-    "boost-mq",   "posix-mq",    "uds",         "pipe"};
-constexpr std::array<std::string_view, 4> kPeers = {"boost-mq", "posix-mq", "uds", "pipe"};
+    "boost-mq",   "posix-mq",    "uds",         "pipe",        "zmq-ipc"};
+constexpr std::array<std::string_view, 5> kPeers = {"boost-mq", "posix-mq", "uds", "pipe",
+                                                    "zmq-ipc"};
 constexpr std::uint32_t kTargetBytes = 64;  // the targets are on 64-byte messages
 
 // Transports the suite does not know yet go last.
@@ -408,7 +409,7 @@ TargetCheck check(const Suite& s, const Target& t) {
     missing.push_back(not_measured(t.subject, t.test));
   if (!ref || !usable(t.metric.of(*ref)))
     missing.push_back(not_measured(
-        t.floor.empty() ? "any peer (boost-mq, posix-mq, uds, pipe)" : t.floor, t.test));
+        t.floor.empty() ? "any peer (boost-mq, posix-mq, uds, pipe, zmq-ipc)" : t.floor, t.test));
   if (!missing.empty()) {
     c.detail = "not measured: " + missing[0] + (missing.size() > 1 ? ", " + missing[1] : "");
     return c;
@@ -496,7 +497,7 @@ std::string throughput_table(const Suite& s) {
   if (rows.empty()) return kNotMeasured;
   std::ostringstream out;
   out << "One-way streaming from the pusher processes to one receiver. The ratio is to the best "
-         "peer (the highest msgs/s of boost-mq, posix-mq, uds and pipe) at the same size and "
+         "peer (the highest msgs/s of boost-mq, posix-mq, uds, pipe and zmq-ipc) at the same size and "
          "pusher count.\n\n"
       << "| transport | bytes | pushers | msgs/s | MB/s | vs best peer |\n"
       << "|---|--:|--:|--:|--:|--:|\n";

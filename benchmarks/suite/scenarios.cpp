@@ -46,7 +46,10 @@ int echo(Channel& in, Channel& out, std::size_t bytes, ParentLink& link) {
   std::vector<std::byte> message(bytes);
   for (;;) {
     if (auto st = (*rx)->receive(message); !st) return fail("echo", "receive", st.error());
-    if (sequence(message) == kStop) return 0;
+    if (sequence(message) == kStop) {
+      if (auto st = (*tx)->finish(); !st) return fail("echo", "finish", st.error());
+      return 0;
+    }
     if (auto st = (*tx)->send(message); !st) return fail("echo", "send", st.error());
   }
 }
@@ -136,7 +139,10 @@ Result<StreamResult> measure_stream(const Transport& t, const StreamPlan& plan) 
                                     return fail("pusher", "send", st.error());
                                 }
                                 // Its CPU while pushing, without fork and set-up.
-                                return link.report(process_cpu_seconds() - cpu_start) ? 0 : 1;
+                                const double cpu = process_cpu_seconds() - cpu_start;
+                                if (auto st = (*tx)->finish(); !st)
+                                  return fail("pusher", "finish", st.error());
+                                return link.report(cpu) ? 0 : 1;
                               });
     if (!child) return std::move(child).error();
     pushers.push_back(std::move(child).value());

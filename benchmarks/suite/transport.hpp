@@ -40,6 +40,10 @@ class Sender {
   virtual ~Sender() = default;
   // Blocks while the channel is full; returns once the message is queued.
   virtual Status send(std::span<const std::byte> message) = 0;
+  // Returns once every message sent has left this process: a sending process calls it before
+  // it exits (with _exit, which runs no destructor). Only a transport that queues in a thread
+  // of its own (zmq-ipc) has anything to do.
+  virtual Status finish() { return {}; }
 };
 
 class Receiver {
@@ -71,12 +75,16 @@ struct Transport {
   bool multi_sender;             // can take more than one sending process
   bool floor;                    // a physical floor, not a transport a user would pick
   Result<std::unique_ptr<Channel>> (*make_channel)(const ChannelSpec& spec);
+  // One queue for all senders: what a sender sent before another sent is received first. False
+  // where each sender has a connection of its own, merged at the receiver (zmq-ipc).
+  bool one_queue = true;
 };
 
 // Each family lives in its own file.
 std::span<const Transport> floor_transports();   // floor.cpp:  floor-spin, floor-futex
 std::span<const Transport> bloccs_transports();  // bloccs_ports.cpp: bloccs-spsc, -mpsc, -spsc-parked
 std::span<const Transport> peer_transports();    // peers.cpp:  boost-mq, posix-mq, uds, pipe
+std::span<const Transport> zeromq_transports();  // zeromq.cpp: zmq-ipc
 
 }  // namespace bloccs::bench
 
