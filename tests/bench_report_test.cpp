@@ -19,7 +19,7 @@ namespace {
 using namespace bloccs::bench;
 using nlohmann::json;
 
-const std::vector<std::string> kPeers = {"boost-mq", "posix-mq", "uds", "pipe"};
+const std::vector<std::string> kPeers = {"boost-mq", "posix-mq", "uds", "pipe", "zmq-ipc"};
 
 Figure rtt(const std::string& transport, std::uint32_t bytes, Percentiles p) {
   Figure f;
@@ -67,6 +67,7 @@ Suite realistic_suite() {
       {"posix-mq", {38'000, 50'000, 95'000, 250'000, 3'500'000}},
       {"uds", {41'000, 52'000, 100'000, 260'000, 3'200'000}},
       {"pipe", {35'000, 45'000, 80'000, 200'000, 3'000'000}},
+      {"zmq-ipc", {80'000, 95'000, 160'000, 400'000, 5'000'000}},
   };
   for (std::uint32_t bytes : {64u, 512u, 4096u}) {
     const double scale = bytes == 64 ? 1.0 : bytes == 512 ? 1.08 : 1.4;  // copies cost
@@ -86,6 +87,7 @@ Suite realistic_suite() {
       {"posix-mq", {0.9e6, 0.8e6, 0.7e6}},
       {"uds", {1.4e6, 1.1e6, 1.0e6}},
       {"pipe", {1.9e6, 1.2e6, 1.0e6}},
+      {"zmq-ipc", {0.5e6, 0.4e6, 0.3e6}},
   };
   for (std::uint32_t bytes : {64u, 4096u})
     for (const auto& [name, rates] : rates64)
@@ -95,7 +97,7 @@ Suite realistic_suite() {
   const std::vector<std::pair<std::string, double>> pusher_cpu = {
       {"bloccs-spsc", 0.04}, {"bloccs-mpsc", 0.06}, {"bloccs-spsc-parked", 0.03},
       {"boost-mq", 0.41},    {"posix-mq", 0.02},    {"uds", 0.03},
-      {"pipe", 0.02}};
+      {"pipe", 0.02},        {"zmq-ipc", 0.9}};
   for (const auto& [name, cpu] : pusher_cpu) {
     Figure f =
         stream("backpressure", name, 64, name.ends_with("spsc") || name.ends_with("parked") ? 1 : 2,
@@ -514,9 +516,9 @@ TEST(ReportPlots, ScriptHoldsItsDataAndDrawsOnlyWhatWasMeasured) {
   std::string gp = gnuplot_script(s);
   for (const char* part :
        {"$rtt64 << EOD\n# percentile floor-spin floor-futex bloccs-spsc",
-        "p50 190 9500 260 330 11000 45000 38000 41000 35000\n", "$rtt512 << EOD", "$rtt4096 << EOD",
-        "$tp64 << EOD", "1 28000000 16000000 22000000 1100000 900000 1400000 1900000\n",
-        "2 - 9000000 - 900000 800000 1100000 1200000\n", "$tp4096 << EOD", "$bp << EOD",
+        "p50 190 9500 260 330 11000 45000 38000 41000 35000 80000\n", "$rtt512 << EOD", "$rtt4096 << EOD",
+        "$tp64 << EOD", "1 28000000 16000000 22000000 1100000 900000 1400000 1900000 500000\n",
+        "2 - 9000000 - 900000 800000 1100000 1200000 400000\n", "$tp4096 << EOD", "$bp << EOD",
         "set terminal pngcairo noenhanced size 1000,600", "set output \"rtt.png\"",
         "set output \"throughput.png\"", "set output \"backpressure.png\"",
         "set multiplot layout 1,3", "set multiplot layout 1,2", "set logscale y",
@@ -535,7 +537,7 @@ TEST(ReportPlots, ScriptHoldsItsDataAndDrawsOnlyWhatWasMeasured) {
   EXPECT_FALSE(contains(gp, "backpressure.png")) << gp;
   EXPECT_TRUE(contains(gp,
                        "$rtt4096 << EOD\n# percentile floor-spin floor-futex bloccs-spsc "
-                       "bloccs-mpsc bloccs-spsc-parked boost-mq posix-mq pipe\n"))
+                       "bloccs-mpsc bloccs-spsc-parked boost-mq posix-mq pipe zmq-ipc\n"))
       << gp;
   EXPECT_FALSE(contains(gnuplot_script(Suite{}), "set output")) << gnuplot_script(Suite{});
 }
