@@ -13,6 +13,7 @@ packages=(
   libtomlplusplus-dev            # toml++: pipeline files (bloccs run pipeline.toml)
   clang libclang-rt-14-dev       # clang and libFuzzer: the fuzz targets (fuzz/, scripts/fuzz.sh)
   libzmq3-dev pkg-config         # ZeroMQ: a peer in the benchmarks (bloccs-bench's zmq-ipc)
+  iceoryx libiceoryx-posh-dev    # iceoryx and its RouDi: the zero-copy peer (data-path bench)
 )
 
 missing=()

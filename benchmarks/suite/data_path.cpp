@@ -15,7 +15,12 @@
 //     bloccs-spsc       Sender::push, one message at a time; receive_batch in place
 //     bloccs-spsc-batch push_batch of 64
 //
-//   bloccs-bench-data-path [--quick]      (in $BLOCCS_NAMESPACE if set, else bench-dp-<pid>)
+//   with --iceoryx, beside the round trips:
+//     iceoryx-loan  iceoryx 2.0 (its RouDi daemon started for the run): an untyped publisher's
+//                   loan written in place and published, the subscriber reads it in place and
+//                   answers with a loaned 8-byte chunk (iceoryx_peer.hpp)
+//
+//   bloccs-bench-data-path [--quick] [--iceoryx]   (in $BLOCCS_NAMESPACE if set, else bench-dp-<pid>)
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -27,9 +32,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "benchmarks/suite/iceoryx_peer.hpp"
 #include "bloccs/port.hpp"
 
 namespace {
@@ -321,22 +329,61 @@ const char* verdict(bool ok) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false, with_iceoryx = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      quick = true;
+    } else if (arg == "--iceoryx") {
+      with_iceoryx = true;
+    } else {
+      std::fprintf(stderr, "bloccs-bench-data-path: unknown option '%s'; use [--quick] [--iceoryx]\n",
+                   argv[i]);
+      return 2;
+    }
+  }
+  // iceoryx's daemon for the run, with its config in a directory of its own (removed after).
+  char iox_dir[] = "/tmp/bloccs-bench-iceoryx-XXXXXX";
+  std::optional<bloccs::bench::RouDi> roudi;
+  if (with_iceoryx) {
+    if (!mkdtemp(iox_dir)) {
+      std::perror("bloccs-bench-data-path: mkdtemp");
+      return 1;
+    }
+    roudi.emplace();
+    if (const std::string error = roudi->start(iox_dir); !error.empty()) {
+      std::fprintf(stderr, "bloccs-bench-data-path: %s\n", error.c_str());
+      roudi.reset();
+      std::filesystem::remove_all(iox_dir);
+      return 1;
+    }
+  }
+  unsigned iox_index = 0;
   const char* env_ns = std::getenv("BLOCCS_NAMESPACE");  // the test suite names one
   const std::string ns = env_ns && *env_ns ? env_ns : "bench-dp-" + std::to_string(getpid());
   const unsigned rounds = quick ? 1 : 3;
   std::printf("round trips (ns; p50 / p99 / p99.9 / max; the best p50 of %u alternating rounds)\n",
               rounds);
-  std::printf("%8s  %-32s %-32s %-32s %12s  %s\n", "size", "floor-touch", "bloccs-loan",
-              "bloccs-copy", "floor-memcpy", "loan/touch  loan/copy");
+  std::printf("%8s  %-32s %-32s %-32s %12s  %s%s\n", "size", "floor-touch", "bloccs-loan",
+              "bloccs-copy", "floor-memcpy", "loan/touch  loan/copy",
+              with_iceoryx ? "  iceoryx-loan (p50 / p99 / p99.9 / max)     loan/iceoryx" : "");
   bool all_met = true;
   for (std::size_t size : {64u, 512u, 4096u, 65536u, 1u << 20, 4u << 20}) {
     const std::size_t n = iterations_for(size, quick);
-    Percentiles touch{1e18, 0, 0, 0}, loan{1e18, 0, 0, 0}, copy{1e18, 0, 0, 0};
+    Percentiles touch{1e18, 0, 0, 0}, loan{1e18, 0, 0, 0}, copy{1e18, 0, 0, 0},
+        iox{1e18, 0, 0, 0};
     for (unsigned r = 0; r < rounds; ++r) {  // alternate within a round: the VM's placement moves
       if (auto p = floor_touch(size, n); p.p50 < touch.p50) touch = p;
       if (auto p = bloccs_round_trip(ns, size, n, true); p.p50 < loan.p50) loan = p;
       if (auto p = bloccs_round_trip(ns, size, n, false); p.p50 < copy.p50) copy = p;
+      if (!with_iceoryx) continue;
+      std::string error;
+      auto samples = bloccs::bench::iceoryx_round_trips(size, n, iox_index++, error);
+      if (samples.empty()) {
+        std::fprintf(stderr, "bloccs-bench-data-path: %s\n", error.c_str());
+        return 1;
+      }
+      if (auto p = percentiles(samples); p.p50 < iox.p50) iox = p;
     }
     const Percentiles mc = floor_memcpy(size, n);
     auto cell = [](const Percentiles& p) {
@@ -344,9 +391,20 @@ int main(int argc, char** argv) {
       std::snprintf(b, sizeof b, "%.0f / %.0f / %.0f / %.0f", p.p50, p.p99, p.p999, p.max);
       return std::string(b);
     };
-    std::printf("%8zu  %-32s %-32s %-32s %12.0f  %5.2fx      %5.2fx\n", size, cell(touch).c_str(),
+    std::printf("%8zu  %-32s %-32s %-32s %12.0f  %5.2fx      %5.2fx", size, cell(touch).c_str(),
                 cell(loan).c_str(), cell(copy).c_str(), mc.p50, loan.p50 / touch.p50,
                 loan.p50 / copy.p50);
+    if (with_iceoryx)
+      std::printf("  %-42s %5.2fx", cell(iox).c_str(), loan.p50 / iox.p50);
+    std::printf("\n");
+    if (with_iceoryx && size == 64) {
+      const double best = std::min(loan.p50, copy.p50);
+      std::printf("          target 64 B p50 >= 8x below iceoryx's: %s (%.1fx below)\n",
+                  verdict(iox.p50 >= 8 * best), iox.p50 / best);
+    }
+    if (with_iceoryx && size >= (1u << 20))
+      std::printf("          target loan no slower than iceoryx's loan: %s (%.2fx)\n",
+                  verdict(loan.p50 <= iox.p50), loan.p50 / iox.p50);
     if (size >= (1u << 20)) {
       const bool near_floor = loan.p50 <= 1.2 * touch.p50, half_copy = loan.p50 <= 0.5 * copy.p50;
       all_met = all_met && near_floor && half_copy;
@@ -389,5 +447,9 @@ int main(int argc, char** argv) {
         one / mc, loaned / mc);
   }
   std::printf("\n1-4 MiB loan targets: %s\n", all_met ? "all met" : "not all met");
+  if (roudi) {
+    roudi.reset();  // stops it: its shared memory goes with it
+    std::filesystem::remove_all(iox_dir);
+  }
   return 0;  // whether the run worked, never whether a target was met: this machine is noisy
 }

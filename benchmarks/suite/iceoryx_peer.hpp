@@ -1,0 +1,37 @@
+// iceoryx, the zero-copy peer (Debian iceoryx + libiceoryx-posh-dev 2.0.3), for
+// bloccs-bench-data-path's round trips: its own daemon, RouDi, started for the run and stopped
+// after, and round trips through untyped publishers and subscribers with loans, the way its
+// users pass big messages between two processes.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace bloccs::bench {
+
+// An iox-roudi process with a memory config for messages up to 4 MiB, started in `dir` (which
+// holds its config file) and stopped (SIGINT: it removes its /dev/shm segments) when this goes.
+// RouDi is one per machine: start() fails with a message if another one runs.
+class RouDi {
+ public:
+  // "" on success, else what went wrong and what to do.
+  std::string start(const std::string& dir);
+  ~RouDi();
+  bool running() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// `n` round trips of a `size`-byte message (after a warm-up): a process pinned to CPU 0 loans a
+// chunk, writes every byte, publishes; one pinned to CPU 1 takes it, reads every byte in place,
+// releases it and answers with a loaned 8-byte chunk. Both busy-poll take(), as bloccs's
+// consumers spin. Each call uses a service of its own (`index`) and two fresh processes (a
+// process may init the iceoryx runtime once). The samples in ns, or empty with `error` set.
+std::vector<double> iceoryx_round_trips(std::size_t size, std::size_t n, unsigned index,
+                                        std::string& error);
+
+}  // namespace bloccs::bench

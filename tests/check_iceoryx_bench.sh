@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# bloccs-bench-data-path --quick --iceoryx as a user runs it: the round trips beside iceoryx
+# are measured and printed, and RouDi, started and stopped by the run, leaves nothing behind.
+# Exit 77 (ctest: skipped) where it cannot run here: another RouDi is up, or /dev/shm is too
+# small for RouDi's segments.
+set -uo pipefail
+bench="$1"
+if [ -e /dev/shm/iceoryx_mgmt ]; then
+  echo "skipped: a RouDi already runs on this machine (/dev/shm/iceoryx_mgmt exists)"
+  exit 77
+fi
+free_kb=$(df -k --output=avail /dev/shm | tail -1)
+if [ "$free_kb" -lt 150000 ]; then
+  echo "skipped: /dev/shm has ${free_kb} KB free; RouDi's segments take about 110 MB"
+  exit 77
+fi
+out=$("$bench" --quick --iceoryx 2>&1)
+rc=$?
+echo "$out"
+[ $rc -eq 0 ] || { echo "FAIL: the benchmark exited with $rc"; exit 1; }
+for want in "iceoryx-loan" "target 64 B p50 >= 8x below iceoryx's" \
+            "target loan no slower than iceoryx's loan"; do
+  grep -qF "$want" <<<"$out" || { echo "FAIL: no '$want' in the output"; exit 1; }
+done
+# Every size has an iceoryx figure: a p50 cell and a loan/iceoryx ratio on each size's row.
+rows=$(grep -cE '^ +(64|512|4096|65536|1048576|4194304) .*[0-9.]+x +[0-9]+ / .*[0-9.]+x$' <<<"$out")
+[ "$rows" -eq 6 ] || { echo "FAIL: $rows of 6 sizes have an iceoryx figure"; exit 1; }
+left=$(ls /dev/shm/iceoryx_mgmt /tmp/roudi.lock /tmp/bloccs-bench-iceoryx-* 2>/dev/null)
+[ -z "$left" ] || { echo "FAIL: RouDi left behind: $left"; exit 1; }
+echo "ok: iceoryx measured at every size, nothing left behind"
