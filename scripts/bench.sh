@@ -4,7 +4,7 @@
 # micro-benchmarks, and leaves everything in bench-results/:
 #   results.json  every figure (docs/BENCHMARKS.md describes its shape)
 #   results.md    every figure beside the floor and the best peer, and the targets
-#   rtt.png, throughput.png, backpressure.png
+#   rtt.png, throughput.png, backpressure.png, rtt-by-size.png (log-log, 64 B to 4 MiB)
 #   data-path.txt loans, copies and their floors from 64 B to 4 MiB beside iceoryx (its RouDi
 #                 started and stopped by the run); batched streaming
 #   micro-*.json  Google Benchmark's output for push/pop, the port API and the registry
@@ -20,7 +20,8 @@ mkdir -p "$out"
 ./build-bench/benchmarks/suite/bloccs-bench --out "$out" "$@"
 echo
 echo "=== the data path: loans, copies, batches (bloccs-bench-data-path) ==="
-./build-bench/benchmarks/suite/bloccs-bench-data-path --iceoryx | tee "$out/data-path.txt"
+./build-bench/benchmarks/suite/bloccs-bench-data-path --iceoryx --plot "$out" | tee "$out/data-path.txt"
+(cd "$out" && gnuplot rtt-by-size.gp)
 echo
 echo "=== in-process micro-benchmarks (Google Benchmark) ==="
 for micro in push-pop port-push registry; do

@@ -20,13 +20,19 @@
 //                   loan written in place and published, the subscriber reads it in place and
 //                   answers with a loaned 8-byte chunk (iceoryx_peer.hpp)
 //
-//   bloccs-bench-data-path [--quick] [--iceoryx]   (in $BLOCCS_NAMESPACE if set, else bench-dp-<pid>)
+//   with --plot DIR, the round trips' p50 against size, log-log, as DIR/rtt-by-size.dat and a
+//   gnuplot script DIR/rtt-by-size.gp that draws DIR/rtt-by-size.png (scripts/bench.sh runs it).
+//
+//   bloccs-bench-data-path [--quick] [--iceoryx] [--plot DIR]
+//                                        (in $BLOCCS_NAMESPACE if set, else bench-dp-<pid>)
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -322,6 +328,43 @@ double bloccs_stream(const std::string& ns, std::size_t size, Push how, double s
   return rate;
 }
 
+// The round trips' p50 by size as a data file and a gnuplot script for a log-log plot.
+bool write_plot(const std::string& dir, const std::vector<std::array<double, 5>>& rows,
+                bool with_iceoryx) {
+  std::FILE* dat = std::fopen((dir + "/rtt-by-size.dat").c_str(), "w");
+  std::FILE* gp = std::fopen((dir + "/rtt-by-size.gp").c_str(), "w");
+  if (!dat || !gp) {
+    std::fprintf(stderr, "bloccs-bench-data-path: cannot write the plot in %s: %s\n", dir.c_str(),
+                 std::strerror(errno));
+    if (dat) std::fclose(dat);
+    if (gp) std::fclose(gp);
+    return false;
+  }
+  std::fprintf(dat, "# bytes floor-touch bloccs-loan bloccs-copy iceoryx-loan (p50, ns)\n");
+  for (const auto& r : rows)
+    std::fprintf(dat, "%.0f %.0f %.0f %.0f %s\n", r[0], r[1], r[2], r[3],
+                 with_iceoryx ? std::to_string(static_cast<long>(r[4])).c_str() : "NaN");
+  std::fprintf(gp,
+               "# gnuplot rtt-by-size.gp, in this directory: draws rtt-by-size.png\n"
+               "set terminal pngcairo noenhanced size 1000,600 font \"Sans,10\"\n"
+               "set output \"rtt-by-size.png\"\n"
+               "set title \"Round trip p50 by message size (write it, read every byte, answer 8 "
+               "bytes)\"\n"
+               "set logscale xy\nset grid\nset key top left\n"
+               "set xlabel \"message bytes\"\nset ylabel \"round trip p50 (ns)\"\n"
+               "set xtics (\"64\" 64, \"512\" 512, \"4K\" 4096, \"64K\" 65536, \"1M\" "
+               "1048576, \"4M\" 4194304)\n"
+               "plot \"rtt-by-size.dat\" using 1:2 with linespoints dt 2 lw 2 title "
+               "\"floor-touch\", \\\n"
+               "     \"\" using 1:3 with linespoints lw 2 title \"bloccs-loan\", \\\n"
+               "     \"\" using 1:4 with linespoints lw 2 title \"bloccs-copy\"%s\n",
+               with_iceoryx ? ", \\\n     \"\" using 1:5 with linespoints lw 2 title \"iceoryx-loan\""
+                            : "");
+  std::fclose(dat);
+  std::fclose(gp);
+  return true;
+}
+
 const char* verdict(bool ok) {
   return ok ? "PASS" : "MISS";
 }
@@ -330,18 +373,24 @@ const char* verdict(bool ok) {
 
 int main(int argc, char** argv) {
   bool quick = false, with_iceoryx = false;
+  std::string plot_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") {
       quick = true;
     } else if (arg == "--iceoryx") {
       with_iceoryx = true;
+    } else if (arg == "--plot" && i + 1 < argc) {
+      plot_dir = argv[++i];
     } else {
-      std::fprintf(stderr, "bloccs-bench-data-path: unknown option '%s'; use [--quick] [--iceoryx]\n",
+      std::fprintf(stderr,
+                   "bloccs-bench-data-path: unknown option '%s'; use [--quick] [--iceoryx] "
+                   "[--plot DIR]\n",
                    argv[i]);
       return 2;
     }
   }
+  std::vector<std::array<double, 5>> by_size;  // size, then the p50 of touch, loan, copy, iceoryx
   // iceoryx's daemon for the run, with its config in a directory of its own (removed after).
   char iox_dir[] = "/tmp/bloccs-bench-iceoryx-XXXXXX";
   std::optional<bloccs::bench::RouDi> roudi;
@@ -385,6 +434,8 @@ int main(int argc, char** argv) {
       }
       if (auto p = percentiles(samples); p.p50 < iox.p50) iox = p;
     }
+    by_size.push_back({static_cast<double>(size), touch.p50, loan.p50, copy.p50,
+                       with_iceoryx ? iox.p50 : 0.0});
     const Percentiles mc = floor_memcpy(size, n);
     auto cell = [](const Percentiles& p) {
       char b[64];
@@ -447,6 +498,7 @@ int main(int argc, char** argv) {
         one / mc, loaned / mc);
   }
   std::printf("\n1-4 MiB loan targets: %s\n", all_met ? "all met" : "not all met");
+  if (!plot_dir.empty() && !write_plot(plot_dir, by_size, with_iceoryx)) return 1;
   if (roudi) {
     roudi.reset();  // stops it: its shared memory goes with it
     std::filesystem::remove_all(iox_dir);
