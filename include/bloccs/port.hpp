@@ -4,6 +4,8 @@
 //   owner:   auto port = bloccs::Port::start({"net", "node", "in"}, {.buffer = 1024});
 //            port->receive_batch([](const bloccs::MessageView& m) { ... }, 64);
 //   pusher:  bloccs::push({"net", "node", "in"}, payload, meta);      // ok / no_producer / timeout
+//            auto out = bloccs::Sender::open({"net", "node", "in"});  // a stream into one port
+//            out->push(payload, meta);
 //            bloccs::push_after({"net", "node", "in"}, payload, meta, 250ms);
 //
 // The contract (SPEC.md, "The port"):
@@ -26,6 +28,8 @@
 //                Loan::commit, parking and failing as push; an aborted or dropped loan is never
 //                received. receive_batch hands every message out in place (records never wrap).
 //   push_batch   many messages in order, as many as fit at once, parking for the rest; none split.
+//   Sender       a pusher bound to one key: resolved once, each push checks only the owner's line
+//                (alive, not stopping) and goes into the ring; it looks again once the owner goes.
 //
 // At stop: messages still queued, and push_after messages not yet due, are discarded with the
 // port's segments (stop the pushers first to lose nothing). Pushers parked at that moment wake
