@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bloccs-bench-data-path --quick --iceoryx as a user runs it: the round trips beside iceoryx
-# are measured and printed, and RouDi, started and stopped by the run, leaves nothing behind.
+# bloccs-bench-data-path --quick --iceoryx as a user runs it: the round trips and streams beside
+# iceoryx are measured and printed, and RouDi, started and stopped by the run, leaves nothing behind.
 # Exit 77 (ctest: skipped) where it cannot run here: another RouDi is up, or /dev/shm is too
 # small for RouDi's segments.
 set -uo pipefail
@@ -25,6 +25,9 @@ done
 # Every size has an iceoryx figure: a p50 cell and a loan/iceoryx ratio on each size's row.
 rows=$(grep -cE '^ +(64|512|4096|65536|1048576|4194304) .*[0-9.]+x +[0-9]+ / .*[0-9.]+x$' <<<"$out")
 [ "$rows" -eq 6 ] || { echo "FAIL: $rows of 6 sizes have an iceoryx figure"; exit 1; }
+# And its streams: 64 B and each large size.
+streams=$(grep -cE 'iceoryx-loan [0-9.]+ \((bloccs-spsc|loan) [0-9.]+x' <<<"$out")
+[ "$streams" -eq 4 ] || { echo "FAIL: $streams of 4 streams have an iceoryx figure"; exit 1; }
 left=$(ls /dev/shm/iceoryx_mgmt /tmp/roudi.lock /tmp/bloccs-bench-iceoryx-* 2>/dev/null)
 [ -z "$left" ] || { echo "FAIL: RouDi left behind: $left"; exit 1; }
 echo "ok: iceoryx measured at every size, nothing left behind"

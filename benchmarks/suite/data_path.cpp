@@ -15,10 +15,11 @@
 //     bloccs-spsc       Sender::push, one message at a time; receive_batch in place
 //     bloccs-spsc-batch push_batch of 64
 //
-//   with --iceoryx, beside the round trips:
+//   with --iceoryx, beside the round trips and the streams:
 //     iceoryx-loan  iceoryx 2.0 (its RouDi daemon started for the run): an untyped publisher's
 //                   loan written in place and published, the subscriber reads it in place and
-//                   answers with a loaned 8-byte chunk (iceoryx_peer.hpp)
+//                   answers with a loaned 8-byte chunk; streaming, a publisher loaning as fast
+//                   as it can and a subscriber reading each in place (iceoryx_peer.hpp)
 //
 //   with --plot DIR, the round trips' p50 against size, log-log, as DIR/rtt-by-size.dat and a
 //   gnuplot script DIR/rtt-by-size.gp that draws DIR/rtt-by-size.png (scripts/bench.sh runs it).
@@ -465,17 +466,32 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = quick ? 0.1 : 0.5;
-  double fs1 = 0, fs64 = 0, b1 = 0, b64 = 0;
+  double fs1 = 0, fs64 = 0, b1 = 0, b64 = 0, ix64 = 0;
+  // iceoryx's streaming rate at `size`, or exits on an error (only with --iceoryx).
+  auto iceoryx_rate = [&](std::size_t size) {
+    std::string error;
+    const double rate = bloccs::bench::iceoryx_stream(size, secs, iox_index++, error);
+    if (rate == 0) {
+      std::fprintf(stderr, "bloccs-bench-data-path: %s\n", error.c_str());
+      std::exit(1);
+    }
+    return rate;
+  };
   for (unsigned r = 0; r < rounds; ++r) {
     fs1 = std::max(fs1, floor_stream(1, secs));
     fs64 = std::max(fs64, floor_stream(64, secs));
     b1 = std::max(b1, bloccs_stream(ns, 64, Push::one, secs));
     b64 = std::max(b64, bloccs_stream(ns, 64, Push::batch, secs));
+    if (with_iceoryx) ix64 = std::max(ix64, iceoryx_rate(64));
   }
   std::printf("\nstreaming 64 B (M msgs/s, the best of %u alternating rounds)\n", rounds);
   std::printf(
-      "  floor-stream %.1f   floor-stream-64 %.1f   bloccs-spsc %.1f   bloccs-spsc-batch %.1f\n",
+      "  floor-stream %.1f   floor-stream-64 %.1f   bloccs-spsc %.1f   bloccs-spsc-batch %.1f",
       fs1 / 1e6, fs64 / 1e6, b1 / 1e6, b64 / 1e6);
+  if (with_iceoryx)
+    std::printf("   iceoryx-loan %.1f (bloccs-spsc %.2fx, batch %.2fx)", ix64 / 1e6, b1 / ix64,
+                b64 / ix64);
+  std::printf("\n");
   std::printf("  target bloccs-spsc >= 0.6x floor-stream: %s (%.2fx)\n", verdict(b1 >= 0.6 * fs1),
               b1 / fs1);
   std::printf("  target bloccs-spsc-batch >= 0.3x floor-stream-64: %s (%.2fx)\n",
@@ -485,17 +501,21 @@ int main(int argc, char** argv) {
   std::printf("\nstreaming large messages (GB/s at a consumer reading every byte, best of %u)\n",
               rounds);
   for (std::size_t size : {4096u, 65536u, 1u << 20}) {
-    double one = 0, loaned = 0;
+    double one = 0, loaned = 0, ix = 0;
     for (unsigned r = 0; r < rounds; ++r) {
       one = std::max(one, bloccs_stream(ns, size, Push::one, secs) * size);
       loaned = std::max(loaned, bloccs_stream(ns, size, Push::loan, secs) * size);
+      if (with_iceoryx) ix = std::max(ix, iceoryx_rate(size) * size);
     }
     const double mc = size / (floor_memcpy(size, 2000).p50 * 1e-9);
     std::printf(
         "  %8zu B  push %.2f  loan %.2f  floor-memcpy %.2f   target >= 0.7x memcpy: %s "
-        "(push %.2fx, loan %.2fx)\n",
+        "(push %.2fx, loan %.2fx)",
         size, one / 1e9, loaned / 1e9, mc / 1e9, verdict(std::max(one, loaned) >= 0.7 * mc),
         one / mc, loaned / mc);
+    if (with_iceoryx)
+      std::printf("   iceoryx-loan %.2f (loan %.2fx)", ix / 1e9, loaned / ix);
+    std::printf("\n");
   }
   std::printf("\n1-4 MiB loan targets: %s\n", all_met ? "all met" : "not all met");
   if (!plot_dir.empty() && !write_plot(plot_dir, by_size, with_iceoryx)) return 1;

@@ -7,11 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <sstream>
 #include <thread>
 
@@ -26,7 +28,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // RouDi's memory: a pool per size class, each chunk the payload plus room for iceoryx's chunk
-// header. Enough for one message in flight each way and a few more.
+// header. Enough for a subscriber's queue of streamed messages in flight (kStreamQueue, fewer
+// for the large ones) and the round trips' one each way.
 constexpr const char* kRouDiConfig = R"([general]
 version = 1
 
@@ -34,19 +37,19 @@ version = 1
 
 [[segment.mempool]]
 size = 128
-count = 64
+count = 1024
 
 [[segment.mempool]]
 size = 1024
-count = 64
+count = 256
 
 [[segment.mempool]]
 size = 8192
-count = 64
+count = 256
 
 [[segment.mempool]]
 size = 69632
-count = 16
+count = 64
 
 [[segment.mempool]]
 size = 1052672
@@ -99,9 +102,9 @@ iox::popo::PublisherOptions publisher_options() {
   o.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;  // lose nothing
   return o;
 }
-iox::popo::SubscriberOptions subscriber_options() {
+iox::popo::SubscriberOptions subscriber_options(std::uint64_t queue = 4) {
   iox::popo::SubscriberOptions o;
-  o.queueCapacity = 4;
+  o.queueCapacity = queue;
   o.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
   return o;
 }
@@ -170,6 +173,78 @@ int ping(std::size_t size, std::size_t n, std::size_t warm, unsigned index, doub
 // The child leaves with exit(), not _exit(): the runtime's destructor unregisters it from
 // RouDi, which otherwise waits for it when it stops (and, killed meanwhile, leaves its shared
 // memory behind).
+// ---- streaming: a publisher loans and publishes as fast as it can, the subscriber takes
+// every chunk, reads every byte in place and releases it.
+
+struct StreamBoard {
+  std::atomic<int> ready{0};  // each side adds 1 once connected
+  std::atomic<int> go{0}, stop{0}, producer_done{0};
+  std::atomic<std::uint64_t> taken{0};
+  std::atomic<std::int64_t> elapsed_ns{0};
+};
+
+// A queue deep enough to stream small messages, within what the pools hold of large ones.
+std::uint64_t stream_queue(std::size_t size) {
+  return size <= 8000 ? 128 : size <= 65536 ? 32 : 4;
+}
+
+int stream_consumer(std::size_t size, unsigned index, StreamBoard* b) {
+  pin(0);
+  init_runtime("sink", index);
+  iox::popo::UntypedSubscriber sub(service("stream", index), subscriber_options(stream_queue(size)));
+  const auto end = Clock::now() + std::chrono::seconds(10);
+  while (sub.getSubscriptionState() != iox::SubscribeState::SUBSCRIBED) {
+    if (Clock::now() > end) return 3;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  b->ready.fetch_add(1);
+  while (b->go.load() == 0) __builtin_ia32_pause();
+  const auto t0 = Clock::now();
+  std::uint64_t n = 0;
+  while (b->stop.load(std::memory_order_relaxed) == 0) {
+    auto got = sub.take();
+    if (got.has_error()) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    g_sink.fetch_xor(read_all(got.value(), size), std::memory_order_relaxed);  // in place
+    sub.release(got.value());
+    ++n;
+  }
+  b->elapsed_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+  b->taken.store(n);
+  // Drained until the producer is gone: it may wait on our full queue.
+  while (b->producer_done.load() == 0) {
+    auto got = sub.take();
+    if (!got.has_error()) sub.release(got.value());
+  }
+  return 0;
+}
+
+int stream_producer(std::size_t size, unsigned index, StreamBoard* b) {
+  pin(1);
+  init_runtime("source", index);
+  iox::popo::UntypedPublisher pub(service("stream", index), publisher_options());
+  const auto end = Clock::now() + std::chrono::seconds(10);
+  while (!pub.hasSubscribers()) {
+    if (Clock::now() > end) return 3;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  b->ready.fetch_add(1);
+  while (b->go.load() == 0) __builtin_ia32_pause();
+  while (b->stop.load(std::memory_order_relaxed) == 0) {
+    auto chunk = pub.loan(static_cast<std::uint32_t>(size));
+    if (chunk.has_error()) {  // every chunk of the pool in flight: wait for one back
+      __builtin_ia32_pause();
+      continue;
+    }
+    std::memset(chunk.value(), 1, size);  // written once, in place
+    pub.publish(chunk.value());
+  }
+  b->producer_done.store(1);
+  return 0;
+}
+
 pid_t fork_running(int (*body)(void*), void* arg) {
   const pid_t pid = fork();
   if (pid == 0) {
@@ -276,6 +351,54 @@ std::vector<double> iceoryx_round_trips(std::size_t size, std::size_t n, unsigne
             std::to_string(echo_code) + "; 3: never connected, 4/5: a loan or take failed)";
   munmap(area, n * sizeof(double));
   return samples;
+}
+
+double iceoryx_stream(std::size_t size, double seconds, unsigned index, std::string& error) {
+  void* area = mmap(nullptr, sizeof(StreamBoard), PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (area == MAP_FAILED) {
+    error = std::string("iceoryx: mmap: ") + std::strerror(errno);
+    return 0;
+  }
+  auto* board = new (area) StreamBoard;
+  struct Job {
+    std::size_t size;
+    unsigned index;
+    StreamBoard* board;
+  } job{size, index, board};
+  std::fflush(nullptr);  // the children leave with exit(): they must not print our buffers again
+  const pid_t c = fork_running(
+      [](void* j) {
+        auto* p = static_cast<Job*>(j);
+        return stream_consumer(p->size, p->index, p->board);
+      },
+      &job);
+  const pid_t p = fork_running(
+      [](void* j) {
+        auto* q = static_cast<Job*>(j);
+        return stream_producer(q->size, q->index, q->board);
+      },
+      &job);
+  const auto end = Clock::now() + std::chrono::seconds(15);
+  while (board->ready.load() < 2 && Clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const bool connected = board->ready.load() == 2;
+  board->go.store(1);
+  if (connected) std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  board->stop.store(1);
+  if (!connected) board->producer_done.store(1);  // a side that never connected ends the other
+  const int pc = exit_code(p);
+  board->producer_done.store(1);
+  const int cc = exit_code(c);
+  double rate = 0;
+  if (connected && pc == 0 && cc == 0 && board->elapsed_ns.load() > 0)
+    rate = double(board->taken.load()) / (double(board->elapsed_ns.load()) * 1e-9);
+  else
+    error = "iceoryx: streaming " + std::to_string(size) + "-byte messages failed (producer exit " +
+            std::to_string(pc) + ", consumer exit " + std::to_string(cc) +
+            (connected ? ")" : "; they never connected)");
+  munmap(area, sizeof(StreamBoard));
+  return rate;
 }
 
 }  // namespace bloccs::bench

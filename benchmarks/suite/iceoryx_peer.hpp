@@ -34,4 +34,10 @@ class RouDi {
 std::vector<double> iceoryx_round_trips(std::size_t size, std::size_t n, unsigned index,
                                         std::string& error);
 
+// Streaming for about `seconds`: one process (CPU 1) loans `size`-byte chunks, writes every
+// byte and publishes, as fast as it can (waiting, never dropping, when the subscriber's queue is
+// full); the other (CPU 0) takes each, reads every byte in place and releases it. Messages per
+// second at the subscriber, or 0 with `error` set.
+double iceoryx_stream(std::size_t size, double seconds, unsigned index, std::string& error);
+
 }  // namespace bloccs::bench
