@@ -78,7 +78,8 @@ RingPusher::RingPusher(shm::Segment segment, const RingConfig& config, AttachedS
     : segment_(std::move(segment)),
       cfg_(config),
       slot_(std::move(slot)),
-      fork_generation_(shm::fork_generation()) {
+      fork_generation_(shm::fork_generation()),
+      spsc_(config.kind == static_cast<std::uint32_t>(RingKind::spsc)) {
   RingControl* c = control();
   // acquire: the consumer's head as last published, and the tail as a predecessor left it
   // (open() then steps an SPSC tail over a record published without its tail store).
@@ -91,6 +92,7 @@ RingPusher::RingPusher(RingPusher&& other) noexcept
       cfg_(other.cfg_),
       slot_(std::move(other.slot_)),
       fork_generation_(other.fork_generation_),
+      spsc_(other.spsc_),
       cached_head_(other.cached_head_),
       spsc_tail_(other.spsc_tail_),
       spin_(other.spin_) {}
@@ -152,19 +154,24 @@ Status RingPusher::check_push(std::size_t len) const {
   return {};
 }
 
-Status RingPusher::push(std::span<const std::byte> head, std::span<const std::byte> body,
-                        Patience patience) {
+Status RingPusher::push_spsc(std::span<const std::byte> head, std::span<const std::byte> body,
+                             const Patience& patience) {
   const std::size_t len = head.size() + body.size();
   if (!may_push(len)) [[unlikely]]
     return check_push(len);
   RingClaim claim;
-  // One branch on the kind per push; each kind's claim and commit inline into it.
-  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc)) {
-    if (Status st = claim_spsc(static_cast<std::uint32_t>(len), patience, claim); !st) [[unlikely]]
-      return st;
-    write_payload(claim.rec, head, body);
-    return checked(commit_spsc(claim, claim.len));
-  }
+  if (Status st = claim_spsc(static_cast<std::uint32_t>(len), patience, claim); !st) [[unlikely]]
+    return st;
+  write_payload(claim.rec, head, body);
+  return checked(commit_spsc(claim, claim.len));
+}
+
+Status RingPusher::push_mpsc(std::span<const std::byte> head, std::span<const std::byte> body,
+                             const Patience& patience) {
+  const std::size_t len = head.size() + body.size();
+  if (!may_push(len)) [[unlikely]]
+    return check_push(len);
+  RingClaim claim;
   if (Status st = claim_mpsc(static_cast<std::uint32_t>(len), patience, claim); !st) [[unlikely]]
     return st;
   write_payload(claim.rec, head, body);
