@@ -27,6 +27,7 @@
 //   bloccs-bench-data-path [--quick] [--iceoryx] [--plot DIR]
 //                                        (in $BLOCCS_NAMESPACE if set, else bench-dp-<pid>)
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@
 #include <vector>
 
 #include "benchmarks/suite/iceoryx_peer.hpp"
+#include "benchmarks/suite/transport.hpp"
 #include "bloccs/port.hpp"
 
 namespace {
@@ -329,8 +331,64 @@ double bloccs_stream(const std::string& ns, std::size_t size, Push how, double s
   return rate;
 }
 
+// ---- zmq-ipc round trips, through the suite's transport (zeromq.cpp) -----------------------
+
+// The parent sends `size` bytes on one channel; a child pinned to CPU 1 receives them (zmq_recv
+// copies them out), reads every byte and answers 8 bytes on another. p50.. of `n` after a
+// warm-up; p50 0 if anything failed (a message on stderr says what).
+Percentiles zmq_round_trip(const std::string& ns, std::size_t size, std::size_t n, unsigned index) {
+  const bloccs::bench::Transport* t = bloccs::bench::find_transport("zmq-ipc");
+  const std::string name = "dp-" + std::to_string(index);
+  auto ping = t->make_channel({name + "-a", ns, size, 4, 1});
+  auto pong = t->make_channel({name + "-b", ns, 8, 4, 1});
+  if (!ping || !pong) return {0, 0, 0, 0};
+  const std::size_t warm = std::min<std::size_t>(n / 2, 64);
+  std::fflush(nullptr);
+  const pid_t kid = fork();
+  if (kid == 0) {
+    pin(1);
+    auto rx = (*ping)->open_receiver();
+    auto tx = (*pong)->open_sender();
+    if (!rx || !tx) _exit(2);
+    std::vector<std::byte> in(size), answer(8);
+    for (std::size_t i = 0; i < n + warm; ++i) {
+      if (!(*rx)->receive(in)) _exit(3);
+      g_sink.fetch_xor(read_all(in.data(), size), std::memory_order_relaxed);
+      if (!(*tx)->send(answer)) _exit(4);
+    }
+    _exit((*tx)->finish() ? 0 : 5);
+  }
+  pin(0);
+  auto rx = (*pong)->open_receiver();
+  auto tx = (*ping)->open_sender();
+  if (!rx || !tx) {
+    kill(kid, SIGKILL);
+    waitpid(kid, nullptr, 0);
+    return {0, 0, 0, 0};
+  }
+  std::vector<std::byte> out(size), back(8);
+  std::vector<double> samples;
+  samples.reserve(n);
+  for (std::size_t i = 0; i < n + warm; ++i) {
+    const auto t0 = Clock::now();
+    std::memset(out.data(), static_cast<int>(i), size);  // written into the sender's buffer
+    if (!(*tx)->send(out) || !(*rx)->receive(back)) {
+      std::fprintf(stderr, "bloccs-bench-data-path: zmq-ipc round trip %zu failed\n", i);
+      kill(kid, SIGKILL);
+      waitpid(kid, nullptr, 0);
+      return {0, 0, 0, 0};
+    }
+    if (i >= warm)
+      samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+  }
+  int status = 0;
+  waitpid(kid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {0, 0, 0, 0};
+  return percentiles(samples);
+}
+
 // The round trips' p50 by size as a data file and a gnuplot script for a log-log plot.
-bool write_plot(const std::string& dir, const std::vector<std::array<double, 5>>& rows,
+bool write_plot(const std::string& dir, const std::vector<std::array<double, 6>>& rows,
                 bool with_iceoryx) {
   std::FILE* dat = std::fopen((dir + "/rtt-by-size.dat").c_str(), "w");
   std::FILE* gp = std::fopen((dir + "/rtt-by-size.gp").c_str(), "w");
@@ -341,10 +399,10 @@ bool write_plot(const std::string& dir, const std::vector<std::array<double, 5>>
     if (gp) std::fclose(gp);
     return false;
   }
-  std::fprintf(dat, "# bytes floor-touch bloccs-loan bloccs-copy iceoryx-loan (p50, ns)\n");
+  std::fprintf(dat, "# bytes floor-touch bloccs-loan bloccs-copy iceoryx-loan zmq-ipc (p50, ns)\n");
   for (const auto& r : rows)
-    std::fprintf(dat, "%.0f %.0f %.0f %.0f %s\n", r[0], r[1], r[2], r[3],
-                 with_iceoryx ? std::to_string(static_cast<long>(r[4])).c_str() : "NaN");
+    std::fprintf(dat, "%.0f %.0f %.0f %.0f %s %.0f\n", r[0], r[1], r[2], r[3],
+                 with_iceoryx ? std::to_string(static_cast<long>(r[4])).c_str() : "NaN", r[5]);
   std::fprintf(gp,
                "# gnuplot rtt-by-size.gp, in this directory: draws rtt-by-size.png\n"
                "set terminal pngcairo noenhanced size 1000,600 font \"Sans,10\"\n"
@@ -358,7 +416,8 @@ bool write_plot(const std::string& dir, const std::vector<std::array<double, 5>>
                "plot \"rtt-by-size.dat\" using 1:2 with linespoints dt 2 lw 2 title "
                "\"floor-touch\", \\\n"
                "     \"\" using 1:3 with linespoints lw 2 title \"bloccs-loan\", \\\n"
-               "     \"\" using 1:4 with linespoints lw 2 title \"bloccs-copy\"%s\n",
+               "     \"\" using 1:4 with linespoints lw 2 title \"bloccs-copy\", \\\n"
+               "     \"\" using 1:6 with linespoints lw 2 title \"zmq-ipc\"%s\n",
                with_iceoryx ? ", \\\n     \"\" using 1:5 with linespoints lw 2 title \"iceoryx-loan\""
                             : "");
   std::fclose(dat);
@@ -391,7 +450,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::vector<std::array<double, 5>> by_size;  // size, then the p50 of touch, loan, copy, iceoryx
+  // size, then the p50 of touch, loan, copy, iceoryx, zmq-ipc
+  std::vector<std::array<double, 6>> by_size;
   // iceoryx's daemon for the run, with its config in a directory of its own (removed after).
   char iox_dir[] = "/tmp/bloccs-bench-iceoryx-XXXXXX";
   std::optional<bloccs::bench::RouDi> roudi;
@@ -408,7 +468,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  unsigned iox_index = 0;
+  unsigned iox_index = 0, zmq_index = 0;
+  std::vector<std::pair<std::size_t, Percentiles>> zmq_rows;
   const char* env_ns = std::getenv("BLOCCS_NAMESPACE");  // the test suite names one
   const std::string ns = env_ns && *env_ns ? env_ns : "bench-dp-" + std::to_string(getpid());
   const unsigned rounds = quick ? 1 : 3;
@@ -417,15 +478,23 @@ int main(int argc, char** argv) {
   std::printf("%8s  %-32s %-32s %-32s %12s  %s%s\n", "size", "floor-touch", "bloccs-loan",
               "bloccs-copy", "floor-memcpy", "loan/touch  loan/copy",
               with_iceoryx ? "  iceoryx-loan (p50 / p99 / p99.9 / max)     loan/iceoryx" : "");
+  // (zmq-ipc's round trips are printed below the table, and drawn in the plot)
   bool all_met = true;
   for (std::size_t size : {64u, 512u, 4096u, 65536u, 1u << 20, 4u << 20}) {
     const std::size_t n = iterations_for(size, quick);
     Percentiles touch{1e18, 0, 0, 0}, loan{1e18, 0, 0, 0}, copy{1e18, 0, 0, 0},
-        iox{1e18, 0, 0, 0};
+        iox{1e18, 0, 0, 0}, zmq{1e18, 0, 0, 0};
     for (unsigned r = 0; r < rounds; ++r) {  // alternate within a round: the VM's placement moves
       if (auto p = floor_touch(size, n); p.p50 < touch.p50) touch = p;
       if (auto p = bloccs_round_trip(ns, size, n, true); p.p50 < loan.p50) loan = p;
       if (auto p = bloccs_round_trip(ns, size, n, false); p.p50 < copy.p50) copy = p;
+      const auto z = zmq_round_trip(ns, size, std::min<std::size_t>(n, 2000), zmq_index++);
+      if (z.p50 == 0) {
+        std::fprintf(stderr, "bloccs-bench-data-path: the zmq-ipc round trips of %zu bytes failed\n",
+                     size);
+        return 1;
+      }
+      if (z.p50 < zmq.p50) zmq = z;
       if (!with_iceoryx) continue;
       std::string error;
       auto samples = bloccs::bench::iceoryx_round_trips(size, n, iox_index++, error);
@@ -436,7 +505,8 @@ int main(int argc, char** argv) {
       if (auto p = percentiles(samples); p.p50 < iox.p50) iox = p;
     }
     by_size.push_back({static_cast<double>(size), touch.p50, loan.p50, copy.p50,
-                       with_iceoryx ? iox.p50 : 0.0});
+                       with_iceoryx ? iox.p50 : 0.0, zmq.p50});
+    zmq_rows.emplace_back(size, zmq);
     const Percentiles mc = floor_memcpy(size, n);
     auto cell = [](const Percentiles& p) {
       char b[64];
@@ -464,6 +534,18 @@ int main(int argc, char** argv) {
           "          target loan <= 1.2x floor-touch: %s (%.2fx); loan <= 0.5x copy: %s (%.2fx)\n",
           verdict(near_floor), loan.p50 / touch.p50, verdict(half_copy), loan.p50 / copy.p50);
     }
+  }
+  std::printf("\nzmq-ipc round trips (ns; p50 / p99 / p99.9 / max; the same rounds; its copies "
+              "in and out are zmq's own)\n");
+  for (std::size_t i = 0; i < zmq_rows.size(); ++i) {
+    const Percentiles& z = zmq_rows[i].second;
+    std::printf("%8zu  %-40s bloccs-copy/zmq %.3fx  bloccs-loan/zmq %.3fx\n", zmq_rows[i].first,
+                (std::to_string(static_cast<long>(z.p50)) + " / " +
+                 std::to_string(static_cast<long>(z.p99)) + " / " +
+                 std::to_string(static_cast<long>(z.p999)) + " / " +
+                 std::to_string(static_cast<long>(z.max)))
+                    .c_str(),
+                by_size[i][3] / z.p50, by_size[i][2] / z.p50);
   }
   const double secs = quick ? 0.1 : 0.5;
   double fs1 = 0, fs64 = 0, b1 = 0, b64 = 0, ix64 = 0;
