@@ -53,8 +53,8 @@ Result<OrphanRing> OrphanRing::open(std::string_view ns, std::string_view name,
   // acquire: the head the dead consumer published last, after its zeroing of what it consumed.
   const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
   if (head.pos % 8 != 0)  // every record starts 8-aligned
-    return Error{Errc::segment_invalid, "ring /dev/shm/" + seg->name() +
-                                            " is damaged: its head " + std::to_string(head.pos) +
+    return Error{Errc::segment_invalid, "ring /dev/shm/" + seg->name() + " is damaged: its head " +
+                                            std::to_string(head.pos) +
                                             " is not 8-byte aligned; remove it (shmctl rm)"};
   return OrphanRing(std::move(seg).value(), cfg, head);
 }
@@ -173,10 +173,11 @@ OrphanRing::Step OrphanRing::next(std::span<const std::byte>& payload, Deadline 
         // The first non-zero word after zeros is a header (ring_layout.hpp, consumed).
         const bool consumed = header_type(x) == kTypeConsumed && !(x & kHeaderReservedBits) &&
                               header_length(x) <= cfg.max_payload;
-        const bool header = consumed || (header_committed(x) ? committed_header_valid(
-                                                                   x, w & mask, cfg.capacity,
-                                                                   cfg.max_payload, cfg.slot_count)
-                                                             : open_header_valid(x, cfg.max_payload, cfg.slot_count));
+        const bool header =
+            consumed ||
+            (header_committed(x) ? committed_header_valid(x, w & mask, cfg.capacity,
+                                                          cfg.max_payload, cfg.slot_count)
+                                 : open_header_valid(x, cfg.max_payload, cfg.slot_count));
         if (!header || record_size(header_length(x)) > pos_distance(tail.pos, w))
           return corrupt("byte " + std::to_string(w) + " holds a word that is not a header " +
                          "where only zeros and headers can be");

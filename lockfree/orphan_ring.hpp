@@ -27,8 +27,8 @@ struct OrphanRead {
   // Claims left unread: a live pusher's claim still open at `give_up` and every one after it, or
   // everything after a damaged record (from the cursors; see read on the error).
   std::uint64_t unread = 0;
-  bool sealed = false;  // read to the end of a sealed tail: a chain's successor link follows
-  Status status;        // ok, or why reading stopped early (a damaged record, a missing link)
+  bool sealed = false;    // read to the end of a sealed tail: a chain's successor link follows
+  Status status;          // ok, or why reading stopped early (a damaged record, a missing link)
   std::uint64_t end = 0;  // the byte position reading stopped at (the end of the records)
 };
 

@@ -14,6 +14,7 @@ if [ "$free_kb" -lt 150000 ]; then
   echo "skipped: /dev/shm has ${free_kb} KB free; RouDi's segments take about 110 MB"
   exit 77
 fi
+before=$(ls -d /tmp/bloccs-bench-iceoryx-* 2>/dev/null | sort)  # other runs' are not ours
 out=$("$bench" --quick --iceoryx 2>&1)
 rc=$?
 echo "$out"
@@ -28,6 +29,8 @@ rows=$(grep -cE '^ +(64|512|4096|65536|1048576|4194304) .*[0-9.]+x +[0-9]+ / .*[
 # And its streams: 64 B and each large size.
 streams=$(grep -cE 'iceoryx-loan [0-9.]+ \((bloccs-spsc|loan) [0-9.]+x' <<<"$out")
 [ "$streams" -eq 4 ] || { echo "FAIL: $streams of 4 streams have an iceoryx figure"; exit 1; }
-left=$(ls /dev/shm/iceoryx_mgmt /tmp/roudi.lock /tmp/bloccs-bench-iceoryx-* 2>/dev/null)
+after=$(ls -d /tmp/bloccs-bench-iceoryx-* 2>/dev/null | sort)
+left="$(ls /dev/shm/iceoryx_mgmt /tmp/roudi.lock 2>/dev/null) $(comm -13 <(echo "$before") <(echo "$after"))"
+left=$(echo $left)
 [ -z "$left" ] || { echo "FAIL: RouDi left behind: $left"; exit 1; }
 echo "ok: iceoryx measured at every size, nothing left behind"

@@ -88,8 +88,8 @@ TEST(Sender, StreamsFromSeveralProcessesArriveInOrderWithTheirMetaExactlyOnce) {
               failure = "sender " + std::to_string(id) + " message " + std::to_string(seq) +
                         " is '" + s.substr(0, 20) + "'";
             else if (m.meta.attempt() != attempt_of(seq))
-              failure = "the meta of sender " + std::to_string(id) + " message " +
-                        std::to_string(seq);
+              failure =
+                  "the meta of sender " + std::to_string(id) + " message " + std::to_string(seq);
             ++total;
           },
           256, in(30s));

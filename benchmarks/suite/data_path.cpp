@@ -40,7 +40,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -452,19 +451,13 @@ int main(int argc, char** argv) {
   }
   // size, then the p50 of touch, loan, copy, iceoryx, zmq-ipc
   std::vector<std::array<double, 6>> by_size;
-  // iceoryx's daemon for the run, with its config in a directory of its own (removed after).
-  char iox_dir[] = "/tmp/bloccs-bench-iceoryx-XXXXXX";
-  std::optional<bloccs::bench::RouDi> roudi;
+  // iceoryx's daemon for the run. Static: stopped, and its directory removed, on every way out
+  // of this process, std::exit included.
+  static std::optional<bloccs::bench::RouDi> roudi;
   if (with_iceoryx) {
-    if (!mkdtemp(iox_dir)) {
-      std::perror("bloccs-bench-data-path: mkdtemp");
-      return 1;
-    }
     roudi.emplace();
-    if (const std::string error = roudi->start(iox_dir); !error.empty()) {
+    if (const std::string error = roudi->start(); !error.empty()) {
       std::fprintf(stderr, "bloccs-bench-data-path: %s\n", error.c_str());
-      roudi.reset();
-      std::filesystem::remove_all(iox_dir);
       return 1;
     }
   }
@@ -601,9 +594,6 @@ int main(int argc, char** argv) {
   }
   std::printf("\n1-4 MiB loan targets: %s\n", all_met ? "all met" : "not all met");
   if (!plot_dir.empty() && !write_plot(plot_dir, by_size, with_iceoryx)) return 1;
-  if (roudi) {
-    roudi.reset();  // stops it: its shared memory goes with it
-    std::filesystem::remove_all(iox_dir);
-  }
+  roudi.reset();  // stops it: its shared memory goes with it
   return 0;  // whether the run worked, never whether a target was met: this machine is noisy
 }

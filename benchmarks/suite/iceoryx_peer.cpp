@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <sstream>
@@ -91,8 +92,8 @@ void init_runtime(const char* role, unsigned index) {
   // Warnings and errors only: its default prints every registration.
   iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn,
                                                            iox::log::LogLevelOutput::kHideLogLevel);
-  const std::string name = std::string("bloccs-bench-") + role + "-" + std::to_string(index) +
-                           "-" + std::to_string(getpid());
+  const std::string name = std::string("bloccs-bench-") + role + "-" + std::to_string(index) + "-" +
+                           std::to_string(getpid());
   iox::runtime::PoshRuntime::initRuntime(
       iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
 }
@@ -112,8 +113,7 @@ iox::popo::SubscriberOptions subscriber_options(std::uint64_t queue = 4) {
 // Waits until `pub` has its subscriber and `sub` its publisher (RouDi connects them).
 bool connected(iox::popo::UntypedPublisher& pub, iox::popo::UntypedSubscriber& sub) {
   const auto end = Clock::now() + std::chrono::seconds(10);
-  while (!pub.hasSubscribers() ||
-         sub.getSubscriptionState() != iox::SubscribeState::SUBSCRIBED) {
+  while (!pub.hasSubscribers() || sub.getSubscriptionState() != iox::SubscribeState::SUBSCRIBED) {
     if (Clock::now() > end) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -165,7 +165,8 @@ int ping(std::size_t size, std::size_t n, std::size_t warm, unsigned index, doub
     const void* answer = take_spinning(sub);
     if (!answer) return 5;
     sub.release(answer);
-    if (i >= warm) samples[i - warm] = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+    if (i >= warm)
+      samples[i - warm] = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
   }
   return 0;
 }
@@ -191,7 +192,8 @@ std::uint64_t stream_queue(std::size_t size) {
 int stream_consumer(std::size_t size, unsigned index, StreamBoard* b) {
   pin(0);
   init_runtime("sink", index);
-  iox::popo::UntypedSubscriber sub(service("stream", index), subscriber_options(stream_queue(size)));
+  iox::popo::UntypedSubscriber sub(service("stream", index),
+                                   subscriber_options(stream_queue(size)));
   const auto end = Clock::now() + std::chrono::seconds(10);
   while (sub.getSubscriptionState() != iox::SubscribeState::SUBSCRIBED) {
     if (Clock::now() > end) return 3;
@@ -211,7 +213,8 @@ int stream_consumer(std::size_t size, unsigned index, StreamBoard* b) {
     sub.release(got.value());
     ++n;
   }
-  b->elapsed_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+  b->elapsed_ns.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
   b->taken.store(n);
   // Drained until the producer is gone: it may wait on our full queue.
   while (b->producer_done.load() == 0) {
@@ -262,8 +265,12 @@ int exit_code(pid_t pid) {
 
 }  // namespace
 
-std::string RouDi::start(const std::string& dir) {
-  const std::string config = dir + "/roudi_config.toml", log = dir + "/roudi.log";
+std::string RouDi::start() {
+  starter_ = getpid();
+  char dir[] = "/tmp/bloccs-bench-iceoryx-XXXXXX";
+  if (!mkdtemp(dir)) return std::string("iceoryx: mkdtemp in /tmp: ") + std::strerror(errno);
+  dir_ = dir;
+  const std::string config = dir_ + "/roudi_config.toml", log = dir_ + "/roudi.log";
   std::ofstream(config) << kRouDiConfig;
   pid_ = fork();
   if (pid_ < 0) return std::string("iceoryx: fork for iox-roudi: ") + std::strerror(errno);
@@ -286,7 +293,8 @@ std::string RouDi::start(const std::string& dir) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
       return "iceoryx: iox-roudi exited before it was ready (another RouDi running? is the "
-             "iceoryx package installed?); its log:\n" + text.str();
+             "iceoryx package installed?); its log:\n" +
+             text.str();
     }
     if (Clock::now() > end) {
       kill(pid_, SIGKILL);
@@ -299,6 +307,11 @@ std::string RouDi::start(const std::string& dir) {
 }
 
 RouDi::~RouDi() {
+  if (getpid() != starter_) return;  // a forked child's copy
+  if (!dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);  // RouDi keeps no file open in it
+  }
   if (pid_ <= 0) return;
   kill(pid_, SIGINT);  // RouDi removes its shared memory and sockets on SIGINT
   const auto end = Clock::now() + std::chrono::seconds(10);
@@ -315,8 +328,8 @@ RouDi::~RouDi() {
 std::vector<double> iceoryx_round_trips(std::size_t size, std::size_t n, unsigned index,
                                         std::string& error) {
   const std::size_t warm = std::min<std::size_t>(n / 2, 64);
-  void* area = mmap(nullptr, n * sizeof(double), PROT_READ | PROT_WRITE,
-                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* area =
+      mmap(nullptr, n * sizeof(double), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (area == MAP_FAILED) {
     error = std::string("iceoryx: mmap: ") + std::strerror(errno);
     return {};
@@ -346,16 +359,16 @@ std::vector<double> iceoryx_round_trips(std::size_t size, std::size_t n, unsigne
   if (ping_code == 0 && echo_code == 0)
     samples.assign(job.samples, job.samples + n);
   else
-    error = "iceoryx: the round trips of " + std::to_string(size) +
-            " bytes failed (ping exit " + std::to_string(ping_code) + ", echo exit " +
-            std::to_string(echo_code) + "; 3: never connected, 4/5: a loan or take failed)";
+    error = "iceoryx: the round trips of " + std::to_string(size) + " bytes failed (ping exit " +
+            std::to_string(ping_code) + ", echo exit " + std::to_string(echo_code) +
+            "; 3: never connected, 4/5: a loan or take failed)";
   munmap(area, n * sizeof(double));
   return samples;
 }
 
 double iceoryx_stream(std::size_t size, double seconds, unsigned index, std::string& error) {
-  void* area = mmap(nullptr, sizeof(StreamBoard), PROT_READ | PROT_WRITE,
-                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* area =
+      mmap(nullptr, sizeof(StreamBoard), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (area == MAP_FAILED) {
     error = std::string("iceoryx: mmap: ") + std::strerror(errno);
     return 0;

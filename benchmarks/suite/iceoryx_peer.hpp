@@ -12,18 +12,22 @@
 
 namespace bloccs::bench {
 
-// An iox-roudi process with a memory config for messages up to 4 MiB, started in `dir` (which
-// holds its config file) and stopped (SIGINT: it removes its /dev/shm segments) when this goes.
-// RouDi is one per machine: start() fails with a message if another one runs.
+// An iox-roudi process with a memory config for messages up to 4 MiB, its config and log in a
+// temporary directory of its own. Stopped (SIGINT: it removes its /dev/shm segments) and the
+// directory removed when this goes, in the process that started it only (a forked child that
+// leaves with exit() must not stop it). RouDi is one per machine: start() fails with a message
+// if another one runs.
 class RouDi {
  public:
   // "" on success, else what went wrong and what to do.
-  std::string start(const std::string& dir);
+  std::string start();
   ~RouDi();
   bool running() const { return pid_ > 0; }
 
  private:
   pid_t pid_ = -1;
+  pid_t starter_ = -1;
+  std::string dir_;
 };
 
 // `n` round trips of a `size`-byte message (after a warm-up): a process pinned to CPU 0 loans a

@@ -45,12 +45,14 @@ class Socket {
     s.sock_ = zmq_socket(s.ctx_, type);
     if (!s.sock_) return zmq_failure("zmq_socket", "is the process out of file descriptors?");
     const int mark = type == ZMQ_PUSH ? hwm : 0;
-    if (zmq_setsockopt(s.sock_, type == ZMQ_PUSH ? ZMQ_SNDHWM : ZMQ_RCVHWM, &mark, sizeof mark) != 0)
+    if (zmq_setsockopt(s.sock_, type == ZMQ_PUSH ? ZMQ_SNDHWM : ZMQ_RCVHWM, &mark, sizeof mark) !=
+        0)
       return zmq_failure("setting the high-water mark", "is the capacity in range?");
     return s;
   }
   Socket() = default;
-  Socket(Socket&& o) noexcept : ctx_(std::exchange(o.ctx_, nullptr)), sock_(std::exchange(o.sock_, nullptr)) {}
+  Socket(Socket&& o) noexcept
+      : ctx_(std::exchange(o.ctx_, nullptr)), sock_(std::exchange(o.sock_, nullptr)) {}
   Socket& operator=(Socket&&) = delete;
   ~Socket() { close(0); }
 
@@ -175,12 +177,15 @@ Result<std::unique_ptr<Channel>> make_zmq_ipc(const ChannelSpec& spec) {
 }
 
 constexpr Transport kZeroMq[] = {
-    {"zmq-ipc", "ZeroMQ PUSH/PULL over ipc:// (an abstract Unix socket), send high-water mark = capacity",
+    {"zmq-ipc",
+     "ZeroMQ PUSH/PULL over ipc:// (an abstract Unix socket), send high-water mark = capacity",
      true, false, make_zmq_ipc, false},
 };
 
 }  // namespace
 
-std::span<const Transport> zeromq_transports() { return kZeroMq; }
+std::span<const Transport> zeromq_transports() {
+  return kZeroMq;
+}
 
 }  // namespace bloccs::bench
