@@ -372,6 +372,10 @@ class EveryTransport : public ::testing::TestWithParam<std::string> {
   void receive_from_senders_in_order(std::size_t bytes);
   void count_with_receive_some(std::size_t bytes);
   void count_merged_with_receive_some(std::size_t bytes, std::size_t batch);
+  // Starts kSenders children sending kPerSender `bytes`-byte messages each on `channel`, opens
+  // its receiver into `rx`, and lets them go once it is open.
+  void start_senders(Channel& channel, const ChannelSpec& spec, std::size_t bytes,
+                     std::vector<ChildProcess>& senders, std::unique_ptr<Receiver>& rx);
 
   const Transport* t_ = nullptr;
   std::string ns_;
@@ -456,21 +460,14 @@ void EveryTransport::receive_from_senders_in_order(std::size_t bytes) {
   auto channel = t_->make_channel(spec);
   ASSERT_TRUE(channel) << channel.error().message;
   std::vector<ChildProcess> senders;
-  for (std::uint32_t id = 0; id < kSenders; ++id)
-    senders.push_back(ChildProcess::start(
-        [&, id](int control) { return run_sender(**channel, control, bytes, id, kPerSender); }));
-  for (ChildProcess& s : senders) ASSERT_TRUE(s.started()) << "fork: " << std::strerror(errno);
-  auto rx = (*channel)->open_receiver();
-  ASSERT_TRUE(rx) << rx.error().message;
-  for (ChildProcess& s : senders) ASSERT_TRUE(s.tell('g'));
-  for (ChildProcess& s : senders)
-    ASSERT_TRUE(s.wait_ready()) << "a sender exited with " << s.join();
-  unlink_names_and_check(*t_, **channel, spec);
+  std::unique_ptr<Receiver> rx;
+  start_senders(**channel, spec, bytes, senders, rx);
+  if (HasFatalFailure()) return;
 
   std::array<std::uint64_t, kSenders> next{};  // each sender's next message number
   std::vector<std::byte> m(bytes);
   for (std::uint64_t i = 0; i < kSenders * kPerSender; ++i) {
-    auto st = (*rx)->receive(m);
+    auto st = rx->receive(m);
     ASSERT_TRUE(st) << "message " << i << ": " << st.error().message;
     const Tag tag = tag_of(m);
     ASSERT_LT(tag.sender, kSenders) << "message " << i << " is " << describe(m);
@@ -531,26 +528,35 @@ void EveryTransport::count_with_receive_some(std::size_t bytes) {
   for (ChildProcess& c : children) EXPECT_EQ(c.join(), kDone);
 }
 
+void EveryTransport::start_senders(Channel& channel, const ChannelSpec& spec, std::size_t bytes,
+                                   std::vector<ChildProcess>& senders,
+                                   std::unique_ptr<Receiver>& rx) {
+  for (std::uint32_t id = 0; id < kSenders; ++id)
+    senders.push_back(ChildProcess::start(
+        [&, id](int control) { return run_sender(channel, control, bytes, id, kPerSender); }));
+  for (ChildProcess& s : senders) ASSERT_TRUE(s.started()) << "fork: " << std::strerror(errno);
+  auto opened = channel.open_receiver();
+  ASSERT_TRUE(opened) << opened.error().message;
+  rx = std::move(opened).value();
+  for (ChildProcess& s : senders) ASSERT_TRUE(s.tell('g'));
+  for (ChildProcess& s : senders)
+    ASSERT_TRUE(s.wait_ready()) << "a sender exited with " << s.join();
+  unlink_names_and_check(*t_, channel, spec);
+}
+
 void EveryTransport::count_merged_with_receive_some(std::size_t bytes, std::size_t batch) {
   const ChannelSpec spec{"mm", ns_, bytes, kCapacity, kSenders};
   auto channel = t_->make_channel(spec);
   ASSERT_TRUE(channel) << channel.error().message;
   std::vector<ChildProcess> senders;
-  for (std::uint32_t id = 0; id < kSenders; ++id)
-    senders.push_back(ChildProcess::start(
-        [&, id](int control) { return run_sender(**channel, control, bytes, id, kPerSender); }));
-  for (ChildProcess& s : senders) ASSERT_TRUE(s.started()) << "fork: " << std::strerror(errno);
-  auto rx = (*channel)->open_receiver();
-  ASSERT_TRUE(rx) << rx.error().message;
-  for (ChildProcess& s : senders) ASSERT_TRUE(s.tell('g'));
-  for (ChildProcess& s : senders)
-    ASSERT_TRUE(s.wait_ready()) << "a sender exited with " << s.join();
-  unlink_names_and_check(*t_, **channel, spec);
+  std::unique_ptr<Receiver> rx;
+  start_senders(**channel, spec, bytes, senders, rx);
+  if (HasFatalFailure()) return;
   std::uint64_t taken = 0;
   std::vector<std::byte> scratch(bytes);
   while (taken < kSenders * kPerSender) {
     const std::size_t ask = std::min<std::uint64_t>(batch, kSenders * kPerSender - taken);
-    auto n = (*rx)->receive_some(scratch, ask);
+    auto n = rx->receive_some(scratch, ask);
     ASSERT_TRUE(n) << "after " << taken << " messages: " << n.error().message;
     ASSERT_GE(*n, 1u);
     ASSERT_LE(*n, ask) << "receive_some took more than it was asked for";

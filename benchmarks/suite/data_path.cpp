@@ -26,7 +26,6 @@
 //
 //   bloccs-bench-data-path [--quick] [--iceoryx] [--plot DIR]
 //                                        (in $BLOCCS_NAMESPACE if set, else bench-dp-<pid>)
-#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -34,8 +33,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -45,6 +44,7 @@
 #include <vector>
 
 #include "benchmarks/suite/iceoryx_peer.hpp"
+#include "benchmarks/suite/touch.hpp"
 #include "benchmarks/suite/transport.hpp"
 #include "bloccs/port.hpp"
 
@@ -52,31 +52,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using bloccs::PortKey;
-
-bool pin(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(0, sizeof set, &set) == 0;
-}
+using bloccs::bench::g_sink;
+using bloccs::bench::pin;
+using bloccs::bench::read_all;
 
 inline void relax() {
   __builtin_ia32_pause();
 }
-
-// Reads every 8-byte word of `b` (the consumer's "use" of a message): their XOR.
-std::uint64_t read_all(const std::byte* b, std::size_t n) {
-  std::uint64_t x = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, b + i, 8);
-    x ^= w;
-  }
-  for (; i < n; ++i) x ^= static_cast<std::uint64_t>(b[i]);
-  return x;
-}
-std::atomic<std::uint64_t> g_sink{0};  // keeps read_all from being optimised away
 
 struct Percentiles {
   double p50, p99, p999, max;
@@ -216,7 +198,7 @@ Percentiles bloccs_round_trip(const std::string& ns, std::size_t size, std::size
       if (!l->commit()) std::exit(7);
     } else {
       std::memset(mine.data(), static_cast<int>(i), size);  // written into our own buffer
-      if (!pusher->push(mine)) std::exit(8);          // and copied in
+      if (!pusher->push(mine)) std::exit(8);                // and copied in
     }
     if (!port->receive_batch([](const bloccs::MessageView&) {}, 1)) std::exit(9);
     if (i >= warm)
@@ -402,23 +384,23 @@ bool write_plot(const std::string& dir, const std::vector<std::array<double, 6>>
   for (const auto& r : rows)
     std::fprintf(dat, "%.0f %.0f %.0f %.0f %s %.0f\n", r[0], r[1], r[2], r[3],
                  with_iceoryx ? std::to_string(static_cast<long>(r[4])).c_str() : "NaN", r[5]);
-  std::fprintf(gp,
-               "# gnuplot rtt-by-size.gp, in this directory: draws rtt-by-size.png\n"
-               "set terminal pngcairo noenhanced size 1000,600 font \"Sans,10\"\n"
-               "set output \"rtt-by-size.png\"\n"
-               "set title \"Round trip p50 by message size (write it, read every byte, answer 8 "
-               "bytes)\"\n"
-               "set logscale xy\nset grid\nset key top left\n"
-               "set xlabel \"message bytes\"\nset ylabel \"round trip p50 (ns)\"\n"
-               "set xtics (\"64\" 64, \"512\" 512, \"4K\" 4096, \"64K\" 65536, \"1M\" "
-               "1048576, \"4M\" 4194304)\n"
-               "plot \"rtt-by-size.dat\" using 1:2 with linespoints dt 2 lw 2 title "
-               "\"floor-touch\", \\\n"
-               "     \"\" using 1:3 with linespoints lw 2 title \"bloccs-loan\", \\\n"
-               "     \"\" using 1:4 with linespoints lw 2 title \"bloccs-copy\", \\\n"
-               "     \"\" using 1:6 with linespoints lw 2 title \"zmq-ipc\"%s\n",
-               with_iceoryx ? ", \\\n     \"\" using 1:5 with linespoints lw 2 title \"iceoryx-loan\""
-                            : "");
+  std::fprintf(
+      gp,
+      "# gnuplot rtt-by-size.gp, in this directory: draws rtt-by-size.png\n"
+      "set terminal pngcairo noenhanced size 1000,600 font \"Sans,10\"\n"
+      "set output \"rtt-by-size.png\"\n"
+      "set title \"Round trip p50 by message size (write it, read every byte, answer 8 "
+      "bytes)\"\n"
+      "set logscale xy\nset grid\nset key top left\n"
+      "set xlabel \"message bytes\"\nset ylabel \"round trip p50 (ns)\"\n"
+      "set xtics (\"64\" 64, \"512\" 512, \"4K\" 4096, \"64K\" 65536, \"1M\" "
+      "1048576, \"4M\" 4194304)\n"
+      "plot \"rtt-by-size.dat\" using 1:2 with linespoints dt 2 lw 2 title "
+      "\"floor-touch\", \\\n"
+      "     \"\" using 1:3 with linespoints lw 2 title \"bloccs-loan\", \\\n"
+      "     \"\" using 1:4 with linespoints lw 2 title \"bloccs-copy\", \\\n"
+      "     \"\" using 1:6 with linespoints lw 2 title \"zmq-ipc\"%s\n",
+      with_iceoryx ? ", \\\n     \"\" using 1:5 with linespoints lw 2 title \"iceoryx-loan\"" : "");
   std::fclose(dat);
   std::fclose(gp);
   return true;
@@ -475,16 +457,16 @@ int main(int argc, char** argv) {
   bool all_met = true;
   for (std::size_t size : {64u, 512u, 4096u, 65536u, 1u << 20, 4u << 20}) {
     const std::size_t n = iterations_for(size, quick);
-    Percentiles touch{1e18, 0, 0, 0}, loan{1e18, 0, 0, 0}, copy{1e18, 0, 0, 0},
-        iox{1e18, 0, 0, 0}, zmq{1e18, 0, 0, 0};
+    Percentiles touch{1e18, 0, 0, 0}, loan{1e18, 0, 0, 0}, copy{1e18, 0, 0, 0}, iox{1e18, 0, 0, 0},
+        zmq{1e18, 0, 0, 0};
     for (unsigned r = 0; r < rounds; ++r) {  // alternate within a round: the VM's placement moves
       if (auto p = floor_touch(size, n); p.p50 < touch.p50) touch = p;
       if (auto p = bloccs_round_trip(ns, size, n, true); p.p50 < loan.p50) loan = p;
       if (auto p = bloccs_round_trip(ns, size, n, false); p.p50 < copy.p50) copy = p;
       const auto z = zmq_round_trip(ns, size, std::min<std::size_t>(n, 2000), zmq_index++);
       if (z.p50 == 0) {
-        std::fprintf(stderr, "bloccs-bench-data-path: the zmq-ipc round trips of %zu bytes failed\n",
-                     size);
+        std::fprintf(stderr,
+                     "bloccs-bench-data-path: the zmq-ipc round trips of %zu bytes failed\n", size);
         return 1;
       }
       if (z.p50 < zmq.p50) zmq = z;
@@ -509,8 +491,7 @@ int main(int argc, char** argv) {
     std::printf("%8zu  %-32s %-32s %-32s %12.0f  %5.2fx      %5.2fx", size, cell(touch).c_str(),
                 cell(loan).c_str(), cell(copy).c_str(), mc.p50, loan.p50 / touch.p50,
                 loan.p50 / copy.p50);
-    if (with_iceoryx)
-      std::printf("  %-42s %5.2fx", cell(iox).c_str(), loan.p50 / iox.p50);
+    if (with_iceoryx) std::printf("  %-42s %5.2fx", cell(iox).c_str(), loan.p50 / iox.p50);
     std::printf("\n");
     if (with_iceoryx && size == 64) {
       const double best = std::min(loan.p50, copy.p50);
@@ -528,8 +509,9 @@ int main(int argc, char** argv) {
           verdict(near_floor), loan.p50 / touch.p50, verdict(half_copy), loan.p50 / copy.p50);
     }
   }
-  std::printf("\nzmq-ipc round trips (ns; p50 / p99 / p99.9 / max; the same rounds; its copies "
-              "in and out are zmq's own)\n");
+  std::printf(
+      "\nzmq-ipc round trips (ns; p50 / p99 / p99.9 / max; the same rounds; its copies "
+      "in and out are zmq's own)\n");
   for (std::size_t i = 0; i < zmq_rows.size(); ++i) {
     const Percentiles& z = zmq_rows[i].second;
     std::printf("%8zu  %-40s bloccs-copy/zmq %.3fx  bloccs-loan/zmq %.3fx\n", zmq_rows[i].first,
@@ -588,12 +570,11 @@ int main(int argc, char** argv) {
         "(push %.2fx, loan %.2fx)",
         size, one / 1e9, loaned / 1e9, mc / 1e9, verdict(std::max(one, loaned) >= 0.7 * mc),
         one / mc, loaned / mc);
-    if (with_iceoryx)
-      std::printf("   iceoryx-loan %.2f (loan %.2fx)", ix / 1e9, loaned / ix);
+    if (with_iceoryx) std::printf("   iceoryx-loan %.2f (loan %.2fx)", ix / 1e9, loaned / ix);
     std::printf("\n");
   }
   std::printf("\n1-4 MiB loan targets: %s\n", all_met ? "all met" : "not all met");
   if (!plot_dir.empty() && !write_plot(plot_dir, by_size, with_iceoryx)) return 1;
   roudi.reset();  // stops it: its shared memory goes with it
-  return 0;  // whether the run worked, never whether a target was met: this machine is noisy
+  return 0;       // whether the run worked, never whether a target was met: this machine is noisy
 }

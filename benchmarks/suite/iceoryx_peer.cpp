@@ -1,6 +1,7 @@
 #include "benchmarks/suite/iceoryx_peer.hpp"
 
-#include <sched.h>
+#include "benchmarks/suite/touch.hpp"
+
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -18,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "benchmarks/suite/touch.hpp"
 #include "iceoryx_hoofs/log/logmanager.hpp"
 #include "iceoryx_posh/popo/untyped_publisher.hpp"
 #include "iceoryx_posh/popo/untyped_subscriber.hpp"
@@ -60,27 +62,6 @@ count = 8
 size = 4198400
 count = 8
 )";
-
-bool pin(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(0, sizeof set, &set) == 0;
-}
-
-std::uint64_t read_all(const void* p, std::size_t n) {
-  const auto* b = static_cast<const std::byte*>(p);
-  std::uint64_t x = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, b + i, 8);
-    x ^= w;
-  }
-  for (; i < n; ++i) x ^= static_cast<std::uint64_t>(b[i]);
-  return x;
-}
-std::atomic<std::uint64_t> g_sink{0};  // keeps read_all from being optimised away
 
 iox::capro::ServiceDescription service(const char* event, unsigned index) {
   const std::string instance = std::to_string(index);
