@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 
 namespace {
 

@@ -15,6 +15,7 @@
 #include "fuzz_support.hpp"
 #include "lockfree/orphan_ring.hpp"
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 #include "port/meta_codec.hpp"
 
 using namespace bloccs;

@@ -9,6 +9,7 @@
 
 #include "fuzz_support.hpp"
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 
 using namespace bloccs;
 

@@ -26,6 +26,7 @@
 
 #include "lockfree/orphan_ring.hpp"
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 
 namespace bloccs::lockfree {
 
@@ -117,7 +118,7 @@ class ChainPusher {
   // another link (the full link stays open then, and the next push tries again); Errc::closed
   // once the consumer is going away.
   Status push(std::span<const std::byte> head, std::span<const std::byte> body,
-              Patience patience) {
+              const Patience& patience) {
     if (!spec_.unbounded) return link_->push(head, body, patience);  // one ring: no call between
     return push_on_links(head, body, patience);
   }

@@ -132,8 +132,8 @@ Ring::State Ring::damage(const std::string& what) {
 }
 
 void Ring::consume() {
-  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc)) zero_consumed();
-  head_ = head_.advanced(peeked_size_);
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc)) return consume_as<RingKind::mpsc>();
+  consume_as<RingKind::spsc>();
 }
 
 void Ring::zero_consumed() {

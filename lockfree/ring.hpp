@@ -1,10 +1,11 @@
-// Bounded SPSC and MPSC rings of variable-size records in a named shared-memory segment.
+// Bounded SPSC and MPSC rings of variable-size records in a named shared-memory segment: the
+// consumer's side.
 //
 // Who may call what:
 //   Ring        the owner. Creates the segment, is its only consumer, and unlinks it when
 //               destroyed. One Ring per segment, used by one thread at a time.
-//   RingPusher  any process (the owner included) that opens the ring by name and pushes.
-//               One RingPusher per thread; an SPSC ring admits one live pusher at a time.
+//   RingPusher  (ring_pusher.hpp) any process (the owner included) that opens the ring by name
+//               and pushes. One per thread; an SPSC ring admits one live pusher at a time.
 //   OrphanRing  (orphan_ring.hpp) a port's next owner, reading once what a dead consumer left.
 //
 // What happens when:
@@ -34,82 +35,13 @@
 
 #include "bloccs/result.hpp"
 #include "lockfree/futex.hpp"
-#include "lockfree/pusher_slots.hpp"
 #include "lockfree/ring_layout.hpp"
+#include "lockfree/ring_types.hpp"
+#include "shm/liveness.hpp"
 #include "shm/process.hpp"
 #include "shm/segment.hpp"
 
 namespace bloccs::lockfree {
-
-struct RingOptions {
-  RingKind kind = RingKind::mpsc;
-  std::uint32_t buffer = 1024;       // bound on queued messages (1 .. 2^23-1)
-  std::uint32_t max_payload = 4096;  // bound on one payload, bytes
-  // Data area in bytes, a power of two at least 2 * record_size(max_payload) + 8 (a record that
-  // would run past the end is padded to the start: ring_layout.hpp). 0 picks
-  // buffer * record_size(max_payload) rounded up, but no more than 64 MiB.
-  std::uint64_t capacity = 0;
-  std::uint32_t max_pushers = 64;  // MPSC pusher slots (SPSC always has 1)
-  mode_t mode = 0600;              // 0660 lets the namespace's group push (a shared namespace)
-  std::optional<shm::Sharing> sharing =
-      std::nullopt;  // the namespace must be; nullopt: the environment
-  std::chrono::microseconds abandon_after{10'000};
-  // Where the cursors start: a byte position (a multiple of 8, below 2^40) and a message count
-  // (below 2^24). Both wrap around in a long-lived ring; tests start them near the wrap.
-  std::uint64_t start_position = 0;
-  std::uint32_t start_count = 0;
-};
-
-// How long each side busy-polls before parking (process-local, not part of the segment).
-// A hand-off costs ~100 ns between cores; a futex wake-up costs tens of microseconds. Spinning
-// a little first keeps latency at the cache-line floor while a parked side costs no CPU.
-struct SpinPolicy {
-  std::chrono::nanoseconds consumer{50'000};
-  std::chrono::nanoseconds pusher{10'000};
-};
-
-// When a pusher of a full ring gives up: at `deadline`, or `timeout` after it first finds the
-// ring full, whichever comes first. A timeout costs nothing until then: the fast path never
-// reads the clock.
-struct Patience {
-  Deadline deadline = kNoDeadline;
-  std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
-  Deadline resolve() const {
-    if (timeout == std::chrono::nanoseconds::max()) return deadline;
-    const Deadline now = Clock::now();
-    // A timeout past the clock's end is none: never add what would overflow.
-    if (timeout >= Deadline::max() - now) return deadline;
-    return std::min(deadline, now + timeout);
-  }
-};
-
-// Something besides the ring's own next message that ends a consumer's wait (a second ring of the
-// same consumer, a stop flag). `ready` must load with seq_cst; whoever makes it true wakes
-// `line` (or calls Ring::wake_consumer()) afterwards, so that a parked consumer re-checks.
-struct AlsoReady {
-  bool (*ready)(const void* ctx) = nullptr;
-  const void* ctx = nullptr;
-  // Where the one who makes it true wakes us; without one, it calls Ring::wake_consumer().
-  WaitLine* line = nullptr;
-  bool operator()() const { return ready && ready(ctx); }
-};
-
-// A point-in-time view of a ring's control block, for tests and tools. Never blocks anyone.
-struct RingStats {
-  std::uint64_t depth;             // messages queued (claimed and not consumed)
-  std::uint64_t bytes_used;        // of `capacity`
-  std::uint32_t parked_pushers;    // announced on the space futex
-  std::uint32_t parked_consumer;   // 0 or 1
-  std::uint64_t abandoned;         // dead pushers' claims skipped
-  std::uint64_t aborted;           // loans given back without a commit
-  std::uint32_t attached_pushers;  // slots held (live or not yet reclaimed)
-  bool sealed;                     // a chain's ring that pushers have left for the next link
-};
-
-// Copies a mapped ring's config and checks every length and offset in the copy. Callers use
-// only the copy afterwards: a peer that rewrites the shared config later changes nothing.
-Result<RingConfig> validated_config(const shm::Segment& segment);
-RingStats read_stats(const shm::Segment& segment, const RingConfig& config);
 
 class Ring {
  public:
@@ -191,13 +123,25 @@ class Ring {
   RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
   std::byte* data() const noexcept { return segment_.base() + cfg_.data_offset; }
 
+  // A batch of try_drain in one discipline: no branch on the ring's kind per record.
+  template <RingKind K, class F>
+  Result<std::size_t> drain_as(F& f, std::size_t max);
+  // The next record, if one is committed. Inline for a committed message, the common case;
+  // everything else (nothing yet, a pad, an aborted loan, damage) in peek().
+  State peek_fast(std::span<const std::byte>& payload) noexcept;
   // The next record, if one is committed. Sets `error_` on a damaged record.
   State peek(std::span<const std::byte>& payload);
-  void consume();       // advances the local head past the peeked record
+  // Advances the local head past the peeked record (MPSC: zeroing it first).
+  template <RingKind K>
+  void consume_as() {
+    if constexpr (K == RingKind::mpsc) zero_consumed();
+    head_ = head_.advanced(peeked_size_);
+  }
+  void consume();  // consume_as, for the ring's kind
   // The live consumer steps over a pad or an aborted loan at data offset `off` (MPSC: zeroes it).
   void skip_record(std::uint64_t off, std::uint64_t size);
   void zero_consumed();  // MPSC: the peeked record's space back to zeros (consumer.cpp)
-  void publish_head();  // hands consumed space back and wakes parked pushers
+  void publish_head();   // hands consumed space back and wakes parked pushers
   State pending_or_empty(std::span<const std::byte>& payload);
   // SPSC: empty, or (the tail has gone past a head that stays unpublished for abandon_after)
   // damaged: the record there was overwritten.
@@ -238,152 +182,57 @@ class Ring {
   Error error_{};
 };
 
-// Space taken in a ring for one record (and the pad before it, if any), not yet published.
-struct RingClaim {
-  Cursor at{};            // where the claim starts: the pad, or else the record
-  std::uint64_t rec = 0;  // data offset of the record's header (0 after a pad)
-  std::uint32_t len = 0;  // payload bytes claimed
-  bool padded = false;
-};
-
-// A claim handed to the caller to write in place (RingPusher::loan). `bytes` is the record's
-// payload, in the ring; it stays writable until the loan is committed or aborted.
-struct RingLoan {
-  RingClaim claim;
-  std::span<std::byte> bytes;
-};
-
-class RingPusher {
- public:
-  static Result<RingPusher> open(std::string_view ns, std::string_view name);
-
-  RingPusher(RingPusher&& other) noexcept;
-  RingPusher& operator=(RingPusher&&) = delete;
-  RingPusher(const RingPusher&) = delete;
-  ~RingPusher();
-
-  // Enqueues one message. Parks while the ring is full; Errc::timeout once `deadline` passes
-  // (nothing enqueued); Errc::payload_too_large at once; Errc::owner_dead if the consumer died
-  // while this call was parked; Errc::wrong_process in a child forked after open().
-  Status push(std::span<const std::byte> payload, Deadline deadline = kNoDeadline) {
-    return push(payload, {}, {.deadline = deadline});
-  }
-  // Enqueues `head` and `body` as one message (head first): a caller's framing without a copy.
-  // Errc::closed if the owner closed the ring while this call waited for space.
-  Status push(std::span<const std::byte> head, std::span<const std::byte> body,
-              Patience patience) {
-    // One branch on the kind, here at the caller; each kind's push is its own function, with
-    // its claim and commit inlined and nothing of the other kind's (measured: ~1.5 ns a push).
-    return spsc_ ? push_spsc(head, body, patience) : push_mpsc(head, body, patience);
-  }
-  // Enqueues `head` + bodies[i] as one message each, in order, `done` counting those enqueued
-  // (start it at 0; a call that fails part-way leaves it at how many went in, and calling again
-  // with it goes on from there). As many as fit go in at once; then it parks for the rest as
-  // push() does: no message is ever split. SPSC publishes each group with one store and one
-  // wake-up; MPSC claims each record in turn (recovery skips a dead pusher's claims one by
-  // one) and wakes once per group.
-  Status push_batch(std::span<const std::byte> head,
-                    std::span<const std::span<const std::byte>> bodies, Patience patience,
-                    std::size_t& done);
-
-  // Claims space for a record of `len` payload bytes, as push() would (parking while full, the
-  // same errors), and hands it to the caller to write in place. Until it is committed or
-  // aborted the claim holds up the consumer at it (an MPSC ring's later records wait behind
-  // it; a dead holder's claim is skipped as a dead pusher's). One loan at a time per pusher.
-  Result<RingLoan> loan(std::uint32_t len, Patience patience);
-  // Publishes the loan's first `used` bytes as one message (used <= loan.bytes.size(), else
-  // Errc::bad_loan and the loan stays open). Errc::closed if the ring was sealed
-  // meanwhile (SPSC: nothing was published).
-  Status commit(RingLoan& loan, std::uint32_t used);
-  // Gives the loan back: no consumer sees anything of it (MPSC: an aborted record it skips).
-  // Counted in the ring's `aborted`.
-  void abort(RingLoan& loan) noexcept;
-
-  // Seals a chain's ring (see kSealCount) and wakes its consumer. Idempotent.
-  void seal() noexcept;
-  // True once the ring is sealed (a chain's pusher moved on, or a take-over read it): push()
-  // then fails with Errc::closed.
-  bool sealed() const noexcept;
-  // SPSC: the byte position the next record will take (the due lane's timer records it).
-  std::uint64_t next_position() const noexcept { return spsc_tail_.pos; }
-
-  void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
-  const RingConfig& config() const noexcept { return cfg_; }
-  std::uint32_t slot() const noexcept { return slot_.index; }
-
- private:
-  RingPusher(shm::Segment segment, const RingConfig& config, AttachedSlot slot);
-  friend class ChainPusher;  // follows a chain's successor word in our control block
-  RingControl* control() const noexcept { return reinterpret_cast<RingControl*>(segment_.base()); }
-  std::byte* data() const noexcept { return segment_.base() + cfg_.data_offset; }
-  PusherSlot& my_slot() const noexcept;
-
-  bool fits(Cursor tail, std::uint64_t bytes) const noexcept;
-  Error sealed_error() const;
-  // An SPSC claim found `found` at its tail word `pos`, where only zero can be.
-  Error tail_word_error(std::uint64_t found, std::uint64_t pos) const;
-  Error damaged_error() const;
-  Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline);
-  // The checks before a claim: one compare each, so that a push pays no call for them.
-  bool may_push(std::size_t len) const noexcept {
-    // relaxed: a flag the consumer sets once; the line is ours on every push anyway.
-    return fork_generation_ == shm::fork_generation() && len <= cfg_.max_payload &&
-           control()->producer.damaged.load(std::memory_order_relaxed) == 0;
-  }
-  Status check_push(std::size_t len) const;  // why may_push said no
-  Status checked(Status st) const;           // st, unless the mapping faulted meanwhile
-  // Writes head + body as the payload of the record whose header is at data offset `rec`.
-  void write_payload(std::uint64_t rec, std::span<const std::byte> head,
-                     std::span<const std::byte> body);
-  // Every push and loan is a claim, then a commit of what was written.
-  Status claim_spsc(std::uint32_t len, const Patience& patience, RingClaim& claim);
-  Status commit_spsc(const RingClaim& claim, std::uint32_t used);
-  Status claim_mpsc(std::uint32_t len, const Patience& patience, RingClaim& claim);
-  Status push_spsc(std::span<const std::byte> head, std::span<const std::byte> body,
-                   const Patience& patience);
-  Status push_mpsc(std::span<const std::byte> head, std::span<const std::byte> body,
-                   const Patience& patience);
-  Status push_batch_spsc(std::span<const std::byte> head,
-                         std::span<const std::span<const std::byte>> bodies, Deadline deadline,
-                         std::size_t& done);
-  Status push_batch_mpsc(std::span<const std::byte> head,
-                         std::span<const std::span<const std::byte>> bodies, Deadline deadline,
-                         std::size_t& done);
-  // The records of bodies[done..] that fit now, written and published at once (SPSC).
-  Status publish_group_spsc(std::span<const std::byte> head,
-                            std::span<const std::span<const std::byte>> bodies, std::size_t& done);
-  Status commit_mpsc(const RingClaim& claim, std::uint32_t used);
-  void finish_mpsc() noexcept;  // the slot idle again, and the consumer woken
-
-  shm::Segment segment_;
-  RingConfig cfg_;  // validated private copy
-  AttachedSlot slot_;                  // after segment_: let go of before the segment is unmapped
-  std::uint32_t fork_generation_ = 0;  // a forked child must open its own pusher
-  bool spsc_ = false;                  // cfg_.kind, as the push dispatch reads it
-  Cursor cached_head_{};
-  Cursor spsc_tail_{};  // SPSC: the pusher is the only writer of the tail
-  SpinPolicy spin_{};
-};
-
 // ---- inline: the consumer's batch loop --------------------------------------------------------
 
 template <class F>
 Result<std::size_t> Ring::try_drain(F&& f, std::size_t max) {
+  // One branch on the discipline per batch; each discipline's loop is its own.
+  if (cfg_.kind == static_cast<std::uint32_t>(RingKind::spsc))
+    return drain_as<RingKind::spsc>(f, max);
+  return drain_as<RingKind::mpsc>(f, max);
+}
+
+template <RingKind K, class F>
+Result<std::size_t> Ring::drain_as(F& f, std::size_t max) {
   std::size_t n = 0;
   std::span<const std::byte> payload;
   State state = State::ready;
-  while (n < max && (state = peek(payload)) == State::ready) {
+  while (n < max && (state = peek_fast(payload)) == State::ready) {
     if constexpr (std::is_same_v<std::invoke_result_t<F&, std::span<const std::byte>>, bool>) {
       if (!f(payload)) break;  // not taken: it stays queued, and the batch ends
     } else {
       f(payload);
     }
-    consume();
+    consume_as<K>();
     ++n;
   }
   if (n || skipped_) publish_head();
   if (state == State::error && n == 0) return error_;
   return n;
+}
+
+inline Ring::State Ring::peek_fast(std::span<const std::byte>& payload) noexcept {
+  // Checked here per record, as peek() does: a fork, or a fault in the mapping (the ring cut
+  // short under us, shm/fence.hpp), sends the batch to peek(), which says so.
+  if (fork_generation_ == shm::fork_generation() && !segment_.damaged()) [[likely]] {
+    const std::uint64_t off = head_.pos & (cfg_.capacity - 1);
+    // acquire: pairs with the pusher's release store of the committed header (payload visible).
+    const std::uint64_t h = header_word(data(), off).load(std::memory_order_acquire);
+    const std::uint32_t slot = header_slot_plus_one(h);
+    const std::uint32_t len = header_length(h);
+    // A committed message of a valid length and slot (committed_header_valid, for its type).
+    if ((h & (kCommitBit | kHeaderReservedBits | (std::uint64_t{0x7f} << 48))) ==
+            (kCommitBit | (kTypeData << 48)) &&
+        slot != 0 && slot <= cfg_.slot_count && len <= cfg_.max_payload &&
+        off + record_size(len) <= cfg_.capacity) [[likely]] {
+      empty_peeks_ = 0;
+      payload = {data() + off + kRecordHeader, len};  // in place: records never wrap
+      peeked_size_ = record_size(len);
+      peeked_header_ = h;
+      return State::ready;
+    }
+  }
+  return peek(payload);
 }
 
 template <class F>

@@ -199,10 +199,10 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   if (!later) return std::move(later).error();
   p.later.emplace(std::move(later).value());
 
-  auto due_pusher = lockfree::RingPusher::open(p.ns, port::due_name(p.control_name));
+  auto due_pusher = lockfree::SpscPusher::open(p.ns, port::due_name(p.control_name));
   if (!due_pusher) return std::move(due_pusher).error();
   auto timer = shm::Thread::start(
-      [&p, pusher = std::make_shared<lockfree::RingPusher>(std::move(due_pusher).value())] {
+      [&p, pusher = std::make_shared<lockfree::SpscPusher>(std::move(due_pusher).value())] {
         run_timer(p, std::move(*pusher));
       },
       kTimerStack);

@@ -9,6 +9,7 @@
 #include "bloccs/port.hpp"
 #include "lockfree/chain.hpp"
 #include "lockfree/ring.hpp"
+#include "lockfree/spsc_pusher.hpp"
 #include "port/port_layout.hpp"
 #include "registry/registry.hpp"
 #include "shm/segment.hpp"
@@ -46,6 +47,6 @@ struct Port::Impl {
 
 // The timer thread: moves push_after requests from `later` into a due-time heap and from there
 // into `due`. Runs until impl.stopping.
-void run_timer(Port::Impl& impl, lockfree::RingPusher due_pusher);
+void run_timer(Port::Impl& impl, lockfree::SpscPusher due_pusher);
 
 }  // namespace bloccs

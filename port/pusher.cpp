@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "bloccs/port.hpp"
-#include "lockfree/ring.hpp"
+#include "lockfree/chain.hpp"
 #include "port/meta_codec.hpp"
 #include "port/port_layout.hpp"
 #include "port/push_timeout.hpp"

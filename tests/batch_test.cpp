@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 #include "port_test_support.hpp"
 
 using namespace bloccs;

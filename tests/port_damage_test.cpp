@@ -11,6 +11,7 @@
 #include "bloccs/port.hpp"
 #include "lockfree/chain.hpp"
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 #include "port/port_layout.hpp"
 #include "port_test_support.hpp"
 

@@ -14,6 +14,7 @@
 #include "lockfree/chain.hpp"
 #include "lockfree/pusher_slots.hpp"
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 #include "lockfree/ring_layout.hpp"
 #include "port/port_layout.hpp"
 #include "port_test_support.hpp"

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 #include "test_support.hpp"
 
 using bloccs::Errc;

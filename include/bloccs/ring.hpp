@@ -10,6 +10,7 @@
 
 #include "bloccs/result.hpp"
 #include "lockfree/ring.hpp"
+#include "lockfree/ring_pusher.hpp"
 
 namespace bloccs {
 
