@@ -3,12 +3,23 @@
 #include <string>
 
 #include "shm/process.hpp"
+#include "shm/test_hooks.hpp"
 
 namespace bloccs::lockfree {
 
-Result<AttachedSlot> attach_slot(std::span<PusherSlot> slots, std::uint64_t head_pos,
-                                 std::uint64_t tail_pos, std::string_view ring_name,
-                                 bool single_pusher) {
+Result<AttachedSlot> attach_slot(std::span<PusherSlot> slots, const RingControl& control,
+                                 std::string_view ring_name, bool single_pusher) {
+  // A dead holder's claim that the consumer has not reached yet must stay visible to its
+  // recovery: a claim is open if it starts at or past the head and the tail has passed it.
+  auto open_claim = [&](std::uint64_t intent) {
+    // acquire: the consumer's head and the claims' tail as published (with what they carry).
+    const std::uint64_t head =
+        Cursor::unpack(control.consumer.head.load(std::memory_order_acquire)).pos;
+    const std::uint64_t tail =
+        Cursor::unpack(control.producer.tail.load(std::memory_order_acquire)).pos;
+    const std::uint64_t at = intent & kPosMask;
+    return (intent & kIntentActive) && !pos_before(at, head) && pos_before(at, tail);
+  };
   std::uint32_t live_holder = 0;
   for (std::uint32_t i = 0; i < slots.size(); ++i) {
     PusherSlot& s = slots[i];
@@ -16,18 +27,20 @@ Result<AttachedSlot> attach_slot(std::span<PusherSlot> slots, std::uint64_t head
       live_holder = s.pid.load(std::memory_order_relaxed);  // relaxed: for the message only
       continue;
     }
-    // A dead holder's claim that the consumer has not reached yet must stay visible to its
-    // recovery: a claim is open if it starts at or past the head and the tail has passed it.
     // acquire: the intent was written before the holder's death (or its detach).
-    const std::uint64_t intent = s.intent.load(std::memory_order_acquire);
-    const std::uint64_t at = intent & kPosMask;
-    if ((intent & kIntentActive) && !pos_before(at, head_pos) && pos_before(at, tail_pos)) continue;
+    if (open_claim(s.intent.load(std::memory_order_acquire))) continue;
+    shm::test_hook("slot.take");  // judged free, not yet taken (tests of a holder between)
     auto taken = shm::HeldLock::take(
         s.holder, "pusher slot " + std::to_string(i) + " of ring " + std::string(ring_name));
     if (!taken) {
       if (taken.code() == Errc::already_exists) continue;  // another attacher won it just now
       return std::move(taken).error();
     }
+    // Judged again now that the slot is ours: since the look above, another process may have
+    // taken it, claimed, and died holding its claim (its death is what let us take the lock).
+    // Keeping the slot would make that claim look alive to the consumer for ever.
+    // acquire: as above.
+    if (open_claim(s.intent.load(std::memory_order_acquire))) continue;  // `taken` lets go
     // relaxed: nobody acts on them until we push (our pushes publish with release).
     s.intent.store(0, std::memory_order_relaxed);
     s.pid.store(shm::self_process().pid, std::memory_order_relaxed);

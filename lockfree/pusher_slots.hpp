@@ -20,13 +20,13 @@ struct AttachedSlot {
   shm::HeldLock lock;
 };
 
-// Takes a free slot, or one whose holder is dead and left no open claim (a claim whose start
-// the tail has passed and the head has not: the consumer still has to skip it). A dead
-// holder's intent that no claim followed (it died before its compare-and-swap: the tail never
-// passed it) is no claim. Errc::pusher_limit when every slot is held by a live process.
-Result<AttachedSlot> attach_slot(std::span<PusherSlot> slots, std::uint64_t head_pos,
-                                 std::uint64_t tail_pos, std::string_view ring_name,
-                                 bool single_pusher);
+// Takes a free slot of the ring whose control block is `control`, or one whose holder is dead
+// and left no open claim (a claim whose start the tail has passed and the head has not: the
+// consumer still has to skip it). A dead holder's intent that no claim followed (it died before
+// its compare-and-swap: the tail never passed it) is no claim. Errc::pusher_limit when every
+// slot is held by a live process.
+Result<AttachedSlot> attach_slot(std::span<PusherSlot> slots, const RingControl& control,
+                                 std::string_view ring_name, bool single_pusher);
 
 // Gives our slot back (a pusher at rest has no open claim).
 void detach_slot(PusherSlot& slot, AttachedSlot& attached) noexcept;

@@ -20,14 +20,9 @@ Result<RingAttachment> RingAttachment::open(std::string_view ns, std::string_vie
   auto validated = validated_config(*seg);
   if (!validated) return std::move(validated).error();
   const RingConfig cfg = *validated;
-  auto* c = reinterpret_cast<RingControl*>(seg->base());
   auto* slots = reinterpret_cast<PusherSlot*>(seg->base() + cfg.slots_offset);
-  // acquire: the consumer's zeroing of everything before head is visible to our writes.
-  const Cursor head = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
-  // acquire: every claim before it, with its claimant's intent (release sequence of the CASes).
-  const Cursor tail = Cursor::unpack(c->producer.tail.load(std::memory_order_acquire));
-  auto slot = attach_slot({slots, cfg.slot_count}, head.pos, tail.pos, seg->name(),
-                          cfg.kind == static_cast<std::uint32_t>(RingKind::spsc));
+  auto slot = attach_slot({slots, cfg.slot_count}, *reinterpret_cast<RingControl*>(seg->base()),
+                          seg->name(), cfg.kind == static_cast<std::uint32_t>(RingKind::spsc));
   if (!slot) return std::move(slot).error();
   return RingAttachment(std::move(seg).value(), cfg, std::move(slot).value());
 }

@@ -197,6 +197,42 @@ TEST(RingKill, DeadAroundThePadOfAClaimAtTheEndIsSkippedWhole) {
   }
 }
 
+// A pusher judges slot 0 free and stops right before it takes it (slot.take). Meanwhile another
+// takes slot 0, claims and dies holding the claim; its death frees the lock, which the first one
+// then takes. It must see the open claim and move on to another slot: keeping slot 0 would make
+// the dead claim look alive to the consumer for ever, and wedge the ring behind it. (Found by
+// RingLoans.APusherKilledHoldingALoanNeverWedgesTheRing under load.)
+TEST(RingKill, AnAttacherThatSlowlyTakesASlotWhoseNextHolderDiedMidClaimMovesOn) {
+  KillFixture f;
+  ASSERT_TRUE(f.ring);
+  Reaper reap;
+  Signal attached;
+  const pid_t slow = reap(spawn([&] {
+    setenv("BLOCCS_TEST_HOOK", "slot.take:stop", 1);
+    auto p = RingPusher::open(f.ns.name(), "r");
+    if (!p) return 2;
+    attached.notify();
+    return p->push(bytes("slow"), in(std::chrono::seconds(10))) ? 0 : 3;
+  }));
+  ASSERT_TRUE(wait_stopped(slow)) << "the slow attacher never reached slot.take";
+  f.child_dies([](RawPusher& raw) {
+    if (raw.pusher.slot() != 0) _exit(93);  // the slot the slow one judged free
+    const std::string msg(40, 'x');
+    const std::uint64_t pos = raw.claim(msg.size());
+    raw.write_header(pos, msg.size(), false);
+    RawPusher::die();
+  });
+  // Let it go on; it stops at the hook again before each slot it judges free after slot 0.
+  kill(slow, SIGCONT);
+  const auto limit = Clock::now() + std::chrono::seconds(10);
+  while (!attached.wait(std::chrono::milliseconds(10)) && Clock::now() < limit)
+    if (wait_stopped(slow, std::chrono::milliseconds(10))) kill(slow, SIGCONT);
+  EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{"slow"}));
+  EXPECT_TRUE(exited_ok(wait_child(slow)));
+  EXPECT_EQ(f.ring->stats().abandoned, 1u);
+  f.expect_full_capacity_back();
+}
+
 TEST(RingKill, SeveralAdjacentDeadClaimsAreSkippedTogetherAndCountedExactly) {
   KillFixture f;
   ASSERT_TRUE(f.ring);

@@ -2,7 +2,9 @@
 // loans publish what was committed and nothing else, and a pusher killed holding a loan never
 // wedges the ring nor hurts anyone else's messages.
 #include <signal.h>
+#include <sys/wait.h>
 
+#include <cstdio>
 #include <optional>
 #include <random>
 #include <thread>
@@ -287,14 +289,20 @@ TEST_P(RingLoans, APusherKilledHoldingALoanNeverWedgesTheRing) {
           pusher.emplace(std::move(opened).value());
           break;
         }
-        if (opened.code() != Errc::pusher_limit) return 2;
+        if (opened.code() != Errc::pusher_limit) {
+          std::fprintf(stderr, "victim: %s\n", opened.error().message.c_str());
+          return 2;
+        }
         std::this_thread::sleep_for(std::chrono::microseconds(100));
       }
       std::vector<std::byte> msg;
       for (std::uint64_t seq = 0;; ++seq) {
         fill_message(msg, 0, seq, message_size(0, seq, kMax));
         auto loan = pusher->loan(static_cast<std::uint32_t>(kMax), {});
-        if (!loan) return 3;
+        if (!loan) {
+          std::fprintf(stderr, "victim: %s\n", loan.error().message.c_str());
+          return 3;
+        }
         if (seq == committed) {
           holding.notify();
           volatile std::byte* out = loan->bytes.data();  // written for ever, until killed
@@ -304,8 +312,27 @@ TEST_P(RingLoans, APusherKilledHoldingALoanNeverWedgesTheRing) {
         if (!pusher->commit(*loan, static_cast<std::uint32_t>(msg.size()))) return 4;
       }
     });
-    while (!holding.wait(std::chrono::milliseconds(0)) && failure.empty())
+    // Bounded: a victim that exits instead (an error) or never gets a loan fails the test here.
+    const auto holding_by = Clock::now() + std::chrono::seconds(30);
+    while (!holding.wait(std::chrono::milliseconds(0)) && failure.empty()) {
+      int early = 0;
+      if (waitpid(victim, &early, WNOHANG) == victim) {
+        failure = "victim " + std::to_string(k) + " ended before it held a loan (status " +
+                  std::to_string(early) + ")";
+        break;
+      }
+      if (Clock::now() > holding_by) {
+        const RingStats s = ring->stats();
+        failure = "victim " + std::to_string(k) + " holds no loan after 30 s: depth " +
+                  std::to_string(s.depth) + ", attached " + std::to_string(s.attached_pushers) +
+                  ", abandoned " + std::to_string(s.abandoned);
+        kill(victim, SIGKILL);
+        wait_child(victim);
+        break;
+      }
       drain_some(std::chrono::milliseconds(1));
+    }
+    if (!failure.empty()) break;
     const auto until = Clock::now() + std::chrono::microseconds(rng() % 500);
     while (Clock::now() < until && failure.empty()) drain_some(std::chrono::microseconds(100));
     kill(victim, SIGKILL);
