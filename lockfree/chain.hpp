@@ -51,8 +51,8 @@ struct ChainSpec {
   // In shared memory, or null: the consumer records here the LinkId of the link it reads, so
   // that tools can walk the chain from there.
   std::atomic<std::uint64_t>* oldest = nullptr;
-  RingOptions link;                    // how links are made (buffer = kMaxBuffer if unbounded)
-  shm::ProcessId owner;                // the consumer, for links made by pushers
+  RingOptions link;      // how links are made (buffer = kMaxBuffer if unbounded)
+  shm::ProcessId owner;  // the consumer, for links made by pushers
   std::string link_name(LinkId id) const;
 };
 
@@ -117,8 +117,8 @@ class ChainPusher {
   // sealed, and the message goes to the successor. Errc::out_of_memory if /dev/shm cannot hold
   // another link (the full link stays open then, and the next push tries again); Errc::closed
   // once the consumer is going away.
-  Status push(std::span<const std::byte> head, std::span<const std::byte> body,
-              const Patience& patience) {
+  [[gnu::always_inline]] Status push(std::span<const std::byte> head,
+                                     std::span<const std::byte> body, const Patience& patience) {
     if (!spec_.unbounded) return link_->push(head, body, patience);  // one ring: no call between
     return push_on_links(head, body, patience);
   }

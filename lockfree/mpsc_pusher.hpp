@@ -28,8 +28,8 @@ class MpscPusher : public RingAttachment {
   MpscPusher(MpscPusher&&) noexcept = default;
 
   // As RingPusher::push.
-  Status push(std::span<const std::byte> head, std::span<const std::byte> body,
-              const Patience& patience) {
+  [[gnu::always_inline]] Status push(std::span<const std::byte> head,
+                                     std::span<const std::byte> body, const Patience& patience) {
     const std::size_t len = head.size() + body.size();
     if (!may_push(len)) [[unlikely]]
       return check_push(len);
@@ -52,7 +52,8 @@ class MpscPusher : public RingAttachment {
 
  private:
   // Inline in push(): the hot path pays no calls between its steps.
-  Status claim_record(std::uint32_t len, const Patience& patience, RingClaim& claim) {
+  [[gnu::always_inline]] Status claim_record(std::uint32_t len, const Patience& patience,
+                                             RingClaim& claim) {
     RingControl* c = control();
     PusherSlot& slot = my_slot();
     const std::uint64_t mask = cfg_.capacity - 1;
@@ -98,7 +99,7 @@ class MpscPusher : public RingAttachment {
   void write_pad(PusherSlot& slot, Cursor tail, std::uint64_t pad) noexcept;
 
   // Commits the first `used` payload bytes of `claim`. Inline in push().
-  Status publish(const RingClaim& claim, std::uint32_t used) {
+  [[gnu::always_inline]] Status publish(const RingClaim& claim, std::uint32_t used) {
     const std::uint64_t unused = record_size(claim.len) - record_size(used);
     if (unused) [[unlikely]]  // a loan committed shorter: its tail becomes a pad to skip
       pad_unused(claim, used, unused);
@@ -111,7 +112,7 @@ class MpscPusher : public RingAttachment {
   void pad_unused(const RingClaim& claim, std::uint32_t used, std::uint64_t unused) noexcept;
 
   // The slot idle again, and the consumer woken.
-  void finish() noexcept {
+  [[gnu::always_inline]] void finish() noexcept {
     // release: a consumer that sees the slot idle also sees the commit before.
     my_slot().intent.store(0, std::memory_order_release);
     // seq_cst fence: Dekker with a parking consumer (see futex.hpp).

@@ -37,6 +37,57 @@ struct RingLoan {
   std::span<std::byte> bytes;
 };
 
+// memcpy, out of line: where a copy of a length the compiler cannot bound is inlined, GCC 12
+// takes the impossible lengths of its callers' paths for real ones (-Wstringop-overflow).
+[[gnu::noinline]] inline void copy_large(std::byte* to, const std::byte* from,
+                                         std::size_t n) noexcept {
+  std::memcpy(to, from, n);
+}
+
+// Copies n bytes. Inline up to 64 (a message's meta, a small message): a call to memcpy costs
+// more than such a copy. Overlapping moves of 4, 8 or 16 bytes, as memcpy's own small cases do.
+[[gnu::always_inline]] inline void copy_bytes(std::byte* to, const std::byte* from,
+                                              std::size_t n) noexcept {
+  if (n > 64) [[unlikely]]
+    return copy_large(to, from, n);
+  if (n >= 16) {
+    unsigned char a[16], b[16];
+    std::memcpy(a, from, 16);
+    std::memcpy(b, from + n - 16, 16);
+    if (n > 32) {
+      unsigned char c[16], d[16];
+      std::memcpy(c, from + 16, 16);
+      std::memcpy(d, from + n - 32, 16);
+      std::memcpy(to + 16, c, 16);
+      std::memcpy(to + n - 32, d, 16);
+    }
+    std::memcpy(to, a, 16);
+    std::memcpy(to + n - 16, b, 16);
+    return;
+  }
+  if (n >= 8) {
+    std::uint64_t a, b;
+    std::memcpy(&a, from, 8);
+    std::memcpy(&b, from + n - 8, 8);
+    std::memcpy(to, &a, 8);
+    std::memcpy(to + n - 8, &b, 8);
+    return;
+  }
+  if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, from, 4);
+    std::memcpy(&b, from + n - 4, 4);
+    std::memcpy(to, &a, 4);
+    std::memcpy(to + n - 4, &b, 4);
+    return;
+  }
+  if (n) {
+    to[0] = from[0];
+    to[n / 2] = from[n / 2];
+    to[n - 1] = from[n - 1];
+  }
+}
+
 class RingAttachment {
  public:
   // Opens ring `name` of namespace `ns` and takes one of its pusher slots (Errc::pusher_limit
@@ -70,7 +121,7 @@ class RingAttachment {
   }
 
   // The checks before a claim, one compare each, so that a push pays no call for them.
-  bool may_push(std::size_t len) const noexcept {
+  [[gnu::always_inline]] bool may_push(std::size_t len) const noexcept {
     // relaxed: a flag the consumer sets once; the line is the tail's, which pushes touch anyway.
     return fork_generation_ == shm::fork_generation() && len <= cfg_.max_payload &&
            control()->producer.damaged.load(std::memory_order_relaxed) == 0;
@@ -82,14 +133,14 @@ class RingAttachment {
 
   // Room for a record of `bytes` at `tail` by the head last seen: the record, the pad before it
   // if it would run past the end, and kRecordHeader of slack (an SPSC record's terminator).
-  bool fits(Cursor tail, std::uint64_t bytes) const noexcept {
+  [[gnu::always_inline]] bool fits(Cursor tail, std::uint64_t bytes) const noexcept {
     const std::uint64_t claim =
         pad_before(tail.pos & (cfg_.capacity - 1), bytes, cfg_.capacity) + bytes;
     return pos_distance(tail.pos, cached_head_.pos) + claim + kRecordHeader <= cfg_.capacity &&
            count_distance(tail.count, cached_head_.count) < cfg_.buffer;
   }
   // fits(), looking at the consumer's head again if the one last seen says no.
-  bool room(Cursor tail, std::uint64_t bytes) noexcept {
+  [[gnu::always_inline]] bool room(Cursor tail, std::uint64_t bytes) noexcept {
     if (fits(tail, bytes)) [[likely]]
       return true;
     // acquire: pairs with the consumer's release of head; freed space is ours to overwrite.
@@ -101,28 +152,28 @@ class RingAttachment {
   Status wait_for_space(Cursor tail, std::uint64_t bytes, Deadline deadline, bool shared_tail);
 
   // Writes head + body as the payload of the record whose header is at data offset `rec`.
-  void write_payload(std::uint64_t rec, std::span<const std::byte> head,
-                     std::span<const std::byte> body) noexcept {
+  [[gnu::always_inline]] void write_payload(std::uint64_t rec, std::span<const std::byte> head,
+                                            std::span<const std::byte> body) noexcept {
     std::byte* at = data() + rec + kRecordHeader;  // records never wrap: one span
-    const std::size_t total = head.size() + body.size();
     // The consumer polls the header's cache line. Write the bytes beyond that line first, and
     // the ones sharing it last, right before the header: the line is then taken from the
     // consumer once, not once for the payload and again for the header.
-    const std::size_t in_header_line = std::min<std::size_t>(
-        total, static_cast<std::size_t>((rec | 63) + 1 - (rec + kRecordHeader)));
-    // Copies bytes [from, to) of head + body to their place in the record.
-    auto copy = [&](std::size_t from, std::size_t to) {
-      const std::size_t split = std::min(std::max(from, head.size()), to);
-      if (from < split) std::memcpy(at + from, head.data() + from, split - from);
-      if (split < to) std::memcpy(at + split, body.data() + (split - head.size()), to - split);
-    };
-    copy(in_header_line, total);
-    copy(0, in_header_line);
+    const std::size_t in_line = static_cast<std::size_t>((rec | 63) + 1 - (rec + kRecordHeader));
+    const std::size_t total = head.size() + body.size();
+    if (total > in_line && head.size() <= in_line) [[likely]] {
+      const std::size_t body_in_line = in_line - head.size();
+      copy_bytes(at + in_line, body.data() + body_in_line, total - in_line);
+      copy_bytes(at, head.data(), head.size());
+      copy_bytes(at + head.size(), body.data(), body_in_line);
+      return;
+    }
+    copy_bytes(at, head.data(), head.size());  // all in the header's line, or a long head
+    copy_bytes(at + head.size(), body.data(), body.size());
   }
 
   // st, unless the mapping faulted meanwhile (the ring was cut short, shm/fence.hpp): whatever
   // the call wrote then reached nobody.
-  Status checked(Status st) const {
+  [[gnu::always_inline]] Status checked(Status st) const {
     if (segment_.damaged()) [[unlikely]]
       return segment_.damage_error();
     return st;

@@ -33,8 +33,8 @@ class RingPusher {
   // Enqueues `head` and `body` as one message (head first): a caller's framing without a copy.
   // Errc::closed if the owner closed the ring while this call waited for space, or a take-over
   // sealed it.
-  Status push(std::span<const std::byte> head, std::span<const std::byte> body,
-              const Patience& patience) {
+  [[gnu::always_inline]] Status push(std::span<const std::byte> head,
+                                     std::span<const std::byte> body, const Patience& patience) {
     if (SpscPusher* s = spsc()) return s->push(head, body, patience);
     return mpsc().push(head, body, patience);
   }

@@ -29,8 +29,8 @@ class SpscPusher : public RingAttachment {
   SpscPusher(SpscPusher&&) noexcept = default;
 
   // As RingPusher::push.
-  Status push(std::span<const std::byte> head, std::span<const std::byte> body,
-              const Patience& patience) {
+  [[gnu::always_inline]] Status push(std::span<const std::byte> head,
+                                     std::span<const std::byte> body, const Patience& patience) {
     const std::size_t len = head.size() + body.size();
     if (!may_push(len)) [[unlikely]]
       return check_push(len);
@@ -58,7 +58,8 @@ class SpscPusher : public RingAttachment {
   explicit SpscPusher(RingAttachment attached) : RingAttachment(std::move(attached)) {}
 
   // Inline in push(): the hot path pays no calls between its steps.
-  Status claim_record(std::uint32_t len, const Patience& patience, RingClaim& claim) {
+  [[gnu::always_inline]] Status claim_record(std::uint32_t len, const Patience& patience,
+                                             RingClaim& claim) {
     const std::uint64_t bytes = record_size(len);
     if (!room(tail_, bytes)) [[unlikely]] {
       if (Status st = wait_for_space(tail_, bytes, patience.resolve(), false); !st) return st;
@@ -77,7 +78,7 @@ class SpscPusher : public RingAttachment {
   }
 
   // Publishes the first `used` payload bytes of `claim`. Inline in push().
-  Status publish(const RingClaim& claim, std::uint32_t used) {
+  [[gnu::always_inline]] Status publish(const RingClaim& claim, std::uint32_t used) {
     RingControl* c = control();
     const std::uint64_t mask = cfg_.capacity - 1;
     const std::uint64_t bytes = record_size(used);

@@ -9,6 +9,8 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "bloccs/meta.hpp"
@@ -25,6 +27,22 @@ struct MetaCodec {
   // False if the record is not well-formed (a peer wrote garbage): the caller refuses it.
   static bool decode(std::span<const std::byte> record, MetaView& meta,
                      std::span<const std::byte>& payload) noexcept;
+  // decode, inline for meta without pairs (the common case): one load of the fixed part.
+  static bool decode_fast(std::span<const std::byte> record, MetaView& meta,
+                          std::span<const std::byte>& payload) noexcept {
+    if (record.size() >= kMetaFixed) [[likely]] {
+      std::uint64_t fixed;  // read once: a peer may rewrite the record meanwhile
+      std::memcpy(&fixed, record.data(), sizeof fixed);
+      if ((fixed >> 32) == 0) [[likely]] {  // no pair bytes, no pairs, the zero byte
+        meta.attempt_ = static_cast<std::uint32_t>(fixed);
+        meta.pairs_ = 0;
+        meta.encoded_ = {};
+        payload = record.subspan(kMetaFixed);
+        return true;
+      }
+    }
+    return decode(record, meta, payload);
+  }
 };
 
 }  // namespace bloccs

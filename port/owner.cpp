@@ -314,7 +314,7 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
   std::uint64_t refused = 0;
   auto on_record = [&](std::span<const std::byte> record) {
     MessageView m;
-    if (!MetaCodec::decode(record, m.meta, m.payload)) {
+    if (!MetaCodec::decode_fast(record, m.meta, m.payload)) {
       ++refused;  // a peer wrote garbage into our ring: never hand it on
       return;
     }
