@@ -116,7 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto orphan = OrphanRing::open(fuzz::ns(), "ring", kDead)) {
     const RingConfig& cfg = orphan->config();
     Reader reader{cfg, orphan->segment().base() + cfg.data_offset};
-    if (orphan->seal()) {
+    if (orphan->seal(Clock::now())) {
       const OrphanRead r = orphan->read(reader, Clock::now());
       fuzz::require(r.read == reader.records, "read counts every record handed over");
       // Review item 1: once sealed, no push is ok: nobody would ever read it. An SPSC ring is

@@ -80,6 +80,7 @@ class ChainConsumer {
   }
   // Where the current link's pushers wake its consumer.
   WaitLine& data_line() const noexcept { return link_->data_line(); }
+  Wakers wakers() const noexcept { return link_->wakers(); }
   void wake_consumer() const noexcept { link_->wake_consumer(); }
   void close() noexcept { link_->close(); }
   // As Ring::set_spin, for every link from now on.
@@ -185,7 +186,7 @@ OrphanRead read_orphan_chain(const ChainSpec& spec, const shm::ProcessId& dead, 
   }
   std::optional<OrphanRing> link(std::move(first).value());
   for (;;) {
-    if (auto st = link->seal(); !st) {
+    if (auto st = link->seal(give_up); !st) {
       total.unread += orphan_depth_after(spec, *link);
       total.status = std::move(st);
       return total;

@@ -6,6 +6,7 @@
 #include "lockfree/cpu_relax.hpp"
 #include "lockfree/ring.hpp"
 #include "shm/process.hpp"
+#include "shm/test_hooks.hpp"
 
 namespace bloccs::lockfree {
 namespace {
@@ -127,7 +128,7 @@ Ring::State Ring::damage(const std::string& what) {
                                     "; it cannot be trusted: its owner must stop and start the "
                                     "port again (shmctl rm removes a dead owner's)"};
   // relaxed: a flag pushers load on every push; what they then refuse orders nothing.
-  control()->producer.damaged.store(1, std::memory_order_relaxed);
+  control()->producer.refused.fetch_or(kRefusedDamaged, std::memory_order_relaxed);
   return State::error;
 }
 
@@ -222,11 +223,14 @@ Status Ring::wait(Deadline deadline, AlsoReady also) {
             std::min(deadline, stuck_since_ + std::chrono::microseconds(cfg.abandon_after_us));
     }
     // Wake at least every kRecheckInterval: a pusher killed between its commit and its wake
-    // must not leave us asleep beside a message.
-    wake_at = std::min(wake_at, Clock::now() + kRecheckInterval);
-    // seq_cst: the Dekker re-check after arming (see futex.hpp).
+    // must not leave us asleep beside a message. (Not where a test proves that no wake-up is
+    // ever lost, which this look would hide.)
+    if (!shm::test_flag("consumer.no_recheck"))
+      wake_at = std::min(wake_at, Clock::now() + kRecheckInterval);
+    // seq_cst: the Dekker re-check after arming (see futex.hpp); wakers(): who fences.
     if (park(
-            c->data.line, [&] { return ready(std::memory_order_seq_cst); }, wake_at, also.line))
+            c->data.line, [&] { return ready(std::memory_order_seq_cst); }, wake_at, also.line,
+            true, wakers()))
       return {};
     if (ready(std::memory_order_acquire)) return {};  // acquire: as above, after a wake-up
     if (Clock::now() >= deadline)

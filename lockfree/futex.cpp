@@ -72,7 +72,8 @@ WaitResult futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
       ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
       timeout = &ts;
     }
-    // Shared 32-bit futexes (FUTEX_32, without FUTEX_PRIVATE_FLAG); an absolute timeout on CLOCK_MONOTONIC.
+    // Shared 32-bit futexes (FUTEX_32, without FUTEX_PRIVATE_FLAG); an absolute timeout on
+    // CLOCK_MONOTONIC.
     const long rc = ::syscall(SYS_futex_waitv, waiters, n, 0, timeout, CLOCK_MONOTONIC);
     if (rc >= 0) return WaitResult::woken;
     switch (errno) {

@@ -15,6 +15,10 @@
 // lost, and a waker that finds nobody armed makes no system call. The waker disarms: a waiter that
 // died parked costs one needless wake, not one per push for ever, and of several racing wakers only
 // one makes the call.
+//
+// Where the wakers are a ring's pushers, step 1 of the waker is a light fence and the waiter makes
+// a heavy one between its steps 2 and 3 (Wakers::light; asymmetric_fence.hpp): the pair holds all
+// the same, and a push pays no fence for a consumer that is rarely asleep.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +27,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+
+#include "lockfree/asymmetric_fence.hpp"
 
 namespace bloccs::lockfree {
 
@@ -63,6 +69,16 @@ struct WaitLine {
 };
 static_assert(sizeof(WaitLine) == 16);
 
+// Who wakes a waiter, and so how its re-check (step 3) is ordered after its announcement.
+enum class Wakers {
+  fenced,  // every waker fences between its publish and its look (waker step 1)
+  // Wakers on the hot path (a ring's pushers) use light fences (asymmetric_fence.hpp): the
+  // waiter makes a heavy fence between arming and re-checking instead. Where the kernel refuses
+  // one, the waiter sleeps at most kLightWakerRecheck before it looks again.
+  light,
+};
+inline constexpr auto kLightWakerRecheck = std::chrono::milliseconds(1);
+
 // Waiter steps 1 to 4: sleeps on `line` (and on `other` too, if given: a waker of either ends
 // the sleep) until woken or `until`, unless `ready()` (which must load with seq_cst) already
 // holds. Returns what `ready()` said; the caller re-checks anyway. A caller that parks again
@@ -70,7 +86,7 @@ static_assert(sizeof(WaitLine) == 16);
 // whole wait (WaiterCount) and passes count = false.
 template <class Ready>
 bool park(WaitLine& line, Ready&& ready, Deadline until, WaitLine* other = nullptr,
-          bool count = true) {
+          bool count = true, Wakers wakers = Wakers::fenced) {
   // relaxed: statistics.
   if (count) line.waiters.fetch_add(1, std::memory_order_relaxed);
   if (other) other->waiters.fetch_add(1, std::memory_order_relaxed);
@@ -80,6 +96,8 @@ bool park(WaitLine& line, Ready&& ready, Deadline until, WaitLine* other = nullp
   // seq_cst: announce before the re-check (Dekker with the waker's fence).
   line.armed.exchange(1, std::memory_order_seq_cst);
   if (other) other->armed.exchange(1, std::memory_order_seq_cst);
+  if (wakers == Wakers::light && !heavy_fence())
+    until = std::min(until, Clock::now() + kLightWakerRecheck);
   const bool was_ready = ready();
   if (!was_ready && Clock::now() < until) {
     if (other)
@@ -95,7 +113,8 @@ bool park(WaitLine& line, Ready&& ready, Deadline until, WaitLine* other = nullp
 // Waiter steps 1 to 4 on several lines at once: a waker of any of them ends the sleep. For a
 // consumer of several rings (bloccs::wait_any); at most kMaxWaitAny lines.
 template <class Ready>
-bool park_any(std::span<WaitLine* const> lines, Ready&& ready, Deadline until) {
+bool park_any(std::span<WaitLine* const> lines, Ready&& ready, Deadline until,
+              Wakers wakers = Wakers::fenced) {
   std::atomic<std::uint32_t>* words[kMaxWaitAny];
   std::uint32_t epochs[kMaxWaitAny];
   const std::size_t n = std::min(lines.size(), kMaxWaitAny);
@@ -107,6 +126,8 @@ bool park_any(std::span<WaitLine* const> lines, Ready&& ready, Deadline until) {
   }
   // seq_cst: announce on every line before the re-check (Dekker with each waker's fence).
   for (std::size_t i = 0; i < n; ++i) lines[i]->armed.exchange(1, std::memory_order_seq_cst);
+  if (wakers == Wakers::light && !heavy_fence())
+    until = std::min(until, Clock::now() + kLightWakerRecheck);
   const bool was_ready = ready();
   if (!was_ready && Clock::now() < until) futex_wait_any({words, n}, {epochs, n}, until);
   for (std::size_t i = 0; i < n; ++i)

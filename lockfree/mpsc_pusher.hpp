@@ -115,8 +115,9 @@ class MpscPusher : public RingAttachment {
   [[gnu::always_inline]] void finish() noexcept {
     // release: a consumer that sees the slot idle also sees the commit before.
     my_slot().intent.store(0, std::memory_order_release);
-    // seq_cst fence: Dekker with a parking consumer (see futex.hpp).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // The light side of the Dekker pair with a consumer going to sleep (futex.hpp): the commit
+    // before the look at whether it sleeps.
+    light_fence(light_wake_);
     wake(control()->data.line, 1);
   }
 };

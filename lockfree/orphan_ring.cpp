@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 
+#include "lockfree/asymmetric_fence.hpp"
 #include "lockfree/pusher_slots.hpp"
 #include "lockfree/ring.hpp"
 
@@ -204,7 +205,7 @@ OrphanRing::Step OrphanRing::next(std::span<const std::byte>& payload, Deadline 
   }
 }
 
-Status OrphanRing::seal() {
+Status OrphanRing::seal(Deadline give_up) {
   RingControl* c = control();
   if (cfg_.kind == static_cast<std::uint32_t>(RingKind::mpsc)) {
     // relaxed: a first guess for the CAS, which validates it.
@@ -220,14 +221,33 @@ Status OrphanRing::seal() {
         return {};
     }
   }
-  // SPSC: walk the published records from the head to the first word that is not one, and put
-  // the seal there; the pusher's compare-and-swap from zero then fails. Bounded by capacity.
+  // SPSC: refuse every publication from now on, then wait for one under way to end (the Dekker
+  // pair of ring_layout.hpp, "Sealing": the pusher announces, then looks at `refused`).
+  // seq_cst: before the heavy fence, which orders our look at `in_push` after it everywhere.
+  c->producer.refused.fetch_or(kRefusedSealed, std::memory_order_seq_cst);
+  // Where the kernel refuses a heavy fence, a store still on its way from another CPU lands
+  // within microseconds (x86-64 drains store buffers in order); 10 ms is a wide margin.
+  if (!heavy_fence()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto* slot = reinterpret_cast<const PusherSlot*>(segment_.base() + cfg_.slots_offset);
+  for (;;) {
+    // acquire: pairs with the pusher's release of in_push; what it published is visible.
+    const std::uint32_t announced = c->producer.in_push.load(std::memory_order_acquire);
+    // A pusher killed mid-publication leaves its announcement: nothing more comes from it.
+    if (announced == 0 || !shm::held(slot->holder)) break;
+    if (Clock::now() >= give_up) {
+      in_flight_ = announced;  // it may still publish them: counted as unread, never as read
+      break;
+    }
+    std::this_thread::sleep_for(kOrphanPoll);
+  }
+  // Walk the published records from the head to the first word that is not one, and put the
+  // seal there, for tools and for a later take-over. Bounded by capacity.
   const std::uint64_t mask = cfg_.capacity - 1;
   Cursor at = head_;
   for (std::uint64_t walked = 0; walked <= cfg_.capacity;) {
     auto word = header_word(data(), at.pos & mask);
     std::uint64_t h = 0;
-    // acq_rel: a record published meanwhile is read (acquire); our seal is seen by the CAS.
+    // acq_rel: a record published meanwhile (by a pusher given up on) is read (acquire).
     if (word.compare_exchange_strong(h, kSealHeader, std::memory_order_acq_rel,
                                      std::memory_order_acquire))
       return {};

@@ -41,11 +41,13 @@ class OrphanRing {
                                  const shm::ProcessId& dead);
 
   // Seals the ring so that nothing more is ever pushed into it: an MPSC ring by its tail
-  // (kSealCount), an SPSC one by a seal header where its records end (ring_layout.hpp). A pusher
-  // past its checks that claims only now fails with Errc::closed instead of getting ok for a
-  // message nobody will read. Idempotent. Errc::corrupt if the records do not lead to a free
-  // word.
-  Status seal();
+  // (kSealCount); an SPSC one by the seal bit of `refused`, then, once no publication is under
+  // way, a seal header where its records end (ring_layout.hpp, "Sealing"). A pusher past its
+  // checks that claims (MPSC) or publishes (SPSC) only now fails with Errc::closed instead of
+  // getting ok for a message nobody will read. A live SPSC pusher still publishing at
+  // `give_up` (stopped, or starved) is no longer waited for: what it announced is counted as
+  // unread by read(). Idempotent. Errc::corrupt if the records do not lead to a free word.
+  Status seal(Deadline give_up);
 
   // Hands each record left to f(std::span<const std::byte>), in claim order, up to the tail
   // (or to f(span, Cursor) with where the record starts). One pass.
@@ -80,6 +82,7 @@ class OrphanRing {
   RingConfig cfg_;  // validated private copy
   Cursor head_{};   // only here: never published
   std::uint64_t record_size_ = 0;
+  std::uint32_t in_flight_ = 0;  // SPSC: records announced by a pusher seal() gave up on
   struct SlotView {
     std::uint64_t intent;  // 0 or kIntentActive | pos
     bool alive;
@@ -103,15 +106,16 @@ OrphanRead OrphanRing::read(F&& f, Deadline give_up) {
         head_ = head_.advanced(record_size_);
         ++r.read;
         continue;
-      case Step::end:  // the tail: next() has set r.sealed
+      case Step::end:           // the tail: next() has set r.sealed
+        r.unread = in_flight_;  // published after our reading, if at all: nobody reads them
         r.end = head_.pos;
         return r;
       case Step::pending:  // a live pusher's claim outlived give_up
-        r.unread = unread();
+        r.unread = unread() + in_flight_;
         r.end = head_.pos;
         return r;
       case Step::error:
-        r.unread = unread();
+        r.unread = unread() + in_flight_;
         r.status = error_;
         r.end = head_.pos;
         return r;

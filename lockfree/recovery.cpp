@@ -25,11 +25,6 @@
 #include "lockfree/ring.hpp"
 
 namespace bloccs::lockfree {
-namespace {
-
-
-
-}  // namespace
 
 Ring::Recovery Ring::recover_abandoned() {
   RingControl* c = control();

@@ -84,6 +84,7 @@ Result<shm::Segment> Ring::build(std::string_view ns, std::string_view name, con
       .owner_pid = owner.pid,
       .abandon_after_us = static_cast<std::uint32_t>(o.abandon_after.count()),
       .owner_start_time = owner.start_time,
+      .flags = o.light_wakers ? kRingLightWakers : 0u,
       .reserved = 0,
   };
   // Wait lines, counters and slots start at zero: ftruncate zero-filled them.
@@ -179,6 +180,8 @@ Result<RingConfig> validated_config(const shm::Segment& seg) {
         seg, "capacity " + std::to_string(cfg.capacity) + " is not a power of two up to 64 MiB");
   if (cfg.buffer == 0 || cfg.buffer > kMaxBuffer)
     return damaged(seg, "buffer " + std::to_string(cfg.buffer) + " out of range");
+  if (cfg.flags & ~kRingLightWakers)
+    return damaged(seg, "unknown flags " + std::to_string(cfg.flags));
   if (min_capacity(cfg.max_payload) > cfg.capacity)
     return damaged(seg, "max_payload " + std::to_string(cfg.max_payload) + " exceeds its capacity");
   if (cfg.slots_offset != sizeof(RingControl) ||

@@ -100,6 +100,10 @@ class Ring {
 
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
   const RingConfig& config() const noexcept { return cfg_; }
+  // Who pays for waking this consumer (RingOptions::light_wakers): how it parks.
+  Wakers wakers() const noexcept {
+    return (cfg_.flags & kRingLightWakers) ? Wakers::light : Wakers::fenced;
+  }
   RingStats stats() const { return read_stats(segment_, cfg_); }
   // Killed pushers' claims skipped (one load; stats() also walks every pusher slot).
   std::uint64_t abandoned() const noexcept {

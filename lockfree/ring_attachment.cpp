@@ -31,7 +31,9 @@ RingAttachment::RingAttachment(shm::Segment segment, const RingConfig& config, A
     : segment_(std::move(segment)),
       cfg_(config),
       slot_(std::move(slot)),
-      fork_generation_(shm::fork_generation()) {
+      fork_generation_(shm::fork_generation()),
+      light_(register_light_side()),
+      light_wake_(light_ && (config.flags & kRingLightWakers) != 0) {
   // acquire: pairs with the consumer's release of head.
   cached_head_ = Cursor::unpack(control()->consumer.head.load(std::memory_order_acquire));
 }
@@ -42,7 +44,9 @@ RingAttachment::RingAttachment(RingAttachment&& other) noexcept
       slot_(std::move(other.slot_)),
       fork_generation_(other.fork_generation_),
       cached_head_(other.cached_head_),
-      spin_(other.spin_) {}
+      spin_(other.spin_),
+      light_(other.light_),
+      light_wake_(other.light_wake_) {}
 
 RingAttachment::~RingAttachment() {
   // A moved-from attachment holds nothing; a forked child's copy holds its parent's slot
@@ -56,8 +60,8 @@ Status RingAttachment::check_push(std::size_t len) const {
                  "this pusher of ring /dev/shm/" + segment_.name() +
                      " was opened before a fork and belongs to the parent; open a new "
                      "RingPusher in the child"};
-  // relaxed: a flag the consumer sets once.
-  if (control()->producer.damaged.load(std::memory_order_relaxed) != 0) return damaged_error();
+  // relaxed: flags set once.
+  if (control()->producer.refused.load(std::memory_order_relaxed) != 0) return refusal();
   if (len > cfg_.max_payload)
     return Error{Errc::payload_too_large,
                  "payload of " + std::to_string(len) + " bytes exceeds the ring's max_payload of " +
@@ -97,12 +101,11 @@ Error RingAttachment::misaligned_tail(Cursor tail) const {
                              "enqueued. Remove it (shmctl rm) and restart its owner"};
 }
 
-Error RingAttachment::tail_word_error(std::uint64_t found, std::uint64_t pos) const {
-  if (found == kSealHeader) return sealed_error();
-  return {Errc::corrupt, "ring /dev/shm/" + segment_.name() + " holds word " +
-                             std::to_string(found) + " at its tail (byte " + std::to_string(pos) +
-                             "), where only zero can be: the ring is damaged; its owner must "
-                             "stop and start the port again"};
+Error RingAttachment::refusal() const {
+  // relaxed: flags set once.
+  if (control()->producer.refused.load(std::memory_order_relaxed) & kRefusedSealed)
+    return sealed_error();
+  return damaged_error();
 }
 
 Error RingAttachment::sealed_error() const {

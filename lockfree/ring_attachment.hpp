@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "bloccs/result.hpp"
+#include "lockfree/asymmetric_fence.hpp"
 #include "lockfree/pusher_slots.hpp"
 #include "lockfree/ring_layout.hpp"
 #include "lockfree/ring_types.hpp"
@@ -122,11 +123,13 @@ class RingAttachment {
 
   // The checks before a claim, one compare each, so that a push pays no call for them.
   [[gnu::always_inline]] bool may_push(std::size_t len) const noexcept {
-    // relaxed: a flag the consumer sets once; the line is the tail's, which pushes touch anyway.
+    // relaxed: flags set once (a consumer that found damage, a take-over's seal); the line is
+    // the tail's, which pushes touch anyway. An SPSC publication orders its own look by a fence.
     return fork_generation_ == shm::fork_generation() && len <= cfg_.max_payload &&
-           control()->producer.damaged.load(std::memory_order_relaxed) == 0;
+           control()->producer.refused.load(std::memory_order_relaxed) == 0;
   }
   Status check_push(std::size_t len) const;  // why may_push said no
+  Error refusal() const;                     // why `refused` is set: sealed, or damaged
   // may_push for every message of a batch from `done` on.
   Status check_batch(std::span<const std::byte> head,
                      std::span<const std::span<const std::byte>> bodies, std::size_t done) const;
@@ -178,13 +181,16 @@ class RingAttachment {
       return segment_.damage_error();
     return st;
   }
+  [[gnu::always_inline]] Status checked() const {
+    if (segment_.damaged()) [[unlikely]]
+      return segment_.damage_error();
+    return {};
+  }
   // Errc::bad_loan if `used` exceeds what the loan claimed.
   Status check_commit(const RingLoan& loan, std::uint32_t used) const;
   void count_abort() noexcept;
 
   Error sealed_error() const;
-  // An SPSC publication found `found` at its tail word `pos`, where only zero can be.
-  Error tail_word_error(std::uint64_t found, std::uint64_t pos) const;
   // Every record starts 8-aligned: a tail that is not was written by no pusher.
   Error misaligned_tail(Cursor tail) const;
 
@@ -194,6 +200,11 @@ class RingAttachment {
   std::uint32_t fork_generation_ = 0;  // a forked child must open its own pusher
   Cursor cached_head_{};               // the consumer's head as last seen
   SpinPolicy spin_{};
+  // This process takes heavy fences (asymmetric_fence.hpp): a fence a take-over's seal pairs
+  // with is a compiler one (light_), and so is the one before a wake if the ring's consumer
+  // makes heavy fences when it parks (light_wake_: kRingLightWakers).
+  bool light_ = false;
+  bool light_wake_ = false;
 
  private:
   Error damaged_error() const;

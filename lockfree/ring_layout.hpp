@@ -35,9 +35,17 @@
 //   +-------+-------+---------+----------------+------------------------+
 // An MPSC pusher stores the header without the commit bit right after claiming (so a claimed
 // record is never all zeros once anything of it was written), copies the payload, then stores
-// the header again with the commit bit. An SPSC pusher publishes a record whole, by a
-// compare-and-swap of its header from zero (the word at the true tail is always zero: every
-// record zeroes the word after it before it is published).
+// the header again with the commit bit. An SPSC pusher publishes a record whole, by one store
+// of its header over the zero at the true tail (every record zeroes the word after it before it
+// is published), and pays no read-modify-write for it.
+//
+// Sealing an SPSC ring (a take-over) without a read-modify-write on the pusher's side: the pusher
+// announces each publication in the producer line's `in_push` (how many records) before it looks
+// at `refused`, and clears it once they are published; the sealer sets `refused`'s seal bit, makes
+// every CPU pass a full barrier (asymmetric_fence.hpp), then waits for `in_push` to be zero. So a
+// publication either saw the seal (and published nothing) or is complete before the sealer
+// reads, and no record lands in a ring its new owner has read. The pusher's side of that pair is
+// a store and a load on the line it writes anyway, with a compiler barrier between.
 //
 // Types besides data:
 //   pad       fills a claim's space that holds no message: the rest of the data area before a
@@ -53,9 +61,10 @@
 //             finds the consumer dead (a take-over) or walks behind it (shmctl peek) skips a
 //             consumed record by its length and a zeroed one word by word, and never takes what
 //             is left of a half-zeroed payload for a header.
-//   seal      a take-over wrote it at the end of a dead SPSC ring's records: the pusher's
-//             compare-and-swap fails there, so nothing more is ever published into a ring the new
-//             owner has read. (An MPSC ring, or a chain's link, is sealed by its tail: kSealCount.)
+//   seal      a take-over wrote it at the end of a dead SPSC ring's records, once no publication
+//             was under way (the seal bit of `refused`, above): where the records end, for tools
+//             and for a later take-over. (An MPSC ring, or a chain's link, is sealed by its tail:
+//             kSealCount.)
 // The consumer zeroes every record it consumes, so a zero header word means "claimed, nothing
 // written yet" (or "not claimed").
 #pragma once
@@ -215,20 +224,30 @@ struct RingConfig {
   std::uint32_t owner_pid;         // the consumer
   std::uint32_t abandon_after_us;  // a claim uncommitted this long is checked for a dead pusher
   std::uint64_t owner_start_time;
-  std::uint64_t reserved;
+  std::uint32_t flags;  // kRingLightWakers
+  std::uint32_t reserved;
 };
 static_assert(sizeof(RingConfig) == 64);
+// The consumer pays for the wake-up protocol, not the pushers (asymmetric_fence.hpp): a heavy
+// fence each time it parks, and none on a push. Right for a consumer that spins before it
+// parks; one that parks at once (every message a wake-up) is better served by pushers that
+// fence, as without this flag.
+inline constexpr std::uint32_t kRingLightWakers = 1;
 
 struct alignas(kCacheLine) ConsumerLine {
   std::atomic<std::uint64_t> head;  // Cursor: first unconsumed byte, messages consumed
 };
 struct alignas(kCacheLine) ProducerLine {
   std::atomic<std::uint64_t> tail;  // Cursor: first unclaimed byte, messages claimed
-  // Nonzero once the consumer found the ring damaged (a record or a cursor no pusher could have
-  // written): every push is refused from then on, naming the ring. On the line pushers touch on
-  // every push anyway, so checking it costs nothing.
-  std::atomic<std::uint32_t> damaged;
+  // Nonzero once every push is refused, naming the ring: kRefusedDamaged (the consumer found a
+  // record or a cursor no pusher could have written), kRefusedSealed (a take-over of an SPSC
+  // ring). On the line pushers touch on every push anyway, so checking it costs nothing.
+  std::atomic<std::uint32_t> refused;
+  // SPSC: how many records the pusher is publishing right now (0: none); see "Sealing" above.
+  std::atomic<std::uint32_t> in_push;
 };
+inline constexpr std::uint32_t kRefusedDamaged = 1;
+inline constexpr std::uint32_t kRefusedSealed = 2;
 struct alignas(kCacheLine) ParkingLine {
   WaitLine line;  // futex.hpp: waiters, epoch, armed
 };

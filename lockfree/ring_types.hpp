@@ -34,6 +34,10 @@ struct RingOptions {
   // (below 2^24). Both wrap around in a long-lived ring; tests start them near the wrap.
   std::uint64_t start_position = 0;
   std::uint32_t start_count = 0;
+  // Who pays for waking a parked consumer (kRingLightWakers, ring_layout.hpp): true, the
+  // consumer, each time it parks (a heavy fence, microseconds); false, every push (a fence).
+  // True suits a consumer that spins before it parks (SpinPolicy); false one that parks at once.
+  bool light_wakers = true;
 };
 
 // How long each side busy-polls before parking (process-local, not part of the segment).

@@ -13,8 +13,8 @@
 #include "shm/liveness.hpp"
 #include "shm/names.hpp"
 #include "shm/process.hpp"
-#include "shm/test_hooks.hpp"
 #include "shm/stop_request.hpp"
+#include "shm/test_hooks.hpp"
 
 namespace bloccs {
 namespace {
@@ -104,8 +104,7 @@ Result<Port> Port::start(const PortKey& key, PortOptions o) {
   return Port(std::move(impl));
 }
 
-Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
-                        const PortOptions& o) {
+Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns, const PortOptions& o) {
   static std::atomic<std::uint64_t> port_counter{0};
 
   p.key = key;
@@ -152,7 +151,8 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
   c->config = port::PortConfig{
       .buffer = buffer,
       .max_payload = o.max_payload,
-      .flags = o.single_pusher ? port::kSinglePusher : 0u,
+      .flags = (o.single_pusher ? port::kSinglePusher : 0u) |
+               (o.receive_spin.count() <= 0 ? port::kParksAtOnce : 0u),
       .owner_pid = me.pid,
       .owner_start_time = me.start_time,
       .in_capacity = buffer ? ring_capacity(buffer, typical, record_payload, 0)
@@ -190,7 +190,8 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns,
                               .max_payload = record_payload,
                               .capacity = ring_capacity(due_lane, typical, record_payload, 0),
                               .mode = o.mode,
-                              .sharing = p.sharing});
+                              .sharing = p.sharing,
+                              .light_wakers = o.receive_spin.count() > 0});
   if (!due) return std::move(due).error();
   p.due.emplace(std::move(due).value());
   lockfree::ChainSpec later_spec = port::later_chain(p.ns, p.control_name, *c, cfg);
@@ -289,13 +290,17 @@ Port& Port::operator=(Port&& other) noexcept {
   }
   return *this;
 }
-Port::~Port() { stop(); }
+Port::~Port() {
+  stop();
+}
 
 void Port::stop() {
   if (impl_) impl_->stop();
 }
 
-const PortKey& Port::key() const noexcept { return impl_->key; }
+const PortKey& Port::key() const noexcept {
+  return impl_->key;
+}
 
 const PortTakeover& Port::takeover() const noexcept {
   return impl_->takeover;

@@ -58,11 +58,15 @@ inline constexpr std::size_t kDueStamp = 8;
 inline constexpr std::size_t kTimerHeldMax = 65536;
 
 inline constexpr std::uint32_t kSinglePusher = 1;
+// The consumer parks at once when the port is empty (receive_spin 0): its pushers fence before
+// they look whether it sleeps, rather than it making a heavy fence each time it parks
+// (RingOptions::light_wakers).
+inline constexpr std::uint32_t kParksAtOnce = 2;
 
 struct PortConfig {
   std::uint32_t buffer;       // bound on queued messages; 0: unbounded
   std::uint32_t max_payload;  // bytes, meta not counted
-  std::uint32_t flags;        // kSinglePusher
+  std::uint32_t flags;        // kSinglePusher, kParksAtOnce
   std::uint32_t owner_pid;
   std::uint64_t owner_start_time;
   std::uint64_t in_capacity;     // data bytes of each `in` link
@@ -78,8 +82,8 @@ static_assert(sizeof(PortConfig) == 64);
 //   | alive (LivenessLock)  | retired  | 0     |
 //   +-----------------------+----------+-------+
 struct alignas(64) OwnerLine {
-  shm::LivenessLock alive;               // held by the owner from start to stop
-  std::atomic<std::uint32_t> retired;    // 1 once the owner began to stop (before unregistering)
+  shm::LivenessLock alive;             // held by the owner from start to stop
+  std::atomic<std::uint32_t> retired;  // 1 once the owner began to stop (before unregistering)
 };
 static_assert(offsetof(OwnerLine, retired) == 40 && sizeof(OwnerLine) == 64);
 
@@ -87,9 +91,9 @@ struct alignas(64) TimerCounters {
   // push_after messages held in the heap, not yet enqueued. Never below the heap's size, even
   // at a SIGKILL: a later owner counts the dead timer's messages from it (port/salvage.cpp).
   std::atomic<std::uint64_t> pending;
-  std::atomic<std::uint64_t> delivered;  // push_after messages enqueued
-  std::atomic<std::uint64_t> retries;    // enqueue attempts that found the port full
-  std::atomic<std::uint64_t> refused;    // malformed requests dropped (a peer wrote garbage)
+  std::atomic<std::uint64_t> delivered;     // push_after messages enqueued
+  std::atomic<std::uint64_t> retries;       // enqueue attempts that found the port full
+  std::atomic<std::uint64_t> refused;       // malformed requests dropped (a peer wrote garbage)
   std::atomic<std::uint64_t> later_oldest;  // LinkId of the `later` link being read
 };
 
@@ -202,7 +206,9 @@ inline bool is_control_name(const std::string& control, const PortKey& key, std:
   return true;
 }
 
-inline std::string due_name(const std::string& control) { return control + ".due"; }
+inline std::string due_name(const std::string& control) {
+  return control + ".due";
+}
 
 // The two chains of a port, as both sides build them from the (validated) config.
 inline lockfree::ChainSpec in_chain(const std::string& ns, const std::string& control,
@@ -220,7 +226,8 @@ inline lockfree::ChainSpec in_chain(const std::string& ns, const std::string& co
                    .max_payload = cfg.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes),
                    .capacity = cfg.in_capacity,
                    .max_pushers = cfg.max_pushers,
-                   .mode = static_cast<mode_t>(cfg.mode)},
+                   .mode = static_cast<mode_t>(cfg.mode),
+                   .light_wakers = (cfg.flags & kParksAtOnce) == 0},
           .owner = {cfg.owner_pid, cfg.owner_start_time}};
 }
 
@@ -234,13 +241,14 @@ inline lockfree::ChainSpec later_chain(const std::string& ns, const std::string&
           .oldest = &shared.timer.later_oldest,
           .link = {.kind = lockfree::RingKind::mpsc,
                    .buffer = lockfree::kMaxBuffer,
-                   .max_payload = cfg.max_payload +
-                                  static_cast<std::uint32_t>(kMetaMaxBytes + kDueStamp),
+                   .max_payload =
+                       cfg.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes + kDueStamp),
                    .capacity = cfg.later_capacity,
                    .max_pushers = cfg.max_pushers,
-                   .mode = static_cast<mode_t>(cfg.mode)},
+                   .mode = static_cast<mode_t>(cfg.mode),
+                   // The timer thread parks between due times: push_after (rare) fences.
+                   .light_wakers = false},
           .owner = {cfg.owner_pid, cfg.owner_start_time}};
 }
-
 
 }  // namespace bloccs::port

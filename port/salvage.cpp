@@ -191,7 +191,7 @@ void account(PortTakeover& t, const lockfree::OrphanRead& r, const std::string& 
                               : ": how much it held is unknown"));
   } else if (r.unread) {
     add_note(t, messages(r.unread) + " of " + what +
-                    " lost behind a live pusher's claim still open after " +
+                    " lost behind a live pusher's claim or publication still under way after " +
                     std::to_string(std::chrono::milliseconds(kLiveClaimPatience).count()) + " ms");
   }
 }

@@ -44,8 +44,11 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
     // Also look at claims open at the heads (a killed pusher's is skipped, as receive does).
     Deadline wake_at = std::min(deadline, Clock::now() + kRecheckInterval);
     std::size_t n = 0;
+    lockfree::Wakers wakers = lockfree::Wakers::fenced;  // light if any ring's pushers are
     for (Port* port : ports) {
       Port::Impl& p = *port->impl_;
+      if (p.in->wakers() == lockfree::Wakers::light || p.due->wakers() == lockfree::Wakers::light)
+        wakers = lockfree::Wakers::light;
       auto in_ready = p.in->poll_for_wait(wake_at);
       if (!in_ready) return std::move(in_ready).error();
       if (*in_ready) return {};
@@ -54,7 +57,7 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
     }
     if (wake_up) lines[n++] = &wake_up->line_;
     shm::test_hook("wait_any.park");  // looked, not yet armed: what the re-check must catch
-    const bool woken = lockfree::park_any({lines, n}, ready, wake_at) || ready();
+    const bool woken = lockfree::park_any({lines, n}, ready, wake_at, wakers) || ready();
     if (shm::stop_requested()) return shm::stopping_error("wait_any did not wait");
     if (woken) return {};
     if (Clock::now() >= deadline)

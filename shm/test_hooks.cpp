@@ -42,4 +42,9 @@ void test_hook(const char* point) noexcept {
   if (h.set && h.point == point) raise(h.stop ? SIGSTOP : SIGKILL);
 }
 
+bool test_flag(const char* point) noexcept {
+  const Hook& h = configured();
+  return h.set && !h.stop && h.point == point;
+}
+
 }  // namespace bloccs::shm

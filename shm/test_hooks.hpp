@@ -9,5 +9,8 @@
 namespace bloccs::shm {
 
 void test_hook(const char* point) noexcept;
+// True if BLOCCS_TEST_HOOK names `point` (with no ":stop"): a behaviour a test switches on for
+// one process, read where it costs nothing (never on a push's or a receive's fast path).
+bool test_flag(const char* point) noexcept;
 
 }  // namespace bloccs::shm

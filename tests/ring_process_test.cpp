@@ -1,13 +1,18 @@
 // Rings across real processes: volume, order, back-pressure, parking, deadlines, owner death.
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include <array>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "lockfree/cpu_relax.hpp"
 #include "lockfree/ring.hpp"
 #include "lockfree/ring_pusher.hpp"
 #include "test_support.hpp"
@@ -179,6 +184,64 @@ TEST(RingProcess, ParkedConsumerWakesForAPushFromAnotherProcess) {
   EXPECT_EQ(got, 7u);
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
   EXPECT_TRUE(exited_ok(wait_child(kid)));
+}
+
+// A pusher wakes a parked consumer with no fence of its own: the consumer makes every CPU pass
+// one between arming and its last look (lockfree/asymmetric_fence.hpp). Here the consumer parks
+// whenever the ring is empty, with its periodic look switched off, so a lost wake-up stalls it
+// for good; the pusher pushes one message, waits until it was taken, pauses 0 to ~4 us (about
+// as long as the consumer takes to look and park), and pushes the next: every push races the
+// consumer's going to sleep, and each must be taken within seconds.
+TEST(RingProcess, AConsumerThatParksAtOnceMissesNoWakeUpFromAPusherWithoutFences) {
+  for (RingKind kind : {RingKind::spsc, RingKind::mpsc}) {
+    SCOPED_TRACE(kind == RingKind::spsc ? "spsc" : "mpsc");
+    TestNamespace ns;
+    const std::uint64_t count = scaled(50'000);
+    auto* taken = static_cast<std::atomic<std::uint64_t>*>(
+        mmap(nullptr, sizeof(std::atomic<std::uint64_t>), PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(taken, MAP_FAILED);
+    new (taken) std::atomic<std::uint64_t>(0);
+    const pid_t consumer = spawn([&] {
+      setenv("BLOCCS_TEST_HOOK", "consumer.no_recheck", 1);
+      auto ring = Ring::create(ns.name(), "r", {.kind = kind, .buffer = 64, .max_payload = 8});
+      if (!ring) return 2;
+      ring->set_spin({.consumer = std::chrono::nanoseconds(0)});  // park whenever empty
+      while (taken->load() < count) {
+        auto n = ring->drain([&](std::span<const std::byte>) { taken->fetch_add(1); }, 64,
+                             in(std::chrono::seconds(10)));
+        if (!n) {
+          std::fprintf(stderr, "consumer, after %llu of %llu: %s\n",
+                       static_cast<unsigned long long>(taken->load()),
+                       static_cast<unsigned long long>(count), n.error().message.c_str());
+          return 3;
+        }
+      }
+      return 0;
+    });
+    const pid_t pusher = spawn([&] {
+      std::optional<RingPusher> p;
+      for (const auto until = Clock::now() + std::chrono::seconds(10); !p;) {
+        if (auto opened = RingPusher::open(ns.name(), "r"))
+          p.emplace(std::move(opened).value());
+        else if (Clock::now() > until)
+          return 4;
+        else
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      std::mt19937 rng(7);
+      for (std::uint64_t i = 0; i < count; ++i) {
+        if (!p->push(std::as_bytes(std::span{&i, 1}))) return 5;
+        for (const auto until = Clock::now() + std::chrono::seconds(10); taken->load() <= i;)
+          if (Clock::now() > until) return 6;  // the consumer slept through this push
+        for (unsigned spin = rng() % 2048; spin; --spin) cpu_relax();
+      }
+      return 0;
+    });
+    EXPECT_TRUE(exited_ok(wait_child(pusher))) << "a wake-up was lost (6), or see stderr";
+    EXPECT_TRUE(exited_ok(wait_child(consumer)));
+    munmap(taken, sizeof(std::atomic<std::uint64_t>));
+  }
 }
 
 TEST(RingProcess, PushPastItsDeadlineTimesOutAndEnqueuesNothing) {
