@@ -497,7 +497,8 @@ std::string throughput_table(const Suite& s) {
   if (rows.empty()) return kNotMeasured;
   std::ostringstream out;
   out << "One-way streaming from the pusher processes to one receiver. The ratio is to the best "
-         "peer (the highest msgs/s of boost-mq, posix-mq, uds, pipe and zmq-ipc) at the same size and "
+         "peer (the highest msgs/s of boost-mq, posix-mq, uds, pipe and zmq-ipc) at the same size "
+         "and "
          "pusher count.\n\n"
       << "| transport | bytes | pushers | msgs/s | MB/s | vs best peer |\n"
       << "|---|--:|--:|--:|--:|--:|\n";
@@ -891,10 +892,11 @@ Result<Suite> from_json(const json& j) {
 
 std::vector<TargetCheck> check_targets(const Suite& s) {
   constexpr Target targets[] = {
-      {"bloccs-spsc", "rtt", kP50, "floor-spin", Bound::at_most, 1.5},
+      // The data path's targets (issue 14): a port at the floor.
+      {"bloccs-spsc", "rtt", kP50, "floor-spin", Bound::at_most, 1.4},
       {"bloccs-spsc", "rtt", kP99, "floor-spin", Bound::at_most, 2},
       {"bloccs-spsc-parked", "rtt", kP50, "floor-futex", Bound::at_most, 1.25},
-      {"bloccs-mpsc", "rtt", kP50, "floor-spin", Bound::at_most, 2},
+      {"bloccs-mpsc", "rtt", kP50, "floor-spin", Bound::at_most, 1.6},
       {"bloccs-spsc", "rtt", kP50, "", Bound::at_least_better, 100},
       {"bloccs-mpsc", "rtt", kP50, "", Bound::at_least_better, 100},
       {"bloccs-spsc-parked", "rtt", kP50, "", Bound::at_most, 1},
