@@ -26,9 +26,9 @@ done
 # Every size has an iceoryx figure: a p50 cell and a loan/iceoryx ratio on each size's row.
 rows=$(grep -cE '^ +(64|512|4096|65536|1048576|4194304) .*[0-9.]+x +[0-9]+ / .*[0-9.]+x$' <<<"$out")
 [ "$rows" -eq 6 ] || { echo "FAIL: $rows of 6 sizes have an iceoryx figure"; exit 1; }
-# And its streams: 64 B and each large size.
+# And its streams: 64 B and each size from 512 B to 1 MiB.
 streams=$(grep -cE 'iceoryx-loan [0-9.]+ \((bloccs-spsc|loan) [0-9.]+x' <<<"$out")
-[ "$streams" -eq 4 ] || { echo "FAIL: $streams of 4 streams have an iceoryx figure"; exit 1; }
+[ "$streams" -eq 5 ] || { echo "FAIL: $streams of 5 streams have an iceoryx figure"; exit 1; }
 after=$(ls -d /tmp/bloccs-bench-iceoryx-* 2>/dev/null | sort)
 left="$(ls /dev/shm/iceoryx_mgmt /tmp/roudi.lock 2>/dev/null) $(comm -13 <(echo "$before") <(echo "$after"))"
 left=$(echo $left)

@@ -21,6 +21,11 @@
 //                   answers with a loaned 8-byte chunk; streaming, a publisher loaning as fast
 //                   as it can and a subscriber reading each in place (iceoryx_peer.hpp)
 //
+//   the peers of bloccs-bench (boost-mq, posix-mq, uds, pipe, zmq-ipc), through the suite's
+//   transports, at every size they can carry (a kernel limit says where one cannot: posix-mq's
+//   msgsize_max, uds's send buffer): round trips the same way (the message copied out of the
+//   transport and read, 8 bytes back), and streams (copied out, read).
+//
 //   with --plot DIR, the round trips' p50 against size, log-log, as DIR/rtt-by-size.dat and a
 //   gnuplot script DIR/rtt-by-size.gp that draws DIR/rtt-by-size.png (scripts/bench.sh runs it).
 //
@@ -44,6 +49,7 @@
 #include <vector>
 
 #include "benchmarks/suite/iceoryx_peer.hpp"
+#include "benchmarks/suite/scenarios.hpp"
 #include "benchmarks/suite/touch.hpp"
 #include "benchmarks/suite/transport.hpp"
 #include "bloccs/port.hpp"
@@ -264,7 +270,9 @@ enum class Push { one, batch, loan };
 double bloccs_stream(const std::string& ns, std::size_t size, Push how, double seconds) {
   const PortKey key{"bench", "stream", "in"};
   const auto bytes = static_cast<std::uint32_t>(size);
-  auto port = bloccs::Port::start(key, {.buffer = size <= 64 ? 1024u : 64u,
+  // Big frames: a few in flight (more only spread them over more memory than the caches hold).
+  const std::uint32_t buffer = size <= 64 ? 1024u : size <= 65536 ? 64u : 4u;
+  auto port = bloccs::Port::start(key, {.buffer = buffer,
                                         .max_payload = std::max<std::uint32_t>(bytes, 4096),
                                         .typical_payload = bytes,
                                         .single_pusher = true,
@@ -292,6 +300,13 @@ double bloccs_stream(const std::string& ns, std::size_t size, Push how, double s
     _exit(0);
   }
   pin(0);
+  // The first laps of a new ring fault its pages in (both processes): not timed.
+  for (std::uint64_t warm = 0; warm < 2 * buffer + 16;) {
+    auto n = port->receive_batch([](const bloccs::MessageView&) {}, 1024,
+                                 Clock::now() + std::chrono::seconds(10));
+    if (!n) std::exit(11);
+    warm += *n;
+  }
   std::uint64_t taken = 0;
   const auto t0 = Clock::now();
   const auto end =
@@ -312,25 +327,49 @@ double bloccs_stream(const std::string& ns, std::size_t size, Push how, double s
   return rate;
 }
 
-// ---- zmq-ipc round trips, through the suite's transport (zeromq.cpp) -----------------------
+// ---- the peers, through the suite's transports ----------------------------------------------
 
-// The parent sends `size` bytes on one channel; a child pinned to CPU 1 receives them (zmq_recv
-// copies them out), reads every byte and answers 8 bytes on another. p50.. of `n` after a
-// warm-up; p50 0 if anything failed (a message on stderr says what).
-Percentiles zmq_round_trip(const std::string& ns, std::size_t size, std::size_t n, unsigned index) {
-  const bloccs::bench::Transport* t = bloccs::bench::find_transport("zmq-ipc");
+constexpr const char* kPeers[] = {"boost-mq", "posix-mq", "uds", "pipe", "zmq-ipc"};
+constexpr std::size_t kPeerCount = std::size(kPeers);
+
+// The parent sends `size` bytes on one channel; a child pinned to CPU 1 receives them (copied
+// out by the transport), reads every byte and answers 8 bytes on another. p50.. of `n` after a
+// warm-up; p50 0 and `why` set if the transport cannot carry the size or anything failed.
+Percentiles peer_round_trip(const char* peer, const std::string& ns, std::size_t size,
+                            std::size_t n, unsigned index, std::string& why) {
+  const bloccs::bench::Transport* t = bloccs::bench::find_transport(peer);
   const std::string name = "dp-" + std::to_string(index);
   auto ping = t->make_channel({name + "-a", ns, size, 4, 1});
   auto pong = t->make_channel({name + "-b", ns, 8, 4, 1});
-  if (!ping || !pong) return {0, 0, 0, 0};
+  if (!ping || !pong) {
+    why = !ping ? ping.error().message : pong.error().message;
+    return {0, 0, 0, 0};
+  }
   const std::size_t warm = std::min<std::size_t>(n / 2, 64);
+  // Named queues exist once their receiver made them: each side opens its receiver, says so,
+  // and opens its sender only once the other side's receiver is there.
+  constexpr std::size_t kWhy = 512;  // the echo process's error, if it has one
+  Shared* opened = shared_area(kWhy);
+  auto wait_for = [](Line& l, std::uint64_t at_least) {
+    for (const auto until = Clock::now() + std::chrono::seconds(10); l.v.load() < at_least;)
+      if (Clock::now() > until) return false;
+    return true;
+  };
   std::fflush(nullptr);
   const pid_t kid = fork();
   if (kid == 0) {
     pin(1);
     auto rx = (*ping)->open_receiver();
+    if (!rx) {
+      std::snprintf(reinterpret_cast<char*>(opened->buf), kWhy, "%s", rx.error().message.c_str());
+      opened->ping.v.store(9);
+      _exit(2);
+    }
+    opened->ping.v.store(1);
+    if (!wait_for(opened->pong, 1)) _exit(2);
     auto tx = (*pong)->open_sender();
-    if (!rx || !tx) _exit(2);
+    if (!tx) _exit(2);
+    opened->ping.v.store(2);  // both ends open: the names may go
     std::vector<std::byte> in(size), answer(8);
     for (std::size_t i = 0; i < n + warm; ++i) {
       if (!(*rx)->receive(in)) _exit(3);
@@ -340,37 +379,71 @@ Percentiles zmq_round_trip(const std::string& ns, std::size_t size, std::size_t 
     _exit((*tx)->finish() ? 0 : 5);
   }
   pin(0);
-  auto rx = (*pong)->open_receiver();
-  auto tx = (*ping)->open_sender();
-  if (!rx || !tx) {
+  auto failed = [&](std::string what) {
+    why = std::move(what);
     kill(kid, SIGKILL);
     waitpid(kid, nullptr, 0);
-    return {0, 0, 0, 0};
-  }
+    munmap(opened, sizeof(Shared) + kWhy);
+    return Percentiles{0, 0, 0, 0};
+  };
+  auto rx = (*pong)->open_receiver();
+  opened->pong.v.store(1);
+  if (!rx) return failed(rx.error().message);
+  if (!wait_for(opened->ping, 1)) return failed("its echo process did not open its end");
+  if (opened->ping.v.load() == 9) return failed(reinterpret_cast<const char*>(opened->buf));
+  auto tx = (*ping)->open_sender();
+  if (!tx) return failed(tx.error().message);
+  if (!wait_for(opened->ping, 2)) return failed("its echo process did not open its sender");
+  (*ping)->unlink_names();  // every end is open (transport.hpp, step 4)
+  (*pong)->unlink_names();
   std::vector<std::byte> out(size), back(8);
   std::vector<double> samples;
   samples.reserve(n);
   for (std::size_t i = 0; i < n + warm; ++i) {
     const auto t0 = Clock::now();
     std::memset(out.data(), static_cast<int>(i), size);  // written into the sender's buffer
-    if (!(*tx)->send(out) || !(*rx)->receive(back)) {
-      std::fprintf(stderr, "bloccs-bench-data-path: zmq-ipc round trip %zu failed\n", i);
-      kill(kid, SIGKILL);
-      waitpid(kid, nullptr, 0);
-      return {0, 0, 0, 0};
-    }
+    if (bloccs::Status st = (*tx)->send(out); !st) return failed(st.error().message);
+    if (bloccs::Status st = (*rx)->receive(back); !st) return failed(st.error().message);
     if (i >= warm)
       samples.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
   }
   int status = 0;
   waitpid(kid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {0, 0, 0, 0};
+  munmap(opened, sizeof(Shared) + kWhy);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    why = "its echo process failed";
+    return {0, 0, 0, 0};
+  }
   return percentiles(samples);
 }
 
-// The round trips' p50 by size as a data file and a gnuplot script for a log-log plot.
-bool write_plot(const std::string& dir, const std::vector<std::array<double, 6>>& rows,
-                bool with_iceoryx) {
+// Messages per second a peer streams at `size` from one pusher process to a consumer that
+// copies each out and reads it (scenarios.hpp's streaming), sized by a probe to about
+// `seconds`; 0 and `why` set if it cannot carry the size.
+double peer_stream(const char* peer, const std::string& ns, std::size_t size, double seconds,
+                   unsigned& index, std::string& why) {
+  const bloccs::bench::Transport* t = bloccs::bench::find_transport(peer);
+  bloccs::bench::StreamPlan plan{ns, "", size, 1, 0, size <= 4096 ? 256u : 4u, {}, 1};
+  auto once = [&](std::uint64_t messages) -> double {
+    plan.name = "ds-" + std::to_string(index++);
+    plan.per_pusher = messages;
+    auto r = bloccs::bench::measure_stream(*t, plan);
+    if (!r) {
+      why = r.error().message;
+      return 0;
+    }
+    return r->msgs_per_s();
+  };
+  // The probe moves about 4 MiB, or 200 messages.
+  const double probe = once(std::max<std::uint64_t>(200, (4u << 20) / size));
+  if (probe == 0) return 0;
+  return once(static_cast<std::uint64_t>(std::clamp(probe * seconds, 20.0, 50'000'000.0)));
+}
+
+// The round trips' p50 by size as a data file and a gnuplot script for a log-log plot. A row:
+// size, floor-touch, bloccs-loan, bloccs-copy, iceoryx-loan, then the peers (0: not measured).
+using PlotRow = std::array<double, 5 + kPeerCount>;
+bool write_plot(const std::string& dir, const std::vector<PlotRow>& rows, bool with_iceoryx) {
   std::FILE* dat = std::fopen((dir + "/rtt-by-size.dat").c_str(), "w");
   std::FILE* gp = std::fopen((dir + "/rtt-by-size.gp").c_str(), "w");
   if (!dat || !gp) {
@@ -380,27 +453,36 @@ bool write_plot(const std::string& dir, const std::vector<std::array<double, 6>>
     if (gp) std::fclose(gp);
     return false;
   }
-  std::fprintf(dat, "# bytes floor-touch bloccs-loan bloccs-copy iceoryx-loan zmq-ipc (p50, ns)\n");
-  for (const auto& r : rows)
-    std::fprintf(dat, "%.0f %.0f %.0f %.0f %s %.0f\n", r[0], r[1], r[2], r[3],
-                 with_iceoryx ? std::to_string(static_cast<long>(r[4])).c_str() : "NaN", r[5]);
-  std::fprintf(
-      gp,
-      "# gnuplot rtt-by-size.gp, in this directory: draws rtt-by-size.png\n"
-      "set terminal pngcairo noenhanced size 1000,600 font \"Sans,10\"\n"
-      "set output \"rtt-by-size.png\"\n"
-      "set title \"Round trip p50 by message size (write it, read every byte, answer 8 "
-      "bytes)\"\n"
-      "set logscale xy\nset grid\nset key top left\n"
-      "set xlabel \"message bytes\"\nset ylabel \"round trip p50 (ns)\"\n"
-      "set xtics (\"64\" 64, \"512\" 512, \"4K\" 4096, \"64K\" 65536, \"1M\" "
-      "1048576, \"4M\" 4194304)\n"
-      "plot \"rtt-by-size.dat\" using 1:2 with linespoints dt 2 lw 2 title "
-      "\"floor-touch\", \\\n"
-      "     \"\" using 1:3 with linespoints lw 2 title \"bloccs-loan\", \\\n"
-      "     \"\" using 1:4 with linespoints lw 2 title \"bloccs-copy\", \\\n"
-      "     \"\" using 1:6 with linespoints lw 2 title \"zmq-ipc\"%s\n",
-      with_iceoryx ? ", \\\n     \"\" using 1:5 with linespoints lw 2 title \"iceoryx-loan\"" : "");
+  std::fprintf(dat, "# bytes floor-touch bloccs-loan bloccs-copy iceoryx-loan");
+  for (const char* peer : kPeers) std::fprintf(dat, " %s", peer);
+  std::fprintf(dat, " (p50, ns; NaN: not measured)\n");
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      const bool none = r[i] == 0 || (i == 4 && !with_iceoryx);
+      std::fprintf(dat, i ? (none ? " NaN" : " %.0f") : "%.0f", r[i]);
+    }
+    std::fprintf(dat, "\n");
+  }
+  std::fprintf(gp,
+               "# gnuplot rtt-by-size.gp, in this directory: draws rtt-by-size.png\n"
+               "set terminal pngcairo noenhanced size 1000,650 font \"Sans,10\"\n"
+               "set output \"rtt-by-size.png\"\n"
+               "set title \"Round trip p50 by message size (write it, read every byte, answer 8 "
+               "bytes)\"\n"
+               "set logscale xy\nset grid\nset key outside right\n"
+               "set xlabel \"message bytes\"\nset ylabel \"round trip p50 (ns)\"\n"
+               "set xtics (\"64\" 64, \"512\" 512, \"4K\" 4096, \"64K\" 65536, \"1M\" "
+               "1048576, \"4M\" 4194304)\n"
+               "plot \"rtt-by-size.dat\" using 1:2 with linespoints dt 2 lw 2 title "
+               "\"floor-touch\", \\\n"
+               "     \"\" using 1:3 with linespoints lw 3 title \"bloccs-loan\", \\\n"
+               "     \"\" using 1:4 with linespoints lw 3 title \"bloccs-copy\"");
+  if (with_iceoryx)
+    std::fprintf(gp, ", \\\n     \"\" using 1:5 with linespoints lw 2 title \"iceoryx-loan\"");
+  for (std::size_t i = 0; i < kPeerCount; ++i)
+    std::fprintf(gp, ", \\\n     \"\" using 1:%zu with linespoints lw 1 title \"%s\"", 6 + i,
+                 kPeers[i]);
+  std::fprintf(gp, "\n");
   std::fclose(dat);
   std::fclose(gp);
   return true;
@@ -431,8 +513,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // size, then the p50 of touch, loan, copy, iceoryx, zmq-ipc
-  std::vector<std::array<double, 6>> by_size;
+  std::vector<PlotRow> by_size;
   // iceoryx's daemon for the run. Static: stopped, and its directory removed, on every way out
   // of this process, std::exit included.
   static std::optional<bloccs::bench::RouDi> roudi;
@@ -443,8 +524,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  unsigned iox_index = 0, zmq_index = 0;
-  std::vector<std::pair<std::size_t, Percentiles>> zmq_rows;
+  unsigned iox_index = 0, peer_index = 0;
+  // Per size, each peer's best round trip; where it cannot carry the size, why.
+  std::vector<std::array<Percentiles, kPeerCount>> peer_rows;
+  std::array<std::string, kPeerCount> peer_why;
   const char* env_ns = std::getenv("BLOCCS_NAMESPACE");  // the test suite names one
   const std::string ns = env_ns && *env_ns ? env_ns : "bench-dp-" + std::to_string(getpid());
   const unsigned rounds = quick ? 1 : 3;
@@ -453,23 +536,29 @@ int main(int argc, char** argv) {
   std::printf("%8s  %-32s %-32s %-32s %12s  %s%s\n", "size", "floor-touch", "bloccs-loan",
               "bloccs-copy", "floor-memcpy", "loan/touch  loan/copy",
               with_iceoryx ? "  iceoryx-loan (p50 / p99 / p99.9 / max)     loan/iceoryx" : "");
-  // (zmq-ipc's round trips are printed below the table, and drawn in the plot)
+  // (the peers' round trips are printed below the table, and drawn in the plot)
   bool all_met = true;
   for (std::size_t size : {64u, 512u, 4096u, 65536u, 1u << 20, 4u << 20}) {
     const std::size_t n = iterations_for(size, quick);
-    Percentiles touch{1e18, 0, 0, 0}, loan{1e18, 0, 0, 0}, copy{1e18, 0, 0, 0}, iox{1e18, 0, 0, 0},
-        zmq{1e18, 0, 0, 0};
+    Percentiles touch{1e18, 0, 0, 0}, loan{1e18, 0, 0, 0}, copy{1e18, 0, 0, 0}, iox{1e18, 0, 0, 0};
+    std::array<Percentiles, kPeerCount> peers;
+    peers.fill({1e18, 0, 0, 0});
     for (unsigned r = 0; r < rounds; ++r) {  // alternate within a round: the VM's placement moves
       if (auto p = floor_touch(size, n); p.p50 < touch.p50) touch = p;
       if (auto p = bloccs_round_trip(ns, size, n, true); p.p50 < loan.p50) loan = p;
       if (auto p = bloccs_round_trip(ns, size, n, false); p.p50 < copy.p50) copy = p;
-      const auto z = zmq_round_trip(ns, size, std::min<std::size_t>(n, 2000), zmq_index++);
-      if (z.p50 == 0) {
-        std::fprintf(stderr,
-                     "bloccs-bench-data-path: the zmq-ipc round trips of %zu bytes failed\n", size);
-        return 1;
+      for (std::size_t i = 0; i < kPeerCount; ++i) {
+        if (peers[i].p50 == 0) continue;  // it cannot carry this size
+        std::string why;
+        const auto p =
+            peer_round_trip(kPeers[i], ns, size, std::min<std::size_t>(n, 2000), peer_index++, why);
+        if (p.p50 == 0) {
+          peers[i] = p;
+          peer_why[i] = why;
+        } else if (p.p50 < peers[i].p50) {
+          peers[i] = p;
+        }
       }
-      if (z.p50 < zmq.p50) zmq = z;
       if (!with_iceoryx) continue;
       std::string error;
       auto samples = bloccs::bench::iceoryx_round_trips(size, n, iox_index++, error);
@@ -479,9 +568,11 @@ int main(int argc, char** argv) {
       }
       if (auto p = percentiles(samples); p.p50 < iox.p50) iox = p;
     }
-    by_size.push_back({static_cast<double>(size), touch.p50, loan.p50, copy.p50,
-                       with_iceoryx ? iox.p50 : 0.0, zmq.p50});
-    zmq_rows.emplace_back(size, zmq);
+    PlotRow row{static_cast<double>(size), touch.p50, loan.p50, copy.p50,
+                with_iceoryx ? iox.p50 : 0.0};
+    for (std::size_t i = 0; i < kPeerCount; ++i) row[5 + i] = peers[i].p50;
+    by_size.push_back(row);
+    peer_rows.push_back(peers);
     const Percentiles mc = floor_memcpy(size, n);
     auto cell = [](const Percentiles& p) {
       char b[64];
@@ -509,21 +600,33 @@ int main(int argc, char** argv) {
           verdict(near_floor), loan.p50 / touch.p50, verdict(half_copy), loan.p50 / copy.p50);
     }
   }
+
   std::printf(
-      "\nzmq-ipc round trips (ns; p50 / p99 / p99.9 / max; the same rounds; its copies "
-      "in and out are zmq's own)\n");
-  for (std::size_t i = 0; i < zmq_rows.size(); ++i) {
-    const Percentiles& z = zmq_rows[i].second;
-    std::printf("%8zu  %-40s bloccs-copy/zmq %.3fx  bloccs-loan/zmq %.3fx\n", zmq_rows[i].first,
-                (std::to_string(static_cast<long>(z.p50)) + " / " +
-                 std::to_string(static_cast<long>(z.p99)) + " / " +
-                 std::to_string(static_cast<long>(z.p999)) + " / " +
-                 std::to_string(static_cast<long>(z.max)))
-                    .c_str(),
-                by_size[i][3] / z.p50, by_size[i][2] / z.p50);
+      "\nthe peers' round trips (ns, p50; the same rounds; each copies in and out its own way)\n");
+  std::printf("%8s", "size");
+  for (const char* peer : kPeers) std::printf("  %10s", peer);
+  std::printf("   bloccs-copy / best peer   bloccs-loan / best peer\n");
+  for (std::size_t s = 0; s < peer_rows.size(); ++s) {
+    double best = 1e18;
+    std::printf("%8.0f", by_size[s][0]);
+    for (const Percentiles& p : peer_rows[s]) {
+      if (p.p50 == 0) {
+        std::printf("  %10s", "-");
+        continue;
+      }
+      std::printf("  %10.0f", p.p50);
+      best = std::min(best, p.p50);
+    }
+    if (best < 1e18)
+      std::printf("   %.4fx                   %.4fx", by_size[s][3] / best, by_size[s][2] / best);
+    std::printf("\n");
   }
+  for (std::size_t i = 0; i < kPeerCount; ++i)
+    if (!peer_why[i].empty()) std::printf("  %s, where '-': %s\n", kPeers[i], peer_why[i].c_str());
+
   const double secs = quick ? 0.1 : 0.5;
   double fs1 = 0, fs64 = 0, b1 = 0, b64 = 0, ix64 = 0;
+  std::array<double, kPeerCount> peer64{};
   // iceoryx's streaming rate at `size`, or exits on an error (only with --iceoryx).
   auto iceoryx_rate = [&](std::size_t size) {
     std::string error;
@@ -534,12 +637,20 @@ int main(int argc, char** argv) {
     }
     return rate;
   };
+  // The best of the rounds, per peer, at `size`; 0 where it cannot carry it.
+  auto peer_rates = [&](std::size_t size, std::array<double, kPeerCount>& best) {
+    for (std::size_t i = 0; i < kPeerCount; ++i) {
+      std::string why;
+      best[i] = std::max(best[i], peer_stream(kPeers[i], ns, size, secs, peer_index, why));
+    }
+  };
   for (unsigned r = 0; r < rounds; ++r) {
     fs1 = std::max(fs1, floor_stream(1, secs));
     fs64 = std::max(fs64, floor_stream(64, secs));
     b1 = std::max(b1, bloccs_stream(ns, 64, Push::one, secs));
     b64 = std::max(b64, bloccs_stream(ns, 64, Push::batch, secs));
     if (with_iceoryx) ix64 = std::max(ix64, iceoryx_rate(64));
+    peer_rates(64, peer64);
   }
   std::printf("\nstreaming 64 B (M msgs/s, the best of %u alternating rounds)\n", rounds);
   std::printf(
@@ -548,21 +659,32 @@ int main(int argc, char** argv) {
   if (with_iceoryx)
     std::printf("   iceoryx-loan %.1f (bloccs-spsc %.2fx, batch %.2fx)", ix64 / 1e6, b1 / ix64,
                 b64 / ix64);
-  std::printf("\n");
+  std::printf("\n ");
+  double best_peer64 = 0;
+  for (std::size_t i = 0; i < kPeerCount; ++i) {
+    std::printf("  %s %.2f", kPeers[i], peer64[i] / 1e6);
+    best_peer64 = std::max(best_peer64, peer64[i]);
+  }
+  std::printf("   (bloccs-spsc %.1fx the best, batch %.1fx)\n", b1 / best_peer64,
+              b64 / best_peer64);
   std::printf("  target bloccs-spsc >= 0.6x floor-stream: %s (%.2fx)\n", verdict(b1 >= 0.6 * fs1),
               b1 / fs1);
   std::printf("  target bloccs-spsc-batch >= 0.3x floor-stream-64: %s (%.2fx)\n",
               verdict(b64 >= 0.3 * fs64), b64 / fs64);
+  std::printf("  target bloccs-spsc-batch >= 10x the best peer: %s (%.1fx)\n",
+              verdict(b64 >= 10 * best_peer64), b64 / best_peer64);
   std::printf("  batch / single: %.2fx\n", b64 / b1);
 
-  std::printf("\nstreaming large messages (GB/s at a consumer reading every byte, best of %u)\n",
+  std::printf("\nstreaming from 512 B (GB/s at a consumer reading every byte, best of %u)\n",
               rounds);
-  for (std::size_t size : {4096u, 65536u, 1u << 20}) {
+  for (std::size_t size : {512u, 4096u, 65536u, 1u << 20, 4u << 20}) {
     double one = 0, loaned = 0, ix = 0;
+    std::array<double, kPeerCount> peer{};
     for (unsigned r = 0; r < rounds; ++r) {
       one = std::max(one, bloccs_stream(ns, size, Push::one, secs) * size);
       loaned = std::max(loaned, bloccs_stream(ns, size, Push::loan, secs) * size);
-      if (with_iceoryx) ix = std::max(ix, iceoryx_rate(size) * size);
+      if (with_iceoryx && size <= (1u << 20)) ix = std::max(ix, iceoryx_rate(size) * size);
+      peer_rates(size, peer);
     }
     const double mc = size / (floor_memcpy(size, 2000).p50 * 1e-9);
     std::printf(
@@ -570,7 +692,14 @@ int main(int argc, char** argv) {
         "(push %.2fx, loan %.2fx)",
         size, one / 1e9, loaned / 1e9, mc / 1e9, verdict(std::max(one, loaned) >= 0.7 * mc),
         one / mc, loaned / mc);
-    if (with_iceoryx) std::printf("   iceoryx-loan %.2f (loan %.2fx)", ix / 1e9, loaned / ix);
+    if (ix > 0) std::printf("   iceoryx-loan %.2f (loan %.2fx)", ix / 1e9, loaned / ix);
+    std::printf("\n            ");
+    for (std::size_t i = 0; i < kPeerCount; ++i) {
+      if (peer[i] == 0)
+        std::printf("  %s -", kPeers[i]);
+      else
+        std::printf("  %s %.2f", kPeers[i], peer[i] * size / 1e9);
+    }
     std::printf("\n");
   }
   std::printf("\n1-4 MiB loan targets: %s\n", all_met ? "all met" : "not all met");

@@ -414,6 +414,21 @@ Result<std::unique_ptr<Channel>> make_uds(const ChannelSpec& spec) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
     return os_error("uds: socketpair", {}, "too many open files? (ulimit -n)");
+  // A record is queued whole: it must fit the sending socket's buffer, which the kernel caps at
+  // net.core.wmem_max (an unprivileged process cannot go past it).
+  const int want = static_cast<int>(std::min<std::size_t>(2 * spec.bytes + 65536, INT_MAX / 2));
+  int got = 0;
+  socklen_t len = sizeof got;
+  for (int fd : fds) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+  getsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &got, &len);
+  if (static_cast<std::size_t>(got) / 2 < spec.bytes + 4096) {  // the kernel doubles what it keeps
+    close(fds[0]);
+    close(fds[1]);
+    return Error{Errc::bad_config, "uds: a record of " + std::to_string(spec.bytes) +
+                                       " bytes does not fit the socket's send buffer (" +
+                                       std::to_string(got / 2) +
+                                       " bytes, capped by net.core.wmem_max)"};
+  }
   return std::unique_ptr<Channel>(std::make_unique<UdsChannel>(fds[0], fds[1], spec.bytes));
 }
 
@@ -450,6 +465,10 @@ class PipeReceiver final : public Receiver {
   // the first bytes of a message the read cut are kept for the next call.
   Result<std::size_t> receive_some(std::span<std::byte> scratch, std::size_t max) override {
     if (auto st = check_buffer_size(scratch.size(), bytes_); !st) return std::move(st).error();
+    if (bytes_ > kReadSize) {  // a message larger than one read: read it whole, one at a time
+      if (auto st = receive(scratch); !st) return std::move(st).error();
+      return std::size_t{1};
+    }
     const std::size_t limit = std::min(std::max<std::size_t>(max, 1), kReadSize / bytes_) * bytes_;
     while (held_ < bytes_) {  // more than one read only if the first ended inside a message
       const ssize_t n = read(fd_, buffer_.data() + held_, limit - held_);
@@ -483,14 +502,16 @@ class PipeSender final : public Sender {
  public:
   PipeSender(int fd, std::size_t bytes) : fd_(fd), bytes_(bytes) {}
 
-  // One write: up to PIPE_BUF bytes, it is atomic, so other senders' messages never land inside
-  // it (make_pipe refuses larger messages), and a blocking one writes everything or fails.
+  // One write up to PIPE_BUF bytes: it is atomic, so other senders' messages never land inside
+  // it. A larger message (one sender only: make_pipe) takes as many writes as the pipe wants.
   Status send(std::span<const std::byte> message) override {
     if (auto st = check_message_size(message.size(), bytes_); !st) return st;
-    ssize_t n;
-    do n = write(fd_, message.data(), message.size());
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return os_error("pipe: write", {}, "was the pipe closed?");
+    for (std::size_t done = 0; done < message.size();) {
+      const ssize_t n = write(fd_, message.data() + done, message.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return os_error("pipe: write", {}, "was the pipe closed?");
+      done += static_cast<std::size_t>(n);
+    }
     return {};
   }
 
@@ -502,13 +523,25 @@ class PipeSender final : public Sender {
 using PipeChannel = FdPairChannel<PipeReceiver, PipeSender>;
 
 Result<std::unique_ptr<Channel>> make_pipe(const ChannelSpec& spec) {
-  if (spec.bytes == 0 || spec.bytes > PIPE_BUF)
+  if (spec.bytes == 0 || (spec.bytes > PIPE_BUF && spec.senders > 1))
     return Error{Errc::bad_config, "pipe: messages of " + std::to_string(spec.bytes) +
-                                       " bytes; only writes of 1 to PIPE_BUF (" +
+                                       " bytes from several senders; only writes of 1 to "
+                                       "PIPE_BUF (" +
                                        std::to_string(PIPE_BUF) + ") bytes are atomic"};
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0)
     return os_error("pipe: pipe2", {}, "too many open files? (ulimit -n)");
+  // A sender writes a whole message before its receiver reads (the streaming warm-up): the pipe
+  // must hold one. Past the default 64 KiB it grows, as far as fs.pipe-max-size lets it (a
+  // process with CAP_SYS_RESOURCE may go further).
+  if (spec.bytes > 65536 && fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(spec.bytes)) < 0) {
+    const int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return Error{Errc::bad_config, "pipe: a pipe cannot hold a message of " +
+                                       std::to_string(spec.bytes) + " bytes (" +
+                                       std::strerror(err) + "; see /proc/sys/fs/pipe-max-size)"};
+  }
   return std::unique_ptr<Channel>(std::make_unique<PipeChannel>(fds[0], fds[1], spec.bytes));
 }
 
@@ -525,6 +558,8 @@ constexpr Transport kPeers[] = {
 
 }  // namespace
 
-std::span<const Transport> peer_transports() { return kPeers; }
+std::span<const Transport> peer_transports() {
+  return kPeers;
+}
 
 }  // namespace bloccs::bench

@@ -30,7 +30,9 @@ namespace bloccs::bench {
 struct ChannelSpec {
   std::string name;           // unique in the process tree: [a-z0-9-], at most 40 characters
   std::string ns;             // the bloccs namespace of this run (also a prefix for other names)
-  std::size_t bytes = 64;     // every message is exactly this long (8 <= bytes <= 4096)
+  // Every message is exactly this long: 8 to 4096 bytes for every transport, up to 4 MiB where
+  // the transport can carry it (make_channel says why where it cannot).
+  std::size_t bytes = 64;
   std::uint32_t capacity = 256;  // messages queued before a sender blocks, where the transport has a bound
   std::uint32_t senders = 1;     // sending processes
 };
