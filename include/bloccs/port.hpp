@@ -119,6 +119,9 @@ struct PortOptions {
   // How long receive busy-polls an empty port before it parks on a futex. A hand-off between
   // cores costs ~100 ns, a futex wake-up tens of microseconds: spinning keeps latency near the
   // floor while messages flow; 0 parks at once (no CPU burnt while idle, a wake-up per message).
+  // It also says who pays for the wake-up protocol: with a spin, the receiver, each time it
+  // parks (a membarrier(2), microseconds), and a push pays no fence; with 0, every push (a
+  // fence), so that parking per message stays cheap.
   std::chrono::nanoseconds receive_spin = std::chrono::microseconds(50);
 };
 
