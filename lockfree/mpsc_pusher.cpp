@@ -6,12 +6,8 @@
 namespace bloccs::lockfree {
 
 Result<MpscPusher> MpscPusher::open(std::string_view ns, std::string_view name) {
-  auto attached = RingAttachment::open(ns, name);
+  auto attached = RingAttachment::open(ns, name, RingKind::mpsc);
   if (!attached) return std::move(attached).error();
-  if (attached->kind() != RingKind::mpsc)
-    return Error{Errc::wrong_kind, "ring /dev/shm/" + std::string(name) +
-                                       " is single-pusher (SPSC), not multi-pusher; open it "
-                                       "with RingPusher or SpscPusher"};
   return MpscPusher(std::move(attached).value());
 }
 

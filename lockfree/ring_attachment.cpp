@@ -27,6 +27,18 @@ Result<RingAttachment> RingAttachment::open(std::string_view ns, std::string_vie
   return RingAttachment(std::move(seg).value(), cfg, std::move(slot).value());
 }
 
+Result<RingAttachment> RingAttachment::open(std::string_view ns, std::string_view name,
+                                            RingKind kind) {
+  auto attached = open(ns, name);
+  if (!attached || attached->kind() == kind) return attached;
+  auto said = [](RingKind k) {
+    return k == RingKind::spsc ? "single-pusher (SPSC)" : "multi-pusher (MPSC)";
+  };
+  return Error{Errc::wrong_kind, "ring /dev/shm/" + std::string(name) + " is " +
+                                     said(attached->kind()) + ", not " + said(kind) +
+                                     "; open it with RingPusher, which takes either"};
+}
+
 RingAttachment::RingAttachment(shm::Segment segment, const RingConfig& config, AttachedSlot slot)
     : segment_(std::move(segment)),
       cfg_(config),

@@ -94,6 +94,8 @@ class RingAttachment {
   // Opens ring `name` of namespace `ns` and takes one of its pusher slots (Errc::pusher_limit
   // while every one is held by a live process). A discipline's pusher is made from it.
   static Result<RingAttachment> open(std::string_view ns, std::string_view name);
+  // As open, for a ring of the discipline `kind` only (Errc::wrong_kind otherwise).
+  static Result<RingAttachment> open(std::string_view ns, std::string_view name, RingKind kind);
 
   RingAttachment(RingAttachment&& other) noexcept;
   RingAttachment& operator=(RingAttachment&&) = delete;

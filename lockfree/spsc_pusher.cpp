@@ -8,12 +8,8 @@
 namespace bloccs::lockfree {
 
 Result<SpscPusher> SpscPusher::open(std::string_view ns, std::string_view name) {
-  auto attached = RingAttachment::open(ns, name);
+  auto attached = RingAttachment::open(ns, name, RingKind::spsc);
   if (!attached) return std::move(attached).error();
-  if (attached->kind() != RingKind::spsc)
-    return Error{Errc::wrong_kind, "ring /dev/shm/" + std::string(name) +
-                                       " is multi-pusher (MPSC), not single-pusher; open it "
-                                       "with RingPusher or MpscPusher"};
   return resume(std::move(attached).value());
 }
 

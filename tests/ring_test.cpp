@@ -1,4 +1,6 @@
 // Rings within one process: the contract of each call, bounds, errors, damaged records.
+#include <array>
+
 #include <gtest/gtest.h>
 
 #include "lockfree/ring.hpp"
@@ -198,6 +200,34 @@ TEST(Ring, SpscAdmitsOneLivePusher) {
     EXPECT_NE(second.error().message.find("single-pusher"), std::string::npos);
   }
   EXPECT_TRUE(RingPusher::open(ns.name(), "r"));  // the first detached: the slot is free again
+}
+
+// A discipline's own pusher opens only a ring of its discipline, and leaves no slot taken.
+TEST(Ring, ADisciplinesPusherRefusesARingOfTheOtherOne) {
+  TestNamespace ns;
+  auto spsc = Ring::create(ns.name(), "s", {.kind = RingKind::spsc});
+  auto mpsc = Ring::create(ns.name(), "m", {.kind = RingKind::mpsc});
+  ASSERT_TRUE(spsc && mpsc);
+  auto wrong_m = MpscPusher::open(ns.name(), "s");
+  ASSERT_FALSE(wrong_m);
+  EXPECT_EQ(wrong_m.code(), Errc::wrong_kind);
+  EXPECT_NE(wrong_m.error().message.find("is single-pusher (SPSC), not multi-pusher"),
+            std::string::npos)
+      << wrong_m.error().message;
+  auto wrong_s = SpscPusher::open(ns.name(), "m");
+  ASSERT_FALSE(wrong_s);
+  EXPECT_EQ(wrong_s.code(), Errc::wrong_kind);
+  EXPECT_EQ(spsc->stats().attached_pushers, 0u);
+  EXPECT_EQ(mpsc->stats().attached_pushers, 0u);
+  auto right_s = SpscPusher::open(ns.name(), "s");
+  auto right_m = MpscPusher::open(ns.name(), "m");
+  ASSERT_TRUE(right_s && right_m);
+  const std::string one = "one", two = "two";
+  ASSERT_TRUE(right_s->push({}, std::as_bytes(std::span(one)), {}));
+  ASSERT_TRUE(right_m->push({}, std::as_bytes(std::span(two)), {}));
+  std::array<std::byte, 8> out;
+  EXPECT_EQ(spsc->pop(out).value(), 3u);
+  EXPECT_EQ(mpsc->pop(out).value(), 3u);
 }
 
 TEST(Ring, MpscSlotsAreLimited) {
