@@ -3,11 +3,19 @@
 //   zmq-ipc  the receiver binds, senders connect; each sender's send high-water mark is the
 //            spec's capacity, so a sender blocks in zmq_send once that many wait in it. The
 //            receiver's mark is 0 (no bound): its I/O thread reads whatever arrives, so a slow
-//            receiver holds senders back only once its memory does not. A bounded one loses
-//            messages: a sender that has finished and exited while the receiver sits at its
-//            mark leaves bytes in the socket that libzmq 4.3.4 drops (measured here: about
-//            1000 of 9003 messages at a mark of 64, and some at the default 1000).
+//            receiver holds senders back only once its memory does not.
 //            receive_some takes what is queued with ZMQ_DONTWAIT after a blocking first.
+// Closing a sender loses the tail of its messages unless something follows them (libzmq 4.3.4,
+// also its master; libzmq issues #1922, #3774): the I/O thread writes in batches of up to
+// 8192 bytes (out_batch_size), and once it has taken the last message from the socket's queue
+// into a batch, the close completes, even with ZMQ_LINGER -1, and destroys the connection
+// with whatever of that batch the kernel did not take yet (its buffer is full whenever the
+// receiver reads more slowly than the sender writes: under load). Measured here: the last 56 of
+// a sender's 3000 64-byte messages (3696 bytes) lost, and the receiver waiting for them for
+// ever. So finish() sends one more message of at least 8192 bytes first, of a size no message
+// of the channel has, which the receiver skips: the batch the close ends with then holds none
+// of the channel's messages. Like any queued message, it holds the close until the receiver
+// has taken it: a receiver stays open until its senders have finished (the suite's do).
 // The endpoint is a Linux abstract socket ("ipc://@bloccs-bench-<ns>-<name>"): it has no file,
 // so nothing can be left behind and no name needs unlinking (a connect is asynchronous: a file
 // removed before the I/O thread gets to it would leave the sender connecting for ever).
@@ -20,11 +28,19 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "benchmarks/suite/transport.hpp"
 
 namespace bloccs::bench {
 namespace {
+
+// The flush message finish() sends last: at least libzmq's out_batch_size (8192 bytes), so the
+// I/O thread's final batch holds nothing else (see the top), and never the channel's size.
+constexpr std::size_t kOutBatchBytes = 8192;
+constexpr std::size_t flush_bytes(std::size_t bytes) {
+  return bytes == kOutBatchBytes ? kOutBatchBytes + 1 : kOutBatchBytes;
+}
 
 Error zmq_failure(std::string_view what, std::string_view todo) {
   const int err = zmq_errno();
@@ -99,17 +115,26 @@ class ZmqReceiver final : public Receiver {
     if (out.size() < bytes_)
       return Error{Errc::buffer_too_small, "zmq-ipc: a buffer smaller than the messages"};
     for (;;) {
-      const int n = zmq_recv(socket_.get(), out.data(), out.size(), flags);
-      if (n >= 0) {
-        if (static_cast<std::size_t>(n) != bytes_)
-          return Error{Errc::corrupt, "zmq-ipc: a message of " + std::to_string(n) +
-                                          " bytes arrived on a channel of " +
-                                          std::to_string(bytes_) + "-byte messages"};
-        return {};
+      // As zmq_recv does it, but a sender's flush message (see the top) is skipped before it
+      // is copied: `out` keeps the last message taken.
+      zmq_msg_t msg;
+      zmq_msg_init(&msg);
+      if (zmq_msg_recv(&msg, socket_.get(), flags) >= 0) {
+        const std::size_t n = zmq_msg_size(&msg);
+        if (n == bytes_) std::memcpy(out.data(), zmq_msg_data(&msg), n);
+        zmq_msg_close(&msg);
+        if (n == bytes_) return {};
+        if (n == flush_bytes(bytes_)) continue;  // a sender finished
+        return Error{Errc::corrupt, "zmq-ipc: a message of " + std::to_string(n) +
+                                        " bytes arrived on a channel of " + std::to_string(bytes_) +
+                                        "-byte messages"};
       }
-      if (zmq_errno() == EINTR) continue;
-      if (zmq_errno() == EAGAIN) return Error{Errc::timeout, "zmq-ipc: nothing queued"};
-      return zmq_failure("zmq_recv", "was the socket closed?");
+      const int err = zmq_errno();
+      zmq_msg_close(&msg);
+      if (err == EINTR) continue;
+      if (err == EAGAIN) return Error{Errc::timeout, "zmq-ipc: nothing queued"};
+      errno = err;
+      return zmq_failure("zmq_msg_recv", "was the socket closed?");
     }
   }
 
@@ -134,6 +159,12 @@ class ZmqSender final : public Sender {
   }
 
   Status finish() override {
+    // The flush message (see the top): what the close may drop of the last batch is its bytes.
+    const std::vector<std::byte> flush(flush_bytes(bytes_));
+    for (;;) {
+      if (zmq_send(socket_.get(), flush.data(), flush.size(), 0) >= 0) break;
+      if (zmq_errno() != EINTR) return zmq_failure("zmq_send", "was the socket closed?");
+    }
     socket_.close(-1);  // returns once every queued message has left for the receiver
     return {};
   }
