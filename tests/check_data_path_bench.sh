@@ -35,6 +35,16 @@ for peer in $peers; do
   n=$(grep -cE " $peer ([0-9.]+|-)" <<<"$(sed -n '/^streaming 64 B/,$p' <<<"$out")")
   [ "$n" -ge 6 ] || fail "$peer streams at $n of 6 sizes"
 done
+# The streaming target is judged against the system-call peers, boost-mq printed apart.
+grep -qE "target bloccs-spsc-batch >= 10x the best system-call peer: (PASS|MISS) \([0-9.]+x; boost-mq" <<<"$out" ||
+  fail "no batched streaming target against the system-call peers"
+# The 1-4 MiB summary agrees with the lines it sums up.
+large=$(sed -n '/^ 1048576 /,/^$/p' <<<"$out" | grep 'target')
+if grep -q MISS <<<"$large"; then
+  grep -q '1-4 MiB loan targets: not all met' <<<"$out" || fail "a 1-4 MiB target missed, the summary says otherwise"
+else
+  grep -q '1-4 MiB loan targets: all met' <<<"$out" || fail "every 1-4 MiB target met, the summary says otherwise"
+fi
 # The plot's data: 6 sizes, 10 columns, NaN only where not measured.
 dat="$dir/rtt-by-size.dat"
 [ -s "$dat" ] || fail "no $dat"
