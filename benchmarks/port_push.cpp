@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // In-process cost of the port API on top of the ring: push by key (attachment lookup, liveness
 // check, meta encoding), push through a Sender (the key resolved once) and receive (meta
 // decoding), beside the bare ring in push_pop.cpp. Everything stays in L1: this is the software

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // In-process cost of one push and one pop, everything in L1: the software on the hot path,
 // without the cache-line transfers a cross-process hand-off adds (bloccs-bench, in suite/, measures those).
 #include <unistd.h>

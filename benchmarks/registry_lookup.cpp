@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Cost of looking a port key up in a namespace's registry, with the table a quarter full and
 // the key in its last occupied slot (the worst case of the scan).
 #include <unistd.h>

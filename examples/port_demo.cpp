@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The smallest bloccs pipeline: this process starts the port {demo, sink, in}; two other
 // processes (this program again, run as "push") push numbered messages to that key, and each
 // ends with a push_after that the owner's timer thread delivers later. The owner checks each

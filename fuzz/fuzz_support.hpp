@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the fuzz targets that read segment files share: a namespace of their own in /dev/shm,
 // files written into it as a peer with write access could write them, and segment headers
 // made to pass their checks, so that an input reaches the parsers behind the header.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The held store's pages (port/held_store.hpp) as a dead owner's timer may have left them, or a
 // peer with write access may have written them, read by the take-over (read_held). Each page is
 // read or counted unreadable; every message handed out is within max_message, once per seq,

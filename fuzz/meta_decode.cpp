@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Meta decoding (port/meta_codec.hpp) as the consumer runs it on every record a peer wrote:
 // a record that decodes has its payload and every pair inside it, within the limits, and
 // encodes back to the same bytes; one that does not is refused, never read past its end.

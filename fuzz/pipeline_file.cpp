@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pipeline files (bloccs/pipeline.hpp) as `bloccs check` and `bloccs run` read what a user
 // wrote: any text gives a spec or a bad_config error that names the file, never a crash,
 // a hang or an exception.

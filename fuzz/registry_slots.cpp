@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A namespace's registry table (registry/registry_layout.hpp) with slots and journal as a peer
 // with write access may have left them: the readers every pusher runs (entries, lookup,
 // still_current) and a writer registering a port over them (which replays a journal a killed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A ring's records as a peer with write access may have left them, read the ways bloccs reads
 // them: by the live consumer (try_drain, each record's meta decoded as a port does), by a
 // take-over's reader of a dead consumer's ring (OrphanRing: open, seal, read), and by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Runs one fuzz target for SECONDS from its corpus (CORPUS, kept in the repo, never written)
 # with new inputs in WORK, and prints how many inputs it ran. Fails on any crash, leak, timeout
 # or sanitizer report (libFuzzer exits non-zero and leaves crash-*, leak-* or timeout-* in

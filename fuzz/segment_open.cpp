@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Opening a segment a peer with write access may have written anything into: the header's
 // checks (shm::Segment::open) for every kind, and for a ring the config's (validated_config),
 // the statistics tools read, and a pusher attaching and pushing into it. Each gives a value or

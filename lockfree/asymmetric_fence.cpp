@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // membarrier(2) for asymmetric fences (the protocol is in asymmetric_fence.hpp).
 #include "lockfree/asymmetric_fence.hpp"
 

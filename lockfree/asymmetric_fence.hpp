@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Asymmetric fences, with membarrier(2): for a Dekker pair whose one side runs on every push and
 // whose other side is rare.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Chains of rings: growing an unbounded queue link by link (the protocol is in chain.hpp).
 #include "lockfree/chain.hpp"
 

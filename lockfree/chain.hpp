@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A queue of rings. A bounded queue is one ring (link 0). An unbounded one grows: a pusher that
 // finds its link full seals it (ring_layout.hpp, kSealCount) and goes on to the link's
 // successor, creating one if there is none yet; the consumer reads each link to the end of its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The consumer side of a ring: peek, consume, hand space back, and park when empty.
 #include <climits>
 #include <string>

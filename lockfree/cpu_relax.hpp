@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CPU hints for spin loops: a polite busy-wait step, and pulling a cache line in early.
 #pragma once
 

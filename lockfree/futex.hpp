@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared futex wait/wake on a 32-bit word that lives in shared memory.
 //
 // The protocol every parking site in bloccs follows (Drepper, "Futexes Are Tricky"), on a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The multi-pusher discipline off its hot path: pads, batches, loans.
 #include "lockfree/mpsc_pusher.hpp"
 

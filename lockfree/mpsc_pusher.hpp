@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The multi-pusher discipline (RingKind::mpsc): any number of pushers, each in its own slot.
 // A claim is one compare-and-swap on the shared tail, after the pusher wrote in its slot where it
 // is claiming (its intent: recovery finds a dead pusher's claim by it); the pusher then writes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // OrphanRing: reading out a ring whose consumer died.
 //
 // The reader seals the ring first, so that its tail (MPSC) or its last record (SPSC) is final,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A ring whose consumer died, read out once by another process (a port's next owner).
 //
 // The reader is not a consumer: it never publishes a head nor zeroes anything, so no pusher

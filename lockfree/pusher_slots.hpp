@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pusher slots: which processes are attached to a ring, and which claim each one has open.
 //
 // The consumer reads them only to tell a dead pusher's abandoned claim from a slow live one;

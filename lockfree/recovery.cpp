@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Skipping the claims of pushers that died between claim and commit (MPSC only).
 //
 // A pusher claims [p, p+size) with one CAS on the tail, having first written p into its slot's

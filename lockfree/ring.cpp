@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Creating a ring, and checking one that someone else created.
 #include <bit>
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bounded SPSC and MPSC rings of variable-size records in a named shared-memory segment: the
 // consumer's side.
 //

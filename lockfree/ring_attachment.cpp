@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A pusher's attachment to a ring, and the slow paths both disciplines share.
 #include "lockfree/ring_attachment.hpp"
 

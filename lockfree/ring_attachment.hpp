@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What every pusher of a ring holds, whichever its discipline (spsc_pusher.hpp, mpsc_pusher.hpp),
 // and what the two share below their hot paths: the checks that refuse a push, the room check,
 // writing a payload in place, parking while the ring is full, sealing a chain's link, errors.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared-memory layout of a ring segment, drawn once. Offsets only: no pointers live here.
 //
 //   offset  size            what                                   written by

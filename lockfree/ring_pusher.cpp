@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Opening a ring to push into it, whichever its discipline.
 #include "lockfree/ring_pusher.hpp"
 

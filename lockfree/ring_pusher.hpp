@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A pusher of a ring whose discipline it learns when it opens the ring: the ring's creator chose
 // SPSC or MPSC. It holds the discipline's own pusher (spsc_pusher.hpp, mpsc_pusher.hpp); each
 // call picks it with one predictable branch, and everything below is that discipline's code.

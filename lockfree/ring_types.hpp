@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a ring's consumer (ring.hpp) and its pushers (ring_pusher.hpp) share: how a ring is made,
 // how long each side waits before it parks or gives up, what tools see of it, and the check that
 // every opener of a segment made by someone else runs first.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The single-pusher discipline off its hot path: resuming, batches, loans.
 #include "lockfree/spsc_pusher.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The single-pusher discipline (RingKind::spsc): this pusher is the only writer of the ring's
 // tail. A claim is a look at its own tail and the room before the head last seen, with no
 // read-modify-write; a record is published whole by one store of its header over the zero at the

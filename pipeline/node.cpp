@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The node runtime: a node's ports, its handlers, routing to wired ports, retries, dead letters.
 #include "bloccs/node.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A node's counters in shared memory, so that the launcher shows them live and still reads
 // them after the node crashed. The launcher creates the segment before it starts the node (it
 // outlives restarts); a node started without a launcher creates its own.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading a pipeline file: TOML (toml++) into a checked PipelineSpec (the format is drawn in
 // bloccs/pipeline.hpp). toml++ throws at a syntax error; everything after that is a value.
 //

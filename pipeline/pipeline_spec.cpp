@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pipeline description's own arithmetic: retry delays, look-ups, start order.
 #include <algorithm>
 #include <cmath>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The timer's pending push_after messages in shared memory (the layout is in held_store.hpp).
 #include "port/held_store.hpp"
 

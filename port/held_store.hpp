@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The push_after messages a port's timer holds, kept in shared memory, so that a take-over of
 // the port carries every one of them over with its due time: a SIGKILLed owner loses none
 // (SPEC.md, "What a crash keeps").

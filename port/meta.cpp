@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Meta: building it, and its encoding in a record (layout drawn in meta_codec.hpp).
 #include <cstring>
 #include <string>

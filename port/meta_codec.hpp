@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How meta lies in a record, in front of the payload:
 //
 //   0        4          6        7        8

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The owner side of a port: start (create, register, take over), receive, stop.
 #include <unistd.h>
 

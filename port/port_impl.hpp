@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a running port holds in its owner process (shared by owner.cpp and timer.cpp).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "bloccs/port_key.hpp"
 
 #include "shm/names.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared-memory layout of a port, and how its segments are named.
 //
 // A port is a family of segments named after its control segment

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The process-wide push_timeout: set by the program, else by BLOCCS_PUSH_TIMEOUT_MS, else none.
 #include <algorithm>
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The process-wide push_timeout, as the push path reads it.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pusher side of ports: find a key, keep the attachment, push and push_after.
 #include <algorithm>
 #include <array>

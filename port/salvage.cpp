@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Carrying a dead owner's port over into the port that takes its key over (Port::start).
 //
 // The new port is started, not yet registered: pushers of the key still find the dead

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Carrying a dead owner's queued messages over into the port that takes its key over. What is
 // kept and what is lost is the contract in include/bloccs/port.hpp ("start"); how, in salvage.cpp.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stop_on_signals: SIGINT and SIGTERM become a stop request (shm/stop_request.hpp).
 #include <signal.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The owner's timer thread: carries out push_after.
 //
 // Requests arrive in the port's `later` ring; the thread keeps each one in the port's held store

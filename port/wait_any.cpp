@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wait_any: one futex_waitv over every port's wake-up words (see bloccs/wait_any.hpp).
 #include "bloccs/wait_any.hpp"
 

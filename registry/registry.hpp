@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The registry of one namespace: which process owns the port under a key, and where the
 // port's ring lives. One table per namespace, "/dev/shm/bloccs.<ns>/registry", made by
 // whoever needs it first (the layout and its rules: registry_layout.hpp).

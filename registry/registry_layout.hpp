@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared-memory layout of a namespace's registry: port key -> owner, ring segment, offset.
 //
 //   offset  size           what                                  written by

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The benchmarks, one command: installs what is missing, builds optimised, runs the
 # cross-process suite (bloccs-bench, about 5 minutes on 2 cores) and the in-process
 # micro-benchmarks, and leaves everything in bench-results/:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Quick start, first command: install what is missing, build, and run the pipeline demo:
 # a generator -> a transform that fails a fifth of its attempts -> a slow sink, started and
 # supervised by `bloccs run`, with a live status block and a summary that must add up.

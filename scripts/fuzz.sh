@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The fuzz targets (fuzz/): builds them with clang, libFuzzer and ASan+UBSan, and runs each for
 # BLOCCS_FUZZ_SECONDS (default 20) from its corpus in fuzz/corpus, two at a time. Part of
 # scripts/test.sh; run alone to fuzz longer:  BLOCCS_FUZZ_SECONDS=600 bash scripts/fuzz.sh

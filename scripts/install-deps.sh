@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages bloccs builds with, if any is missing (apt-get update once).
 set -euo pipefail
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Quick start, second command (and CI): build and run the whole test suite, three ways:
 #   1. optimised, warnings as errors, every test at full size, plus a short benchmark run and
 #      an example project built against the installed package;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The SIGBUS fence (fence.hpp): a table of this process's bloccs mappings, and the handler.
 #include "shm/fence.hpp"
 

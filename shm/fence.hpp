@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A fence around every bloccs mapping: a peer that truncates a segment under us (one with write
 // access to it can) makes the pages past the new end fault with SIGBUS in whoever touches them.
 // That must cost the process its use of that segment, never its life.

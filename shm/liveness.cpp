@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Liveness locks and the keeper threads that hold them (the protocol is in liveness.hpp).
 #include "shm/liveness.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Who is alive: a lock in shared memory that the kernel lets go of when its holder dies.
 //
 // A LivenessLock is a robust, process-shared pthread mutex. Its holder's thread id sits in the

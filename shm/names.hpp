@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Names: every bloccs object of a namespace lives in the directory /dev/shm/bloccs.<namespace>/.
 //
 // The namespace isolates one registry and its segments from another, so tests and benchmarks

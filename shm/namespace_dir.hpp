@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A namespace's directory, /dev/shm/bloccs.<ns>/: the one place that decides who may create,
 // open and remove the namespace's segments.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A process identity for people: pid and start time (field 22 of /proc/<pid>/stat).
 //
 // bloccs decides who is alive by liveness locks (shm/liveness.hpp), which a pid cannot give:

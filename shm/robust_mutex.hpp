@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A pthread mutex that lives in shared memory and survives its holder's death: process-shared,
 // and robust (the next locker gets EOWNERDEAD instead of waiting for ever; the kernel also
 // clears the holder's thread id from the lock word, which ports use as an "owner alive" flag).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Named POSIX shared-memory segments: files in a namespace's directory in /dev/shm
 // (shm/namespace_dir.hpp), created whole, validated on open, unmapped by RAII.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The process's stop request (bloccs::stop_on_signals): once made, every wait of the library
 // (a receive, a parked push, wait_any) returns Errc::stopping at its next look, within its
 // 100 ms recheck, or at once in the thread a signal interrupted. Nothing that does not wait is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Points where a test stops or kills this process in the middle of a multi-step change of
 // shared memory, to prove that no instant of it loses anything (a writer killed mid-take-over,
 // a timer killed between two stores). Off unless BLOCCS_TEST_HOOK names the point:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A thread of bloccs's own (a port's timer, a keeper), on a stack mapped for it alone.
 //
 // glibc hands a thread's stack to the next thread once it ends, and a forked child gets every

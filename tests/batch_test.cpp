@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Batches (push_batch), across real processes: order and exactly-once with several batching
 // pushers, a batch larger than the free space parks for the rest without splitting a message,
 // and the port API's batch, its count, its deadline and a take-over of batched records.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-bench as a user runs it: a quick run writes the report, bad arguments are refused, and
 // a run stopped half-way (SIGTERM, or SIGKILL) leaves nothing of its own in /dev/shm.
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The benchmark suite's latency histogram against nearest-rank percentiles computed exactly,
 // from every sample sorted.
 #include <gtest/gtest.h>

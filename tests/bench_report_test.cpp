@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-bench's report: results.json's shape and reading it back, the targets' PASS/MISS right
 // around their limits, the Markdown tables, the gnuplot script and the PNGs it draws.
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every transport bloccs-bench drives (the floors, the bloccs ports, the peers), between real
 // processes: one-way messages arrive whole and in order, round trips come back intact, several
 // senders' messages all arrive (no more, no fewer), and no name is left behind; and the suite's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Chains of rings (lockfree/chain.hpp) across real processes: order across links while the
 // consumer drains, a slow pusher that must not bring back finished links, a link left half-made
 // by a killed creator, and a full /dev/shm.

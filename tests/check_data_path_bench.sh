@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bloccs-bench-data-path --quick --plot DIR as a user runs it: every peer is measured beside
 # bloccs at every size it can carry, a size one cannot carry says why, the plot's data holds
 # every transport at every size, and nothing is left behind.

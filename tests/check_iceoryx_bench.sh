@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bloccs-bench-data-path --quick --iceoryx as a user runs it: the round trips and streams beside
 # iceoryx are measured and printed, and RouDi, started and stopped by the run, leaves nothing behind.
 # Exit 77 (ctest: skipped) where it cannot run here: another RouDi is up, or /dev/shm is too

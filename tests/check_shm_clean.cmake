@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Fails if a test of this suite left anything in /dev/shm: every namespace of the suite is
 # /dev/shm/bloccs.t-<RUN>-* (RUN is this build tree's, tests/CMakeLists.txt), so other bloccs
 # users on the machine, and other suites, are not looked at.

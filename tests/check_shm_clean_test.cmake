@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Tests check_shm_clean.cmake itself (item 22 of the reliability review): it once looked at all
 # of /dev/shm and failed whenever another bloccs user ran beside the suite. Against a run id of
 # its own (never the suite's, which shm_left_clean checks meanwhile) it plants namespaces and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The launcher as a user runs it: `bloccs run` on the demo's generator -> flaky transform ->
 // slow sink, written to a temporary pipeline file. It must deliver or dead-letter every message,
 // restart a node killed mid-run with every message accounted for, stop on SIGINT from the

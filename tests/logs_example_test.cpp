@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The logs example (examples/logs) as a user runs it: a generated access log through the real
 // launcher and the read -> parse -> filter -> aggregate programs. The pipeline's report must
 // equal the single-process reference's byte for byte, every malformed line must reach the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The node runtime between real processes: routing, per-source order, retries with backoff,
 // dead letters, back-pressure, and waiting on several ports without spinning. Each node is a
 // forked process built from a PipelineSpec written here (the launcher has its own test).

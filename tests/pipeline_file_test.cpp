@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pipeline files (bloccs/pipeline.hpp): what a good file reads as, and every error naming its
 // exact line and the offending name. Most tests parse text with check_programs off; the program
 // lookup tests write small scripts into a fresh directory.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // push_after across real processes (SPEC.md "The port", sentence 4): the OWNER's timer thread
 // enqueues the message after the delay, so it arrives even when the caller has exited; a full
 // port is retried, never dropped, and holds up no other port's timer; delays are honoured in

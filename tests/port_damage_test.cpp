@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A peer with write access to a segment can make a port unusable, never crash, hang or spin
 // another process (SPEC.md, "What a crash keeps"): damage is caught, reported as damage to
 // everyone who touches it, naming the segment, within a bounded time; a damaged port is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The process-wide settings read from the environment: BLOCCS_PUSH_TIMEOUT_MS and
 // BLOCCS_NAMESPACE. They are read at a process's first use and the value is inherited across
 // fork, so this binary's test process never pushes itself: each child sets the variable and then

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Loans through the port API, across real processes: meta and order beside plain pushes, aborted
 // and dropped loans never received, parking and deadlines, unbounded ports' links, a 4 MiB
 // frame end to end, and a take-over that carries loaned and padded records over.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Owners that go away under parked pushers (SPEC.md "What users will count on": a pusher parked
 // on a port whose owner died wakes and gets no_producer promptly, even with an infinite
 // push_timeout; issue 4, item 8: within 200 ms, and a later push gets no_producer at once).

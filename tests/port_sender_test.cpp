@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs::Sender, a pusher bound to one key, across real processes: streams from several
 // processes in order with their meta (pushes, batches and loans mixed), a port that starts after
 // its Sender, an owner that stops, dies or is replaced under a Sender that keeps pushing, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stop_on_signals (item 21 of the reliability review): Ctrl-C or `kill` used to kill a program
 // blocked in receive or parked in push with its default action, leaving its ports registered
 // and its segments in /dev/shm for the next start to take over. Now the first SIGINT or SIGTERM

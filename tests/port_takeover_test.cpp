@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Taking over a SIGKILLed owner's key: what its port held is carried over into the new port,
 // or counted as lost (include/bloccs/port.hpp, "Taking over"). Real processes: an owner that is
 // killed, pushers, and this process as the restarted owner. Children are forked before this

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Ports across real processes, sentence by sentence of SPEC.md "The port" (start, push,
 // push_timeout, meta) and the consumer side. push_after: port_after_test.cpp; owners that die
 // or stop under parked pushers: port_owner_death_test.cpp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers shared by the port tests (port_test, port_after_test, port_owner_death_test): keys,
 // pipes that line processes up, shared memory children write their numbers into, and readable
 // child exit statuses.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Ports shared between real, distinct users (item 8 of the reliability review): two users with
 // private primary groups and one supplementary group in common, as on Debian, and a third user
 // outside it. The owner is one user, the pushers the other; each runs in its own process with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The registry across real processes: one table per namespace however many race to create it,
 // one owner per key, dead owners' keys taken over, lookups that never see a torn entry, no
 // interleaving of opens, creates and kills that splits the table or drops a dead owner's entry.

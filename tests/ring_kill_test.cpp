@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pushers that die mid-push, SIGKILLed at chosen steps and at random instants: the consumer
 // never hangs, skips (and counts) exactly the dead claims, and every live message arrives.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Contiguous records and loans on a ring, across real processes: every payload is read in place,
 // loans publish what was committed and nothing else, and a pusher killed holding a loan never
 // wedges the ring nor hurts anyone else's messages.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Rings across real processes: volume, order, back-pressure, parking, deadlines, owner death.
 #include <sys/mman.h>
 #include <sys/resource.h>

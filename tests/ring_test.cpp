@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Rings within one process: the contract of each call, bounds, errors, damaged records.
 #include <array>
 

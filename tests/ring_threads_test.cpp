@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The rings' memory orders under ThreadSanitizer: pushers and the consumer as threads of one
 // process, each pusher with its own attachment (as separate processes would have). The fork
 // tests carry the cross-process proof; these let TSan check every acquire/release pairing,

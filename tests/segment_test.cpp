@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Segments: made whole, named in a namespace directory nobody else may write, validated on open,
 // removed only when bloccs made them.
 #include <sys/mman.h>

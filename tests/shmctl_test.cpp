@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // shmctl, the inspection CLI, held to tools/shmctl/SPEC.md: the real binary runs against real
 // ports whose owners and pushers are real processes (the test process owns a port when that is
 // convenient). Pushing children report through their exit code (a distinct one per reason).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for shmctl_test: run the real shmctl binary (fork + execve, stdout and stderr through
 // pipes), read its text and JSON output, and reap the processes a test leaves behind.
 #pragma once

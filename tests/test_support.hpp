@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared helpers for bloccs tests: a private namespace per test, real child processes, and
 // deterministic message contents that a consumer can check byte by byte.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs as a user runs it: through the public port API (bloccs/port.hpp), nothing below it.
 // The receiver starts a Port under the key {"bench", <channel name>, "in"}; each sender opens a
 // bloccs::Sender for that key (resolved once, as a wire to one port is) and pushes with empty

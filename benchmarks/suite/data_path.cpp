@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-bench-data-path: the data path v2 beside its floors, between two processes pinned to
 // different CPUs, every figure measured in one run and printed as ratios with PASS / MISS.
 //

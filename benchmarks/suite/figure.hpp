@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The suite's results in memory: what results.json, the Markdown table and the plots are made of.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The physical floors: what moving a message between two cores costs with nothing else in the
 // way. Every bloccs latency is reported as a ratio to these, measured in the same run.
 //   floor-spin   the receiver spins on the slot until the message's first word changes;

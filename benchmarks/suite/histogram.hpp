@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Round-trip times without keeping every sample: a log-linear histogram of nanoseconds, so
 // hundreds of thousands of round trips per transport cost a fixed 224 KiB, and the rounds of a
 // run merge without losing anything.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // iceoryx, the zero-copy peer (Debian iceoryx + libiceoryx-posh-dev 2.0.3), for
 // bloccs-bench-data-path's round trips: its own daemon, RouDi, started for the run and stopped
 // after, and round trips through untyped publishers and subscribers with loans, the way its

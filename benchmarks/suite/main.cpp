@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-bench: bloccs beside the physical floor and its peers, every figure measured in one run
 // between real processes pinned to different CPUs. Writes results.json, results.md (every
 // figure and its ratio) and PNG plots into --out, then prints the targets as PASS or MISS. The

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The peers: what a team would pick instead of bloccs, each set up the way its users set it up.
 //   boost-mq  boost::interprocess::message_queue: a bounded queue in a /dev/shm segment behind a
 //             process-shared mutex and two condition variables, `capacity` messages of `bytes`.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The processes of one measurement. Every side of a transport runs in a process of its own
 // (threads never stand in for processes); the receiving side and the others are pinned to
 // different CPUs (on 2 CPUs, several pushers share the second).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a run leaves behind: results.json (for tools comparing runs), results.md (every figure
 // beside the floor or the best peer, and the targets) and PNG plots drawn by gnuplot.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The three measurements, each between real processes, each for any Transport:
 //   round trip   the parent sends a message to an echo process over one channel and waits for
 //                it to come back over another; one sample per round trip;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the data-path bench's processes do to their CPU and their messages, shared by its
 // bloccs and iceoryx measurements: pin to a CPU, and read every byte of a message.
 #pragma once

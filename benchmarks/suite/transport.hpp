@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the suite measures: transports that move fixed-size messages, one direction, from one or
 // more sender processes to one receiver process. Every transport, bloccs and its peers alike,
 // is driven through this one interface, so the scenarios (round trip, streaming, back-pressure)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ZeroMQ as its users run it between processes of one host: a PUSH socket per sender connected
 // to the receiver's PULL socket over ipc://, libzmq 4.3 (Debian libzmq3-dev).
 //   zmq-ipc  the receiver binds, senders connect; each sender's send high-water mark is the

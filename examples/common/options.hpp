@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Command-line options of the example programs, parsed by CLI11 in one compiled file. CLI11 is
 // header-only here, and compiling it into each small program cost about 45 s of build time per
 // program and build (three builds in CI); declared as data, every program shares one copy.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The demo's source: emits --messages numbered messages on output `out` as fast as the graph
 // takes them (a full port downstream parks it: back-pressure), then exits.
 #include <cstdio>

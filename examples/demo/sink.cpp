@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The demo's slow end: takes --work-us of work per message (a sleep), so the whole graph slows
 // to its pace. Counts what it received and checks that no message came twice.
 #include <cstdio>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The demo's middle node: upper-cases each message and passes it on, but fails a share of its
 // attempts (--fail-percent), so that retries with backoff and the dead-letter port show. Whether
 // an attempt fails is a function of the message and the attempt number, so a message handled

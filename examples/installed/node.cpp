@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The smallest pipeline node, built against the installed package (bloccs::pipeline): a node
 // with no inputs is the source and emits four greetings on `out`; a node with inputs prints
 // what it receives. examples/installed/hello.toml wires one of each.

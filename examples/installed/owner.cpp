@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The smallest owner: starts the port {example, printer, in}, prints four messages, stops.
 #include <bloccs/port.hpp>
 #include <cstdio>

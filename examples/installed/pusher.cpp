@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The smallest pusher: three messages now, one a second later through the owner's timer.
 #include <bloccs/port.hpp>
 #include <cstdio>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the pipeline computes: per route, per status and per hour, over the requests the filter
 // kept. Order-free (counts, sums, and percentiles of the sorted latencies), so the distributed
 // run and the single-process reference agree whatever order the records arrive in.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-logs-aggregate: the sink. Adds every record to the aggregate (aggregate.hpp); when the
 // launcher stops it and its port has drained (run() returns), writes the report to --out.
 // A run that did not drain writes nothing: half a report would look like a whole one.

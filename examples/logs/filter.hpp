@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Which requests the aggregate looks at: the failed ones and the slow ones. The filter node and
 // the reference take the same options, registered here, so they cannot drift apart.
 #pragma once

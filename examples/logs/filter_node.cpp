@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-logs-filter: passes on output `kept` the records of failed or slow requests
 // (filter.hpp: --min-status, --slow-ms) and drops the rest (handled, nothing emitted).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-logs-generate: writes a web server's access log (log_record.hpp's format) for a shop:
 // pages, static files, a JSON API with ids in its paths, a slow report export, a login that
 // rate-limits, and scanners probing for /wp-login.php. A share of the lines is malformed the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading a log file line by line, as the read node and the reference both do, so that they
 // see the same lines: split at '\n', a final line without one included, one trailing '\r'
 // dropped (a file written on Windows), and a line longer than kMaxLineBytes cut to that length

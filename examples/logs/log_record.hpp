@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One request of a web access log: the line format, its parser, and the compact form the
 // pipeline's nodes pass to each other.
 //

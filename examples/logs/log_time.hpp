@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Access-log timestamps, "10/Oct/2024:13:55:36 +0200", to and from seconds since the Unix
 // epoch (UTC). The offset is honoured: two servers in different zones agree on the hour.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-logs-parse: turns each line into a record (log_record.hpp) on output `records`. A
 // malformed line fails its handler with the reason ("line 17: status '2O0' is not an HTTP
 // status (column 67)"); parsing is deterministic, so the pipeline file gives this node

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-logs-read: the pipeline's source. Emits each line of a log file on output `lines`
 // (meta "line": its number; "cut": its full length, when it was longer than kMaxLineBytes and
 // was cut), parking while the parse node's port is full, then exits 0. Stops early when the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs-logs-reference: the pipeline's computation in one process, with no ports: the same
 // line reading, parser, filter and aggregate, called in a loop. Its report must equal the
 // pipeline's byte for byte; --rejects lists the malformed lines as the dead-letter port gets

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Metadata that travels with every message, unchanged: the retry counter `attempt` and a small
 // set of user key/value pairs.
 //

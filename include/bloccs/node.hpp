@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Nodes: the processes of a pipeline. A node owns the input ports of its network that the
 // pipeline file gives it, runs a handler per message, and emits to named outputs; the runtime
 // pushes each emitted message into every input port its output is wired to.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A pipeline: the graph a launcher starts, as read from a pipeline file (TOML).
 //
 //   [pipeline]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Ports: the API a bloccs user calls. A node process starts an input port under a key; any
 // process of the host pushes messages (payload + meta) to that key.
 //

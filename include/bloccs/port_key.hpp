@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The name a port is registered under and pushed to: {network_id, node_id, in_port}.
 #pragma once
 

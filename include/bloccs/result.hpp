@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Errors as values: every fallible bloccs call returns Result<T>.
 //
 // A Result holds either a value or an Error. An Error carries a code a caller can switch on and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The public face of a bloccs ring: a bounded SPSC or MPSC queue of variable-size messages in a
 // named shared-memory segment, between processes of one host. See lockfree/ring.hpp for the
 // full contract (who may call what, what happens when full, empty, or a process dies).

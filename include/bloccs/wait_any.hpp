@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Waiting on many ports at once: the one wake-up primitive of a node that owns several ports.
 //
 //   std::vector<bloccs::Port*> ports = {&a, &b, &c};

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The launcher's dead-letter port {network, dead_letter, in}. A node sends there the messages
 // whose handler failed their last attempt; a thread of the launcher takes each one, counts it
 // per node, and appends it to a JSON-lines file if asked (one object per line: node, port,

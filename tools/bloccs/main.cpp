@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bloccs: runs pipelines. `bloccs run pipeline.toml` starts every node of the pipeline as a
 // process, supervises them, shows them live, and stops them from the sources down on SIGINT
 // or SIGTERM (or when every source has finished). `bloccs check pipeline.toml` only reads it.

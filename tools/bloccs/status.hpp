@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the launcher shows: a snapshot of every node (its counters, from the node's shared
 // block) and of its input ports (depth, parked pushers, from the read-only port view), the
 // live status drawn from two snapshots, and the summary at the end.

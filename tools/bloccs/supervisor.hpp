@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The launcher's supervisor: starts every node of a pipeline as a process, restarts the ones
 // that crash, and stops the graph from the sources down.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading ports for shmctl. Every length, offset and index read from shared memory is checked
 // before use: a damaged or foreign segment becomes an error line, never a crash.
 #include "tools/shmctl/inspect.hpp"

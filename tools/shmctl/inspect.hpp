@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What shmctl knows about ports, read from the registry and the segments without ever taking a
 // lock or writing a byte a pusher or the owner uses (every mapping is read-only, except the
 // registry's, which gc and rm change under its writer lock).

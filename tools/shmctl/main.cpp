@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // shmctl: inspect and repair the ports of a bloccs namespace, live. The output and exit codes
 // are specified in tools/shmctl/SPEC.md.
 #include <signal.h>
