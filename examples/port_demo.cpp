@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,7 +19,6 @@
 #include <CLI/CLI.hpp>
 
 #include "bloccs/port.hpp"
-#include "shm/names.hpp"
 
 namespace {
 
@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
                  "segment namespace (default: $BLOCCS_NAMESPACE, else demo-<pid>)");
   app.add_option("--messages", count, "messages per pusher")->check(CLI::Range(1ull, 1ull << 40));
   app.add_option("--buffer", buffer, "port bound, in messages")
-      ->check(CLI::Range(1u, bloccs::lockfree::kMaxBuffer));
+      ->check(CLI::Range(1u, bloccs::kMaxPortBuffer));
   auto* push =
       app.add_subcommand("push", "push numbered messages into the demo port (run by the owner)");
   std::uint32_t id = 0;
@@ -166,10 +166,11 @@ int main(int argc, char** argv) {
   push->fallthrough();  // --namespace and --messages also apply after "push"
   CLI11_PARSE(app, argc, argv);
 
-  if (ns.empty() && !std::getenv("BLOCCS_NAMESPACE")) ns = "demo-" + std::to_string(getpid());
-  auto resolved = bloccs::shm::resolve_namespace(ns);
-  if (!resolved) return fail(resolved.error());
+  if (ns.empty()) {
+    const char* env = std::getenv("BLOCCS_NAMESPACE");
+    ns = env && *env ? env : "demo-" + std::to_string(getpid());
+  }
   // Ctrl-C ends the waits with Errc::stopping instead of killing us: the port is cleaned up.
   if (auto st = bloccs::stop_on_signals(); !st) return fail(st.error());
-  return push->parsed() ? run_pusher(*resolved, id, count) : run_owner(*resolved, count, buffer);
+  return push->parsed() ? run_pusher(ns, id, count) : run_owner(ns, count, buffer);
 }

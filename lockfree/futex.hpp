@@ -29,14 +29,15 @@
 #include <cstdint>
 #include <span>
 
+#include "bloccs/deadline.hpp"
 #include "lockfree/asymmetric_fence.hpp"
 
 namespace bloccs::lockfree {
 
-// Absolute deadlines on CLOCK_MONOTONIC (steady_clock on Linux).
-using Clock = std::chrono::steady_clock;
-using Deadline = Clock::time_point;
-inline constexpr Deadline kNoDeadline = Deadline::max();
+// Absolute deadlines on CLOCK_MONOTONIC (bloccs/deadline.hpp).
+using bloccs::Clock;
+using bloccs::Deadline;
+using bloccs::kNoDeadline;
 inline constexpr Deadline kDontWait = Deadline::min();  // give up at once instead of waiting
 
 // fault: the word's page is gone (its segment was cut short under us): the mapping is marked

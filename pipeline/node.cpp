@@ -119,11 +119,11 @@ struct detail::NodeImpl {
 namespace {
 
 // The node whose stop() SIGINT and SIGTERM call (one per process: a node is a process).
-std::atomic<Node::Impl*> g_signalled{nullptr};
+std::atomic<detail::NodeImpl*> g_signalled{nullptr};
 
 void on_stop_signal(int) {
   // acquire: pairs with the release store that installed it (the Impl is complete).
-  if (Node::Impl* impl = g_signalled.load(std::memory_order_acquire)) {
+  if (detail::NodeImpl* impl = g_signalled.load(std::memory_order_acquire)) {
     impl->stop_requested.store(1, std::memory_order_relaxed);  // relaxed: wake orders it
     impl->wake.notify();
   }
@@ -366,7 +366,7 @@ Status Node::emit(std::string_view output, std::span<const std::byte> payload, c
                                     std::string(output) + "'; wire it in the pipeline file"};
 }
 
-bool Node::Impl::gone_for_good(const std::string& node) {
+bool detail::NodeImpl::gone_for_good(const std::string& node) {
   auto it = target_blocks.find(node);
   if (it == target_blocks.end()) {
     auto seg = shm::Segment::open(ns, pipeline::node_block_name(pipeline.network, node),
@@ -383,7 +383,7 @@ bool Node::Impl::gone_for_good(const std::string& node) {
 }
 
 template <class Attempt>
-Status Node::Impl::keep_trying(const PortKey& key, Attempt&& attempt) {
+Status detail::NodeImpl::keep_trying(const PortKey& key, Attempt&& attempt) {
   bool said = false;
   for (;;) {
     const Deadline slice = Clock::now() + kParkSlice;
@@ -408,11 +408,11 @@ Status Node::Impl::keep_trying(const PortKey& key, Attempt&& attempt) {
   }
 }
 
-Status Node::Impl::send(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
+Status detail::NodeImpl::send(const PortKey& key, std::span<const std::byte> payload, const Meta& meta) {
   return keep_trying(key, [&](Deadline d) { return pusher->push(key, payload, meta, d); });
 }
 
-Result<Loan> Node::Impl::lend(std::size_t output, std::size_t bytes, const Meta& meta) {
+Result<Loan> detail::NodeImpl::lend(std::size_t output, std::size_t bytes, const Meta& meta) {
   std::optional<Pusher>& lender = loan_pushers[output];
   if (!lender) {
     auto opened = Pusher::open(ns);
@@ -431,7 +431,7 @@ Result<Loan> Node::Impl::lend(std::size_t output, std::size_t bytes, const Meta&
   return std::move(*loan);
 }
 
-Status Node::Impl::send_output(std::size_t output, std::span<const std::byte> payload,
+Status detail::NodeImpl::send_output(std::size_t output, std::span<const std::byte> payload,
                                const Meta& meta) {
   for (const PortKey& key : targets[output]) {
     if (Status st = send(key, payload, meta); !st) return st;
@@ -440,7 +440,7 @@ Status Node::Impl::send_output(std::size_t output, std::span<const std::byte> pa
   return {};
 }
 
-void Node::Impl::handle(std::size_t port, const MessageView& m) {
+void detail::NodeImpl::handle(std::size_t port, const MessageView& m) {
   ++counters.received;
   if (stopping() && past_drain_limit()) {
     // Mid-batch when the stop's budget ran out: not handled (a slow handler would overrun the
@@ -477,7 +477,7 @@ void Node::Impl::handle(std::size_t port, const MessageView& m) {
   send_held();
 }
 
-void Node::Impl::send_held() {
+void detail::NodeImpl::send_held() {
   for (const Outputs::Held& held : outputs.held_) {
     Status st;
     if (held.loaned) {
@@ -511,7 +511,7 @@ void Node::Impl::send_held() {
   }
 }
 
-void Node::Impl::fail(std::size_t port, const MessageView& m, std::string_view error) {
+void detail::NodeImpl::fail(std::size_t port, const MessageView& m, std::string_view error) {
   ++counters.failed;
   const std::uint32_t failures = m.meta.attempt() + 1;
   Meta meta = m.meta.copy();
@@ -547,7 +547,7 @@ void Node::Impl::fail(std::size_t port, const MessageView& m, std::string_view e
       "): the dead-letter port refused it: " + st.error().message);
 }
 
-std::uint64_t Node::Impl::queued() const {
+std::uint64_t detail::NodeImpl::queued() const {
   std::uint64_t n = 0;
   for (std::size_t i = 0; i < ports.size(); ++i) {
     const PortStats s = ports[i].stats();
@@ -558,7 +558,7 @@ std::uint64_t Node::Impl::queued() const {
   return n;
 }
 
-bool Node::Impl::drained() const {
+bool detail::NodeImpl::drained() const {
   for (std::size_t i = 0; i < ports.size(); ++i) {
     const PortStats s = ports[i].stats();
     if (s.depth != 0 || s.pending_after != 0 || s.after_delivered < retries_expected[i])

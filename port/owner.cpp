@@ -23,25 +23,25 @@ namespace {
 // Ports of this process that are running, so that a normal exit (std::exit, or returning from
 // main with a Port in a static) still unregisters them and removes their segments.
 std::mutex g_live_mutex;
-std::set<Port::Impl*> g_live;
+std::set<detail::PortImpl*> g_live;
 
 void stop_live_ports_at_exit() {
-  std::set<Port::Impl*> live;
+  std::set<detail::PortImpl*> live;
   {
     std::lock_guard lock(g_live_mutex);
     live.swap(g_live);
   }
-  for (Port::Impl* p : live) p->stop();
+  for (detail::PortImpl* p : live) p->stop();
 }
 
-void track(Port::Impl* p) {
+void track(detail::PortImpl* p) {
   static std::once_flag once;
   std::call_once(once, [] { std::atexit(stop_live_ports_at_exit); });
   std::lock_guard lock(g_live_mutex);
   g_live.insert(p);
 }
 
-void untrack(Port::Impl* p) {
+void untrack(detail::PortImpl* p) {
   std::lock_guard lock(g_live_mutex);
   g_live.erase(p);
 }
@@ -54,6 +54,7 @@ Status check_options(const PortOptions& o) {
   if (!o.single_pusher && (o.max_pushers == 0 || o.max_pushers > lockfree::kMaxPushers))
     return Error{Errc::bad_config, "max_pushers " + std::to_string(o.max_pushers) +
                                        " must be 1 to " + std::to_string(lockfree::kMaxPushers)};
+  static_assert(kMaxPortBuffer == lockfree::kMaxBuffer);
   static_assert(kMaxPortPayload == lockfree::kMaxPayload - kMetaMaxBytes - port::kDueStamp);
   if (o.max_payload > kMaxPortPayload)
     return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
@@ -250,7 +251,7 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns, cons
   return {};
 }
 
-void Port::Impl::stop() {
+void detail::PortImpl::stop() {
   if (stopped) return;
   stopped = true;
   untrack(this);
@@ -362,7 +363,7 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
   }
 }
 
-void Port::Impl::count(std::uint64_t from_due, std::uint64_t from_in, std::uint64_t refused) {
+void detail::PortImpl::count(std::uint64_t from_due, std::uint64_t from_in, std::uint64_t refused) {
   // This thread is the only writer of these words: plain load + store, no read-modify-write.
   // relaxed: counters for tools, which read them with relaxed loads too.
   auto add = [](std::atomic<std::uint64_t>& word, std::uint64_t n) {

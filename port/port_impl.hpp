@@ -18,7 +18,7 @@
 
 namespace bloccs {
 
-struct Port::Impl {
+struct detail::PortImpl {
   PortKey key;
   std::string ns;
   std::string control_name;
@@ -48,6 +48,6 @@ struct Port::Impl {
 
 // The timer thread: moves push_after requests from `later` into a due-time heap and from there
 // into `due`. Runs until impl.stopping.
-void run_timer(Port::Impl& impl, lockfree::SpscPusher due_pusher);
+void run_timer(detail::PortImpl& impl, lockfree::SpscPusher due_pusher);
 
 }  // namespace bloccs

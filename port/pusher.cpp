@@ -44,7 +44,7 @@ bool gone(Errc code) {
 
 }  // namespace
 
-struct Pusher::Impl {
+struct detail::PusherImpl {
   std::string ns;
   std::optional<registry::Registry> registry;  // opened when first needed; never created here
   std::uint32_t fork_generation = shm::fork_generation();
@@ -134,7 +134,7 @@ bool same_key(const PortKey& a, const PortKey& b) noexcept {
 
 }  // namespace
 
-Result<Attachment*> Pusher::Impl::attach(const PortKey& key) {
+Result<Attachment*> detail::PusherImpl::attach(const PortKey& key) {
   if (open_loan && same_key(key, open_loan->key)) [[unlikely]]
     return Error{Errc::bad_loan, "this Pusher holds an open loan on port " + to_string(key) +
                                      "; commit or abort it before pushing there again"};
@@ -165,7 +165,7 @@ Result<Attachment*> Pusher::Impl::attach(const PortKey& key) {
   return fresh;
 }
 
-Result<Attachment*> Pusher::Impl::attach_fresh(const PortKey& key) {
+Result<Attachment*> detail::PusherImpl::attach_fresh(const PortKey& key) {
   if (auto st = validate_key(key); !st) return std::move(st).error();
   if (!registry) {
     auto opened = registry::Registry::open(ns, {.create = false});
@@ -212,7 +212,7 @@ Result<Attachment*> Pusher::Impl::attach_fresh(const PortKey& key) {
   return raw;
 }
 
-Status Pusher::Impl::push_into(const PortKey& key, Attachment& a, std::span<const std::byte> head,
+Status detail::PusherImpl::push_into(const PortKey& key, Attachment& a, std::span<const std::byte> head,
                                std::span<const std::byte> payload,
                                const lockfree::Patience& patience, bool later) {
   if (payload.size() > a.config.max_payload)
@@ -239,7 +239,7 @@ Status Pusher::Impl::push_into(const PortKey& key, Attachment& a, std::span<cons
   return reported(key, a, ring->push(head, payload, patience));
 }
 
-Status Pusher::Impl::report(const PortKey& key, Attachment& a, Status st) {
+Status detail::PusherImpl::report(const PortKey& key, Attachment& a, Status st) {
   if (st.code() == Errc::timeout)  // relaxed: a statistic, on a line only timeouts touch
     a.shared().pushers.timed_out.fetch_add(1, std::memory_order_relaxed);
   if (gone(st.code())) {
@@ -249,7 +249,7 @@ Status Pusher::Impl::report(const PortKey& key, Attachment& a, Status st) {
   return st;
 }
 
-Status Pusher::Impl::push_batch(const PortKey& key, std::span<const std::byte> head,
+Status detail::PusherImpl::push_batch(const PortKey& key, std::span<const std::byte> head,
                                 std::span<const std::span<const std::byte>> payloads,
                                 const lockfree::Patience& patience, std::size_t& done) {
   auto attached = attach(key);
@@ -266,7 +266,7 @@ Status Pusher::Impl::push_batch(const PortKey& key, std::span<const std::byte> h
   return reported(key, a, a.in->push_batch(head, payloads, patience, done));
 }
 
-Result<std::span<std::byte>> Pusher::Impl::loan(const PortKey& key, std::size_t bytes,
+Result<std::span<std::byte>> detail::PusherImpl::loan(const PortKey& key, std::size_t bytes,
                                                 std::span<const std::byte> head,
                                                 const lockfree::Patience& patience) {
   if (open_loan)
@@ -291,7 +291,7 @@ Result<std::span<std::byte>> Pusher::Impl::loan(const PortKey& key, std::size_t 
   return claimed->bytes.subspan(head.size());
 }
 
-Status Pusher::Impl::commit_loan(std::size_t used) {
+Status detail::PusherImpl::commit_loan(std::size_t used) {
   if (!open_loan) return Error{Errc::bad_loan, "the loan has ended; take a new one"};
   OpenLoan l = std::move(*open_loan);
   open_loan.reset();
@@ -302,7 +302,7 @@ Status Pusher::Impl::commit_loan(std::size_t used) {
   return st;
 }
 
-void Pusher::Impl::abort_loan() noexcept {
+void detail::PusherImpl::abort_loan() noexcept {
   if (!open_loan) return;
   open_loan->ring->abort(open_loan->loan);
   open_loan.reset();
@@ -424,7 +424,7 @@ Result<lockfree::Patience> default_patience() {
   return patience;
 }
 
-Status batch_with(Pusher::Impl& impl, const PortKey& key,
+Status batch_with(detail::PusherImpl& impl, const PortKey& key,
                   std::span<const std::span<const std::byte>> payloads, const Meta& meta,
                   const lockfree::Patience& patience, std::size_t* pushed) {
   std::array<std::byte, kMetaMaxBytes> encoded;
@@ -436,7 +436,7 @@ Status batch_with(Pusher::Impl& impl, const PortKey& key,
   return st;
 }
 
-Result<std::span<std::byte>> loan_with(Pusher::Impl& impl, const PortKey& key, std::size_t bytes,
+Result<std::span<std::byte>> loan_with(detail::PusherImpl& impl, const PortKey& key, std::size_t bytes,
                                        const Meta& meta, const lockfree::Patience& patience) {
   std::array<std::byte, kMetaMaxBytes> encoded;
   auto n = MetaCodec::encode(meta, encoded);
@@ -495,7 +495,7 @@ Status Loan::commit(std::size_t used) {
     return Error{Errc::bad_loan, "a loan of " + std::to_string(bytes_.size()) +
                                      " bytes cannot commit " + std::to_string(used) +
                                      "; commit at most what was loaned (the loan stays open)"};
-  Pusher::Impl* owner = std::exchange(owner_, nullptr);
+  detail::PusherImpl* owner = std::exchange(owner_, nullptr);
   bytes_ = {};
   return owner->commit_loan(used);
 }

@@ -69,7 +69,7 @@ Result<shm::HeldLock> claim(PortControl& dead, const PortKey& key) {
 // Pushes what salvage reads into the new port, and counts.
 class Carrier {
  public:
-  Carrier(Port::Impl& p, PortTakeover& t)
+  Carrier(detail::PortImpl& p, PortTakeover& t)
       : p_(p), t_(t), max_payload_(p.control().config.max_payload) {}
 
   // A record of the dead `in` or due lane: [meta][payload].
@@ -173,7 +173,7 @@ class Carrier {
     }
   }
 
-  Port::Impl& p_;
+  detail::PortImpl& p_;
   PortTakeover& t_;
   const std::uint32_t max_payload_;
   Opened in_, later_;  // our chains, as a pusher (their slots go back when salvage ends)
@@ -210,7 +210,7 @@ void publish(PortControl& c, const PortTakeover& t) {
 }
 
 // Reads the claimed dead port into p (the order is at the top of this file).
-void carry(Port::Impl& p, PortTakeover& t, PortControl& dead, const PortConfig& cfg,
+void carry(detail::PortImpl& p, PortTakeover& t, PortControl& dead, const PortConfig& cfg,
            const registry::PortEntry& entry) {
   const auto give_up = Clock::now() + kLiveClaimPatience;
   const shm::ProcessId owner{cfg.owner_pid, cfg.owner_start_time};
@@ -274,7 +274,7 @@ void carry(Port::Impl& p, PortTakeover& t, PortControl& dead, const PortConfig& 
 
 }  // namespace
 
-Result<Salvage> salvage(Port::Impl& p, const registry::PortEntry& dead) {
+Result<Salvage> salvage(detail::PortImpl& p, const registry::PortEntry& dead) {
   Salvage s;
   PortTakeover& t = s.report;
   t.taken_over = true;

@@ -24,7 +24,7 @@ struct Salvage {
 // and pushers of the key still get no_producer. Writes the counts into p's TakeoverLine.
 // A dead port that cannot be opened or trusted is no error: the report says why nothing came.
 // Errc::already_exists only if another live process has claimed it (it is taking the key over).
-Result<Salvage> salvage(Port::Impl& p, const registry::PortEntry& dead);
+Result<Salvage> salvage(detail::PortImpl& p, const registry::PortEntry& dead);
 
 // True if the port `dead` names (its owner is dead) holds nothing a next owner would carry over,
 // so that its registry slot may be given to another key: no queued message, no due or pending

@@ -40,7 +40,7 @@ struct Pending {
 
 }  // namespace
 
-void run_timer(Port::Impl& p, lockfree::SpscPusher due_pusher) {
+void run_timer(detail::PortImpl& p, lockfree::SpscPusher due_pusher) {
   port::PortControl& c = p.control();
 
   std::priority_queue<Pending, std::vector<Pending>, std::greater<>> heap;

@@ -3,8 +3,10 @@
 #include "bloccs/wait_any.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
+#include "lockfree/futex.hpp"
 #include "port/port_impl.hpp"
 #include "shm/stop_request.hpp"
 #include "shm/test_hooks.hpp"
@@ -17,6 +19,31 @@ namespace {
 constexpr auto kRecheckInterval = std::chrono::milliseconds(100);
 
 }  // namespace
+
+static_assert(kMaxWaitPorts == lockfree::kMaxWaitAny / 2 - 1, "two lines a port, one for WakeUp");
+
+struct WakeUp::State {
+  std::atomic<std::uint32_t> raised{0};
+  lockfree::WaitLine line{};
+};
+
+WakeUp::WakeUp() : state_(std::make_unique<State>()) {}
+WakeUp::~WakeUp() = default;
+
+void WakeUp::notify() noexcept {
+  // seq_cst: the waiter re-checks it after arming (Dekker, see lockfree/futex.hpp).
+  state_->raised.store(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  lockfree::wake(state_->line, 1);
+}
+
+bool WakeUp::notified() const noexcept {
+  return state_->raised.load(std::memory_order_seq_cst) != 0;  // seq_cst: the Dekker re-check
+}
+
+void WakeUp::reset() noexcept {
+  state_->raised.store(0, std::memory_order_relaxed);  // relaxed: the owner's own, between waits
+}
 
 Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up) {
   if (ports.size() > kMaxWaitPorts)
@@ -36,7 +63,7 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
       if (wake_up && wake_up->notified()) return true;
       if (shm::stop_requested()) return true;
       for (Port* port : ports) {
-        const Port::Impl& p = *port->impl_;
+        const detail::PortImpl& p = *port->impl_;
         if (p.due->ready(std::memory_order_seq_cst) || p.in->ready(std::memory_order_seq_cst))
           return true;
       }
@@ -47,7 +74,7 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
     std::size_t n = 0;
     lockfree::Wakers wakers = lockfree::Wakers::fenced;  // light if any ring's pushers are
     for (Port* port : ports) {
-      Port::Impl& p = *port->impl_;
+      detail::PortImpl& p = *port->impl_;
       if (p.in->wakers() == lockfree::Wakers::light || p.due->wakers() == lockfree::Wakers::light)
         wakers = lockfree::Wakers::light;
       auto in_ready = p.in->poll_for_wait(wake_at);
@@ -56,7 +83,7 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
       lines[n++] = &p.in->data_line();
       lines[n++] = &p.due->data_line();
     }
-    if (wake_up) lines[n++] = &wake_up->line_;
+    if (wake_up) lines[n++] = &wake_up->state_->line;
     shm::test_hook("wait_any.park");  // looked, not yet armed: what the re-check must catch
     const bool woken = lockfree::park_any({lines, n}, ready, wake_at, wakers) || ready();
     if (shm::stop_requested()) return shm::stopping_error("wait_any did not wait");

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline/node_block.hpp"
+#include "shm/process.hpp"
 #include "port_test_support.hpp"
 
 namespace bloccs::test {

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "bloccs/port.hpp"
+#include "lockfree/ring_layout.hpp"
 #include "registry/registry.hpp"
 #include "shmctl_test_support.hpp"
 

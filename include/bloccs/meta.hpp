@@ -20,6 +20,11 @@
 #include "bloccs/result.hpp"
 
 namespace bloccs {
+struct MetaCodec;  // port/meta_codec.hpp: meta in records; a friend, not API
+}  // namespace bloccs
+
+#pragma GCC visibility push(default)  // the API: what libbloccs.so exports
+namespace bloccs {
 
 inline constexpr std::size_t kMetaMaxPairs = 16;
 inline constexpr std::size_t kMetaMaxKey = 64;
@@ -74,3 +79,4 @@ void MetaView::for_each(F&& f) const {
 }
 
 }  // namespace bloccs
+#pragma GCC visibility pop

@@ -57,6 +57,11 @@
 #include "bloccs/port.hpp"
 #include "bloccs/result.hpp"
 
+namespace bloccs::detail {  // the hidden insides of the classes below
+struct NodeImpl;  // pipeline/node.cpp
+}  // namespace bloccs::detail
+
+#pragma GCC visibility push(default)  // the API: what libbloccs.so exports
 namespace bloccs {
 
 // A message as a handler sees it: valid during the handler call only.
@@ -71,9 +76,6 @@ struct Delivery {
 
 // Where a handler emits. Messages are held until the handler returns ok, then sent.
 class Outputs;
-namespace detail {
-struct NodeImpl;  // pipeline/node.cpp
-}
 
 // Room for one message in a target port's ring, handed out by Outputs::loan: valid during the
 // handler call only.
@@ -189,9 +191,9 @@ class Node {
   const std::string& network() const noexcept;
   NodeCounters counters() const noexcept;
 
-  using Impl = detail::NodeImpl;
 
  private:
+  using Impl = detail::NodeImpl;
   explicit Node(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -205,3 +207,4 @@ inline PortKey dead_letter_key(const PipelineSpec& p) {
 }
 
 }  // namespace bloccs
+#pragma GCC visibility pop

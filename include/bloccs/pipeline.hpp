@@ -36,6 +36,7 @@
 
 #include "bloccs/result.hpp"
 
+#pragma GCC visibility push(default)  // the API: what libbloccs.so exports
 namespace bloccs {
 
 // How a node retries a message its handler failed: the attempt-th retry (attempt = 1, 2, ...)
@@ -137,3 +138,4 @@ Result<PipelineSpec> parse_pipeline(std::string_view text, const std::filesystem
                                     const LoadOptions& options = {});
 
 }  // namespace bloccs
+#pragma GCC visibility pop

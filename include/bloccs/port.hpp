@@ -81,12 +81,19 @@
 #include <string_view>
 #include <vector>
 
+#include "bloccs/deadline.hpp"
 #include "bloccs/meta.hpp"
 #include "bloccs/port_key.hpp"
 #include "bloccs/result.hpp"
-#include "bloccs/ring.hpp"
 
+namespace bloccs::detail {  // the hidden insides of the classes below
+struct PortImpl;    // port/port_impl.hpp
+struct PusherImpl;  // port/pusher.cpp
+}  // namespace bloccs::detail
+
+#pragma GCC visibility push(default)  // the API: what libbloccs.so exports
 namespace bloccs {
+
 
 class Port;
 class Loan;
@@ -96,6 +103,8 @@ Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up
 
 // The largest max_payload a port takes: two of its records (with meta) fill a 64 MiB ring.
 inline constexpr std::uint32_t kMaxPortPayload = 33'553'904;
+// The largest buffer (messages) a bounded port takes: its ring counts records in 23 bits.
+inline constexpr std::uint32_t kMaxPortBuffer = (std::uint32_t{1} << 23) - 1;
 
 struct PortOptions {
   // Bound on queued messages; std::nullopt makes the port unbounded (pushers never park; the
@@ -199,9 +208,9 @@ class Port {
   // What start carried over from a dead owner of the key; taken_over false if there was none.
   const PortTakeover& takeover() const noexcept;
 
-  struct Impl;
 
  private:
+  using Impl = detail::PortImpl;
   friend Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up);
   using Visit = void (*)(void* ctx, const MessageView& m);
   explicit Port(std::unique_ptr<Impl> impl);
@@ -260,9 +269,9 @@ class Pusher {
   Result<Loan> loan(const PortKey& key, std::size_t bytes, const Meta& meta = {});
   Result<Loan> loan(const PortKey& key, std::size_t bytes, const Meta& meta, Deadline deadline);
 
-  struct Impl;
 
  private:
+  using Impl = detail::PusherImpl;
   friend class Sender;
   explicit Pusher(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
@@ -289,8 +298,8 @@ class Loan {
 
  private:
   friend class Pusher;
-  Loan(Pusher::Impl* owner, std::span<std::byte> bytes) : owner_(owner), bytes_(bytes) {}
-  Pusher::Impl* owner_ = nullptr;
+  Loan(detail::PusherImpl* owner, std::span<std::byte> bytes) : owner_(owner), bytes_(bytes) {}
+  detail::PusherImpl* owner_ = nullptr;
   std::span<std::byte> bytes_;
 };
 
@@ -384,3 +393,4 @@ Result<std::size_t> Port::try_receive_batch(F&& f, std::size_t max) {
 }
 
 }  // namespace bloccs
+#pragma GCC visibility pop

@@ -8,6 +8,7 @@
 
 #include "bloccs/result.hpp"
 
+#pragma GCC visibility push(default)  // the API: what libbloccs.so exports
 namespace bloccs {
 
 struct PortKey {
@@ -24,6 +25,7 @@ Status validate_key(const PortKey& key);
 std::string to_string(const PortKey& key);  // "{network, node, port}"
 
 }  // namespace bloccs
+#pragma GCC visibility pop
 
 template <>
 struct std::hash<bloccs::PortKey> {

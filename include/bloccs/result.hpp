@@ -11,6 +11,7 @@
 #include <utility>
 #include <variant>
 
+#pragma GCC visibility push(default)  // the API: what libbloccs.so exports
 namespace bloccs {
 
 enum class Errc {
@@ -163,3 +164,4 @@ class [[nodiscard]] Result<void> {
 using Status = Result<void>;
 
 }  // namespace bloccs
+#pragma GCC visibility pop

@@ -13,36 +13,35 @@
 // least every 100 ms. Up to kMaxWaitPorts ports. The caller is every port's consumer thread.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
+#include <memory>
 #include <span>
 
 #include "bloccs/port.hpp"
-#include "lockfree/futex.hpp"
 
+#pragma GCC visibility push(default)  // the API: what libbloccs.so exports
 namespace bloccs {
 
-inline constexpr std::size_t kMaxWaitPorts = lockfree::kMaxWaitAny / 2 - 1;
+// futex_waitv takes 128 words: two per port (its ring and its due lane), one for the WakeUp.
+inline constexpr std::size_t kMaxWaitPorts = 63;
 
 // A process-local event that ends a wait_any: notify() is async-signal-safe (an atomic store
 // and a futex wake), so a signal handler may call it.
 class WakeUp {
  public:
-  void notify() noexcept {
-    // seq_cst: the waiter re-checks it after arming (Dekker, see lockfree/futex.hpp).
-    raised_.store(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    lockfree::wake(line_, 1);
-  }
-  bool notified() const noexcept {
-    return raised_.load(std::memory_order_seq_cst) != 0;  // seq_cst: the Dekker re-check
-  }
-  void reset() noexcept { raised_.store(0, std::memory_order_relaxed); }  // relaxed: owner only
+  WakeUp();
+  ~WakeUp();
+  WakeUp(const WakeUp&) = delete;
+  WakeUp& operator=(const WakeUp&) = delete;
+
+  void notify() noexcept;          // ends the wait_any given this WakeUp (or the next one)
+  bool notified() const noexcept;  // notify() was called since the last reset()
+  void reset() noexcept;           // for the owner, between waits
 
  private:
   friend Status wait_any(std::span<Port* const>, Deadline, WakeUp*);
-  std::atomic<std::uint32_t> raised_{0};
-  lockfree::WaitLine line_{};
+  struct State;  // port/wait_any.cpp: the flag and the futex line it is woken on
+  std::unique_ptr<State> state_;
 };
 
 // ok once a message may be ready on one of `ports` (or wake_up was notified); Errc::timeout at
@@ -50,3 +49,4 @@ class WakeUp {
 Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up = nullptr);
 
 }  // namespace bloccs
+#pragma GCC visibility pop
