@@ -13,7 +13,9 @@ packages=(
   gnuplot-nox                    # gnuplot: the benchmark plots (PNG)
   libtomlplusplus-dev            # toml++: pipeline files (bloccs run pipeline.toml)
   clang libclang-rt-14-dev       # clang and libFuzzer: the fuzz targets (fuzz/, scripts/fuzz.sh)
-  libzmq3-dev pkg-config         # ZeroMQ: a peer in the benchmarks (bloccs-bench's zmq-ipc)
+  libzmq3-dev pkg-config         # ZeroMQ: a peer in the benchmarks (bloccs-bench's zmq-ipc);
+                                 # pkg-config also builds the example that uses bloccs.pc
+  man-db                         # man: CI checks that `man shmctl` finds the installed page
   iceoryx libiceoryx-posh-dev    # iceoryx and its RouDi: the zero-copy peer (data-path bench)
 )
 

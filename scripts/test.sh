@@ -39,12 +39,26 @@ cmake --install build --prefix "$PWD/build/install" >/dev/null
 cmake -S examples/installed -B build/installed-example -G Ninja \
   -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
 cmake --build build/installed-example
+bash scripts/check-installed-headers.sh build/install
+# A project that wants ports only needs nothing of toml++ (the pipeline component does).
+if grep -q tomlplusplus build/install/lib/cmake/bloccs/bloccsTargets*.cmake; then
+  echo "FAIL: bloccs::bloccs depends on toml++"; exit 1
+fi
+# A program built with nothing but pkg-config (its rpath: the prefix is not a system one).
+pc() { PKG_CONFIG_PATH="$PWD/build/install/lib/pkgconfig" pkg-config "$@"; }
+g++ examples/installed/pusher.cpp $(pc --cflags --libs bloccs) \
+  -Wl,-rpath,"$(pc --variable=libdir bloccs)" -o build/installed-example/pusher-pkg-config
+test "$(./build/install/bin/shmctl --version)" = "shmctl $(pc --modversion bloccs)"
+test "$(./build/install/bin/bloccs --version)" = "bloccs $(pc --modversion bloccs)"
+MANPATH="$PWD/build/install/share/man" man -w shmctl | grep -q "build/install/share/man/man1/shmctl.1"
 (
   export BLOCCS_NAMESPACE="example-$$"
-  ./build/installed-example/bloccs-example-owner &
-  owner=$!
-  ./build/installed-example/bloccs-example-pusher
-  wait "$owner"
+  for pusher in bloccs-example-pusher bloccs-example-pusher-static pusher-pkg-config; do
+    ./build/installed-example/bloccs-example-owner &
+    owner=$!
+    ./build/installed-example/$pusher
+    wait "$owner"
+  done
   # A pipeline of the installed package's node, run by the installed launcher.
   ./build/install/bin/bloccs run examples/installed/hello.toml \
     --program-dir build/installed-example --status-interval 0 | tee build/installed-example/hello.out

@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "shm/pipeline_export.hpp"
 #include "bloccs/result.hpp"
 
 namespace bloccs::shm {
@@ -34,7 +35,7 @@ struct LivenessLock {
 static_assert(sizeof(LivenessLock) == 40);
 
 // Prepares a lock in fresh (zeroed) shared memory; `what` names it in the error.
-Status init_liveness_lock(LivenessLock& lock, std::string_view what);
+BLOCCS_FOR_PIPELINE Status init_liveness_lock(LivenessLock& lock, std::string_view what);
 
 // True while a running process holds the lock (one relaxed load; a peer that scribbled on the
 // word can make it lie, never crash anyone).
@@ -46,7 +47,7 @@ inline bool held(const LivenessLock& lock) noexcept {
           FUTEX_TID_MASK) != 0;
 }
 
-class HeldLock {
+class BLOCCS_FOR_PIPELINE HeldLock {
  public:
   // Makes this process the lock's holder. Errc::already_exists if a running process holds it
   // (this one included); Errc::corrupt if the word is not a lock that init_liveness_lock made

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "shm/pipeline_export.hpp"
 #include "bloccs/result.hpp"
 
 namespace bloccs::shm {
@@ -21,14 +22,14 @@ inline constexpr std::size_t kMaxNameLength = 160;
 
 // The namespace to use: `explicit_ns` if not empty, else $BLOCCS_NAMESPACE, else "default".
 // Validated: 1..48 characters of [A-Za-z0-9_-].
-Result<std::string> resolve_namespace(std::string_view explicit_ns = {});
+BLOCCS_FOR_PIPELINE Result<std::string> resolve_namespace(std::string_view explicit_ns = {});
 
 // Checks one object name: 1..160 characters of [A-Za-z0-9_.-], not starting with '.'.
 Status validate_name(std::string_view name);
 
 // Checks a short name of some other kind (`what` names it in the error): 1..max_len
 // characters of [A-Za-z0-9_.-], not starting with '.'.
-Status validate_part(std::string_view what, std::string_view value, std::size_t max_len);
+BLOCCS_FOR_PIPELINE Status validate_part(std::string_view what, std::string_view value, std::size_t max_len);
 
 // "bloccs.<ns>": the namespace's directory in /dev/shm (ns already resolved).
 std::string namespace_dir_name(std::string_view resolved_ns);

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "shm/pipeline_export.hpp"
+
 namespace bloccs::shm {
 
 struct ProcessId {
@@ -22,7 +24,7 @@ struct ProcessId {
 
 // The calling process. Its start time is read once and cached (and read again after a fork);
 // it is 0 if /proc could not be read, and then not cached.
-ProcessId self_process();
+BLOCCS_FOR_PIPELINE ProcessId self_process();
 
 // True if the process `id` names may still be running: same pid, and the same start time in
 // the bits `start_mask` keeps (0 in `id` matches any). A zombie (killed, not yet reaped) is

@@ -33,6 +33,7 @@
 
 #include <boost/interprocess/mapped_region.hpp>
 
+#include "shm/pipeline_export.hpp"
 #include "bloccs/result.hpp"
 #include "shm/fence.hpp"
 #include "shm/namespace_dir.hpp"
@@ -82,7 +83,7 @@ struct RemoveOptions {
   bool any_owner = false;
 };
 
-class Segment {
+class BLOCCS_FOR_PIPELINE Segment {
  public:
   // Makes a segment of `size` bytes (header included) that will be named "<name>" in the
   // namespace's directory once published. The body is zeroed; call publish() once it is

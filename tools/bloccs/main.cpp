@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bloccs/version.hpp"
 #include "bloccs/pipeline.hpp"
 #include "shm/names.hpp"
 #include "tools/bloccs/supervisor.hpp"
@@ -44,6 +45,8 @@ std::vector<std::filesystem::path> program_dirs(const std::vector<std::string>& 
 int main(int argc, char** argv) {
   CLI::App app{"bloccs: run pipelines of processes connected by shared-memory ports"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("bloccs ") + bloccs::version(),
+                       "print the version (the library's) and exit");
   std::string file;
   std::vector<std::string> dirs;
   launcher::RunOptions o;

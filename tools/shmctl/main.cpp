@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bloccs/version.hpp"
 #include "port/port_layout.hpp"
 #include "shm/names.hpp"
 #include "tools/shmctl/inspect.hpp"
@@ -418,6 +419,8 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 nothing found, 2 usage, 3 a segment invalid or not yours, "
       "4 refused (rm of a live owner's port without --force)."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("shmctl ") + bloccs::version(),
+                       "print the version (the library's) and exit");
   app.footer(R"(Samples (see tools/shmctl/SPEC.md for every field):
   $ shmctl ls
   KEY                  OWNER        KIND  BUFFER  DEPTH  BYTES        PARKED  AFTER
