@@ -59,6 +59,8 @@ MANPATH="$PWD/build/install/share/man" man -w shmctl | grep -q "build/install/sh
     ./build/installed-example/$pusher
     wait "$owner"
   done
+  # The C API from a C program (examples/installed/c_app.c): an owner and its forked pusher.
+  ./build/installed-example/bloccs-example-c
   # A pipeline of the installed package's node, run by the installed launcher.
   ./build/install/bin/bloccs run examples/installed/hello.toml \
     --program-dir build/installed-example --status-interval 0 | tee build/installed-example/hello.out
