@@ -16,6 +16,8 @@ packages=(
   libzmq3-dev pkg-config         # ZeroMQ: a peer in the benchmarks (bloccs-bench's zmq-ipc);
                                  # pkg-config also builds the example that uses bloccs.pc
   man-db                         # man: CI checks that `man shmctl` finds the installed page
+  python3-dev pybind11-dev       # the Python binding (bindings/python)
+  python3-pytest python3-numpy   # its tests (tests/python): pytest, and numpy arrays in and out
   iceoryx libiceoryx-posh-dev    # iceoryx and its RouDi: the zero-copy peer (data-path bench)
 )
 

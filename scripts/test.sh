@@ -61,6 +61,9 @@ MANPATH="$PWD/build/install/share/man" man -w shmctl | grep -q "build/install/sh
   done
   # The C API from a C program (examples/installed/c_app.c): an owner and its forked pusher.
   ./build/installed-example/bloccs-example-c
+  # The Python package, installed into the prefix's site directory, with Debian's python3.
+  PYTHONPATH="$(echo "$PWD"/build/install/lib/python3*/dist-packages)" /usr/bin/python3 \
+    examples/installed/hello.py
   # A pipeline of the installed package's node, run by the installed launcher.
   ./build/install/bin/bloccs run examples/installed/hello.toml \
     --program-dir build/installed-example --status-interval 0 | tee build/installed-example/hello.out

@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: Apache-2.0
+// bloccs._bloccs: the Python binding of the port API (pybind11). The package bloccs
+// (bindings/python/bloccs/__init__.py) re-exports it; its docstrings are the user's reference.
+//
+// The GIL is released whenever a call may wait (push, push_after, receive, loan), so a Python
+// thread parked on a full port does not stop the others. Payloads are taken through the buffer
+// protocol (bytes, bytearray, memoryview, numpy arrays: any C-contiguous buffer) without a
+// copy on the Python side; received ones are bytes, or a memoryview of the ring itself inside
+// receive_views. Errors are exceptions whose class is the error code (bloccs.Timeout, ...).
+#include <Python.h>
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <optional>
+#include <string>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "bloccs/port.hpp"
+#include "bloccs/version.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using bloccs::Errc;
+
+constexpr int kCodes = static_cast<int>(Errc::bad_loan) + 1;
+// bloccs.Error and one subclass per code, made at import (see PYBIND11_MODULE).
+PyObject* g_error = nullptr;
+std::array<PyObject*, kCodes> g_errors{};
+
+// A bloccs::Error on its way to Python, where the translator raises it as its class.
+struct Raised {
+  bloccs::Error error;
+};
+
+[[noreturn]] void raise(const bloccs::Error& e) { throw Raised{e}; }
+
+template <class T>
+T take(bloccs::Result<T>&& r) {
+  if (!r) raise(r.error());
+  return std::move(*r);
+}
+
+void check(const bloccs::Status& st) {
+  if (!st) raise(st.error());
+}
+
+// Seconds (None: wait as long as it takes; 0: do not wait) -> a deadline.
+bloccs::Deadline deadline(std::optional<double> timeout) {
+  if (!timeout) return bloccs::kNoDeadline;
+  if (std::isnan(*timeout) || *timeout < 0)
+    throw py::value_error("timeout must be None or a number of seconds >= 0");
+  if (*timeout > 1e9) return bloccs::kNoDeadline;
+  return bloccs::Clock::now() +
+         std::chrono::duration_cast<bloccs::Clock::duration>(std::chrono::duration<double>(*timeout));
+}
+
+// The payload of a push: a C-contiguous buffer held for the call (PyBUF_SIMPLE refuses a
+// strided one, with Python's own BufferError).
+class Payload {
+ public:
+  explicit Payload(const py::handle& object) {
+    if (PyObject_GetBuffer(object.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+  }
+  ~Payload() { PyBuffer_Release(&view_); }
+  Payload(const Payload&) = delete;
+  Payload& operator=(const Payload&) = delete;
+  std::span<const std::byte> bytes() const {
+    return {static_cast<const std::byte*>(view_.buf), static_cast<std::size_t>(view_.len)};
+  }
+
+ private:
+  Py_buffer view_{};
+};
+
+bloccs::PortKey to_key(const py::tuple& key) {
+  if (key.size() != 3)
+    throw py::value_error("a port key is a tuple (network, node, in_port), not " +
+                          std::to_string(key.size()) + " items");
+  return {key[0].cast<std::string>(), key[1].cast<std::string>(), key[2].cast<std::string>()};
+}
+
+bloccs::Meta to_meta(const std::optional<py::dict>& meta, std::uint32_t attempt) {
+  bloccs::Meta m;
+  m.attempt = attempt;
+  if (meta)
+    for (auto [k, v] : *meta) m.set(py::str(k).cast<std::string>(), py::str(v).cast<std::string>());
+  return m;
+}
+
+py::dict meta_dict(const std::vector<std::pair<std::string, std::string>>& values) {
+  py::dict d;
+  for (const auto& [k, v] : values) d[py::str(k)] = py::str(v);
+  return d;
+}
+
+// A received message, copied out of the ring.
+struct Message {
+  py::bytes payload;
+  py::dict meta;
+  std::uint32_t attempt = 0;
+};
+
+Message to_python(bloccs::Message&& m) {
+  return {py::bytes(reinterpret_cast<const char*>(m.payload.data()), m.payload.size()),
+          meta_dict(m.meta.values), m.meta.attempt};
+}
+
+// A message in place, for the span of a receive_views callback.
+struct View {
+  py::memoryview payload;
+  py::dict meta;
+  std::uint32_t attempt = 0;
+};
+
+struct PyPort {
+  bloccs::Port port;
+};
+
+struct PyPusher {
+  bloccs::Pusher pusher;
+};
+
+std::uint32_t snake_to_index(Errc code) { return static_cast<std::uint32_t>(code); }
+
+std::string class_name(Errc code) {  // "no_producer" -> "NoProducer"
+  std::string out;
+  bool up = true;
+  for (const char* c = bloccs::errc_name(code); *c; ++c) {
+    if (*c == '_') {
+      up = true;
+      continue;
+    }
+    out += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(*c))) : *c;
+    up = false;
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_bloccs, m) {
+  m.doc() = "bloccs: lock-free shared-memory ports between processes (the C++ library's binding)";
+  m.attr("__version__") = bloccs::version();
+
+  // The exceptions: bloccs.Error (with .code, the error's name), and a subclass per code;
+  // Timeout is also a TimeoutError.
+  g_error = PyErr_NewExceptionWithDoc("bloccs.Error",
+                                      "A bloccs call failed; .code names why (e.g. 'timeout').",
+                                      PyExc_Exception, nullptr);
+  m.attr("Error") = py::handle(g_error);
+  for (int i = 0; i < kCodes; ++i) {
+    const Errc code = static_cast<Errc>(i);
+    const std::string name = class_name(code);
+    py::object bases = code == Errc::timeout
+                           ? py::object(py::make_tuple(py::handle(g_error), py::handle(PyExc_TimeoutError)))
+                           : py::reinterpret_borrow<py::object>(g_error);
+    g_errors[i] = PyErr_NewException(("bloccs." + name).c_str(), bases.ptr(), nullptr);
+    m.attr(name.c_str()) = py::handle(g_errors[i]);
+  }
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Raised& r) {
+      PyObject* type = g_errors[snake_to_index(r.error.code)];
+      py::object exc = py::reinterpret_steal<py::object>(
+          PyObject_CallFunction(type, "s", r.error.message.c_str()));
+      if (!exc) return;  // the call's own error is set
+      exc.attr("code") = bloccs::errc_name(r.error.code);
+      PyErr_SetObject(type, exc.ptr());
+    }
+  });
+
+  py::class_<Message>(m, "Message", "A received message: payload (bytes), meta (dict), attempt.")
+      .def_readonly("payload", &Message::payload)
+      .def_readonly("meta", &Message::meta)
+      .def_readonly("attempt", &Message::attempt)
+      .def("__repr__", [](const Message& msg) {
+        return "<bloccs.Message " + std::to_string(py::len(msg.payload)) + " bytes, attempt " +
+               std::to_string(msg.attempt) + ">";
+      });
+
+  py::class_<View>(m, "View",
+                   "A message in place in the port's ring, valid only inside the receive_views "
+                   "callback: payload is a read-only memoryview released when the callback "
+                   "returns (copy it, bytes(view.payload), to keep it).")
+      .def_readonly("payload", &View::payload)
+      .def_readonly("meta", &View::meta)
+      .def_readonly("attempt", &View::attempt);
+
+  py::class_<bloccs::PortStats>(m, "PortStats")
+      .def_readonly("depth", &bloccs::PortStats::depth)
+      .def_readonly("parked_pushers", &bloccs::PortStats::parked_pushers)
+      .def_readonly("pending_after", &bloccs::PortStats::pending_after)
+      .def_readonly("after_delivered", &bloccs::PortStats::after_delivered)
+      .def_readonly("after_retries", &bloccs::PortStats::after_retries)
+      .def_readonly("links", &bloccs::PortStats::links)
+      .def_readonly("refused", &bloccs::PortStats::refused)
+      .def_readonly("salvaged", &bloccs::PortStats::salvaged)
+      .def_readonly("lost_at_takeover", &bloccs::PortStats::lost_at_takeover);
+
+  py::class_<PyPort>(m, "Port", "The owner of an input port: its only consumer.")
+      .def_static(
+          "start",
+          [](const py::tuple& key, std::optional<std::uint32_t> buffer, std::uint32_t max_payload,
+             std::uint32_t typical_payload, bool single_pusher, std::uint32_t max_pushers,
+             std::optional<std::string> ns, std::uint32_t mode, std::optional<std::string> group,
+             double receive_spin) {
+            bloccs::PortOptions o;
+            o.buffer = buffer;
+            o.max_payload = max_payload;
+            o.typical_payload = typical_payload;
+            o.single_pusher = single_pusher;
+            o.max_pushers = max_pushers;
+            o.ns = ns.value_or("");
+            o.mode = static_cast<mode_t>(mode);
+            o.group = group.value_or("");
+            o.receive_spin = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::duration<double>(receive_spin));
+            const bloccs::PortKey k = to_key(key);
+            py::gil_scoped_release unlocked;  // a take-over may read a dead owner's rings
+            return PyPort{take(bloccs::Port::start(k, std::move(o)))};
+          },
+          py::arg("key"), py::arg("buffer") = 1024, py::arg("max_payload") = 4096,
+          py::arg("typical_payload") = 256, py::arg("single_pusher") = false,
+          py::arg("max_pushers") = 64, py::arg("ns") = py::none(), py::arg("mode") = 0600,
+          py::arg("group") = py::none(), py::arg("receive_spin") = 50e-6,
+          "Starts the port `key` = (network, node, in_port); buffer=None is unbounded.")
+      .def(
+          "receive",
+          [](PyPort& self, std::optional<double> timeout) {
+            const bloccs::Deadline until = deadline(timeout);
+            std::optional<bloccs::Message> got;
+            {
+              py::gil_scoped_release unlocked;
+              if (timeout && *timeout == 0) {
+                auto r = self.port.try_receive();
+                if (!r) raise(r.error());
+                if (!*r) raise({Errc::timeout, "receive: nothing is queued"});
+                got = std::move(**r);
+              } else {
+                got = take(self.port.receive(until));
+              }
+            }
+            return to_python(std::move(*got));
+          },
+          py::arg("timeout") = py::none(),
+          "Takes one message (a copy); waits up to `timeout` seconds (None: as long as it "
+          "takes; 0: not at all) and raises bloccs.Timeout when none came.")
+      .def(
+          "receive_batch",
+          [](PyPort& self, std::size_t max, std::optional<double> timeout) {
+            const bloccs::Deadline until = deadline(timeout);
+            std::vector<bloccs::Message> got;
+            {
+              py::gil_scoped_release unlocked;
+              auto copy = [&](const bloccs::MessageView& v) { got.push_back(v.copy()); };
+              auto n = timeout && *timeout == 0 ? self.port.try_receive_batch(copy, max)
+                                                : self.port.receive_batch(copy, max, until);
+              if (!n) raise(n.error());
+            }
+            std::vector<Message> out;
+            out.reserve(got.size());
+            for (auto& msg : got) out.push_back(to_python(std::move(msg)));
+            return out;
+          },
+          py::arg("max") = 64, py::arg("timeout") = py::none(),
+          "Up to `max` messages (copies), waiting up to `timeout` for the first; [] when "
+          "timeout=0 finds none.")
+      .def(
+          "receive_views",
+          [](PyPort& self, const std::function<void(View&)>& fn, std::size_t max,
+             std::optional<double> timeout) {
+            const bloccs::Deadline until = deadline(timeout);
+            std::optional<py::error_already_set> failed;
+            auto visit = [&](const bloccs::MessageView& v) {
+              py::gil_scoped_acquire locked;
+              if (failed) return;  // the rest of the batch is released unseen by Python
+              View view{py::memoryview::from_memory(v.payload.data(),
+                                                    static_cast<py::ssize_t>(v.payload.size())),
+                        meta_dict(v.meta.copy().values), v.meta.attempt()};
+              try {
+                fn(view);
+              } catch (py::error_already_set& e) {
+                failed = std::move(e);
+              }
+              // The ring's bytes are reused once the batch is released: no view outlives it.
+              PyObject* released = PyObject_CallMethod(view.payload.ptr(), "release", nullptr);
+              if (!released) {  // a kept export still points at the ring: raise that
+                if (failed)
+                  PyErr_Clear();
+                else
+                  failed = py::error_already_set();
+              }
+              Py_XDECREF(released);
+            };
+            std::size_t n = 0;
+            {
+              py::gil_scoped_release unlocked;
+              auto r = timeout && *timeout == 0 ? self.port.try_receive_batch(visit, max)
+                                                : self.port.receive_batch(visit, max, until);
+              if (!r) raise(r.error());
+              n = *r;
+            }
+            if (failed) throw std::move(*failed);
+            return n;
+          },
+          py::arg("fn"), py::arg("max") = 64, py::arg("timeout") = py::none(),
+          "Calls fn(view) for up to `max` messages in place (no copy), then releases them "
+          "together; returns how many. view.payload is valid during the call only.")
+      .def("stats", [](const PyPort& self) { return self.port.stats(); })
+      .def_property_readonly("key", [](const PyPort& self) -> py::tuple {
+        const bloccs::PortKey& k = self.port.key();
+        return py::make_tuple(k.network_id, k.node_id, k.in_port);
+      })
+      .def("stop", [](PyPort& self) {
+        py::gil_scoped_release unlocked;
+        self.port.stop();
+      }, "Stops the port: the key is unregistered and its segments removed.")
+      .def("__enter__", [](PyPort& self) -> PyPort& { return self; })
+      .def("__exit__", [](PyPort& self, py::args) {
+        py::gil_scoped_release unlocked;
+        self.port.stop();
+      })
+      .def("__iter__", [](PyPort& self) -> PyPort& { return self; })
+      .def("__next__", [](PyPort& self) {
+        std::optional<bloccs::Message> got;
+        {
+          py::gil_scoped_release unlocked;
+          auto r = self.port.receive();
+          if (!r && r.code() == Errc::stopping) throw py::stop_iteration();
+          got = take(std::move(r));
+        }
+        return to_python(std::move(*got));
+      });
+
+  py::class_<PyPusher>(m, "Pusher", "Pushes into ports by key; one per thread.")
+      .def(py::init([](std::optional<std::string> ns) {
+             return PyPusher{take(bloccs::Pusher::open(ns.value_or("")))};
+           }),
+           py::arg("ns") = py::none())
+      .def(
+          "push",
+          [](PyPusher& self, const py::tuple& key, const py::object& data,
+             std::optional<py::dict> meta, std::uint32_t attempt, std::optional<double> timeout) {
+            const bloccs::PortKey k = to_key(key);
+            const bloccs::Meta md = to_meta(meta, attempt);
+            const Payload payload(data);
+            const bool bounded = timeout.has_value();
+            const bloccs::Deadline until = deadline(timeout);
+            py::gil_scoped_release unlocked;
+            check(bounded ? self.pusher.push(k, payload.bytes(), md, until)
+                          : self.pusher.push(k, payload.bytes(), md));
+          },
+          py::arg("key"), py::arg("data"), py::arg("meta") = py::none(), py::arg("attempt") = 0,
+          py::arg("timeout") = py::none(),
+          "Pushes `data` (any C-contiguous buffer) into `key`'s port; parks while it is full, "
+          "up to `timeout` seconds (None: the process's push timeout, else for ever).")
+      .def(
+          "push_after",
+          [](PyPusher& self, const py::tuple& key, const py::object& data, double delay,
+             std::optional<py::dict> meta, std::uint32_t attempt) {
+            if (!(delay >= 0)) throw py::value_error("delay must be a number of seconds >= 0");
+            const bloccs::PortKey k = to_key(key);
+            const bloccs::Meta md = to_meta(meta, attempt);
+            const Payload payload(data);
+            const auto ms = std::chrono::milliseconds(static_cast<std::int64_t>(delay * 1000));
+            py::gil_scoped_release unlocked;
+            check(self.pusher.push_after(k, payload.bytes(), md, ms));
+          },
+          py::arg("key"), py::arg("data"), py::arg("delay"), py::arg("meta") = py::none(),
+          py::arg("attempt") = 0,
+          "Hands the message to the port's timer, which enqueues it `delay` seconds from now.");
+
+  m.def("stop_on_signals", [] { check(bloccs::stop_on_signals()); },
+        "SIGINT and SIGTERM end every wait with bloccs.Stopping instead of killing the process.");
+  m.def("stop_requested", &bloccs::stop_requested);
+  m.def("request_stop", &bloccs::request_stop);
+}
