@@ -9,6 +9,7 @@
 #   data-path.txt loans, copies and their floors from 64 B to 4 MiB beside iceoryx (its RouDi
 #                 started and stopped by the run); batched streaming
 #   micro-*.json  Google Benchmark's output for push/pop, the port API and the registry
+#   python.txt    what a message costs through the Python binding
 # Arguments go to bloccs-bench, e.g. --quick (seconds) or --only floor-spin,bloccs-spsc,pipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +30,7 @@ for micro in push-pop port-push registry; do
   ./build-bench/benchmarks/bloccs-bench-$micro --benchmark_min_time=0.2 \
     --benchmark_out="$out/micro-$micro.json" --benchmark_out_format=json 2>/dev/null
 done
+echo
+echo "=== the Python binding: 64-byte push + receive, and a round trip (benchmarks/python) ==="
+cmake --build build-bench --target bloccs_python
+PYTHONPATH=build-bench/python /usr/bin/python3 benchmarks/python/round_trip.py | tee "$out/python.txt"
