@@ -129,6 +129,16 @@ std::optional<std::string> why_not_executable(const fs::path& p) {
   return std::nullopt;
 }
 
+// As why_not_executable, for a script an interpreter reads.
+std::optional<std::string> why_not_readable(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0)
+    return errno == ENOENT ? "" : std::string(" (") + std::strerror(errno) + ")";
+  if (!S_ISREG(st.st_mode)) return " (not a regular file)";
+  if (::access(p.c_str(), R_OK) != 0) return " (not readable)";
+  return std::nullopt;
+}
+
 // Depth-first search for a cycle over the wires `out[node]` leaving each node.
 class CycleSearch {
  public:
@@ -390,7 +400,7 @@ class Reader {
   Status read_node(const toml::table& t, std::size_t index, NodeSpec& n) {
     const std::string path = "nodes." + n.id;
     if (auto st = known_keys(t, "[" + path + "]",
-                             {"program", "args", "inputs", "outputs", "retry", "batch"});
+                             {"program", "python", "args", "inputs", "outputs", "retry", "batch"});
         !st)
       return st;
     const toml::node* program = t.get("program");
@@ -401,6 +411,15 @@ class Reader {
                                           " is not a program; give a path or a name");
     n.program = program->as_string()->get();
     program_lines_.push_back(line_of(*program));
+    // A Python node: program "x.py", or any program with a `python = ` interpreter.
+    if (const toml::node* python = t.get("python")) {
+      if (!python->is_string() || python->as_string()->get().empty())
+        return error(line_of(*python), path + ".python = " + show(*python) +
+                                           " is not an interpreter; give a path or a name");
+      n.interpreter = python->as_string()->get();
+    } else if (n.program.extension() == ".py") {
+      n.interpreter = "python3";
+    }
     if (auto st = read_args(t, path, n); !st) return st;
     if (auto st = read_inputs(t, path, n); !st) return st;
     if (auto st = read_outputs(t, path, index, n); !st) return st;
@@ -592,21 +611,35 @@ class Reader {
   }
 
   Status resolve_program(const PipelineSpec& spec, NodeSpec& n, int line) const {
-    const bool is_path = n.program.native().find('/') != std::string::npos;
+    // A script run by an interpreter needs to be readable, the interpreter executable.
+    const bool script = !n.interpreter.empty();
+    if (auto st = resolve(spec, n, n.program, script ? "script" : "program", !script, line); !st)
+      return st;
+    if (script)
+      return resolve(spec, n, n.interpreter, "interpreter (python)", true, line);
+    return {};
+  }
+
+  Status resolve(const PipelineSpec& spec, const NodeSpec& n, fs::path& what, const char* role,
+                 bool executable, int line) const {
+    const bool is_path = what.native().find('/') != std::string::npos;
     std::vector<std::string> tried;
-    for (const auto& c :
-         program_candidates(n.program, spec.file.parent_path(), options_.program_dirs)) {
-      const auto why = why_not_executable(c);
+    auto candidates = program_candidates(what, spec.file.parent_path(), options_.program_dirs);
+    if (!executable && !is_path)  // a script is looked for beside the pipeline file first
+      candidates.insert(candidates.begin(), spec.file.parent_path() / what);
+    for (const auto& c : candidates) {
+      const auto why = executable ? why_not_executable(c) : why_not_readable(c);
       if (!why) {
         std::error_code ec;
-        n.program = fs::absolute(c, ec).lexically_normal();
+        what = fs::absolute(c, ec).lexically_normal();
         return {};
       }
       tried.push_back(c.string() + *why);
     }
     return error(line,
-                 "program '" + n.program.string() + "' of node '" + n.id +
-                     "' was not found as an executable file; looked at: " +
+                 std::string(role) + " '" + what.string() + "' of node '" + n.id +
+                     "' was not found as " + (executable ? "an executable" : "a readable") +
+                     " file; looked at: " +
                      (tried.empty() ? "nothing ($PATH is empty)" : join(tried)) +
                      (is_path ? "" : "; add its directory with --program-dir, or give a path"));
   }

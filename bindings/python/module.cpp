@@ -22,10 +22,16 @@
 #include <utility>
 #include <vector>
 
+#include "bloccs/node.hpp"
 #include "bloccs/port.hpp"
 #include "bloccs/version.hpp"
 
 namespace py = pybind11;
+
+// Outputs holds loans (move-only) in a vector, which std::is_copy_constructible cannot see;
+// pybind11 must not try to copy one (Python only ever gets the handler's, by reference).
+template <>
+struct pybind11::detail::is_copy_constructible<bloccs::Outputs> : std::false_type {};
 
 namespace {
 
@@ -143,6 +149,52 @@ std::string class_name(Errc code) {  // "no_producer" -> "NoProducer"
     up = false;
   }
   return out;
+}
+
+// A Python node's message, for the span of its handler call (bloccs::Delivery).
+struct Delivery {
+  std::string port;
+  py::memoryview payload;
+  py::dict meta;
+  std::uint32_t attempt = 0;
+};
+
+// Data a handler emits: any C-contiguous buffer, or a str (sent as UTF-8).
+template <class Send>
+void send_data(const py::object& data, Send&& send) {
+  if (py::isinstance<py::str>(data)) {
+    const std::string text = data.cast<std::string>();
+    send(bloccs::bytes(text));
+    return;
+  }
+  const Payload payload(data);
+  send(payload.bytes());
+}
+
+// Runs a Python handler for one delivery with the GIL held; what it raises fails the message
+// (the node's retry policy and dead letters take it from there), as a C++ handler's Error does.
+bloccs::Status call_handler(const py::function& handler, const bloccs::Delivery& in,
+                            bloccs::Outputs& out) {
+  py::gil_scoped_acquire locked;
+  Delivery d{std::string(in.port),
+             py::memoryview::from_memory(in.payload.data(),
+                                         static_cast<py::ssize_t>(in.payload.size())),
+             meta_dict(in.meta.copy().values), in.meta.attempt()};
+  bloccs::Status result;
+  try {
+    handler(py::cast(&d, py::return_value_policy::reference),
+            py::cast(&out, py::return_value_policy::reference));
+  } catch (py::error_already_set& e) {
+    // The error text a dead letter carries: "ValueError: what it said", no traceback.
+    result = bloccs::Error{Errc::bad_config, py::str(e.type().attr("__name__")).cast<std::string>() +
+                                                 ": " + py::str(e.value()).cast<std::string>()};
+  } catch (const Raised& r) {
+    result = r.error;  // an emit that failed
+  }
+  PyObject* released = PyObject_CallMethod(d.payload.ptr(), "release", nullptr);
+  if (!released) PyErr_Clear();  // a kept export; the handler was told not to
+  Py_XDECREF(released);
+  return result;
 }
 
 }  // namespace
@@ -379,6 +431,101 @@ PYBIND11_MODULE(_bloccs, m) {
           py::arg("key"), py::arg("data"), py::arg("delay"), py::arg("meta") = py::none(),
           py::arg("attempt") = 0,
           "Hands the message to the port's timer, which enqueues it `delay` seconds from now.");
+
+  py::class_<Delivery>(m, "Delivery",
+                       "A message as a node's handler sees it, valid during the call only: port, "
+                       "payload (a read-only memoryview of the ring), meta (dict), attempt.")
+      .def_readonly("port", &Delivery::port)
+      .def_readonly("payload", &Delivery::payload)
+      .def_readonly("meta", &Delivery::meta)
+      .def_readonly("attempt", &Delivery::attempt)
+      .def_property_readonly("text", [](const Delivery& d) {
+        const py::buffer_info info = py::buffer(d.payload).request();
+        return py::str(static_cast<const char*>(info.ptr), static_cast<std::size_t>(info.size));
+      });
+
+  py::class_<bloccs::Outputs>(m, "Outputs", "Where a handler emits; sent when it returns.")
+      .def(
+          "emit",
+          [](bloccs::Outputs& out, std::string_view output, const py::object& data,
+             std::optional<py::dict> meta, std::uint32_t attempt) {
+            const bloccs::Meta md = to_meta(meta, attempt);
+            send_data(data, [&](std::span<const std::byte> b) { check(out.emit(output, b, md)); });
+          },
+          py::arg("output"), py::arg("data"), py::arg("meta") = py::none(),
+          py::arg("attempt") = 0,
+          "Emits `data` (bytes-like or str) on `output`; sent to every port it is wired to once "
+          "the handler returns, nothing of it if the handler raises.");
+
+  py::class_<bloccs::Node>(m, "Node", "A pipeline node (bloccs/node.hpp), run by `bloccs run`.")
+      .def_static(
+          "from_environment",
+          [](std::optional<std::string> ns) {
+            bloccs::NodeOptions o;
+            o.ns = ns.value_or("");
+            return take(bloccs::Node::from_environment(std::move(o)));
+          },
+          py::arg("ns") = py::none(),
+          "The node the launcher started this process as ($BLOCCS_PIPELINE, $BLOCCS_NODE).")
+      .def(
+          "on_message",
+          [](bloccs::Node& node, py::function handler) {
+            node.on_message([handler](const bloccs::Delivery& in, bloccs::Outputs& out) {
+              return call_handler(handler, in, out);
+            });
+            return handler;
+          },
+          "Sets the handler of every input port: handler(msg, out). Usable as a decorator. "
+          "Raising fails the message: it is retried, then dead-lettered.")
+      .def(
+          "on",
+          [](bloccs::Node& node, std::string port) {
+            return py::cpp_function([&node, port](py::function handler) {
+              node.on(port, [handler](const bloccs::Delivery& in, bloccs::Outputs& out) {
+                return call_handler(handler, in, out);
+              });
+              return handler;
+            });
+          },
+          py::arg("port"), py::keep_alive<0, 1>(),
+          "@node.on(\"port\"): the handler of one input port.")
+      .def(
+          "run",
+          [](bloccs::Node& node) {
+            py::gil_scoped_release unlocked;  // handlers take it back for their call
+            return node.run();
+          },
+          "Handles messages until the launcher stops the node; returns the exit status.")
+      .def(
+          "emit",
+          [](bloccs::Node& node, std::string_view output, const py::object& data,
+             std::optional<py::dict> meta, std::uint32_t attempt) {
+            const bloccs::Meta md = to_meta(meta, attempt);
+            send_data(data, [&](std::span<const std::byte> b) {
+              py::gil_scoped_release unlocked;  // parks while a target port is full
+              check(node.emit(output, b, md));
+            });
+          },
+          py::arg("output"), py::arg("data"), py::arg("meta") = py::none(),
+          py::arg("attempt") = 0, "A source's emit: sent at once (parks while a target is full).")
+      .def("stopping", &bloccs::Node::stopping, "True once the node was asked to stop.")
+      .def("stop", &bloccs::Node::stop)
+      .def_property_readonly("name", [](const bloccs::Node& node) { return node.spec().id; })
+      .def_property_readonly("network", &bloccs::Node::network)
+      .def("counters", [](const bloccs::Node& node) {
+        const bloccs::NodeCounters c = node.counters();
+        py::dict d;
+        d["received"] = c.received;
+        d["handled"] = c.handled;
+        d["failed"] = c.failed;
+        d["retried"] = c.retried;
+        d["dead_lettered"] = c.dead_lettered;
+        d["emitted"] = c.emitted;
+        d["lost"] = c.lost;
+        d["salvaged"] = c.salvaged;
+        d["lost_at_takeover"] = c.lost_at_takeover;
+        return d;
+      });
 
   m.def("stop_on_signals", [] { check(bloccs::stop_on_signals()); },
         "SIGINT and SIGTERM end every wait with bloccs.Stopping instead of killing the process.");

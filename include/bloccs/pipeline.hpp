@@ -9,6 +9,9 @@
 //
 //   [nodes.generator]
 //   program = "bloccs-demo-generator"     # a path (relative to this file) or a name to look up
+//                                         # ("x.py": a Python node, looked for beside this file
+//                                         #  first, run by python3 on $PATH or the interpreter
+//                                         #  a `python = ` key names)
 //   args = ["--messages", "20000"]
 //   outputs.out = "transform.in"          # output -> "node.port", or a list of them (fan-out)
 //
@@ -85,6 +88,9 @@ struct OutputSpec {
 struct NodeSpec {
   std::string id;
   std::filesystem::path program;  // resolved (absolute) unless LoadOptions::check_programs is off
+  // What runs `program`: empty to exec it itself; for a Python node (program "x.py", or a
+  // `python = ` key) the interpreter, resolved like program (default "python3" on $PATH).
+  std::filesystem::path interpreter;
   std::vector<std::string> args;
   std::vector<InputSpec> inputs;  // sorted by name
   std::vector<OutputSpec> outputs;  // sorted by name

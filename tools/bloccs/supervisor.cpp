@@ -133,7 +133,9 @@ Status Supervisor::prepare() {
 bool Supervisor::spawn(Child& c) {
   const NodeSpec& spec = *c.spec;
   // Everything the child needs is built before fork: after it, only exec-safe calls.
-  std::vector<std::string> args{spec.program.string()};
+  std::vector<std::string> args;
+  if (!spec.interpreter.empty()) args.push_back(spec.interpreter.string());  // a Python node
+  args.push_back(spec.program.string());
   args.insert(args.end(), spec.args.begin(), spec.args.end());
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
