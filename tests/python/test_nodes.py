@@ -118,3 +118,15 @@ def test_a_python_node_killed_mid_run_is_restarted_with_its_queue_kept(tmp_path,
     assert t["restarts"] >= 1, out
     assert t["salvaged"] > 0, t  # its restart found its port's queue and kept it
     assert nodes["sink"]["handled"] + t["dead_lettered"] + t["lost"] >= 6000, out
+
+
+def test_the_mixed_demo_runs_as_the_readme_shows(tmp_path, ns):
+    # examples/demo/mixed.toml as it is: transform.py run by the python3 found on $PATH (this
+    # test's interpreter first on it).
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    cmd, summary = run(os.path.join(EXAMPLES, "demo", "mixed.toml"), tmp_path, ns)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data, nodes = ledger(summary)
+    assert data["in"] == 2000 and data["delivered"] + data["dead_lettered"] == 2000, data
+    assert nodes["transform"]["retried"] > 0
