@@ -104,7 +104,17 @@ def test_a_python_node_killed_mid_run_is_restarted_with_its_queue_kept(tmp_path,
     cmd, summary = run(path, tmp_path, ns)
     launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(1.0)  # the sink is slow: the transform's port holds a queue by now
+        # The sink is slow: wait until the transform's port holds a queue, then kill it.
+        shmctl = os.path.join(os.path.dirname(os.environ["BLOCCS_CLI"]), "shmctl")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ls = subprocess.run([shmctl, "-N", ns, "--json", "ls"], capture_output=True, text=True)
+            ports = json.loads(ls.stdout).get("ports", []) if ls.returncode == 0 else []
+            if any(p.get("key") == "pyn/transform/in" and p.get("depth", 0) >= 16 for p in ports):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the transform's port never held a queue")
         killed = subprocess.run(["pkill", "-KILL", "-f", f"{TRANSFORM} --fail-percent"])
         assert killed.returncode == 0, "no transform.py to kill"
         out, _ = launcher.communicate(timeout=120)
