@@ -118,24 +118,15 @@ std::vector<fs::path> program_candidates(const fs::path& program, const fs::path
   return out;
 }
 
-// std::nullopt if `p` is a regular file this process may execute; else why not, as a suffix
-// for the list of paths tried ("" when it simply does not exist).
-std::optional<std::string> why_not_executable(const fs::path& p) {
+// std::nullopt if `p` is a regular file this process may use as `mode` says (X_OK: execute
+// it; R_OK: read it, a script); else why not, as a suffix for the list of paths tried ("" when
+// it simply does not exist).
+std::optional<std::string> why_not_usable(const fs::path& p, int mode) {
   struct stat st {};
   if (::stat(p.c_str(), &st) != 0)
     return errno == ENOENT ? "" : std::string(" (") + std::strerror(errno) + ")";
   if (!S_ISREG(st.st_mode)) return " (not a regular file)";
-  if (::access(p.c_str(), X_OK) != 0) return " (not executable)";
-  return std::nullopt;
-}
-
-// As why_not_executable, for a script an interpreter reads.
-std::optional<std::string> why_not_readable(const fs::path& p) {
-  struct stat st {};
-  if (::stat(p.c_str(), &st) != 0)
-    return errno == ENOENT ? "" : std::string(" (") + std::strerror(errno) + ")";
-  if (!S_ISREG(st.st_mode)) return " (not a regular file)";
-  if (::access(p.c_str(), R_OK) != 0) return " (not readable)";
+  if (::access(p.c_str(), mode) != 0) return mode == X_OK ? " (not executable)" : " (not readable)";
   return std::nullopt;
 }
 
@@ -628,7 +619,7 @@ class Reader {
     if (!executable && !is_path)  // a script is looked for beside the pipeline file first
       candidates.insert(candidates.begin(), spec.file.parent_path() / what);
     for (const auto& c : candidates) {
-      const auto why = executable ? why_not_executable(c) : why_not_readable(c);
+      const auto why = why_not_usable(c, executable ? X_OK : R_OK);
       if (!why) {
         std::error_code ec;
         what = fs::absolute(c, ec).lexically_normal();
