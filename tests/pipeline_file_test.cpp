@@ -239,7 +239,7 @@ TEST(PipelineFile, UnknownKeysAreErrorsListingTheAllowedOnes) {
   EXPECT_TRUE(fails_at(parse(node_a(R"(retries = { max_attempts = 2 }
 )")),
                        5,
-                       {"'retries'", "[nodes.a]", "program, args, inputs, outputs, retry, batch"}));
+                       {"'retries'", "[nodes.a]", "program, python, args, inputs, outputs, retry, batch"}));
   EXPECT_TRUE(fails_at(parse(node_a(R"(
 inputs.in = { bufer = 2 }
 )")),
@@ -575,6 +575,32 @@ TEST_F(Programs, AMissingOrNonExecutableProgramNamesThePathsTried) {
   EXPECT_TRUE(fails_at(load("adir"), 4, {first + "/adir (not a regular file)"}, file()));
   EXPECT_TRUE(fails_at(load("bin/missing"), 4,
                        {(dir_.path() / "pipe" / "bin" / "missing").string()}, file()));
+}
+
+// A Python node: "x.py" is a script (readable, looked for beside the file first), run by
+// python3 from $PATH or by the interpreter a `python = ` key names.
+TEST_F(Programs, APythonScriptIsRunByItsInterpreter) {
+  dir_.write("pipe/node.py", "print()\n", 0644);        // readable, not executable: fine
+  dir_.write("onpath/python3", script_, 0755);
+  auto found = load("node.py");
+  ASSERT_TRUE(found) << found.error().message;
+  EXPECT_EQ(found->nodes[0].program, dir_.path() / "pipe" / "node.py");
+  EXPECT_EQ(found->nodes[0].interpreter, dir_.path() / "onpath" / "python3");
+
+  const std::string with_key = "[pipeline]\nnetwork = \"n\"\n[nodes.a]\nprogram = \"node.py\"\n"
+                               "python = \"" + (dir_.path() / "second" / "other").string() + "\"\n";
+  auto keyed = parse_pipeline(with_key, dir_.path() / "pipe" / "p.toml",
+                              {.program_dirs = {}, .check_programs = true});
+  ASSERT_TRUE(keyed) << keyed.error().message;
+  EXPECT_EQ(keyed->nodes[0].interpreter, dir_.path() / "second" / "other");
+
+  EXPECT_TRUE(fails_at(load("missing.py"), 4,
+                       {"script 'missing.py' of node 'a'", "readable",
+                        (dir_.path() / "pipe" / "missing.py").string()},
+                       file()));
+  ::setenv("PATH", (dir_.path() / "second").c_str(), 1);  // no python3 there
+  EXPECT_TRUE(fails_at(load("node.py"), 4, {"interpreter (python) 'python3'"}, file()));
+  EXPECT_TRUE(fails_at(parse(node_a("python = 3\n")), 5, {"python = 3", "is not an interpreter"}));
 }
 
 TEST_F(Programs, CheckProgramsOffKeepsThemAsWritten) {
