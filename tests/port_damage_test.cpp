@@ -145,8 +145,9 @@ pid_t owner_that_receives_once(const TestNamespace& ns, bloccs::PortOptions o, c
     const auto t0 = Clock::now();
     auto m = p->receive(in(limit));
     r.took_ns = (Clock::now() - t0).count();
-    r.code = m ? 0 : static_cast<int>(m.code()) + 1;
+    // The message first, then the code that tells the test to read it (release: with it).
     if (!m) std::snprintf(r.message, sizeof r.message, "%s", m.error().message.c_str());
+    r.code.store(m ? 0 : static_cast<int>(m.code()) + 1, std::memory_order_release);
     pause();  // keeps the port (and its damage) for the test
     return 0;
   });

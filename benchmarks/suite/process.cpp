@@ -2,6 +2,7 @@
 #include "benchmarks/suite/process.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -170,7 +171,10 @@ void start_janitor(const std::string& tag) {
   while (n < 0 && errno == EINTR);
   // The run's namespace is the directory bloccs.<tag>/; the peers' named queues are
   // bloccs-bench-<tag>-* (whole name components: bench-123 is also a prefix of bench-1234).
-  const std::string ns_dir = "/dev/shm/bloccs." + tag, queues = "bloccs-bench-" + tag + "-";
+  // A process killed while it made the namespace leaves the directory's temporary name,
+  // .bloccs.<tag>.new.<pid>.<n> (shm/namespace_dir.cpp): empty, removed with the queues below.
+  const std::string ns_dir = "/dev/shm/bloccs." + tag, queues = "bloccs-bench-" + tag + "-",
+                    made = ".bloccs." + tag + ".new.";
   if (DIR* dir = opendir(ns_dir.c_str())) {
     while (const dirent* e = readdir(dir))
       if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
@@ -181,7 +185,10 @@ void start_janitor(const std::string& tag) {
   for (const char* where : {"/dev/shm", "/dev/mqueue"}) {  // /dev/mqueue where it is mounted
     if (DIR* dir = opendir(where)) {
       while (const dirent* e = readdir(dir))
-        if (std::string_view(e->d_name).starts_with(queues)) unlinkat(dirfd(dir), e->d_name, 0);
+        if (std::string_view(e->d_name).starts_with(queues))
+          unlinkat(dirfd(dir), e->d_name, 0);
+        else if (std::string_view(e->d_name).starts_with(made))
+          unlinkat(dirfd(dir), e->d_name, AT_REMOVEDIR);
       closedir(dir);
     }
   }
