@@ -366,5 +366,21 @@ outputs.out = "nowhere.in"
   EXPECT_NE(log.find("nowhere"), std::string::npos) << log;
 }
 
+// One exit-code convention with shmctl: a bad command line is 2 (CLI11's own codes, 105-109,
+// are not for scripts), --help and --version are 0.
+TEST(Launcher, UsageErrorsExitWith2) {
+  TempDir dir;
+  const std::vector<std::vector<std::string>> bad = {
+      {}, {"frobnicate"}, {"run"}, {"run", "x.toml", "--no-such-option"}, {"check"}};
+  for (const auto& args : bad) {
+    const pid_t p = launch(args, dir / "log");
+    EXPECT_EQ(exit_code(wait_child(p, 30s)), 2) << read_file(dir / "log");
+  }
+  for (const char* ok : {"--help", "--version"}) {
+    const pid_t p = launch({ok}, dir / "log");
+    EXPECT_EQ(exit_code(wait_child(p, 30s)), 0) << read_file(dir / "log");
+  }
+}
+
 }  // namespace
 }  // namespace bloccs::test

@@ -19,7 +19,8 @@ namespace {
 
 using namespace bloccs;
 
-enum Exit { kOk = 0, kFailed = 1, kBadPipeline = 2 };
+// One convention with shmctl: 0 ok, 1 failed, 2 usage (a bad command line or pipeline file).
+enum Exit { kOk = 0, kFailed = 1, kBadPipeline = 2, kUsage = 2 };
 
 // Where bare program names are looked for: --program-dir, $BLOCCS_PROGRAM_PATH (':'-separated),
 // then the directory of this executable (an installed bloccs finds installed nodes), then $PATH.
@@ -70,7 +71,12 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "read the pipeline file and report what is wrong");
   check->add_option("pipeline", file, "the pipeline file (TOML)")->required();
   check->add_option("--program-dir", dirs, "where to look for node programs first (repeatable)");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {  // --help and --version are "errors" that exit 0
+    const int rc = app.exit(e);
+    return rc == 0 ? kOk : kUsage;
+  }
 
   auto pipeline = load_pipeline(file, {.program_dirs = program_dirs(dirs), .check_programs = true});
   if (!pipeline) {

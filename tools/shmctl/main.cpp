@@ -17,6 +17,7 @@
 
 #include "bloccs/version.hpp"
 #include "port/port_layout.hpp"
+#include "shm/namespace_dir.hpp"
 #include "shm/names.hpp"
 #include "tools/shmctl/inspect.hpp"
 
@@ -34,9 +35,53 @@ struct Options {
   bool json = false;
 };
 
-int say_error(const Error& e, int code) {
-  std::fprintf(stderr, "shmctl: %s\n", e.message.c_str());
+// JSON text: invalid UTF-8 (binary meta) becomes U+FFFD instead of an exception.
+std::string dump(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
+// An error, as text on stderr, or with --json as {"error", "code"} on stdout (where a script
+// reads the answer), and the exit code to return.
+int say_error(const Options& o, const Error& e, int code) {
+  if (o.json)
+    std::puts(dump(json{{"error", e.message}, {"code", errc_name(e.code)}}).c_str());
+  else
+    std::fprintf(stderr, "shmctl: %s\n", e.message.c_str());
   return code;
+}
+
+// The namespaces other than `except` that hold registered ports, with how many: where to look
+// when `except` has none (bloccs run puts a pipeline's ports in <network>-<pid>).
+std::vector<std::pair<std::string, std::size_t>> namespaces_with_ports(const std::string& except) {
+  std::vector<std::pair<std::string, std::size_t>> out;
+  for (const std::string& ns : shm::list_namespaces()) {
+    if (ns == except) continue;
+    auto reg = open_registry(ns);
+    if (!reg) continue;  // empty, or not ours to read
+    if (const std::size_t n = reg->entries().size(); n > 0) out.emplace_back(ns, n);
+  }
+  return out;
+}
+
+// "no ports in namespace X", and where the ports are.
+std::string no_ports_text(const std::string& ns) {
+  std::string text = "no ports in namespace " + ns;
+  const auto elsewhere = namespaces_with_ports(ns);
+  if (elsewhere.empty()) return text + " (nor in any other namespace)";
+  text += "; ports are in namespace";
+  for (std::size_t i = 0; i < elsewhere.size() && i < 5; ++i)
+    text += (i ? ", " : " ") + elsewhere[i].first + " (" + std::to_string(elsewhere[i].second) +
+            (elsewhere[i].second == 1 ? " port)" : " ports)");
+  if (elsewhere.size() > 5) text += ", and " + std::to_string(elsewhere.size() - 5) + " more";
+  return text + ": shmctl -N " + elsewhere[0].first + " ls, or shmctl ls --all-namespaces";
+}
+
+json no_ports_json(const std::string& ns) {
+  json elsewhere = json::array();
+  for (const auto& [name, n] : namespaces_with_ports(ns))
+    elsewhere.push_back({{"namespace", name}, {"ports", n}});
+  return {{"namespace", ns}, {"error", "no ports in namespace " + ns},
+          {"code", "not_found"}, {"namespaces_with_ports", elsewhere}};
 }
 
 // Meta keys and values are bytes: printable ASCII as is, the rest as \xNN (never raw control
@@ -56,20 +101,19 @@ std::string escaped(std::string_view s) {
   return out;
 }
 
-// JSON text: invalid UTF-8 (binary meta) becomes U+FFFD instead of an exception.
-std::string dump(const json& j) {
-  return j.dump(2, ' ', false, json::error_handler_t::replace);
-}
 
 // The registry, or an exit code: 1 if the namespace has no port, 3 if it cannot be read.
 std::optional<registry::Registry> registry_or(const Options& o, int& code) {
   auto r = open_registry(o.ns);
   if (r) return std::move(r).value();
   if (r.code() == Errc::not_found) {
-    if (!o.json) std::printf("no ports in namespace %s\n", o.ns.c_str());
+    if (o.json)
+      std::puts(dump(no_ports_json(o.ns)).c_str());
+    else
+      std::printf("%s\n", no_ports_text(o.ns).c_str());
     code = kNothing;
   } else {
-    code = say_error(r.error(), kUnreadable);
+    code = say_error(o, r.error(), kUnreadable);
   }
   return std::nullopt;
 }
@@ -81,12 +125,13 @@ std::optional<registry::PortEntry> entry_or(const Options& o, registry::Registry
   if (e) return std::move(e).value();
   if (e.code() == Errc::not_found) {
     if (o.json)
-      std::puts(dump(json{{"key", key_text(key)}, {"error", "no such port"}}).c_str());
+      std::puts(dump(json{{"key", key_text(key)}, {"error", "no such port"}, {"code", "not_found"}})
+                    .c_str());
     else
       std::printf("no port %s in namespace %s\n", key_text(key).c_str(), o.ns.c_str());
     code = kNothing;
   } else {
-    code = say_error(e.error(), kUnreadable);
+    code = say_error(o, e.error(), kUnreadable);
   }
   return std::nullopt;
 }
@@ -154,25 +199,58 @@ std::vector<PortView> snapshot(registry::Registry& reg, const std::string& ns) {
 int cmd_ls(const Options& o) {
   int code = kOk;
   auto reg = registry_or(o, code);
-  if (!reg) {
-    if (code == kNothing && o.json)
-      std::puts(dump(json{{"namespace", o.ns}, {"ports", json::array()}}).c_str());
-    return code;
-  }
+  if (!reg) return code;  // registry_or said so, with the namespaces that do hold ports
   const auto views = snapshot(*reg, o.ns);
   bool unreadable = false;
   for (const auto& v : views) unreadable |= v.error.has_value();
   if (o.json) {
     json ports = json::array();
     for (const auto& v : views) ports.push_back(port_json(v));
-    std::puts(dump(json{{"namespace", o.ns}, {"ports", ports}}).c_str());
+    json j{{"namespace", o.ns}, {"ports", ports}};
+    if (views.empty()) j.update(no_ports_json(o.ns));
+    std::puts(dump(j).c_str());
   } else if (!views.empty()) {
     print_ls_header(false);
     for (const auto& v : views) print_ls_line(v, nullptr);
   } else {
-    std::printf("no ports in namespace %s\n", o.ns.c_str());
+    std::printf("%s\n", no_ports_text(o.ns).c_str());  // a registry left with no port in it
   }
   if (views.empty()) return kNothing;
+  return unreadable ? kUnreadable : kOk;
+}
+
+// ls --all-namespaces: every namespace this user can read, one table with a NAMESPACE column.
+int cmd_ls_all(const Options& o) {
+  json all = json::array();
+  bool any = false, unreadable = false, header = false;
+  for (const std::string& ns : shm::list_namespaces()) {
+    auto reg = open_registry(ns);
+    if (!reg) continue;  // no registry (nothing registered), or not ours to read
+    const auto views = snapshot(*reg, ns);
+    if (views.empty()) continue;
+    any = true;
+    json ports = json::array();
+    for (const auto& v : views) {
+      unreadable |= v.error.has_value();
+      if (o.json) {
+        ports.push_back(port_json(v));
+        continue;
+      }
+      if (!header) {
+        std::printf("%-24s ", "NAMESPACE");
+        print_ls_header(false);
+        header = true;
+      }
+      std::printf("%-24s ", ns.c_str());
+      print_ls_line(v, nullptr);
+    }
+    if (o.json) all.push_back({{"namespace", ns}, {"ports", ports}});
+  }
+  if (o.json)
+    std::puts(dump(json{{"namespaces", all}}).c_str());
+  else if (!any)
+    std::printf("no ports in any namespace\n");
+  if (!any) return kNothing;
   return unreadable ? kUnreadable : kOk;
 }
 
@@ -272,7 +350,7 @@ int cmd_peek(const Options& o, const PortKey& key, std::size_t n) {
   auto entry = entry_or(o, *reg, key, code);
   if (!entry) return code;
   auto messages = peek(o.ns, *entry, n);
-  if (!messages) return say_error(messages.error(), kUnreadable);
+  if (!messages) return say_error(o, messages.error(), kUnreadable);
   constexpr std::size_t kShown = 32;
   json list = json::array();
   for (std::size_t i = 0; i < messages->size(); ++i) {
@@ -303,7 +381,7 @@ int cmd_peek(const Options& o, const PortKey& key, std::size_t n) {
 
 int cmd_gc(const Options& o, bool dry_run) {
   auto reg = open_registry(o.ns);
-  if (!reg && reg.code() != Errc::not_found) return say_error(reg.error(), kUnreadable);
+  if (!reg && reg.code() != Errc::not_found) return say_error(o, reg.error(), kUnreadable);
   registry::Registry* r = reg ? &*reg : nullptr;
   const auto garbage = find_garbage(o.ns, r);
   json removed = json::array();
@@ -325,7 +403,7 @@ int cmd_gc(const Options& o, bool dry_run) {
   }
   if (o.json) std::puts(dump(json{{"dry_run", dry_run}, {"removed", removed}}).c_str());
   else if (garbage.empty()) std::printf("nothing to collect in namespace %s\n", o.ns.c_str());
-  return garbage.empty() ? kNothing : kOk;
+  return kOk;  // nothing to collect is not a failure
 }
 
 int cmd_rm(const Options& o, const PortKey& key, bool force) {
@@ -416,8 +494,9 @@ int cmd_watch(const Options& o, const std::optional<PortKey>& key, int interval_
 int main(int argc, char** argv) {
   CLI::App app{
       "shmctl: inspect and repair the ports of a bloccs namespace, live, without slowing them.\n"
-      "Exit codes: 0 ok, 1 nothing found, 2 usage, 3 a segment invalid or not yours, "
-      "4 refused (rm of a live owner's port without --force)."};
+      "Exit codes: 0 ok (gc with nothing to collect too), 1 nothing found, 2 usage, 3 a segment "
+      "invalid or not yours, 4 refused (rm of a live owner's port without --force). With --json "
+      "an error is a JSON object with \"error\" and \"code\" on stdout."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("shmctl ") + bloccs::version(),
                        "print the version (the library's) and exit");
@@ -449,6 +528,8 @@ int main(int argc, char** argv) {
   bool dry_run = false, force = false;
   auto* ls = app.add_subcommand("ls", "one line per port: owner, kind, bound, depth, bytes, "
                                       "parked pushers, pending push_after");
+  bool all_namespaces = false;
+  ls->add_flag("--all-namespaces,-A", all_namespaces, "every namespace, not only -N's");
   auto* show = app.add_subcommand("show", "everything about one port, with its counters and "
                                           "their rates over --interval");
   show->add_option("key", key_arg, "network/node/in_port")->required();
@@ -476,15 +557,15 @@ int main(int argc, char** argv) {
   }
 
   auto resolved = shm::resolve_namespace(o.ns);
-  if (!resolved) return say_error(resolved.error(), kUsage);
+  if (!resolved) return say_error(o, resolved.error(), kUsage);
   o.ns = *resolved;
   std::optional<PortKey> key;
   if (!key_arg.empty()) {
     auto parsed = parse_key(key_arg);
-    if (!parsed) return say_error(parsed.error(), kUsage);
+    if (!parsed) return say_error(o, parsed.error(), kUsage);
     key = *parsed;
   }
-  if (*ls) return cmd_ls(o);
+  if (*ls) return all_namespaces ? cmd_ls_all(o) : cmd_ls(o);
   if (*show) return cmd_show(o, *key, interval_ms);
   if (*peek_cmd) return cmd_peek(o, *key, count);
   if (*gc) return cmd_gc(o, dry_run);
