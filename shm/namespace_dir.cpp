@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -314,6 +315,48 @@ std::vector<std::string> list_namespaces() {
   ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::vector<std::string> unfinished_namespace_dirs(const std::string& ns,
+                                                   std::chrono::seconds min_age) {
+  std::vector<std::string> out;
+  const std::string prefix = "." + std::string(kPrefix) + ns + ".new.";
+  const int root = open_root();
+  if (root < 0) return out;
+  DIR* d = ::fdopendir(root);
+  if (!d) {
+    ::close(root);
+    return out;
+  }
+  const auto now = std::chrono::system_clock::now();
+  while (const dirent* e = ::readdir(d)) {
+    if (!std::string_view(e->d_name).starts_with(prefix)) continue;
+    struct stat st {};
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+      continue;
+    const auto changed = std::chrono::system_clock::time_point(
+        std::chrono::seconds(st.st_ctim.tv_sec));  // ctime: chmod/chown of a making bump it
+    if (now - changed >= min_age) out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status remove_unfinished_namespace_dir(const std::string& name) {
+  if (!name.starts_with("." + std::string(kPrefix)) || name.find('/') != std::string::npos)
+    return Error{Errc::bad_name, "'" + name + "' is not an unfinished namespace directory"};
+  const int root = open_root();
+  if (root < 0) return root_error();
+  const int rc = ::unlinkat(root, name.c_str(), AT_REMOVEDIR);
+  const int err = errno;
+  ::close(root);
+  if (rc != 0 && err != ENOENT)
+    return Error{err == EACCES || err == EPERM ? Errc::permission_denied : Errc::system_error,
+                 "removing /dev/shm/" + name + " failed: " + std::strerror(err) +
+                     (err == ENOTEMPTY ? " (it holds files: look at them, then remove it by hand)"
+                                       : "")};
+  return {};
 }
 
 }  // namespace bloccs::shm

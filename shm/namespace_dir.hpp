@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +83,15 @@ class NamespaceDir {
 
 // The namespaces that have a directory in /dev/shm, sorted (for tools).
 std::vector<std::string> list_namespaces();
+
+// The directories that processes killed while making namespace `ns` left under their
+// temporary name (.bloccs.<ns>.new.<pid>.<n>, made whole there, never renamed into place),
+// untouched for `min_age` or more: a making takes microseconds, so an older one is abandoned.
+// Names relative to /dev/shm, sorted. For shmctl gc.
+std::vector<std::string> unfinished_namespace_dirs(const std::string& ns,
+                                                   std::chrono::seconds min_age);
+// Removes one of those (it holds nothing: segments are made only once it is in place).
+Status remove_unfinished_namespace_dir(const std::string& name);
 
 // Whether this process is a member of `gid` (effective or supplementary).
 bool in_group(gid_t gid);

@@ -1622,6 +1622,35 @@ TEST(ShmctlUsage, HelpNamesEveryCommand) {
 
 // ---- found by review -----------------------------------------------------------------------
 
+// A process killed between making a namespace's directory under its temporary name and
+// renaming it into place leaves .bloccs.<ns>.new.<pid>.<n>: gc removes one older than 10 s
+// (abandoned) and leaves a fresh one (a making under way) alone.
+TEST(ShmctlGc, RemovesTheUnfinishedNamespaceDirectoriesOfKilledMakers) {
+  TestNamespace ns;
+  const std::string old_dir = "/dev/shm/.bloccs." + ns.name() + ".new.999999.0";
+  const std::string fresh_dir = "/dev/shm/.bloccs." + ns.name() + ".new.999999.1";
+  ASSERT_EQ(::mkdir(old_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir(fresh_dir.c_str(), 0700), 0);
+  // A ctime cannot be set back: the old one is made 11 s before gc runs, the fresh one just now.
+  std::this_thread::sleep_for(std::chrono::seconds(11));
+  ::rmdir(fresh_dir.c_str());
+  ASSERT_EQ(::mkdir(fresh_dir.c_str(), 0700), 0);
+  const ShmctlRun dry = shmctl(ns, {"gc", "--dry-run"});
+  EXPECT_EQ(dry.code, 0) << dry;
+  EXPECT_NE(dry.out.find("would remove unfinished namespace directory " + old_dir),
+            std::string::npos) << dry;
+  EXPECT_EQ(dry.out.find(fresh_dir), std::string::npos) << dry;
+  EXPECT_EQ(::access(old_dir.c_str(), F_OK), 0) << "a dry run removed it";
+  json doc;
+  const ShmctlRun gc = shmctl_json(ns, {"gc"}, doc);
+  EXPECT_EQ(gc.code, 0) << gc;
+  EXPECT_NE(gc.out.find("unfinished_namespace"), std::string::npos) << gc;
+  EXPECT_NE(::access(old_dir.c_str(), F_OK), 0) << "gc left " << old_dir;
+  EXPECT_EQ(::access(fresh_dir.c_str(), F_OK), 0) << "gc removed a making under way";
+  ::rmdir(fresh_dir.c_str());
+  EXPECT_SHM_CLEAN(ns);
+}
+
 TEST(ShmctlGc, ADeadSlotNamingAnotherPortsSegmentsFreesOnlyTheSlot) {
   TestNamespace ns;
   auto port = Port::start(key(), {.buffer = 8, .ns = ns.name()});

@@ -401,8 +401,20 @@ int cmd_gc(const Options& o, bool dry_run) {
     if (!dry_run && !remove(o.ns, r, g) && !o.json)
       std::printf("  (skipped: a new owner took %s over meanwhile)\n", what.c_str());
   }
+  // The namespace directory's temporary names that killed processes left (no segment in them).
+  const auto unfinished = shm::unfinished_namespace_dirs(o.ns, std::chrono::seconds(10));
+  for (const std::string& name : unfinished) {
+    if (!o.json)
+      std::printf("%s unfinished namespace directory /dev/shm/%s\n",
+                  dry_run ? "would remove" : "removed", name.c_str());
+    removed.push_back({{"kind", "unfinished_namespace"}, {"segments", {name}}});
+    if (dry_run) continue;
+    if (auto st = shm::remove_unfinished_namespace_dir(name); !st)
+      return say_error(o, st.error(), kUnreadable);
+  }
   if (o.json) std::puts(dump(json{{"dry_run", dry_run}, {"removed", removed}}).c_str());
-  else if (garbage.empty()) std::printf("nothing to collect in namespace %s\n", o.ns.c_str());
+  else if (garbage.empty() && unfinished.empty())
+    std::printf("nothing to collect in namespace %s\n", o.ns.c_str());
   return kOk;  // nothing to collect is not a failure
 }
 
