@@ -294,7 +294,11 @@ void NamespaceDir::remove_if_empty() const {
   ::close(root);
 }
 
-std::vector<std::string> list_namespaces() {
+namespace {
+
+// The directories in /dev/shm whose name `keep(name, stat)` accepts, sorted.
+template <class Keep>
+std::vector<std::string> root_dirs(Keep&& keep) {
   std::vector<std::string> out;
   const int root = open_root();
   if (root < 0) return out;
@@ -304,43 +308,37 @@ std::vector<std::string> list_namespaces() {
     return out;
   }
   while (const dirent* e = ::readdir(d)) {
-    const std::string_view name(e->d_name);
-    if (!name.starts_with(kPrefix) || name.size() == kPrefix.size()) continue;
     struct stat st {};
     if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
       continue;
-    const std::string ns(name.substr(kPrefix.size()));
-    if (resolve_namespace(ns)) out.push_back(ns);
+    if (keep(std::string_view(e->d_name), st)) out.emplace_back(e->d_name);
   }
   ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
 }
 
+}  // namespace
+
+std::vector<std::string> list_namespaces() {
+  std::vector<std::string> out;
+  for (const std::string& name : root_dirs([](std::string_view name, const struct stat&) {
+         return name.starts_with(kPrefix) && name.size() > kPrefix.size() &&
+                resolve_namespace(name.substr(kPrefix.size()));
+       }))
+    out.push_back(name.substr(kPrefix.size()));
+  return out;
+}
+
 std::vector<std::string> unfinished_namespace_dirs(const std::string& ns,
                                                    std::chrono::seconds min_age) {
-  std::vector<std::string> out;
   const std::string prefix = "." + std::string(kPrefix) + ns + ".new.";
-  const int root = open_root();
-  if (root < 0) return out;
-  DIR* d = ::fdopendir(root);
-  if (!d) {
-    ::close(root);
-    return out;
-  }
   const auto now = std::chrono::system_clock::now();
-  while (const dirent* e = ::readdir(d)) {
-    if (!std::string_view(e->d_name).starts_with(prefix)) continue;
-    struct stat st {};
-    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
-      continue;
-    const auto changed = std::chrono::system_clock::time_point(
-        std::chrono::seconds(st.st_ctim.tv_sec));  // ctime: chmod/chown of a making bump it
-    if (now - changed >= min_age) out.emplace_back(e->d_name);
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
+  return root_dirs([&](std::string_view name, const struct stat& st) {
+    // ctime: the chmod and chown of a making under way bump it.
+    const std::chrono::system_clock::time_point changed{std::chrono::seconds(st.st_ctim.tv_sec)};
+    return name.starts_with(prefix) && now - changed >= min_age;
+  });
 }
 
 Status remove_unfinished_namespace_dir(const std::string& name) {
