@@ -248,9 +248,11 @@ TEST(ShmctlLs, AllNamespacesListsThePortsOfEach) {
   auto a = Port::start(key("a"), {.buffer = 8, .ns = one.name()});
   auto b = Port::start(key("b"), {.buffer = 8, .ns = two.name()});
   ASSERT_TRUE(a && b);
+  // Other tests' namespaces are listed too, and a port of theirs going away while it is read
+  // is reported as unreadable (3): ours are found either way.
   ShmctlProcess p(std::nullopt, {"ls", "--all-namespaces"});
   const ShmctlRun r = p.finish(std::chrono::seconds(30));
-  EXPECT_EQ(r.code, 0) << r;
+  EXPECT_TRUE(r.code == 0 || r.code == 3) << r;
   bool seen_a = false, seen_b = false;
   for (const auto& line : lines_of(r.out)) {
     const auto w = words_of(line);
@@ -261,7 +263,7 @@ TEST(ShmctlLs, AllNamespacesListsThePortsOfEach) {
   EXPECT_TRUE(seen_a && seen_b) << r;
   ShmctlProcess pj(std::nullopt, {"--json", "ls", "-A"});
   const ShmctlRun j = pj.finish(std::chrono::seconds(30));
-  EXPECT_EQ(j.code, 0) << j;
+  EXPECT_TRUE(j.code == 0 || j.code == 3) << j;
   const json doc = json::parse(j.out, nullptr, false);
   int found = 0;
   for (const auto& n : doc.value("namespaces", json::array()))
