@@ -2,7 +2,8 @@
 // In-process cost of the port API on top of the ring: push by key (attachment lookup, liveness
 // check, meta encoding), push through a Sender (the key resolved once) and receive (meta
 // decoding), beside the bare ring in push_pop.cpp. Everything stays in L1: this is the software
-// on the hot path.
+// on the hot path. Each runs with the time-in-queue histogram (the default) and without it
+// (*_no_histogram): the difference is what stamping and recording cost per message.
 #include <unistd.h>
 
 #include <array>
@@ -15,10 +16,10 @@
 namespace {
 
 struct Bench {
-  explicit Bench(bool single)
+  explicit Bench(bool single, bool histogram)
       : ns("bench-" + std::to_string(getpid())),
         port(bloccs::Port::start(key, {.buffer = 64, .max_payload = 64, .single_pusher = single,
-                                       .ns = ns})),
+                                       .ns = ns, .latency_histogram = histogram})),
         pusher(bloccs::Pusher::open(ns)) {}
   bool ok(benchmark::State& state) const {
     if (!port) state.SkipWithError(port.error().message.c_str());
@@ -30,8 +31,8 @@ struct Bench {
   bloccs::Result<bloccs::Pusher> pusher;
 };
 
-void push_receive(benchmark::State& state, bool single, bool with_meta) {
-  Bench b(single);
+void push_receive(benchmark::State& state, bool single, bool with_meta, bool histogram = true) {
+  Bench b(single, histogram);
   if (!b.ok(state)) return;
   std::array<std::byte, 64> in{};
   bloccs::Meta meta;
@@ -46,8 +47,8 @@ void push_receive(benchmark::State& state, bool single, bool with_meta) {
   benchmark::DoNotOptimize(bytes);
 }
 
-void sender_receive(benchmark::State& state, bool single) {
-  Bench b(single);
+void sender_receive(benchmark::State& state, bool single, bool histogram = true) {
+  Bench b(single, histogram);
   if (!b.ok(state)) return;
   b.pusher = bloccs::Error{bloccs::Errc::closed, "a Sender pushes here"};  // its slot is free
   auto sender = bloccs::Sender::open(b.key, b.ns);
@@ -63,8 +64,8 @@ void sender_receive(benchmark::State& state, bool single) {
   benchmark::DoNotOptimize(bytes);
 }
 
-void batch(benchmark::State& state, bool single) {
-  Bench b(single);
+void batch(benchmark::State& state, bool single, bool histogram = true) {
+  Bench b(single, histogram);
   if (!b.ok(state)) return;
   std::array<std::byte, 64> in{};
   std::size_t bytes = 0;
@@ -84,9 +85,15 @@ void batch(benchmark::State& state, bool single) {
 BENCHMARK_CAPTURE(push_receive, spsc, true, false);
 BENCHMARK_CAPTURE(push_receive, mpsc, false, false);
 BENCHMARK_CAPTURE(push_receive, mpsc_with_meta_pair, false, true);
+BENCHMARK_CAPTURE(push_receive, spsc_no_histogram, true, false, false);
+BENCHMARK_CAPTURE(push_receive, mpsc_no_histogram, false, false, false);
 BENCHMARK_CAPTURE(sender_receive, spsc, true);
 BENCHMARK_CAPTURE(sender_receive, mpsc, false);
+BENCHMARK_CAPTURE(sender_receive, spsc_no_histogram, true, false);
+BENCHMARK_CAPTURE(sender_receive, mpsc_no_histogram, false, false);
 BENCHMARK_CAPTURE(batch, spsc, true);
 BENCHMARK_CAPTURE(batch, mpsc, false);
+BENCHMARK_CAPTURE(batch, spsc_no_histogram, true, false);
+BENCHMARK_CAPTURE(batch, mpsc_no_histogram, false, false);
 
 BENCHMARK_MAIN();

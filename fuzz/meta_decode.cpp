@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size) std::memcpy(record.data(), data, size);
   MetaView meta;
   std::span<const std::byte> payload;
-  if (!MetaCodec::decode(record, meta, payload)) return 0;
+  std::uint64_t stamp;  // read, not used here
+  if (!MetaCodec::decode(record, meta, payload, stamp)) return 0;
 
   const std::byte* begin = record.data();
   const std::byte* end = begin + record.size();

@@ -216,6 +216,7 @@ Status ChainPusher::attach(LinkId id) {
     auto link = RingPusher::open(spec_.ns, spec_.link_name(id));
     if (link) {
       link_.emplace(std::move(link).value());  // hands back our slot of the sealed link
+      link_->set_park_ledger(spec_.parks);
       id_ = id;
       return {};
     }

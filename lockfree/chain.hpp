@@ -52,6 +52,8 @@ struct ChainSpec {
   // In shared memory, or null: the consumer records here the LinkId of the link it reads, so
   // that tools can walk the chain from there.
   std::atomic<std::uint64_t>* oldest = nullptr;
+  // In shared memory, or null: where pushers count their waits for room (park_ledger.hpp).
+  ParkLedger* parks = nullptr;
   RingOptions link;      // how links are made (buffer = kMaxBuffer if unbounded)
   shm::ProcessId owner;  // the consumer, for links made by pushers
   std::string link_name(LinkId id) const;

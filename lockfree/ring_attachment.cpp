@@ -58,6 +58,7 @@ RingAttachment::RingAttachment(RingAttachment&& other) noexcept
       fork_generation_(other.fork_generation_),
       cached_head_(other.cached_head_),
       spin_(other.spin_),
+      ledger_(other.ledger_),
       light_(other.light_),
       light_wake_(other.light_wake_) {}
 
@@ -212,6 +213,7 @@ Status RingAttachment::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline
   // Parked from here until we return, the owner checks between sleeps included: tools that
   // count parked pushers never see us leave and come back.
   const WaiterCount parked(c->space.line);
+  ParkEntry ledger_entry(ledger_);
   for (;;) {
     const auto fit_now = [&] {
       // seq_cst: the Dekker re-check after arming (see futex.hpp); close() wakes us too.
@@ -222,7 +224,10 @@ Status RingAttachment::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline
     // What ended the sleep (space, a close, a stop request, the owner check) is judged below.
     (void)park(c->space.line, fit_now, std::min(deadline, Clock::now() + kOwnerCheckInterval),
                nullptr, false);
-    if (closed()) return closed_error();
+    if (closed()) {
+      ledger_entry.sent_away();
+      return closed_error();
+    }
     if (segment_.damaged()) return segment_.damage_error();
     // acquire: pairs with the consumer's release of head (it may have moved while we slept).
     cached_head_ = Cursor::unpack(c->consumer.head.load(std::memory_order_acquire));
@@ -230,10 +235,12 @@ Status RingAttachment::wait_for_space(Cursor tail, std::uint64_t bytes, Deadline
     if (now_sealed()) return sealed_error();
     if (Clock::now() >= deadline) return timeout();
     if (shm::stop_requested()) return shm::stopping_error("nothing was enqueued");
-    if (!shm::held(c->consumer_alive.lock))
+    if (!shm::held(c->consumer_alive.lock)) {
+      ledger_entry.sent_away();
       return Error{Errc::owner_dead, "the ring's owner (pid " + std::to_string(cfg_.owner_pid) +
                                          ") died while this push waited for space; nothing was "
                                          "enqueued. Restart the owner and push again"};
+    }
   }
 }
 

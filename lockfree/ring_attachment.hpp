@@ -16,6 +16,7 @@
 
 #include "bloccs/result.hpp"
 #include "lockfree/asymmetric_fence.hpp"
+#include "lockfree/park_ledger.hpp"
 #include "lockfree/pusher_slots.hpp"
 #include "lockfree/ring_layout.hpp"
 #include "lockfree/ring_types.hpp"
@@ -111,6 +112,8 @@ class RingAttachment {
   // then fails with Errc::closed.
   bool sealed() const noexcept;
   void set_spin(SpinPolicy spin) noexcept { spin_ = spin; }
+  // Where this pusher's parks are counted (park_ledger.hpp); null: nowhere.
+  void set_park_ledger(ParkLedger* ledger) noexcept { ledger_ = ledger; }
   const RingConfig& config() const noexcept { return cfg_; }
   std::uint32_t slot() const noexcept { return slot_.index; }
   // The ring's control block (a chain follows its successor word there).
@@ -203,6 +206,7 @@ class RingAttachment {
   std::uint32_t fork_generation_ = 0;  // a forked child must open its own pusher
   Cursor cached_head_{};               // the consumer's head as last seen
   SpinPolicy spin_{};
+  ParkLedger* ledger_ = nullptr;
   // This process takes heavy fences (asymmetric_fence.hpp): a fence a take-over's seal pairs
   // with is a compiler one (light_), and so is the one before a wake if the ring's consumer
   // makes heavy fences when it parks (light_wake_: kRingLightWakers).

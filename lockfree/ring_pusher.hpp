@@ -77,6 +77,7 @@ class RingPusher {
   void seal() noexcept { attachment().seal(); }
   bool sealed() const noexcept { return attachment().sealed(); }
   void set_spin(SpinPolicy spin) noexcept { attachment().set_spin(spin); }
+  void set_park_ledger(ParkLedger* ledger) noexcept { attachment().set_park_ledger(ledger); }
   const RingConfig& config() const noexcept { return attachment().config(); }
   std::uint32_t slot() const noexcept { return attachment().slot(); }
   RingControl* control() const noexcept { return attachment().control(); }

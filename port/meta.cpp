@@ -94,12 +94,15 @@ Result<std::size_t> MetaCodec::encode(const Meta& meta, std::span<std::byte, kMe
 }
 
 bool MetaCodec::decode(std::span<const std::byte> record, MetaView& meta,
-                       std::span<const std::byte>& payload) noexcept {
+                       std::span<const std::byte>& payload, std::uint64_t& stamp) noexcept {
   if (record.size() < kMetaFixed) return false;
   const std::byte* p = record.data();
   const std::size_t pair_bytes = load_u16(p + 4);
   const auto pairs = static_cast<std::size_t>(p[6]);
-  if (p[7] != std::byte{0} || pairs > kMetaMaxPairs || kMetaFixed + pair_bytes > record.size() ||
+  const std::byte flags = p[7];  // read once: a peer may rewrite it meanwhile
+  const std::size_t stamp_bytes = flags == kStamped ? kStampBytes : 0;
+  if ((flags != std::byte{0} && flags != kStamped) || pairs > kMetaMaxPairs ||
+      kMetaFixed + pair_bytes + stamp_bytes > record.size() ||
       kMetaFixed + pair_bytes > kMetaMaxBytes)
     return false;
   // Walk the pairs once: every length must stay inside the pair area, and fill it exactly.
@@ -127,7 +130,9 @@ bool MetaCodec::decode(std::span<const std::byte> record, MetaView& meta,
   meta.attempt_ = load_u32(p);
   meta.pairs_ = static_cast<std::uint32_t>(pairs);
   meta.encoded_ = record.subspan(kMetaFixed, pair_bytes);
-  payload = record.subspan(end);
+  stamp = 0;
+  if (stamp_bytes) std::memcpy(&stamp, p + end, kStampBytes);
+  payload = record.subspan(end + stamp_bytes);
   return true;
 }
 

@@ -10,6 +10,7 @@
 
 #include "port/meta_codec.hpp"
 #include "port/port_impl.hpp"
+#include "port/port_stats.hpp"
 #include "port/salvage.hpp"
 #include "shm/liveness.hpp"
 #include "shm/names.hpp"
@@ -55,7 +56,7 @@ Status check_options(const PortOptions& o) {
     return Error{Errc::bad_config, "max_pushers " + std::to_string(o.max_pushers) +
                                        " must be 1 to " + std::to_string(lockfree::kMaxPushers)};
   static_assert(kMaxPortBuffer == lockfree::kMaxBuffer);
-  static_assert(kMaxPortPayload == lockfree::kMaxPayload - kMetaMaxBytes - port::kDueStamp);
+  static_assert(kMaxPortPayload == lockfree::kMaxPayload - kMetaWireMax - port::kDueStamp);
   if (o.max_payload > kMaxPortPayload)
     return Error{Errc::bad_config, "max_payload " + std::to_string(o.max_payload) +
                                        " exceeds what a 64 MiB ring holds; send large data "
@@ -138,7 +139,7 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns, cons
         (me.start_time << 20) + port_counter.fetch_add(1));  // relaxed: a unique number
   } while (dead && p.control_name == dead->segment);
 
-  const std::uint32_t record_payload = o.max_payload + kMetaMaxBytes;
+  const std::uint32_t record_payload = o.max_payload + kMetaWireMax;
   // What a bounded port's rings are sized by: `buffer` messages of the typical size, with
   // their meta (and room for one of max_payload, whatever the typical size).
   const std::uint32_t typical =
@@ -154,7 +155,11 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns, cons
       .buffer = buffer,
       .max_payload = o.max_payload,
       .flags = (o.single_pusher ? port::kSinglePusher : 0u) |
-               (o.receive_spin.count() <= 0 ? port::kParksAtOnce : 0u),
+               (o.receive_spin.count() <= 0 ? port::kParksAtOnce : 0u) |
+               (o.latency_histogram ? port::kStamped : 0u) |
+               (o.latency_histogram && port::best_stamp_clock() == port::StampClock::tsc
+                    ? port::kStampTsc
+                    : 0u),
       .owner_pid = me.pid,
       .owner_start_time = me.start_time,
       .in_capacity = buffer ? ring_capacity(buffer, typical, record_payload, 0)
@@ -178,6 +183,8 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns, cons
   if (auto st = p.control_segment->publish(); !st) return st;
 
   const port::PortConfig cfg = c->config;
+  if (cfg.flags & port::kStamped)
+    p.queue_times.attach(&c->time_in_queue, port::stamp_clock(cfg.flags));
   lockfree::ChainSpec in_spec = port::in_chain(p.ns, p.control_name, *c, cfg);
   in_spec.link.sharing = p.sharing;
   auto in = lockfree::ChainConsumer::create(std::move(in_spec));
@@ -319,12 +326,16 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
   if (wait && shm::stop_requested()) return shm::stopping_error("no message was received");
   std::size_t delivered = 0;
   std::uint64_t refused = 0;
+  port::QueueTimeRecorder& times = p.queue_times;
   auto on_record = [&](std::span<const std::byte> record) {
     MessageView m;
-    if (!MetaCodec::decode_fast(record, m.meta, m.payload)) {
+    std::uint64_t stamp;
+    if (!MetaCodec::decode_fast(record, m.meta, m.payload, stamp)) {
       ++refused;  // a peer wrote garbage into our ring: never hand it on
       return;
     }
+    // Counted as it is taken, before the visit: the time in queue ends at hand-over.
+    if (stamp && times.on()) times.record(stamp);
     visit(ctx, m);
     ++delivered;
   };
@@ -343,6 +354,7 @@ Result<std::size_t> Port::drain(Visit visit, void* ctx, std::size_t max, Deadlin
     // A look at the due lane's next header first: it is almost always empty, and a look costs
     // one load where a drain costs a call and its checks. relaxed: try_drain loads it again
     // with acquire before it reads the record.
+    times.new_batch();  // we may have waited since the last message
     Result<std::size_t> d = std::size_t{0};
     if (p.due->ready(std::memory_order_relaxed)) d = p.due->try_drain(on_record, max);
     if (!d) return std::move(d).error();
@@ -413,6 +425,8 @@ PortStats Port::stats() const {
                        took.lost_unfit.load(std::memory_order_relaxed) +
                        took.lost_unread.load(std::memory_order_relaxed) +
                        took.refused.load(std::memory_order_relaxed);
+  port::pusher_waits(p.control(), s);
+  s.time_in_queue = port::queue_times(p.control());
   return s;
 }
 

@@ -36,6 +36,7 @@ struct detail::PortImpl {
   lockfree::WaitLine stop_line{};     // ... and wakes it (a private futex is enough)
   bool stopped = false;
   PortTakeover takeover;  // what start carried over from a dead owner of the key
+  port::QueueTimeRecorder queue_times;  // the consumer's side of the time-in-queue histogram
 
   port::PortControl& control() const {
     return *reinterpret_cast<port::PortControl*>(control_segment->base());

@@ -22,11 +22,14 @@
 //   192     64    TimerCounters                                     the owner's timer thread
 //   256     64    ChainLine: the newest link of `in` and of `later`  whoever adds a link
 //   320     64    ConsumerCounters                                  the owner's consumer thread
-//   384     64    PusherEvents: pushes that timed out               pushers (rarely)
+//   384     64    PusherEvents: pushes that timed out, and what     pushers (rarely: only
+//                 waiting for room cost them (ParkLedger)           those that time out or park)
 //   448     64    TakeoverLine: what this port carried over from    the owner, once, before it
 //                 a dead owner of its key                           registers
 //   512     64    SalvagerLine: the liveness lock of whoever        a later owner of the key
 //                 carries this port's messages over once it is dead (and the kernel)
+//   576     4096  TimeInQueue: how long messages waited in the      the owner's consumer thread
+//                 queue, a histogram (time_in_queue.hpp)
 //
 // Counting costs the push path nothing: what pushers pushed is what the consumer received
 // plus what is queued plus what it skipped (claims of killed pushers), so only the consumer
@@ -47,6 +50,9 @@
 #include "bloccs/meta.hpp"
 #include "bloccs/port_key.hpp"
 #include "lockfree/chain.hpp"
+#include "lockfree/park_ledger.hpp"
+#include "port/meta_codec.hpp"
+#include "port/time_in_queue.hpp"
 #include "shm/liveness.hpp"
 #include "shm/segment.hpp"
 
@@ -63,11 +69,19 @@ inline constexpr std::uint32_t kSinglePusher = 1;
 // they look whether it sleeps, rather than it making a heavy fence each time it parks
 // (RingOptions::light_wakers).
 inline constexpr std::uint32_t kParksAtOnce = 2;
+// Pushers stamp each message (meta_codec.hpp) and the consumer keeps its time in queue
+// (PortOptions::latency_histogram); kStampTsc: with the TSC, else CLOCK_MONOTONIC.
+inline constexpr std::uint32_t kStamped = 4;
+inline constexpr std::uint32_t kStampTsc = 8;
+
+inline StampClock stamp_clock(std::uint32_t flags) noexcept {
+  return (flags & kStampTsc) ? StampClock::tsc : StampClock::steady;
+}
 
 struct PortConfig {
   std::uint32_t buffer;       // bound on queued messages; 0: unbounded
   std::uint32_t max_payload;  // bytes, meta not counted
-  std::uint32_t flags;        // kSinglePusher, kParksAtOnce
+  std::uint32_t flags;        // kSinglePusher, kParksAtOnce, kStamped, kStampTsc
   std::uint32_t owner_pid;
   std::uint64_t owner_start_time;
   std::uint64_t in_capacity;     // data bytes of each `in` link
@@ -114,6 +128,7 @@ struct alignas(64) ConsumerCounters {
 
 struct alignas(64) PusherEvents {
   std::atomic<std::uint64_t> timed_out;  // pushes that gave up at push_timeout
+  lockfree::ParkLedger parks;            // pushes that parked for room, and how long
 };
 
 // What this port carried over from a dead owner of its key (port/salvage.cpp; the contract is in
@@ -157,6 +172,7 @@ struct PortControl {
   PusherEvents pushers;
   TakeoverLine takeover;
   SalvagerLine salvager;
+  TimeInQueue time_in_queue;
 };
 static_assert(offsetof(PortControl, config) == 64);
 static_assert(offsetof(PortControl, owner) == 128);
@@ -166,7 +182,8 @@ static_assert(offsetof(PortControl, consumer) == 320);
 static_assert(offsetof(PortControl, pushers) == 384);
 static_assert(offsetof(PortControl, takeover) == 448);
 static_assert(offsetof(PortControl, salvager) == 512);
-static_assert(sizeof(PortControl) == 576);
+static_assert(offsetof(PortControl, time_in_queue) == 576);
+static_assert(sizeof(PortControl) == 576 + 4096);
 
 // True while the owner holds the port's liveness lock (one load).
 inline bool owner_alive(const PortControl& c) noexcept {
@@ -221,10 +238,11 @@ inline lockfree::ChainSpec in_chain(const std::string& ns, const std::string& co
           .unbounded = unbounded,
           .closing = &shared.chains.closing,
           .oldest = &shared.consumer.in_oldest,
+          .parks = &shared.pushers.parks,
           .link = {.kind = (cfg.flags & kSinglePusher) ? lockfree::RingKind::spsc
                                                        : lockfree::RingKind::mpsc,
                    .buffer = unbounded ? lockfree::kMaxBuffer : cfg.buffer,
-                   .max_payload = cfg.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes),
+                   .max_payload = cfg.max_payload + static_cast<std::uint32_t>(kMetaWireMax),
                    .capacity = cfg.in_capacity,
                    .max_pushers = cfg.max_pushers,
                    .mode = static_cast<mode_t>(cfg.mode),
@@ -243,7 +261,7 @@ inline lockfree::ChainSpec later_chain(const std::string& ns, const std::string&
           .link = {.kind = lockfree::RingKind::mpsc,
                    .buffer = lockfree::kMaxBuffer,
                    .max_payload =
-                       cfg.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes + kDueStamp),
+                       cfg.max_payload + static_cast<std::uint32_t>(kMetaWireMax + kDueStamp),
                    .capacity = cfg.later_capacity,
                    .max_pushers = cfg.max_pushers,
                    .mode = static_cast<mode_t>(cfg.mode),

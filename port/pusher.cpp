@@ -26,6 +26,8 @@ struct Attachment {
   port::PortConfig config{};  // validated private copy
   std::optional<lockfree::ChainPusher> in;
   std::optional<lockfree::ChainPusher> later;  // opened at the first push_after
+  bool stamped = false;  // the port keeps time in queue: stamp each message (its clock below)
+  port::StampClock clock = port::StampClock::steady;
 
   port::PortControl& shared() const {
     return *reinterpret_cast<port::PortControl*>(control.base());
@@ -85,7 +87,18 @@ struct detail::PusherImpl {
     }
     if (payload.size() > a->config.max_payload) [[unlikely]]
       return push_into(key, *a, head, payload, patience, false);  // says why
-    return reported(key, *a, a->in->push(head, payload, patience));
+    return with_stamp(*a, head, [&](std::span<const std::byte> h) {
+      return reported(key, *a, a->in->push(h, payload, patience));
+    });
+  }
+  // Calls f(head), the head stamped now if the port keeps time in queue (meta_codec.hpp). The
+  // stamp is taken before the push may park: time in queue includes a pusher's wait for room.
+  template <class F>
+  [[gnu::always_inline]] static Status with_stamp(const Attachment& a,
+                                                  std::span<const std::byte> head, F&& f) {
+    if (!a.stamped) return f(head);
+    std::array<std::byte, kMetaWireMax> stamped;  // only head.size() + 8 bytes are written
+    return f(MetaCodec::stamped(head, port::stamp_now(a.clock), stamped.data()));
   }
   Status push_into(const PortKey& key, Attachment& a, std::span<const std::byte> head,
                    std::span<const std::byte> payload, const lockfree::Patience& patience,
@@ -97,7 +110,9 @@ struct detail::PusherImpl {
     PortKey key;
     lockfree::ChainPusher* ring = nullptr;
     lockfree::RingLoan loan;
-    std::size_t meta_len = 0;
+    std::size_t meta_len = 0;  // the stamp included
+    bool stamped = false;
+    port::StampClock clock = port::StampClock::steady;
   };
   std::optional<OpenLoan> open_loan;
   Result<std::span<std::byte>> loan(const PortKey& key, std::size_t bytes,
@@ -193,6 +208,8 @@ Result<Attachment*> detail::PusherImpl::attach_fresh(const PortKey& key) {
   auto a = std::make_unique<Attachment>(std::move(control).value());
   a->control_name = entry->segment;
   a->config = a->shared().config;  // copied once, then only the copy is used
+  a->stamped = (a->config.flags & port::kStamped) != 0;
+  a->clock = port::stamp_clock(a->config.flags);
   if (a->config.owner_pid != entry->owner.pid || a->config.max_payload > (64u << 20) ||
       a->config.buffer > lockfree::kMaxBuffer)
     return Error{Errc::segment_invalid, "port segment /dev/shm/" + a->control.name() +
@@ -234,9 +251,12 @@ Status detail::PusherImpl::push_into(const PortKey& key, Attachment& a, std::spa
       }
       a.later.emplace(std::move(opened).value());
     }
-    ring = &*a.later;
+    // Stamped by the timer thread when it falls due: its time in queue starts there.
+    return reported(key, a, a.later->push(head, payload, patience));
   }
-  return reported(key, a, ring->push(head, payload, patience));
+  return with_stamp(a, head, [&](std::span<const std::byte> h) {
+    return reported(key, a, ring->push(h, payload, patience));
+  });
 }
 
 Status detail::PusherImpl::report(const PortKey& key, Attachment& a, Status st) {
@@ -263,7 +283,9 @@ Status detail::PusherImpl::push_batch(const PortKey& key, std::span<const std::b
                                                 to_string(key) + "'s max_payload of " +
                                                 std::to_string(a.config.max_payload) +
                                                 "; nothing of the batch was pushed"};
-  return reported(key, a, a.in->push_batch(head, payloads, patience, done));
+  return with_stamp(a, head, [&](std::span<const std::byte> h) {
+    return reported(key, a, a.in->push_batch(h, payloads, patience, done));
+  });
 }
 
 Result<std::span<std::byte>> detail::PusherImpl::loan(const PortKey& key, std::size_t bytes,
@@ -281,20 +303,26 @@ Result<std::span<std::byte>> detail::PusherImpl::loan(const PortKey& key, std::s
                  "a loan of " + std::to_string(bytes) + " bytes exceeds port " + to_string(key) +
                      "'s max_payload of " + std::to_string(a.config.max_payload) +
                      "; split it, or start the port with a larger max_payload"};
-  auto claimed = a.in->loan(static_cast<std::uint32_t>(head.size() + bytes), patience);
+  // A stamped loan is stamped again at commit: its time in queue starts when it is published.
+  const std::size_t head_len = head.size() + (a.stamped ? kStampBytes : 0);
+  auto claimed = a.in->loan(static_cast<std::uint32_t>(head_len + bytes), patience);
   if (!claimed) {
     Status st = reported(key, a, std::move(claimed).error());
     return std::move(st).error();
   }
-  std::memcpy(claimed->bytes.data(), head.data(), head.size());  // the meta, in front
-  open_loan = OpenLoan{key, &*a.in, *claimed, head.size()};
-  return claimed->bytes.subspan(head.size());
+  if (a.stamped)  // the meta, in front
+    MetaCodec::stamped(head, 0, claimed->bytes.data());
+  else
+    std::memcpy(claimed->bytes.data(), head.data(), head.size());
+  open_loan = OpenLoan{key, &*a.in, *claimed, head_len, a.stamped, a.clock};
+  return claimed->bytes.subspan(head_len);
 }
 
 Status detail::PusherImpl::commit_loan(std::size_t used) {
   if (!open_loan) return Error{Errc::bad_loan, "the loan has ended; take a new one"};
   OpenLoan l = std::move(*open_loan);
   open_loan.reset();
+  if (l.stamped) MetaCodec::restamp(l.loan.bytes.first(l.meta_len), port::stamp_now(l.clock));
   Status st = l.ring->commit(l.loan, static_cast<std::uint32_t>(l.meta_len + used));
   if (st) [[likely]]
     return st;

@@ -75,7 +75,8 @@ class Carrier {
   // A record of the dead `in` or due lane: [meta][payload].
   void keep(std::span<const std::byte> record) {
     MessageView m;
-    if (!MetaCodec::decode(record, m.meta, m.payload)) {
+    std::uint64_t stamp;  // read, not used here
+    if (!MetaCodec::decode(record, m.meta, m.payload, stamp)) {
       ++t_.refused;  // as the consumer does: a peer wrote garbage
       return;
     }
@@ -120,8 +121,9 @@ class Carrier {
   // A push_after request of the dead `later`: [due stamp][meta][payload], re-queued as it is.
   void requeue(std::span<const std::byte> request) {
     MessageView m;
+    std::uint64_t stamp;  // read, not used here
     if (request.size() < kDueStamp ||
-        !MetaCodec::decode(request.subspan(kDueStamp), m.meta, m.payload)) {
+        !MetaCodec::decode(request.subspan(kDueStamp), m.meta, m.payload, stamp)) {
       ++t_.refused;
       return;
     }
@@ -237,7 +239,7 @@ void carry(detail::PortImpl& p, PortTakeover& t, PortControl& dead, const PortCo
   // into the due lane is there if the lane's records reach past where it went; if the lane
   // could not be read, it is carried over from the pages (at least once, never lost).
   const port::HeldRead held = port::read_held(
-      p.ns, entry.segment, cfg.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes),
+      p.ns, entry.segment, cfg.max_payload + static_cast<std::uint32_t>(kMetaWireMax),
       due_end.value_or(kNoDuePos));
   std::set<std::pair<std::uint64_t, std::uint64_t>> taken;  // `later` requests already held
   for (const port::HeldMessage& m : held.pending) {

@@ -15,6 +15,7 @@
 // position it is pushed to before the push, and is let go of only after it; a take-over reads
 // the pages and knows, for each message, whether the due lane or the pages keep it.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <queue>
 #include <unordered_map>
@@ -46,10 +47,13 @@ void run_timer(detail::PortImpl& p, lockfree::SpscPusher due_pusher) {
   std::priority_queue<Pending, std::vector<Pending>, std::greater<>> heap;
   std::unordered_map<std::uint64_t, port::HeldStore::Ref> held;  // seq -> where it is kept
   port::HeldStore store(p.ns, p.control_name,
-                        c.config.max_payload + static_cast<std::uint32_t>(kMetaMaxBytes),
+                        c.config.max_payload + static_cast<std::uint32_t>(kMetaWireMax),
                         static_cast<mode_t>(c.config.mode));
   std::uint64_t seq = 0;
   Deadline retry_at{};
+  const bool stamping = (c.config.flags & port::kStamped) != 0;
+  const port::StampClock clock = port::stamp_clock(c.config.flags);
+  std::array<std::byte, kMetaWireMax> stamped;
   const lockfree::AlsoReady stop_requested{
       [](const void* flag) {
         // seq_cst: AlsoReady's contract (the waiter's Dekker re-check).
@@ -129,7 +133,13 @@ void run_timer(detail::PortImpl& p, lockfree::SpscPusher due_pusher) {
         const port::HeldStore::Ref ref = held.at(heap.top().seq);
         store.delivering(ref, due_pusher.next_position());
         shm::test_hook("timer.delivering");  // named where it goes, not there yet
-        auto st = due_pusher.push({}, store.message(ref), {.deadline = lockfree::kDontWait});
+        // Stamped now, if the port keeps time in queue: its wait in the queue starts here.
+        std::span<const std::byte> head, body = store.message(ref), meta;
+        if (stamping && MetaCodec::split_stamp(body, meta, body))
+          head = MetaCodec::stamped(meta, port::stamp_now(clock), stamped.data());
+        else
+          body = store.message(ref);
+        auto st = due_pusher.push(head, body, {.deadline = lockfree::kDontWait});
         if (!st) {  // the due lane itself is full: as good as a full port
           store.not_delivered(ref);
           c.timer.delivered.fetch_sub(1, std::memory_order_relaxed);

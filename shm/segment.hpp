@@ -41,7 +41,7 @@
 namespace bloccs::shm {
 
 inline constexpr std::uint64_t kMagic = 0x0153434F43434C42ull;  // "BLOCCS\x01"
-inline constexpr std::uint32_t kLayoutVersion = 4;   // 4: SPSC published by a store, sealed by a flag
+inline constexpr std::uint32_t kLayoutVersion = 5;   // 5: stamped meta, time in queue, park ledger
 inline constexpr std::uint32_t kReady = 0x52454459;  // "REDY"
 
 enum class SegmentKind : std::uint32_t { ring = 1, registry = 2, port = 3, node = 4, held = 5 };

@@ -92,6 +92,10 @@ TEST(CApi, ACOwnerReceivesFromCppPushersWithTheirMetaCopiedAndInPlace) {
   ASSERT_EQ(bloccs_port_stats_get(port, &stats), BLOCCS_OK);
   EXPECT_EQ(stats.depth, 0u);
   EXPECT_EQ(stats.links, 1u);
+  EXPECT_EQ(stats.queue_count, 10u);  // every message, stamped by the C pusher
+  EXPECT_GE(stats.queue_max_ns, stats.queue_p50_ns);
+  EXPECT_GE(stats.queue_total_ns, stats.queue_max_ns);
+  EXPECT_EQ(stats.pushes_waited, 0u);
   bloccs_port_stop(port);
   EXPECT_SHM_CLEAN(ns);
 }

@@ -327,7 +327,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadNumber{"inputs.in = { buffer = \"lots\" }",
                   {"buffer = \"lots\"", "is a string", "1 to 8388607, or \"unbounded\""}},
         BadNumber{"inputs.in = { buffer = 2.5 }", {"buffer = 2.5", "floating-point"}},
-        BadNumber{"inputs.in = { max_payload = 0 }", {"max_payload = 0", "1 to 33553904"}},
+        BadNumber{"inputs.in = { max_payload = 0 }", {"max_payload = 0", "1 to 33553896"}},
         BadNumber{"inputs.in = { max_payload = 33553905 }", {"max_payload = 33553905"}},
         BadNumber{"inputs.in = { typical_payload = -1 }", {"typical_payload = -1"}},
         BadNumber{"retry = { max_attempts = 0 }",

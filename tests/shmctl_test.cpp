@@ -314,6 +314,11 @@ TEST(ShmctlLs, TheNamespaceDefaultsToBLOCCS_NAMESPACE) {
 
 // ---- show ---------------------------------------------------------------------------------------
 
+std::string field(const std::map<std::string, std::string>& f, const std::string& name) {
+  auto it = f.find(name);
+  return it == f.end() ? "" : it->second;
+}
+
 TEST(ShmctlShow, ShowsTheCountersOfWhatWasPushedAndReceived) {
   TestNamespace ns;
   Reaper reap;
@@ -338,6 +343,9 @@ TEST(ShmctlShow, ShowsTheCountersOfWhatWasPushedAndReceived) {
   EXPECT_EQ(show_number(f, "retried"), 0u) << r;
   EXPECT_EQ(show_number(f, "abandoned"), 0u) << r;
   EXPECT_EQ(show_number(f, "refused"), 0u) << r;
+  EXPECT_TRUE(field(f, "waited").starts_with("0 pushes parked for room, 0 ns in all")) << r;
+  EXPECT_TRUE(field(f, "in_queue").starts_with("p50 ")) << r;
+  EXPECT_TRUE(field(f, "in_queue").ends_with("(40 messages)")) << r;
   // Nothing moves while show looks: both rates are zero.
   ASSERT_TRUE(f.count("pushed") && f.count("received")) << r;
   EXPECT_NE(f.at("pushed").find("(0.0/s)"), std::string::npos) << f.at("pushed");
@@ -420,6 +428,16 @@ TEST(ShmctlShow, CountsTimeoutsAndPushAfterRetriesAndDeliveries) {
   EXPECT_EQ(c.value("after_delivered", -1), 1) << j;
   EXPECT_EQ(doc.value("pending_after", -1), 0) << j;
   EXPECT_EQ(doc.value("due", -1), 0) << j;
+  // The push that timed out parked for its 50 ms (after a spin of microseconds).
+  ASSERT_TRUE(doc.contains("waits") && doc["waits"].is_object()) << j;
+  EXPECT_EQ(doc["waits"].value("pushes_waited", -1), 1) << j;
+  EXPECT_GE(doc["waits"].value("longest_wait_ns", std::int64_t{0}), 40'000'000) << j;
+  EXPECT_EQ(doc["waits"].value("no_producer_while_waiting", -1), 0) << j;
+  // Time in queue of the pushed message and of the push_after one, from when it fell due.
+  ASSERT_TRUE(doc.contains("time_in_queue") && doc["time_in_queue"].is_object()) << j;
+  EXPECT_EQ(doc["time_in_queue"].value("count", -1), 2) << j;
+  EXPECT_LE(doc["time_in_queue"].value("p50_ns", std::int64_t{-1}),
+            doc["time_in_queue"].value("max_ns", std::int64_t{-1})) << j;
 
   port->stop();
   EXPECT_SHM_CLEAN(ns);

@@ -6,6 +6,8 @@
 //   bloccs-spsc         single_pusher port (SPSC ring); the consumer spins briefly, then parks
 //   bloccs-mpsc         the default port (MPSC ring), same consumer
 //   bloccs-spsc-parked  single_pusher, receive_spin = 0: the consumer parks at once when empty
+//   bloccs-spsc-nohist  bloccs-spsc without the time-in-queue histogram: the difference is what
+//                       stamping each message and recording its time cost
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -17,7 +19,7 @@
 namespace bloccs::bench {
 namespace {
 
-enum class Kind { spsc, mpsc, spsc_parked };
+enum class Kind { spsc, mpsc, spsc_parked, spsc_no_histogram };
 
 class PortReceiver final : public Receiver {
  public:
@@ -65,6 +67,7 @@ class PortChannel final : public Channel {
         .single_pusher = kind_ != Kind::mpsc,
         .max_pushers = std::max<std::uint32_t>(spec_.senders, 1),
         .ns = spec_.ns,
+        .latency_histogram = kind_ != Kind::spsc_no_histogram,
     };
     if (kind_ == Kind::spsc_parked) options.receive_spin = std::chrono::nanoseconds(0);
     auto port = Port::start(key(), options);
@@ -98,6 +101,8 @@ constexpr Transport kBloccs[] = {
      false, make_port_channel<Kind::mpsc>},
     {"bloccs-spsc-parked", "a bloccs SPSC port whose receive parks at once (receive_spin = 0)",
      false, false, make_port_channel<Kind::spsc_parked>},
+    {"bloccs-spsc-nohist", "bloccs-spsc without the time-in-queue histogram (latency_histogram off)",
+     false, false, make_port_channel<Kind::spsc_no_histogram>},
 };
 
 }  // namespace

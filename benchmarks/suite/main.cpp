@@ -316,6 +316,7 @@ int finish(const Suite& suite, const std::string& out) {
   if (auto st = write_report(suite, out); !st) return fail(st.error());
   std::printf("\nwrote %s/results.json, results.md and the plots\n\n", out.c_str());
   std::printf("%s", format_targets(check_targets(suite)).c_str());
+  std::printf("%s", format_histogram_cost(suite).c_str());
   return 0;
 }
 

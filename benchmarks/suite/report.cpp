@@ -28,9 +28,9 @@ using nlohmann::json;
 // ---- the transports -----------------------------------------------------------------------------
 
 // Rows, lines and bars come in this order: the floors, bloccs, then the peers.
-constexpr std::array<std::string_view, 10> kOrder = {
+constexpr std::array<std::string_view, 11> kOrder = {
     "floor-spin", "floor-futex", "bloccs-spsc", "bloccs-mpsc", "bloccs-spsc-parked",
-    "boost-mq",   "posix-mq",    "uds",         "pipe",        "zmq-ipc"};
+    "bloccs-spsc-nohist", "boost-mq", "posix-mq", "uds", "pipe", "zmq-ipc"};
 constexpr std::array<std::string_view, 5> kPeers = {"boost-mq", "posix-mq", "uds", "pipe",
                                                     "zmq-ipc"};
 constexpr std::uint32_t kTargetBytes = 64;  // the issue's targets are on 64-byte messages
@@ -539,6 +539,61 @@ std::string backpressure_table(const Suite& s) {
   return out.str();
 }
 
+// The time-in-queue histogram's cost per message: bloccs-spsc (on, the default) beside
+// bloccs-spsc-nohist (off), measured in the same rounds. A round trip carries two messages,
+// each stamped by its pusher and recorded by its consumer; streaming, one per 1/rate.
+struct HistogramCost {
+  std::uint32_t bytes;
+  std::optional<double> rtt_ns;     // per message, from the rtt p50s
+  std::optional<double> stream_ns;  // per message, from the streaming rates
+};
+
+std::vector<HistogramCost> histogram_costs(const Suite& s) {
+  std::vector<HistogramCost> costs;
+  std::vector<std::uint32_t> sizes;
+  for (const Figure& f : s.results)
+    if (f.transport == "bloccs-spsc-nohist") sizes.push_back(f.bytes);
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  for (std::uint32_t bytes : sizes) {
+    HistogramCost c{bytes, {}, {}};
+    const Figure* on = find(s, "bloccs-spsc", "rtt", bytes, 1);
+    const Figure* off = find(s, "bloccs-spsc-nohist", "rtt", bytes, 1);
+    if (on && off && usable(p50_of(*on)) && usable(p50_of(*off)))
+      c.rtt_ns = (*p50_of(*on) - *p50_of(*off)) / 2;
+    on = find(s, "bloccs-spsc", "throughput", bytes, 1);
+    off = find(s, "bloccs-spsc-nohist", "throughput", bytes, 1);
+    if (on && off && usable(on->msgs_per_s) && usable(off->msgs_per_s) && *on->msgs_per_s > 0 &&
+        *off->msgs_per_s > 0)
+      c.stream_ns = 1e9 / *on->msgs_per_s - 1e9 / *off->msgs_per_s;
+    if (c.rtt_ns || c.stream_ns) costs.push_back(c);
+  }
+  return costs;
+}
+
+constexpr double kHistogramBudgetNs = 10;  // issue 16: under 10 ns per message
+
+std::string signed_ns(const std::optional<double>& v) {
+  if (!v) return "-";
+  return (*v >= 0 ? "+" : "") + fixed(*v, 1) + " ns";
+}
+
+std::string histogram_cost_table(const Suite& s) {
+  const auto costs = histogram_costs(s);
+  if (costs.empty()) return kNotMeasured;
+  std::ostringstream out;
+  out << "What keeping each port's time-in-queue histogram costs per message: bloccs-spsc (on, "
+         "the default) minus bloccs-spsc-nohist (latency_histogram off), in the same rounds. "
+         "Within a few ns this is noise; the budget is "
+      << fixed(kHistogramBudgetNs, 0) << " ns.\n\n"
+      << "| bytes | from rtt p50 (per message) | from streaming (per message) |\n"
+      << "|--:|--:|--:|\n";
+  for (const HistogramCost& c : costs)
+    out << "| " << c.bytes << " | " << signed_ns(c.rtt_ns) << " | " << signed_ns(c.stream_ns)
+        << " |\n";
+  return out.str();
+}
+
 std::string targets_table(const std::vector<TargetCheck>& checks) {
   std::ostringstream out;
   out << "The issue's targets, on this run's 64-byte figures.\n\n"
@@ -921,10 +976,23 @@ std::string format_targets(const std::vector<TargetCheck>& checks) {
   return out;
 }
 
+std::string format_histogram_cost(const Suite& s) {
+  std::string out;
+  for (const HistogramCost& c : histogram_costs(s)) {
+    const double worst = std::max(c.rtt_ns.value_or(0), c.stream_ns.value_or(0));
+    out += "  " + std::string(worst <= kHistogramBudgetNs ? "PASS" : "MISS") +
+           "  time-in-queue histogram, " + std::to_string(c.bytes) + " B: " +
+           signed_ns(c.rtt_ns) + " per message (rtt), " + signed_ns(c.stream_ns) +
+           " (streaming); budget " + fixed(kHistogramBudgetNs, 0) + " ns\n";
+  }
+  return out;
+}
+
 std::string markdown(const Suite& s, const std::vector<TargetCheck>& checks) {
   return "# bloccs-bench results\n\n" + machine_lines(s.machine) + "\n## Round trip\n\n" +
          rtt_table(s) + "\n## Throughput\n\n" + throughput_table(s) + "\n## Back-pressure\n\n" +
-         backpressure_table(s) + "\n## Targets\n\n" + targets_table(checks);
+         backpressure_table(s) + "\n## The time-in-queue histogram, its cost\n\n" +
+         histogram_cost_table(s) + "\n## Targets\n\n" + targets_table(checks);
 }
 
 std::string gnuplot_script(const Suite& s) {

@@ -35,6 +35,9 @@ struct TargetCheck {
 std::vector<TargetCheck> check_targets(const Suite& suite);
 // One line per target: PASS or MISS, the ratio, the rule, the figures.
 std::string format_targets(const std::vector<TargetCheck>& checks);
+// The time-in-queue histogram's cost per message (bloccs-spsc minus bloccs-spsc-nohist), one
+// line per size, against its budget of 10 ns; empty if either was not measured.
+std::string format_histogram_cost(const Suite& suite);
 
 // The machine, then tables: round trip, throughput, back-pressure, targets.
 std::string markdown(const Suite& suite, const std::vector<TargetCheck>& checks);

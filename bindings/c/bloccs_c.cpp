@@ -131,6 +131,7 @@ void bloccs_port_options_init(bloccs_port_options* options) {
   options->max_pushers = d.max_pushers;
   options->mode = d.mode;
   options->receive_spin_ns = d.receive_spin.count();
+  options->latency_histogram = d.latency_histogram;
 }
 
 bloccs_errc bloccs_port_start(const bloccs_key* key, const bloccs_port_options* options,
@@ -153,6 +154,7 @@ bloccs_errc bloccs_port_start(const bloccs_key* key, const bloccs_port_options* 
     po.mode = static_cast<mode_t>(o.mode);
     po.group = o.group ? o.group : "";
     po.receive_spin = std::chrono::nanoseconds(o.receive_spin_ns < 0 ? 0 : o.receive_spin_ns);
+    po.latency_histogram = o.latency_histogram != 0;
     auto started = bloccs::Port::start(*k, std::move(po));
     if (!started) return fail(started.error());
     *port = new bloccs_port{std::move(*started)};
@@ -252,8 +254,29 @@ bloccs_errc bloccs_port_stats_get(const bloccs_port* port, bloccs_port_stats* st
   return guarded("bloccs_port_stats_get", [&] {
     if (!port || !stats) return null_argument("bloccs_port_stats_get", port ? "stats" : "port");
     const bloccs::PortStats s = port->port.stats();
-    *stats = {s.depth,   s.parked_pushers, s.pending_after, s.after_delivered, s.after_retries,
-              s.links,   s.refused,        s.salvaged,      s.lost_at_takeover};
+    const bloccs::QueueTimes& q = s.time_in_queue;
+    auto ns = [](std::chrono::nanoseconds d) { return static_cast<std::uint64_t>(d.count()); };
+    *stats = {s.depth,
+              s.parked_pushers,
+              s.pending_after,
+              s.after_delivered,
+              s.after_retries,
+              s.links,
+              s.refused,
+              s.salvaged,
+              s.lost_at_takeover,
+              s.pushes_waited,
+              ns(s.waited),
+              ns(s.longest_wait),
+              s.timed_out,
+              s.no_producer_while_waiting,
+              q.count,
+              ns(q.total),
+              ns(q.p50),
+              ns(q.p90),
+              ns(q.p99),
+              ns(q.p999),
+              ns(q.max)};
     return BLOCCS_OK;
   });
 }

@@ -38,6 +38,10 @@ namespace {
 using bloccs::Errc;
 
 constexpr int kCodes = static_cast<int>(Errc::bad_loan) + 1;
+
+double seconds(std::chrono::nanoseconds d) {
+  return std::chrono::duration<double>(d).count();
+}
 // bloccs.Error and one subclass per code, made at import (see PYBIND11_MODULE).
 PyObject* g_error = nullptr;
 std::array<PyObject*, kCodes> g_errors{};
@@ -248,6 +252,16 @@ PYBIND11_MODULE(_bloccs, m) {
       .def_readonly("meta", &View::meta)
       .def_readonly("attempt", &View::attempt);
 
+  py::class_<bloccs::QueueTimes>(m, "QueueTimes",
+                                 "Time in queue, push to receipt, in seconds (within 3.2%).")
+      .def_readonly("count", &bloccs::QueueTimes::count)
+      .def_property_readonly("total", [](const bloccs::QueueTimes& q) { return seconds(q.total); })
+      .def_property_readonly("p50", [](const bloccs::QueueTimes& q) { return seconds(q.p50); })
+      .def_property_readonly("p90", [](const bloccs::QueueTimes& q) { return seconds(q.p90); })
+      .def_property_readonly("p99", [](const bloccs::QueueTimes& q) { return seconds(q.p99); })
+      .def_property_readonly("p999", [](const bloccs::QueueTimes& q) { return seconds(q.p999); })
+      .def_property_readonly("max", [](const bloccs::QueueTimes& q) { return seconds(q.max); });
+
   py::class_<bloccs::PortStats>(m, "PortStats")
       .def_readonly("depth", &bloccs::PortStats::depth)
       .def_readonly("parked_pushers", &bloccs::PortStats::parked_pushers)
@@ -257,7 +271,14 @@ PYBIND11_MODULE(_bloccs, m) {
       .def_readonly("links", &bloccs::PortStats::links)
       .def_readonly("refused", &bloccs::PortStats::refused)
       .def_readonly("salvaged", &bloccs::PortStats::salvaged)
-      .def_readonly("lost_at_takeover", &bloccs::PortStats::lost_at_takeover);
+      .def_readonly("lost_at_takeover", &bloccs::PortStats::lost_at_takeover)
+      .def_readonly("pushes_waited", &bloccs::PortStats::pushes_waited)
+      .def_property_readonly("waited", [](const bloccs::PortStats& s) { return seconds(s.waited); })
+      .def_property_readonly("longest_wait",
+                             [](const bloccs::PortStats& s) { return seconds(s.longest_wait); })
+      .def_readonly("timed_out", &bloccs::PortStats::timed_out)
+      .def_readonly("no_producer_while_waiting", &bloccs::PortStats::no_producer_while_waiting)
+      .def_readonly("time_in_queue", &bloccs::PortStats::time_in_queue);
 
   py::class_<PyPort>(m, "Port", "The owner of an input port: its only consumer.")
       .def_static(
@@ -265,7 +286,7 @@ PYBIND11_MODULE(_bloccs, m) {
           [](const py::tuple& key, std::optional<std::uint32_t> buffer, std::uint32_t max_payload,
              std::uint32_t typical_payload, bool single_pusher, std::uint32_t max_pushers,
              std::optional<std::string> ns, std::uint32_t mode, std::optional<std::string> group,
-             double receive_spin) {
+             double receive_spin, bool latency_histogram) {
             bloccs::PortOptions o;
             o.buffer = buffer;
             o.max_payload = max_payload;
@@ -277,6 +298,7 @@ PYBIND11_MODULE(_bloccs, m) {
             o.group = group.value_or("");
             o.receive_spin = std::chrono::duration_cast<std::chrono::nanoseconds>(
                 std::chrono::duration<double>(receive_spin));
+            o.latency_histogram = latency_histogram;
             const bloccs::PortKey k = to_key(key);
             py::gil_scoped_release unlocked;  // a take-over may read a dead owner's rings
             return PyPort{take(bloccs::Port::start(k, std::move(o)))};
@@ -285,6 +307,7 @@ PYBIND11_MODULE(_bloccs, m) {
           py::arg("typical_payload") = 256, py::arg("single_pusher") = false,
           py::arg("max_pushers") = 64, py::arg("ns") = py::none(), py::arg("mode") = 0600,
           py::arg("group") = py::none(), py::arg("receive_spin") = 50e-6,
+          py::arg("latency_histogram") = true,
           "Starts the port `key` = (network, node, in_port); buffer=None is unbounded.")
       .def(
           "receive",

@@ -112,6 +112,7 @@ typedef struct bloccs_port_options {
   uint32_t mode;              /* segment permissions (default 0600) */
   const char* group;          /* a group to share the port with; NULL: none */
   int64_t receive_spin_ns;    /* how long a receive spins before it parks (default 50000) */
+  int latency_histogram;      /* nonzero (default): keep each message's time in queue */
 } bloccs_port_options;
 
 /* The defaults, as the C++ PortOptions has them. */
@@ -167,6 +168,16 @@ typedef struct bloccs_port_stats {
   uint64_t refused;          /* records dropped because their meta did not parse */
   uint64_t salvaged;         /* carried over from a dead owner */
   uint64_t lost_at_takeover;
+  /* Pushers that waited for room: */
+  uint64_t pushes_waited;              /* pushes that parked */
+  uint64_t waited_ns;                  /* their time parked, in all */
+  uint64_t longest_wait_ns;            /* the longest single park */
+  uint64_t timed_out;                  /* pushes that gave up at their deadline */
+  uint64_t no_producer_while_waiting;  /* parked pushes ended by the port stopping */
+  /* Time in queue, push to receipt (0 without latency_histogram), within 3.2%: */
+  uint64_t queue_count;  /* messages received with a stamp */
+  uint64_t queue_total_ns;
+  uint64_t queue_p50_ns, queue_p90_ns, queue_p99_ns, queue_p999_ns, queue_max_ns;
 } bloccs_port_stats;
 
 bloccs_errc bloccs_port_stats_get(const bloccs_port* port, bloccs_port_stats* stats);

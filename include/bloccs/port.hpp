@@ -102,7 +102,7 @@ class WakeUp;
 Status wait_any(std::span<Port* const> ports, Deadline deadline, WakeUp* wake_up);
 
 // The largest max_payload a port takes: two of its records (with meta) fill a 64 MiB ring.
-inline constexpr std::uint32_t kMaxPortPayload = 33'553'904;
+inline constexpr std::uint32_t kMaxPortPayload = 33'553'896;
 // The largest buffer (messages) a bounded port takes: its ring counts records in 23 bits.
 inline constexpr std::uint32_t kMaxPortBuffer = (std::uint32_t{1} << 23) - 1;
 
@@ -133,6 +133,11 @@ struct PortOptions {
   // parks (a membarrier(2), microseconds), and a push pays no fence; with 0, every push (a
   // fence), so that parking per message stays cheap.
   std::chrono::nanoseconds receive_spin = std::chrono::microseconds(50);
+  // Keep a histogram of each message's time in queue, from its push (a push_after message: from
+  // when it fell due) to its receipt, in shared memory for tools (PortStats::time_in_queue,
+  // shmctl, metrics). Each push stamps its message with the TSC, a few ns (docs/BENCHMARKS.md
+  // measures it); false costs nothing.
+  bool latency_histogram = true;
 };
 
 // A received message, copied out of the ring.
@@ -148,6 +153,14 @@ struct MessageView {
   Message copy() const { return {{payload.begin(), payload.end()}, meta.copy()}; }
 };
 
+// How long messages waited in a port's queue, from push (or a push_after falling due) to
+// receipt, since the port started: percentiles within 3.2% (the histogram's bucket width).
+struct QueueTimes {
+  std::uint64_t count = 0;  // messages received with a stamp
+  std::chrono::nanoseconds total{0};
+  std::chrono::nanoseconds p50{0}, p90{0}, p99{0}, p999{0}, max{0};
+};
+
 // A snapshot for tests and tools, in the owner's process; never blocks anyone.
 struct PortStats {
   std::uint64_t depth = 0;            // messages ready to receive (pushed, and push_after ones due)
@@ -160,6 +173,13 @@ struct PortStats {
   // Taking over a dead owner's key at start (Port::takeover() itemises them):
   std::uint64_t salvaged = 0;          // its messages carried over (push_after ones included)
   std::uint64_t lost_at_takeover = 0;  // its messages that could not be (counted, never silent)
+  // Pushers that waited for room (after a short spin, they park):
+  std::uint64_t pushes_waited = 0;              // pushes that parked
+  std::chrono::nanoseconds waited{0};           // their time parked, in all
+  std::chrono::nanoseconds longest_wait{0};     // the longest single park
+  std::uint64_t timed_out = 0;                  // pushes that gave up at their deadline
+  std::uint64_t no_producer_while_waiting = 0;  // parked pushes ended by the port stopping
+  QueueTimes time_in_queue;  // all zero without PortOptions::latency_histogram
 };
 
 // What start carried over from a dead owner of the key (the contract's "Taking over"). A node

@@ -51,7 +51,21 @@ def test_a_python_owner_receives_from_a_cpp_pusher_with_meta(ns):
             rest += port.receive_batch(max=8, timeout=10)
         assert [m.payload for m in rest] == [f"m{i}".encode() for i in range(1, 20)]
         assert [m.meta["i"] for m in rest] == [str(i) for i in range(1, 20)]
-        assert port.stats().depth == 0
+        stats = port.stats()
+        assert stats.depth == 0
+        times = stats.time_in_queue
+        assert times.count == 20
+        assert 0 < times.p50 <= times.p99 <= times.max <= times.total
+        assert stats.pushes_waited == 0 and stats.waited == 0.0
+
+
+def test_a_port_without_the_histogram_keeps_no_time_in_queue(ns):
+    with bloccs.Port.start(PEER_KEY, buffer=64, ns=ns, latency_histogram=False) as port:
+        assert subprocess.run(cpp_peer("push", 3), timeout=60).returncode == 0
+        got = []
+        while len(got) < 3:
+            got += port.receive_batch(max=8, timeout=10)
+        assert port.stats().time_in_queue.count == 0
 
 
 def test_a_cpp_owner_receives_from_python_pushers(ns):

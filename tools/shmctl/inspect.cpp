@@ -14,6 +14,7 @@
 #include "pipeline/node_block.hpp"
 #include "port/meta_codec.hpp"
 #include "port/port_layout.hpp"
+#include "port/port_stats.hpp"
 #include "shm/names.hpp"
 #include "shm/namespace_dir.hpp"
 #include "shm/process.hpp"
@@ -195,6 +196,14 @@ PortView inspect(const std::string& ns, const registry::PortEntry& entry) {
   k.retried = load(c.timer.retries);
   k.refused = load(c.consumer.refused);
   k.after_delivered = load(c.timer.delivered);
+  PortStats waits;
+  port::pusher_waits(c, waits);
+  v.pushes_waited = waits.pushes_waited;
+  v.waited = waits.waited;
+  v.longest_wait = waits.longest_wait;
+  v.no_producer_while_waiting = waits.no_producer_while_waiting;
+  v.histogram = (cfg.flags & port::kStamped) != 0;
+  v.time_in_queue = port::QueueTimeSnapshot::read(c.time_in_queue);
   return v;
 }
 
@@ -295,7 +304,8 @@ Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::P
       }
       MetaView meta;
       std::span<const std::byte> payload;
-      if (again == h && MetaCodec::decode(record, meta, payload))  // else taken while we copied
+      std::uint64_t stamp;  // read, not used here
+      if (again == h && MetaCodec::decode(record, meta, payload, stamp))  // else taken while we copied
         out.push_back({{payload.begin(), payload.end()}, meta.copy()});
       walked += lockfree::record_size(len);
       pos = (pos + lockfree::record_size(len)) & lockfree::kPosMask;

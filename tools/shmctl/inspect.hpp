@@ -4,12 +4,14 @@
 // registry's, which gc and rm change under its writer lock).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "bloccs/meta.hpp"
+#include "port/time_in_queue.hpp"
 #include "bloccs/result.hpp"
 #include "registry/registry.hpp"
 #include "shm/segment.hpp"
@@ -43,6 +45,14 @@ struct PortView {
   std::uint32_t parked_pushers = 0;
   std::uint64_t pending_after = 0;  // held by the timer, plus requests on their way to it
   PortCounters counters;
+  // Pushers that waited for room: pushes that parked, their time parked in all, the longest,
+  // and those sent away (no_producer) by the port stopping while they were parked.
+  std::uint64_t pushes_waited = 0;
+  std::chrono::nanoseconds waited{0};
+  std::chrono::nanoseconds longest_wait{0};
+  std::uint64_t no_producer_while_waiting = 0;
+  bool histogram = false;                // the port keeps time in queue
+  port::QueueTimeSnapshot time_in_queue;  // since the port started
 };
 
 struct PeekedMessage {

@@ -17,8 +17,10 @@
 
 #include "bloccs/version.hpp"
 #include "port/port_layout.hpp"
+#include "port/port_stats.hpp"
 #include "shm/namespace_dir.hpp"
 #include "shm/names.hpp"
+#include "tools/shmctl/format.hpp"
 #include "tools/shmctl/inspect.hpp"
 
 namespace {
@@ -290,6 +292,30 @@ void print_show(const PortView& v, const Rates& r) {
   std::printf("retried     %llu\n", static_cast<unsigned long long>(k.retried));
   std::printf("abandoned   %llu\n", static_cast<unsigned long long>(k.abandoned));
   std::printf("refused     %llu\n", static_cast<unsigned long long>(k.refused));
+  std::printf("waited      %llu pushes parked for room, %s in all, longest %s; %llu sent away "
+              "by a stop\n",
+              static_cast<unsigned long long>(v.pushes_waited),
+              duration_text(static_cast<std::uint64_t>(v.waited.count())).c_str(),
+              duration_text(static_cast<std::uint64_t>(v.longest_wait.count())).c_str(),
+              static_cast<unsigned long long>(v.no_producer_while_waiting));
+  if (!v.histogram) {
+    std::printf("in_queue    not kept (the port started with latency_histogram off)\n");
+    return;
+  }
+  const port::QueueTimeSnapshot& t = v.time_in_queue;
+  std::printf("in_queue    p50 %s, p90 %s, p99 %s, p99.9 %s, max %s (%llu messages)\n",
+              duration_text(t.percentile(0.5)).c_str(), duration_text(t.percentile(0.9)).c_str(),
+              duration_text(t.percentile(0.99)).c_str(),
+              duration_text(t.percentile(0.999)).c_str(),
+              duration_text(t.count() ? t.max_ns : 0).c_str(),
+              static_cast<unsigned long long>(t.count()));
+}
+
+json queue_times_json(const port::QueueTimeSnapshot& t) {
+  const QueueTimes q = port::queue_times(t);
+  return {{"count", q.count},         {"total_ns", q.total.count()}, {"p50_ns", q.p50.count()},
+          {"p90_ns", q.p90.count()},  {"p99_ns", q.p99.count()},     {"p999_ns", q.p999.count()},
+          {"max_ns", q.max.count()}};
 }
 
 json show_json(const PortView& v, const Rates& r) {
@@ -301,6 +327,11 @@ json show_json(const PortView& v, const Rates& r) {
                    {"abandoned", k.abandoned}, {"refused", k.refused},
                    {"after_delivered", k.after_delivered}};
   j["rates"] = {{"pushed_per_s", r.pushed}, {"received_per_s", r.received}};
+  j["waits"] = {{"pushes_waited", v.pushes_waited},
+                {"waited_ns", v.waited.count()},
+                {"longest_wait_ns", v.longest_wait.count()},
+                {"no_producer_while_waiting", v.no_producer_while_waiting}};
+  j["time_in_queue"] = v.histogram ? queue_times_json(v.time_in_queue) : json(nullptr);
   return j;
 }
 
