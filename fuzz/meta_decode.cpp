@@ -16,8 +16,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size) std::memcpy(record.data(), data, size);
   MetaView meta;
   std::span<const std::byte> payload;
-  std::uint64_t stamp;  // read, not used here
-  if (!MetaCodec::decode(record, meta, payload, stamp)) return 0;
+  std::uint64_t stamp;
+  const bool ok = MetaCodec::decode(record, meta, payload, stamp);
+  // The inline path the consumer takes agrees with the full decode, on every input.
+  MetaView fast_meta;
+  std::span<const std::byte> fast_payload;
+  std::uint64_t fast_stamp;
+  fuzz::require(MetaCodec::decode_fast(record, fast_meta, fast_payload, fast_stamp) == ok,
+                "decode_fast accepts what decode accepts");
+  if (!ok) return 0;
+  fuzz::require(fast_payload.data() == payload.data() && fast_payload.size() == payload.size() &&
+                    fast_stamp == stamp && fast_meta.attempt() == meta.attempt() &&
+                    fast_meta.size() == meta.size(),
+                "decode_fast reads what decode reads");
 
   const std::byte* begin = record.data();
   const std::byte* end = begin + record.size();
@@ -42,8 +53,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto used = MetaCodec::encode(copy, out);
   fuzz::require(used.ok(), "a decoded meta encodes again");
   fuzz::require(*used == kMetaFixed + bytes, "it encodes to as many bytes as it decoded from");
-  fuzz::require(static_cast<std::size_t>(payload.data() - begin) == *used,
-                "the payload starts where the meta ends");
-  fuzz::require(std::memcmp(out.data(), begin, *used) == 0, "it encodes to the same bytes");
+  const bool stamped = record[7] == kStamped;  // then 8 bytes of stamp follow the meta
+  fuzz::require(static_cast<std::size_t>(payload.data() - begin) ==
+                    *used + (stamped ? kStampBytes : 0),
+                "the payload starts where the meta (and its stamp) ends");
+  std::vector<std::byte> unstamped(begin, begin + *used);
+  unstamped[7] = std::byte{0};
+  fuzz::require(std::memcmp(out.data(), unstamped.data(), *used) == 0,
+                "it encodes to the same bytes (but for the stamped flag)");
   return 0;
 }

@@ -184,7 +184,7 @@ Status Port::start_impl(Impl& p, const PortKey& key, const std::string& ns, cons
 
   const port::PortConfig cfg = c->config;
   if (cfg.flags & port::kStamped)
-    p.queue_times.attach(&c->time_in_queue, port::stamp_clock(cfg.flags));
+    p.queue_times.attach(&c->time_in_queue, &c->owner.sample_shift, port::stamp_clock(cfg.flags));
   lockfree::ChainSpec in_spec = port::in_chain(p.ns, p.control_name, *c, cfg);
   in_spec.link.sharing = p.sharing;
   auto in = lockfree::ChainConsumer::create(std::move(in_spec));
@@ -385,6 +385,7 @@ void detail::PortImpl::count(std::uint64_t from_due, std::uint64_t from_in, std:
   add(c.due_consumed, from_due);
   add(c.in_consumed, from_in);
   add(c.refused, refused);
+  queue_times.taken(from_due + from_in);
   const std::uint64_t abandoned = in->abandoned();
   if (abandoned != c.abandoned.load(std::memory_order_relaxed))
     c.abandoned.store(abandoned, std::memory_order_relaxed);

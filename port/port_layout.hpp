@@ -17,8 +17,9 @@
 //   0       64    SegmentHeader (shm/segment.hpp)                   owner, once
 //   64      64    PortConfig                                        owner, once
 //   128     64    OwnerLine: the owner's liveness lock, held from   the owner's keeper thread
-//                 start to stop, and `retired`, set as stop begins  (and the kernel); the owner
-//                                                                   sets `retired` once
+//                 start to stop, `retired`, set as stop begins,     (and the kernel); the owner
+//                 and `sample_shift` (time in queue)                sets `retired` once; its
+//                                                                   consumer, `sample_shift`
 //   192     64    TimerCounters                                     the owner's timer thread
 //   256     64    ChainLine: the newest link of `in` and of `later`  whoever adds a link
 //   320     64    ConsumerCounters                                  the owner's consumer thread
@@ -92,15 +93,20 @@ struct PortConfig {
 };
 static_assert(sizeof(PortConfig) == 64);
 
-//   0                       40         44      64
-//   +-----------------------+----------+-------+
-//   | alive (LivenessLock)  | retired  | 0     |
-//   +-----------------------+----------+-------+
+//   0                       40         44             48      64
+//   +-----------------------+----------+--------------+-------+
+//   | alive (LivenessLock)  | retired  | sample_shift | 0     |
+//   +-----------------------+----------+--------------+-------+
+// sample_shift lives here because every push reads this line anyway, and it changes only when
+// the port's rate crosses a threshold: the line stays in every pusher's cache.
 struct alignas(64) OwnerLine {
   shm::LivenessLock alive;             // held by the owner from start to stop
   std::atomic<std::uint32_t> retired;  // 1 once the owner began to stop (before unregistering)
+  // Pushers stamp one push in 2^sample_shift (time_in_queue.hpp): 0 while the port is quiet.
+  std::atomic<std::uint32_t> sample_shift;
 };
-static_assert(offsetof(OwnerLine, retired) == 40 && sizeof(OwnerLine) == 64);
+static_assert(offsetof(OwnerLine, retired) == 40 && offsetof(OwnerLine, sample_shift) == 44 &&
+              sizeof(OwnerLine) == 64);
 
 struct alignas(64) TimerCounters {
   // push_after messages held in the heap, not yet enqueued. Never below the heap's size, even

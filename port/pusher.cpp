@@ -26,8 +26,17 @@ struct Attachment {
   port::PortConfig config{};  // validated private copy
   std::optional<lockfree::ChainPusher> in;
   std::optional<lockfree::ChainPusher> later;  // opened at the first push_after
-  bool stamped = false;  // the port keeps time in queue: stamp each message (its clock below)
+  bool stamped = false;  // the port keeps time in queue: stamp messages (its clock below)
   port::StampClock clock = port::StampClock::steady;
+  std::uint32_t pushes = 0;  // counts which push to stamp while the port samples
+
+  // True if this push is one to stamp; `shift`: the sampling it is stamped under.
+  [[gnu::always_inline]] bool take_stamp(std::uint32_t& shift) noexcept {
+    // relaxed: a hint from the owner line, which this push has just read (owner_accepting).
+    shift = std::min(shared().owner.sample_shift.load(std::memory_order_relaxed),
+                     port::kSampleShift);
+    return (pushes++ & ((1u << shift) - 1)) == 0;
+  }
 
   port::PortControl& shared() const {
     return *reinterpret_cast<port::PortControl*>(control.base());
@@ -91,14 +100,17 @@ struct detail::PusherImpl {
       return reported(key, *a, a->in->push(h, payload, patience));
     });
   }
-  // Calls f(head), the head stamped now if the port keeps time in queue (meta_codec.hpp). The
-  // stamp is taken before the push may park: time in queue includes a pusher's wait for room.
+  // Calls f(head), the head stamped now if the port keeps time in queue and this push is one
+  // to stamp (meta_codec.hpp, time_in_queue.hpp). The stamp is taken before the push may park:
+  // time in queue includes a pusher's wait for room.
   template <class F>
-  [[gnu::always_inline]] static Status with_stamp(const Attachment& a,
-                                                  std::span<const std::byte> head, F&& f) {
-    if (!a.stamped) return f(head);
+  [[gnu::always_inline]] static Status with_stamp(Attachment& a, std::span<const std::byte> head,
+                                                  F&& f) {
+    std::uint32_t shift;
+    if (!a.stamped || !a.take_stamp(shift)) return f(head);
     std::array<std::byte, kMetaWireMax> stamped;  // only head.size() + 8 bytes are written
-    return f(MetaCodec::stamped(head, port::stamp_now(a.clock), stamped.data()));
+    return f(MetaCodec::stamped(head, port::make_stamp(port::stamp_now(a.clock), shift),
+                                stamped.data()));
   }
   Status push_into(const PortKey& key, Attachment& a, std::span<const std::byte> head,
                    std::span<const std::byte> payload, const lockfree::Patience& patience,
@@ -112,6 +124,7 @@ struct detail::PusherImpl {
     lockfree::RingLoan loan;
     std::size_t meta_len = 0;  // the stamp included
     bool stamped = false;
+    std::uint32_t shift = 0;
     port::StampClock clock = port::StampClock::steady;
   };
   std::optional<OpenLoan> open_loan;
@@ -304,17 +317,19 @@ Result<std::span<std::byte>> detail::PusherImpl::loan(const PortKey& key, std::s
                      "'s max_payload of " + std::to_string(a.config.max_payload) +
                      "; split it, or start the port with a larger max_payload"};
   // A stamped loan is stamped again at commit: its time in queue starts when it is published.
-  const std::size_t head_len = head.size() + (a.stamped ? kStampBytes : 0);
+  std::uint32_t shift = 0;
+  const bool stamp = a.stamped && a.take_stamp(shift);
+  const std::size_t head_len = head.size() + (stamp ? kStampBytes : 0);
   auto claimed = a.in->loan(static_cast<std::uint32_t>(head_len + bytes), patience);
   if (!claimed) {
     Status st = reported(key, a, std::move(claimed).error());
     return std::move(st).error();
   }
-  if (a.stamped)  // the meta, in front
+  if (stamp)  // the meta, in front
     MetaCodec::stamped(head, 0, claimed->bytes.data());
   else
     std::memcpy(claimed->bytes.data(), head.data(), head.size());
-  open_loan = OpenLoan{key, &*a.in, *claimed, head_len, a.stamped, a.clock};
+  open_loan = OpenLoan{key, &*a.in, *claimed, head_len, stamp, shift, a.clock};
   return claimed->bytes.subspan(head_len);
 }
 
@@ -322,7 +337,9 @@ Status detail::PusherImpl::commit_loan(std::size_t used) {
   if (!open_loan) return Error{Errc::bad_loan, "the loan has ended; take a new one"};
   OpenLoan l = std::move(*open_loan);
   open_loan.reset();
-  if (l.stamped) MetaCodec::restamp(l.loan.bytes.first(l.meta_len), port::stamp_now(l.clock));
+  if (l.stamped)
+    MetaCodec::restamp(l.loan.bytes.first(l.meta_len),
+                       port::make_stamp(port::stamp_now(l.clock), l.shift));
   Status st = l.ring->commit(l.loan, static_cast<std::uint32_t>(l.meta_len + used));
   if (st) [[likely]]
     return st;

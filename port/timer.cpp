@@ -136,7 +136,8 @@ void run_timer(detail::PortImpl& p, lockfree::SpscPusher due_pusher) {
         // Stamped now, if the port keeps time in queue: its wait in the queue starts here.
         std::span<const std::byte> head, body = store.message(ref), meta;
         if (stamping && MetaCodec::split_stamp(body, meta, body))
-          head = MetaCodec::stamped(meta, port::stamp_now(clock), stamped.data());
+          head = MetaCodec::stamped(meta, port::make_stamp(port::stamp_now(clock), 0),
+                                    stamped.data());
         else
           body = store.message(ref);
         auto st = due_pusher.push(head, body, {.deadline = lockfree::kDontWait});

@@ -290,3 +290,63 @@ TEST(PusherWaits, APushParkedWhenTheOwnerDiesIsCountedAsSentAway) {
   EXPECT_EQ(s.no_producer_while_waiting, 1u);
   EXPECT_GE(s.longest_wait, 150ms);
 }
+
+namespace {
+// The sample shift the port's consumer asks of its pushers (OwnerLine), read as a tool would.
+std::uint32_t sample_shift_of(const TestNamespace& ns) {
+  auto reg = bloccs::registry::Registry::open(ns.name(), {.create = false});
+  if (!reg) return 99;
+  auto entry = reg->lookup(key());
+  if (!entry) return 99;
+  auto seg = bloccs::shm::Segment::open(ns.name(), entry->segment, bloccs::shm::SegmentKind::port,
+                                        {.read_only = true});
+  if (!seg) return 99;
+  return reinterpret_cast<const port::PortControl*>(seg->base())
+      ->owner.sample_shift.load(std::memory_order_relaxed);
+}
+}  // namespace
+
+// Past 50,000 messages a second the consumer asks pushers to stamp 1 in 16; each stamped one
+// counts for 16, so the count stays an estimate of what was received. Quiet again, every push
+// is stamped.
+TEST(TimeInQueue, ABusyPortSamplesOneInSixteenAndCountsEachForSixteenThenAQuietOneStampsAll) {
+  TestNamespace ns;
+  auto port = Port::start(key(), {.buffer = 1024, .ns = ns.name()});
+  ASSERT_TRUE(port) << describe(port);
+  const std::uint64_t kBusy = scaled(400'000);
+  Signal busy_done, go_quiet;
+  const pid_t kid = spawn([&] {
+    auto s = bloccs::Sender::open(key(), ns.name());
+    if (!s) return fail(2, "open", s);
+    for (std::uint64_t i = 0; i < kBusy; ++i)
+      if (auto st = s->push(num(i)); !st) return fail(3, "push", st);
+    busy_done.notify();
+    if (!go_quiet.wait()) return fail(4, "go");
+    for (int i = 0; i < 40; ++i) {  // 200 a second: quiet
+      if (auto st = s->push(num(i)); !st) return fail(5, "push", st);
+      std::this_thread::sleep_for(5ms);
+    }
+    return 0;
+  });
+  std::uint64_t received = 0;
+  auto take = [&](std::uint64_t until) {
+    while (received < until) {
+      auto n = port->receive_batch([](const bloccs::MessageView&) {}, 256, in(10s));
+      ASSERT_TRUE(n) << describe(n);
+      received += *n;
+    }
+  };
+  take(kBusy);
+  ASSERT_TRUE(busy_done.wait());
+  EXPECT_EQ(sample_shift_of(ns), port::kSampleShift);
+  const std::uint64_t busy_count = port->stats().time_in_queue.count;
+  std::printf("busy: %llu received, time in queue counted %llu\n",
+              static_cast<unsigned long long>(received), static_cast<unsigned long long>(busy_count));
+  EXPECT_GT(busy_count, kBusy * 8 / 10);
+  EXPECT_LT(busy_count, kBusy * 12 / 10);
+  go_quiet.notify();
+  take(kBusy + 40);
+  EXPECT_EQ(exit_code(wait_child(kid)), 0);
+  // 200 ms at 200 a second: the consumer's next window finds the port quiet.
+  EXPECT_EQ(sample_shift_of(ns), 0u);
+}
