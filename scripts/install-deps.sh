@@ -19,6 +19,9 @@ packages=(
   python3-dev pybind11-dev       # the Python binding (bindings/python)
   python3-pytest python3-numpy   # its tests (tests/python): pytest, and numpy arrays in and out
   iceoryx libiceoryx-posh-dev    # iceoryx and its RouDi: the zero-copy peer (data-path bench)
+  tmux                           # the test that drives `shmctl top` in a terminal
+  libcpp-httplib-dev             # cpp-httplib: the metrics endpoint (shmctl metrics, bloccs run)
+  prometheus                     # the test that scrapes it (and promtool, which checks it)
 )
 
 missing=()

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +16,8 @@
 #include "bloccs/pipeline.hpp"
 #include "shm/names.hpp"
 #include "tools/bloccs/supervisor.hpp"
+#include "tools/metrics/exposition.hpp"
+#include "tools/metrics/server.hpp"
 
 namespace {
 
@@ -39,6 +43,36 @@ std::vector<std::filesystem::path> program_dirs(const std::vector<std::string>& 
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) dirs.push_back(self.parent_path());
   return dirs;
+}
+
+// The nodes' counters as the supervisor last saw them, for the metrics endpoint's thread.
+class NodeBoard {
+ public:
+  void set(std::vector<metrics::NodeSample> nodes) {
+    std::lock_guard lock(mutex_);
+    nodes_ = std::move(nodes);
+  }
+  std::vector<metrics::NodeSample> get() const {
+    std::lock_guard lock(mutex_);
+    return nodes_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<metrics::NodeSample> nodes_;
+};
+
+std::vector<metrics::NodeSample> node_samples(const launcher::Snapshot& s, const std::string& ns,
+                                              const std::string& network) {
+  std::vector<metrics::NodeSample> out;
+  for (const launcher::NodeView& v : s.nodes) {
+    const std::string_view state = v.state;
+    out.push_back({ns, network, v.spec->id,
+                   state == "starting" || state == "running" || state == "draining" ||
+                       state == "stopping",
+                   v.restarts, v.counters});
+  }
+  return out;
 }
 
 }  // namespace
@@ -67,6 +101,10 @@ int main(int argc, char** argv) {
   run->add_option("--dead-letters", o.dead_letter_file, "append every dead letter to this file (JSON lines)");
   run->add_option("--summary-json", o.summary_json, "write the final counts to this file");
   run->add_flag("--quiet", o.quiet, "print errors only");
+  std::string metrics_listen;
+  run->add_option("--metrics", metrics_listen,
+                  "serve the ports' and nodes' metrics to Prometheus at HOST:PORT/metrics while "
+                  "the run lasts (e.g. 127.0.0.1:9464; port 0 picks a free one)");
 
   auto* check = app.add_subcommand("check", "read the pipeline file and report what is wrong");
   check->add_option("pipeline", file, "the pipeline file (TOML)")->required();
@@ -98,5 +136,30 @@ int main(int argc, char** argv) {
   }
   o.status_interval = std::chrono::milliseconds(status_ms);
   o.drain_limit = std::chrono::milliseconds(drain_ms);
+  // The metrics endpoint serves from before the first node starts until the run's end.
+  NodeBoard board;
+  std::unique_ptr<metrics::MetricsServer> server;
+  if (!metrics_listen.empty()) {
+    auto where = metrics::parse_listen(metrics_listen);
+    if (!where) {
+      std::fprintf(stderr, "bloccs: %s\n", where.error().message.c_str());
+      return kUsage;
+    }
+    auto started = metrics::MetricsServer::start(*where, [&board, ns = o.ns] {
+      metrics::Exposition e;
+      e.add_ports(shmctl::look_at({ns}));
+      e.add_nodes(board.get());
+      return e.text();
+    });
+    if (!started) {
+      std::fprintf(stderr, "bloccs: %s\n", started.error().message.c_str());
+      return started.error().code == Errc::bad_config ? kUsage : kFailed;
+    }
+    server = std::move(started).value();
+    if (!o.quiet) std::fprintf(stderr, "bloccs: metrics at %s\n", server->url().c_str());
+    o.observer = [&board, ns = o.ns, network = pipeline->network](const launcher::Snapshot& s) {
+      board.set(node_samples(s, ns, network));
+    };
+  }
   return launcher::Supervisor(std::move(pipeline).value(), o).run() == 0 ? kOk : kFailed;
 }

@@ -369,6 +369,8 @@ int Supervisor::run() {
   const bool show = !options_.quiet && options_.status_interval.count() > 0;
   Snapshot before = snapshot();
   auto next_status = Clock::now() + options_.status_interval;
+  constexpr auto kObserveInterval = std::chrono::milliseconds(250);
+  auto next_observe = Clock::now();
   std::size_t drawn_lines = 0;
   auto draw = [&](const Snapshot& now) {
     const std::string block = render_status(now, before, started_);
@@ -417,6 +419,10 @@ int Supervisor::run() {
       if (!options_.quiet) say("every source has finished: stopping the pipeline, sources first");
     }
     if (phase_ == Phase::stopping) stop_next();
+    if (options_.observer && Clock::now() >= next_observe) {
+      options_.observer(snapshot());
+      next_observe = Clock::now() + kObserveInterval;
+    }
     if (show && Clock::now() >= next_status) {
       Snapshot now = snapshot();
       draw(now);
@@ -427,6 +433,7 @@ int Supervisor::run() {
 
   if (dead_letters_) dead_letters_->finish();
   const Snapshot end = snapshot();
+  if (options_.observer) options_.observer(end);
   const Ledger l = ledger(end);
   const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
   if (!options_.quiet) std::fputs(render_summary(end, l, pipeline_.conserved, seconds).c_str(), stdout);

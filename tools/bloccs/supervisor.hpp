@@ -22,6 +22,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,9 @@ struct RunOptions {
   std::chrono::milliseconds drain_limit{30'000};    // for the whole stop
   bool quiet = false;                               // no status, no summary (errors only)
   std::string summary_json;                         // write the final snapshot here
+  // Called with a fresh snapshot every 250 ms while the run lasts, and with the last one at its
+  // end (the metrics endpoint publishes the nodes' counters from it).
+  std::function<void(const Snapshot&)> observer;
 };
 
 class Supervisor {

@@ -207,6 +207,18 @@ PortView inspect(const std::string& ns, const registry::PortEntry& entry) {
   return v;
 }
 
+std::vector<Looked> look_at(const std::vector<std::string>& namespaces) {
+  std::vector<Looked> out;
+  for (const std::string& ns : namespaces) {
+    auto reg = open_registry(ns);
+    if (!reg) continue;  // no registry (nothing registered), or not ours to read
+    Looked l{ns, {}};
+    for (const auto& e : reg->entries()) l.ports.push_back(inspect(ns, e));
+    if (!l.ports.empty()) out.push_back(std::move(l));
+  }
+  return out;
+}
+
 Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::PortEntry& entry,
                                         std::size_t n) {
   auto seg = shm::Segment::open(ns, entry.segment, shm::SegmentKind::port, {.read_only = true});

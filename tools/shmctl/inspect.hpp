@@ -69,6 +69,14 @@ Result<registry::Registry> open_registry(const std::string& ns);
 
 PortView inspect(const std::string& ns, const registry::PortEntry& entry);
 
+// Every port of one namespace, as seen at one moment.
+struct Looked {
+  std::string ns;
+  std::vector<PortView> ports;
+};
+// The ports of each namespace named (one that has none, or that we may not read, is left out).
+std::vector<Looked> look_at(const std::vector<std::string>& namespaces);
+
 // The next `n` messages queued in the pushers' ring, oldest first, without consuming them. A
 // message the owner consumed while it was being read is left out.
 Result<std::vector<PeekedMessage>> peek(const std::string& ns, const registry::PortEntry& entry,

@@ -20,8 +20,11 @@
 #include "port/port_stats.hpp"
 #include "shm/namespace_dir.hpp"
 #include "shm/names.hpp"
+#include "tools/metrics/exposition.hpp"
+#include "tools/metrics/server.hpp"
 #include "tools/shmctl/format.hpp"
 #include "tools/shmctl/inspect.hpp"
+#include "tools/shmctl/top.hpp"
 
 namespace {
 
@@ -532,6 +535,39 @@ int cmd_watch(const Options& o, const std::optional<PortKey>& key, int interval_
   return kOk;
 }
 
+// shmctl metrics: the Prometheus exposition of every port, served until SIGINT or SIGTERM.
+int cmd_metrics(const Options& o, const std::string& listen, bool all, bool once) {
+  auto render = [ns = o.ns, all] {
+    metrics::Exposition e;
+    e.add_ports(look_at(all ? shm::list_namespaces() : std::vector<std::string>{ns}));
+    return e.text();
+  };
+  if (once) {
+    std::fputs(render().c_str(), stdout);
+    return kOk;
+  }
+  auto where = metrics::parse_listen(listen);
+  if (!where) return say_error(o, where.error(), kUsage);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  auto server = metrics::MetricsServer::start(*where, render);
+  if (!server)
+    return say_error(o, server.error(),
+                     server.error().code == Errc::bad_config ? kUsage : kRefused);
+  const std::string what = all ? "every namespace" : "namespace " + o.ns;
+  if (o.json)
+    std::puts(dump(json{{"url", (*server)->url()}, {"namespaces", all ? json("all") : json(o.ns)}})
+                  .c_str());
+  else
+    std::printf("serving the metrics of %s at %s (Ctrl-C to stop)\n", what.c_str(),
+                (*server)->url().c_str());
+  std::fflush(stdout);
+  while (!g_interrupted.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return kOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -591,7 +627,29 @@ int main(int argc, char** argv) {
   watch->add_option("key", key_arg, "only this port: network/node/in_port");
   watch->add_option("--interval", interval_ms, "ms between refreshes (default 1000)")
       ->check(CLI::Range(10, 3'600'000));
-  for (auto* sub : {ls, show, peek_cmd, gc, rm, watch}) sub->fallthrough();
+  auto* top = app.add_subcommand("top", "a live, sorted view of every port: rates, depth, parked "
+                                        "pushers, time in queue; keys to sort and drill in");
+  bool top_once = false, top_all = false, top_ascending = false;
+  std::string top_sort = "in";
+  top->add_flag("--once", top_once, "print one view (two looks --interval apart) and exit");
+  top->add_flag("--all-namespaces,-A", top_all, "every namespace, not only -N's");
+  top->add_option("--interval", interval_ms, "ms between looks (default 1000)")
+      ->check(CLI::Range(10, 3'600'000));
+  top->add_option("--sort", top_sort,
+                  "column to sort by: key, owner, in, out, depth, parked, p50, p99, max")
+      ->check(CLI::IsMember({"key", "owner", "in", "out", "depth", "parked", "p50", "p99", "max"}));
+  top->add_flag("--ascending", top_ascending, "smallest first (default: largest first)");
+  auto* metrics_cmd = app.add_subcommand(
+      "metrics", "serve every port's counters, depth, parked pushers and time-in-queue "
+                 "histogram to Prometheus (its text exposition format) over HTTP");
+  std::string listen = "127.0.0.1:9464";
+  bool metrics_once = false, metrics_all = false;
+  metrics_cmd->add_option("--listen", listen,
+                          "HOST:PORT to serve GET /metrics on (default 127.0.0.1:9464, loopback "
+                          "only; port 0 picks a free one)");
+  metrics_cmd->add_flag("--once", metrics_once, "print the exposition once and exit (no server)");
+  metrics_cmd->add_flag("--all-namespaces,-A", metrics_all, "every namespace, not only -N's");
+  for (auto* sub : {ls, show, peek_cmd, gc, rm, watch, top, metrics_cmd}) sub->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -614,5 +672,18 @@ int main(int argc, char** argv) {
   if (*gc) return cmd_gc(o, dry_run);
   if (*rm) return cmd_rm(o, *key, force);
   if (*watch) return cmd_watch(o, key, watch->count("--interval") ? interval_ms : 1000);
+  if (*metrics_cmd) return cmd_metrics(o, listen, metrics_all, metrics_once);
+  if (*top) {
+    TopOptions t;
+    t.namespaces = {o.ns};
+    t.all_namespaces = top_all;
+    t.where = top_all ? "all namespaces" : "namespace " + o.ns;
+    t.interval = std::chrono::milliseconds(top->count("--interval") ? interval_ms : 1000);
+    t.once = top_once;
+    t.json = o.json;
+    t.sort = *column_named(top_sort);
+    t.descending = !top_ascending;
+    return run_top(t);
+  }
   return kUsage;
 }
