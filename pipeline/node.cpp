@@ -266,7 +266,8 @@ Result<Node> Node::start(const PipelineSpec& pipeline, std::string_view id, Node
                                   .max_payload = in.max_payload,
                                   .typical_payload = in.typical_payload,
                                   .ns = impl->ns,
-                                  .receive_spin = std::chrono::nanoseconds(0)});
+                                  .receive_spin = std::chrono::nanoseconds(0),
+                                  .latency_histogram = in.latency_histogram});
     if (!port) return std::move(port).error();
     // A restart after a crash: the port kept what the dead process left queued.
     if (const PortTakeover& t = port->takeover(); t.taken_over) {

@@ -452,7 +452,9 @@ class Reader {
       if (!opts)
         return error(line_of(v), at + " is " + kind_of(v) + "; it must be a table, e.g. " + at +
                                      " = { buffer = 256 }");
-      if (auto st = known_keys(*opts, at, {"buffer", "max_payload", "typical_payload"}); !st)
+      if (auto st = known_keys(*opts, at,
+                               {"buffer", "max_payload", "typical_payload", "latency_histogram"});
+          !st)
         return st;
       if (const toml::node* b = opts->get("buffer")) {
         auto bound = buffer(*b, at + ".buffer");
@@ -468,6 +470,12 @@ class Reader {
         auto typical = integer(*t, at + ".typical_payload", 0, kMaxPayload);
         if (!typical) return std::move(typical).error();
         in.typical_payload = static_cast<std::uint32_t>(*typical);
+      }
+      if (const toml::node* h = opts->get("latency_histogram")) {
+        if (!h->is_boolean())
+          return error(line_of(*h), at + ".latency_histogram = " + show(*h) + " is " +
+                                        kind_of(*h) + "; use true or false");
+        in.latency_histogram = h->as_boolean()->get();
       }
       n.inputs.push_back(std::move(in));
     }

@@ -157,7 +157,7 @@ outputs.log = "mid.aux"
 
 [nodes.alpha]
 program = "a"
-inputs.in = { buffer = "unbounded", max_payload = 100, typical_payload = 60 }
+inputs.in = { buffer = "unbounded", max_payload = 100, typical_payload = 60, latency_histogram = false }
 inputs.spare = {}
 
 [nodes.mid]
@@ -188,8 +188,10 @@ retry = { factor = 3, jitter = 0 }
   EXPECT_EQ(a.inputs[0].buffer, std::nullopt);
   EXPECT_EQ(a.inputs[0].max_payload, 100u);
   EXPECT_EQ(a.inputs[0].typical_payload, 60u);
+  EXPECT_FALSE(a.inputs[0].latency_histogram);
   EXPECT_EQ(a.inputs[1].name, "spare");  // declared, wired to by nothing: allowed
   EXPECT_EQ(a.inputs[1].buffer, 1024u);
+  EXPECT_TRUE(a.inputs[1].latency_histogram);
 
   const NodeSpec& m = p.nodes[2];
   ASSERT_EQ(m.inputs.size(), 2u);  // both created by wires, sorted by name
@@ -244,7 +246,8 @@ TEST(PipelineFile, UnknownKeysAreErrorsListingTheAllowedOnes) {
 inputs.in = { bufer = 2 }
 )")),
                        6,
-                       {"'bufer'", "nodes.a.inputs.in", "buffer, max_payload, typical_payload"}));
+                       {"'bufer'", "nodes.a.inputs.in",
+                        "buffer, max_payload, typical_payload, latency_histogram"}));
   EXPECT_TRUE(fails_at(parse(node_a(R"([nodes.a.retry]
 max_attempts = 2
 jiter = 0.1
@@ -330,6 +333,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadNumber{"inputs.in = { max_payload = 0 }", {"max_payload = 0", "1 to 33553896"}},
         BadNumber{"inputs.in = { max_payload = 33553905 }", {"max_payload = 33553905"}},
         BadNumber{"inputs.in = { typical_payload = -1 }", {"typical_payload = -1"}},
+        BadNumber{"inputs.in = { latency_histogram = 1 }",
+                  {"latency_histogram = 1 is an integer", "use true or false"}},
         BadNumber{"retry = { max_attempts = 0 }",
                   {"nodes.a.retry.max_attempts = 0", "from 1 to 4294967295"}},
         BadNumber{"retry = { factor = 0.5 }", {"nodes.a.retry.factor = 0.5", ">= 1"}},

@@ -70,6 +70,7 @@ struct InputSpec {
   std::optional<std::uint32_t> buffer = 1024;  // std::nullopt: unbounded
   std::uint32_t max_payload = 4096;
   std::uint32_t typical_payload = 256;  // what the port's ring is sized by (PortOptions)
+  bool latency_histogram = true;        // keep its time in queue (PortOptions)
   int line = 0;  // where it was declared (or first wired to)
 };
 
