@@ -29,12 +29,13 @@ struct Attachment {
   bool stamped = false;  // the port keeps time in queue: stamp messages (its clock below)
   port::StampClock clock = port::StampClock::steady;
   std::uint32_t pushes = 0;  // counts which push to stamp while the port samples
+  // The owner line's sample_shift (port_layout.hpp), in the line every push reads.
+  const std::atomic<std::uint32_t>* sample_shift = nullptr;
 
   // True if this push is one to stamp; `shift`: the sampling it is stamped under.
   [[gnu::always_inline]] bool take_stamp(std::uint32_t& shift) noexcept {
     // relaxed: a hint from the owner line, which this push has just read (owner_accepting).
-    shift = std::min(shared().owner.sample_shift.load(std::memory_order_relaxed),
-                     port::kSampleShift);
+    shift = std::min(sample_shift->load(std::memory_order_relaxed), port::kSampleShift);
     return (pushes++ & ((1u << shift) - 1)) == 0;
   }
 
@@ -222,6 +223,7 @@ Result<Attachment*> detail::PusherImpl::attach_fresh(const PortKey& key) {
   a->control_name = entry->segment;
   a->config = a->shared().config;  // copied once, then only the copy is used
   a->stamped = (a->config.flags & port::kStamped) != 0;
+  a->sample_shift = &a->shared().owner.sample_shift;
   a->clock = port::stamp_clock(a->config.flags);
   if (a->config.owner_pid != entry->owner.pid || a->config.max_payload > (64u << 20) ||
       a->config.buffer > lockfree::kMaxBuffer)

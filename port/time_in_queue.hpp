@@ -110,7 +110,7 @@ class QueueTimeRecorder {
     clock_ = clock;
     scale_ = StampScale::of(clock);
     slow_after_ = scale_.ticks_in(500);
-    window_ = scale_.ticks_in(10'000'000);
+    window_ = scale_.ticks_in(1'000'000);
     busy_ = scale_.ticks_in(20'000);   // 50,000 a second
     quiet_ = scale_.ticks_in(40'000);  // 25,000 a second
   }
@@ -142,7 +142,7 @@ class QueueTimeRecorder {
     stale_ = false;
     if (now_ - window_start_ >= window_) resample();
   }
-  // Once per window of 10 ms (at a clock read): stamp 1 in 16 pushes while the port takes a
+  // Once per window of 1 ms (at a clock read): stamp 1 in 16 pushes while the port takes a
   // message more often than every 20 us, every push again once it takes one less often than
   // every 40 us.
   void resample() noexcept {
@@ -179,7 +179,7 @@ class QueueTimeRecorder {
   std::uint32_t since_read_ = 0;    // messages recorded since
   bool stale_ = true;
   bool slow_ = false;
-  // The sampling: a window of 10 ms of ticks, and the rates that start and end it.
+  // The sampling: a window of 1 ms of ticks, and the rates that start and end it.
   std::uint64_t window_ = 0, busy_ = 0, quiet_ = 0;
   std::uint64_t window_start_ = 0;
   std::uint64_t window_messages_ = 0;
