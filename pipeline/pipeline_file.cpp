@@ -185,10 +185,13 @@ class Reader {
     PipelineSpec spec;
     std::error_code ec;
     spec.file = fs::absolute(file_, ec).lexically_normal();
-    if (auto st = known_keys(top, "", {"pipeline", "nodes"}); !st) return std::move(st).error();
+    if (auto st = known_keys(top, "", {"pipeline", "hosts", "nodes"}); !st)
+      return std::move(st).error();
     if (auto st = read_pipeline(top, spec); !st) return std::move(st).error();
+    if (auto st = read_hosts(top, spec); !st) return std::move(st).error();
     if (auto st = read_nodes(top, spec); !st) return std::move(st).error();
     if (auto st = connect(spec); !st) return std::move(st).error();
+    if (auto st = placed(spec); !st) return std::move(st).error();
     if (auto st = no_bounded_cycle(spec); !st) return std::move(st).error();
     if (options_.check_programs)
       for (std::size_t i = 0; i < spec.nodes.size(); ++i)
@@ -391,9 +394,17 @@ class Reader {
   Status read_node(const toml::table& t, std::size_t index, NodeSpec& n) {
     const std::string path = "nodes." + n.id;
     if (auto st = known_keys(t, "[" + path + "]",
-                             {"program", "python", "args", "inputs", "outputs", "retry", "batch"});
+                             {"program", "python", "args", "inputs", "outputs", "retry", "batch",
+                              "host"});
         !st)
       return st;
+    if (const toml::node* h = t.get("host")) {
+      if (!h->is_string() || h->as_string()->get().empty())
+        return error(line_of(*h), path + ".host = " + show(*h) +
+                                      " is not a host name; give one of the file's [hosts.NAME]");
+      n.host = h->as_string()->get();
+      host_lines_[n.id] = line_of(*h);
+    }
     const toml::node* program = t.get("program");
     if (!program)
       return error(n.line, "node '" + n.id + "' has no program; add program = \"<path or name>\"");
@@ -553,6 +564,104 @@ class Reader {
     return {};
   }
 
+  // [hosts.NAME]: nats = "nats://host:4222" or a list of URLs (a cluster), credentials = "file".
+  Status read_hosts(const toml::table& top, PipelineSpec& spec) const {
+    auto hosts = table(top, "hosts", "hosts");
+    if (!hosts) return std::move(hosts).error();
+    if (!*hosts) return {};
+    for (auto&& [k, v] : **hosts) {
+      HostSpec h{.name = std::string(k.str()), .nats = {}, .credentials = {}, .line = line_of(k)};
+      const std::string at = "hosts." + h.name;
+      if (auto st = name("host name", h.name, h.line); !st) return st;
+      const toml::table* t = v.as_table();
+      if (!t)
+        return error(line_of(v), at + " is " + kind_of(v) + "; it must be a table ([" + at +
+                                     "] with nats = \"nats://HOST:4222\")");
+      if (auto st = known_keys(*t, "[" + at + "]", {"nats", "credentials"}); !st) return st;
+      if (const toml::node* n = t->get("nats")) {
+        std::vector<const toml::node*> urls;
+        if (const toml::array* list = n->as_array())
+          for (const toml::node& e : *list) urls.push_back(&e);
+        else
+          urls.push_back(n);
+        if (urls.empty())
+          return error(line_of(*n), at + ".nats is an empty list; give the engine's URL, "
+                                         "\"nats://HOST:4222\", or leave nats out");
+        for (const toml::node* u : urls) {
+          if (auto st = engine_url(*u, at + ".nats"); !st) return st;
+          h.nats.push_back(u->as_string()->get());
+        }
+      }
+      if (const toml::node* c = t->get("credentials")) {
+        if (!c->is_string() || c->as_string()->get().empty())
+          return error(line_of(*c), at + ".credentials = " + show(*c) +
+                                        " is not a file; give the path of a NATS .creds file");
+        h.credentials = c->as_string()->get();
+        if (h.credentials.is_relative()) h.credentials = spec.file.parent_path() / h.credentials;
+      }
+      spec.hosts.push_back(std::move(h));
+    }
+    std::sort(spec.hosts.begin(), spec.hosts.end(),
+              [](const HostSpec& a, const HostSpec& b) { return a.line < b.line; });
+    return {};
+  }
+
+  // "nats://HOST:PORT" (or tls://, or without a port: 4222): what the NATS client takes.
+  Status engine_url(const toml::node& u, const std::string& at) const {
+    if (!u.is_string())
+      return error(line_of(u), at + " = " + show(u) + " is " + kind_of(u) +
+                                   "; give a URL string, \"nats://HOST:4222\"");
+    const std::string& url = u.as_string()->get();
+    const std::size_t scheme = url.find("://");
+    const std::string rest = scheme == std::string::npos ? "" : url.substr(scheme + 3);
+    const bool known = url.starts_with("nats://") || url.starts_with("tls://");
+    const std::size_t colon = rest.rfind(':');
+    const std::string port = colon == std::string::npos ? "4222" : rest.substr(colon + 1);
+    const bool port_ok = !port.empty() && port.size() <= 5 &&
+                         port.find_first_not_of("0123456789") == std::string::npos &&
+                         std::stoi(port) > 0 && std::stoi(port) <= 65535;
+    if (!known || rest.empty() || rest.front() == ':' || !port_ok)
+      return error(line_of(u), at + " = \"" + url +
+                                   "\" is not a NATS URL; write it nats://HOST:PORT (tls:// for "
+                                   "TLS), e.g. \"nats://10.0.0.5:4222\"");
+    return {};
+  }
+
+  // Placement: in a file with [hosts], every node names one of them; a wire between two hosts
+  // needs both to reach the engine that carries it.
+  Status placed(const PipelineSpec& spec) const {
+    std::vector<std::string> names;
+    for (const HostSpec& h : spec.hosts) names.push_back(h.name);
+    for (const NodeSpec& n : spec.nodes) {
+      if (n.host.empty()) {
+        if (spec.hosts.empty()) continue;
+        return error(n.line, "node '" + n.id + "' has no host, but this file places its nodes on "
+                                 "hosts (" + join(names) + "); add host = \"<one of them>\" to "
+                                 "[nodes." + n.id + "]");
+      }
+      if (!spec.host(n.host))
+        return error(host_lines_.at(n.id),
+                     "nodes." + n.id + ".host = \"" + n.host + "\" names no [hosts." + n.host +
+                         "]; " +
+                         (spec.hosts.empty() ? "declare it, with nats = \"nats://HOST:4222\""
+                                             : "declare it, or place the node on one of: " +
+                                                   join(names)));
+    }
+    for (const Wire& w : wires_) {
+      const NodeSpec& from = spec.nodes[w.from];
+      const NodeSpec& to = *spec.node(w.to.node);
+      if (from.host == to.host) continue;
+      for (const NodeSpec* end : {&from, &to})
+        if (spec.host(end->host)->nats.empty())
+          return error(w.line, "nodes." + from.id + ".outputs." + w.output + " wires " +
+                                   from.id + " (on host " + from.host + ") to " + to.id + "." +
+                                   w.to.port + " (on host " + to.host + "), and host " +
+                                   end->host + " has no engine to carry it; add nats = "
+                                   "\"nats://HOST:4222\" to [hosts." + end->host + "]");
+    }
+    return {};
+  }
+
   // Each wire's target port becomes an input of its node (with the defaults if undeclared).
   Status connect(PipelineSpec& spec) const {
     std::map<std::string, std::size_t, std::less<>> index;
@@ -647,6 +756,7 @@ class Reader {
   const LoadOptions& options_;
   std::vector<Wire> wires_;
   std::vector<int> program_lines_;  // per node, in file order
+  std::map<std::string, int> host_lines_;  // node id -> the line of its host = ...
 };
 
 }  // namespace

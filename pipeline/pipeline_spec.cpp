@@ -35,6 +35,12 @@ const NodeSpec* PipelineSpec::node(std::string_view id) const noexcept {
   return nullptr;
 }
 
+const HostSpec* PipelineSpec::host(std::string_view name) const noexcept {
+  for (const auto& h : hosts)
+    if (h.name == name) return &h;
+  return nullptr;
+}
+
 std::vector<const NodeSpec*> PipelineSpec::sources_first() const {
   // Kahn's algorithm on node -> node edges; what a cycle leaves over follows in file order.
   std::map<std::string_view, int> fed_by;  // edges into each node not yet placed

@@ -366,6 +366,48 @@ outputs.out = "nowhere.in"
   EXPECT_NE(log.find("nowhere"), std::string::npos) << log;
 }
 
+// Placement (issue 17): check says where each node runs and how many wires cross hosts, and
+// refuses a wire to a host without an engine naming its line.
+TEST(Launcher, CheckShowsPlacementAndRefusesAWireToAHostWithoutAnEngine) {
+  TempDir dir;
+  const std::string placed = R"([pipeline]
+network = "demo"
+[hosts.a]
+nats = "nats://127.0.0.1:4222"
+[hosts.b]
+nats = ["nats://127.0.0.1:4223", "nats://127.0.0.1:4224"]
+[nodes.gen]
+program = "/bin/true"
+host = "a"
+outputs.out = ["sink.in", "local.in"]
+[nodes.local]
+program = "/bin/true"
+host = "a"
+[nodes.sink]
+program = "/bin/true"
+host = "b"
+)";
+  std::ofstream(dir / "placed.toml") << placed;
+  const pid_t ok = launch({"check", (dir / "placed.toml").string()}, dir / "ok.log");
+  EXPECT_EQ(exit_code(wait_child(ok, 30s)), 0) << read_file(dir / "ok.log");
+  EXPECT_NE(read_file(dir / "ok.log")
+                .find("network demo, 3 nodes on 2 hosts (a: gen, local; b: sink), 1 wire "
+                      "between hosts: ok"),
+            std::string::npos)
+      << read_file(dir / "ok.log");
+
+  std::string no_engine = placed;
+  no_engine.replace(no_engine.find("nats = [\"nats://127.0.0.1:4223\", \"nats://127.0.0.1:4224\"]\n"),
+                    std::string("nats = [\"nats://127.0.0.1:4223\", \"nats://127.0.0.1:4224\"]\n").size(),
+                    "");
+  std::ofstream(dir / "bad.toml") << no_engine;
+  const pid_t bad = launch({"check", (dir / "bad.toml").string()}, dir / "bad.log");
+  EXPECT_EQ(exit_code(wait_child(bad, 30s)), 2);
+  const std::string log = read_file(dir / "bad.log");
+  EXPECT_NE(log.find("bad.toml:9:"), std::string::npos) << log;
+  EXPECT_NE(log.find("host b has no engine"), std::string::npos) << log;
+}
+
 // One exit-code convention with shmctl: a bad command line is 2 (CLI11's own codes, 105-109,
 // are not for scripts), --help and --version are 0.
 TEST(Launcher, UsageErrorsExitWith2) {

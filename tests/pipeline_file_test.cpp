@@ -233,7 +233,7 @@ TEST(PipelineFile, ATomlSyntaxErrorNamesItsLineAndSaysWhatToDo) {
 
 TEST(PipelineFile, UnknownKeysAreErrorsListingTheAllowedOnes) {
   EXPECT_TRUE(fails_at(parse("[pipeline]\nnetwork = \"n\"\n\n[pipelines]\nx = 1\n"), 4,
-                       {"'pipelines'", "pipeline, nodes"}));
+                       {"'pipelines'", "pipeline, hosts, nodes"}));
   EXPECT_TRUE(fails_at(parse("[pipeline]\nnetwork = \"n\"\nrestarts = { base_ms = 1 }\n"), 3,
                        {"'restarts'", "network, restart, dead_letter, conserved"}));
   EXPECT_TRUE(fails_at(parse("[pipeline]\nnetwork = \"n\"\nrestart = { bas_ms = 1 }\n"), 3,
@@ -616,4 +616,78 @@ TEST_F(Programs, CheckProgramsOffKeepsThemAsWritten) {
 }
 
 }  // namespace
+
+// ---- placement on hosts (issue 17) -------------------------------------------------------
+
+namespace {
+// Two hosts; a generator and a transform on a, a sink on b. `b_host` is [hosts.b]'s body.
+std::string two_hosts(std::string_view b_host = "nats = \"nats://127.0.0.1:4223\"\n") {
+  return "[pipeline]\n"                                                    // 1
+         "network = \"n\"\n"                                               // 2
+         "[hosts.a]\n"                                                     // 3
+         "nats = [\"nats://127.0.0.1:4222\", \"tls://10.0.0.7\"]\n"        // 4
+         "credentials = \"a.creds\"\n"                                     // 5
+         "[hosts.b]\n" +                                                   // 6
+         std::string(b_host) +                                             // 7
+         "[nodes.gen]\n"                                                   // 8
+         "program = \"g\"\n"                                               // 9
+         "host = \"a\"\n"                                                  // 10
+         "outputs.out = \"transform.in\"\n"                                // 11
+         "[nodes.transform]\n"                                             // 12
+         "program = \"t\"\n"                                               // 13
+         "host = \"a\"\n"                                                  // 14
+         "outputs.out = \"sink.in\"\n"                                     // 15
+         "[nodes.sink]\n"                                                  // 16
+         "program = \"s\"\n"                                               // 17
+         "host = \"b\"\n";                                                 // 18
+}
+}  // namespace
+
+TEST(PipelineHosts, NodesArePlacedOnDeclaredHostsWithTheirEngineUrls) {
+  auto r = parse(two_hosts());
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->hosts.size(), 2u);
+  EXPECT_EQ(r->hosts[0].name, "a");
+  EXPECT_EQ(r->hosts[0].nats,
+            (std::vector<std::string>{"nats://127.0.0.1:4222", "tls://10.0.0.7"}));
+  EXPECT_EQ(r->hosts[0].credentials.filename(), "a.creds");
+  EXPECT_TRUE(r->hosts[0].credentials.is_absolute());  // next to the pipeline file
+  EXPECT_EQ(r->hosts[1].nats, (std::vector<std::string>{"nats://127.0.0.1:4223"}));
+  EXPECT_EQ(r->node("gen")->host, "a");
+  EXPECT_EQ(r->node("sink")->host, "b");
+  EXPECT_EQ(r->host("b")->line, 6);
+  EXPECT_EQ(r->host("c"), nullptr);
+  // A file without hosts places nothing: every node runs where the launcher does.
+  auto plain = parse(node_a(""));
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_TRUE(plain->hosts.empty());
+  EXPECT_EQ(plain->nodes[0].host, "");
+}
+
+TEST(PipelineHosts, BadPlacementIsRefusedNamingTheLine) {
+  // A wire from a (which has an engine) to b (which has none; its table is one line shorter).
+  EXPECT_TRUE(fails_at(parse(two_hosts("")), 14,
+                       {"wires transform (on host a) to sink.in (on host b)",
+                        "host b has no engine", "add nats = \"nats://HOST:4222\" to [hosts.b]"}));
+  // A host no [hosts.NAME] declares.
+  std::string text = two_hosts();
+  text.replace(text.find("host = \"b\""), 10, "host = \"c\"");
+  EXPECT_TRUE(fails_at(parse(text), 18, {"nodes.sink.host = \"c\" names no [hosts.c]", "a, b"}));
+  // A node without a host in a file that places its nodes.
+  text = two_hosts();
+  text.erase(text.find("host = \"b\"\n"), 11);
+  EXPECT_TRUE(fails_at(parse(text), 16, {"node 'sink' has no host", "hosts (a, b)"}));
+  // A host in a file without [hosts].
+  EXPECT_TRUE(fails_at(parse(node_a("host = \"x\"\n")), 5,
+                       {"names no [hosts.x]", "declare it, with nats ="}));
+  // Malformed URLs and keys.
+  for (const char* bad : {"nats = \"127.0.0.1:4222\"\n", "nats = \"http://h:4222\"\n",
+                          "nats = \"nats://h:99999\"\n", "nats = \"nats://:4222\"\n",
+                          "nats = 4222\n", "nats = []\n"})
+    EXPECT_TRUE(fails_at(parse(two_hosts(bad)), 7, {"hosts.b.nats"})) << bad;
+  EXPECT_TRUE(fails_at(parse(two_hosts("nat = \"nats://h\"\n")), 7,
+                       {"unknown key 'nat'", "nats, credentials"}));
+  EXPECT_TRUE(fails_at(parse(two_hosts("credentials = 3\n")), 7, {"hosts.b.credentials"}));
+}
+
 }  // namespace bloccs

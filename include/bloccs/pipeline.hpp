@@ -97,10 +97,20 @@ struct NodeSpec {
   std::vector<OutputSpec> outputs;  // sorted by name
   RetryPolicy retry;
   std::uint32_t batch = 64;  // messages handled per drain of a port
+  std::string host;          // the host it runs on; empty in a file without [hosts]
   int line = 0;
   bool is_source() const noexcept { return inputs.empty(); }
   const InputSpec* input(std::string_view name) const noexcept;
   const OutputSpec* output(std::string_view name) const noexcept;
+};
+
+// A machine a pipeline's nodes may be placed on, and how its launcher reaches the engine that
+// carries the wires between hosts (NATS JetStream).
+struct HostSpec {
+  std::string name;
+  std::vector<std::string> nats;        // server URLs (several for a cluster); empty: no engine
+  std::filesystem::path credentials;    // a NATS .creds file, or empty
+  int line = 0;
 };
 
 struct DeadLetterSpec {
@@ -117,7 +127,9 @@ struct PipelineSpec {
   // dead-lettered, or counted lost, and fails the run if not.
   bool conserved = false;
   std::vector<NodeSpec> nodes;  // in file order
+  std::vector<HostSpec> hosts;  // in file order; empty: every node on this host, no engine
   const NodeSpec* node(std::string_view id) const noexcept;
+  const HostSpec* host(std::string_view name) const noexcept;
   // Nodes in an order where each comes before every node it feeds (sources first); a cycle
   // (allowed through an unbounded port) keeps file order within it.
   std::vector<const NodeSpec*> sources_first() const;
@@ -136,9 +148,11 @@ struct LoadOptions {
 // Reads and checks a pipeline file. Errc::bad_config with "<file>:<line>: <what is wrong and
 // what to do>" for: TOML syntax, unknown keys, wrong types, bad numbers (negative or zero
 // buffer, max_attempts 0, factor < 1, jitter outside 0..1, ...), bad names, a wire to an
-// unknown node (or to the reserved dead_letter), a missing or non-executable program, and a cycle whose every
-// port is bounded (it could deadlock when all its rings are full). Errc::not_found if the file
-// cannot be read.
+// unknown node (or to the reserved dead_letter), a missing or non-executable program, a cycle whose every
+// port is bounded (it could deadlock when all its rings are full), and placement: a node on a
+// host no [hosts.NAME] declares, a node without a host in a file that places its nodes, a
+// malformed engine URL, and a wire between hosts one of which has no engine URL. Errc::not_found
+// if the file cannot be read.
 Result<PipelineSpec> load_pipeline(const std::filesystem::path& file, const LoadOptions& options = {});
 // As load_pipeline, from text; `file` names it in errors and anchors relative program paths.
 Result<PipelineSpec> parse_pipeline(std::string_view text, const std::filesystem::path& file,

@@ -75,6 +75,30 @@ std::vector<metrics::NodeSample> node_samples(const launcher::Snapshot& s, const
   return out;
 }
 
+// " on 2 hosts (a: gen, transform; b: sink), 1 wire between hosts", or "" without hosts.
+std::string placement_text(const PipelineSpec& p) {
+  if (p.hosts.empty()) return "";
+  std::string text = " on " + std::to_string(p.hosts.size()) +
+                     (p.hosts.size() == 1 ? " host (" : " hosts (");
+  for (std::size_t h = 0; h < p.hosts.size(); ++h) {
+    text += (h ? "; " : "") + p.hosts[h].name + ":";
+    bool any = false;
+    for (const NodeSpec& n : p.nodes)
+      if (n.host == p.hosts[h].name) {
+        text += (any ? ", " : " ") + n.id;
+        any = true;
+      }
+    if (!any) text += " no nodes";
+  }
+  std::size_t crossing = 0;
+  for (const NodeSpec& n : p.nodes)
+    for (const OutputSpec& o : n.outputs)
+      for (const Target& t : o.targets)
+        if (p.node(t.node)->host != n.host) ++crossing;
+  return text + "), " + std::to_string(crossing) + (crossing == 1 ? " wire" : " wires") +
+         " between hosts";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,9 +146,19 @@ int main(int argc, char** argv) {
     return kBadPipeline;
   }
   if (*check) {
-    std::printf("%s: network %s, %zu nodes: ok\n", file.c_str(), pipeline->network.c_str(),
-                pipeline->nodes.size());
+    std::printf("%s: network %s, %zu nodes%s: ok\n", file.c_str(), pipeline->network.c_str(),
+                pipeline->nodes.size(), placement_text(*pipeline).c_str());
     return kOk;
+  }
+  if (!pipeline->hosts.empty()) {
+    // Placement is read and checked; carrying wires between hosts (the JetStream bridges of
+    // issue 17) is not built yet: running such a file here would run every node on this host.
+    std::fprintf(stderr,
+                 "bloccs: %s places its nodes%s; running one host's part (bloccs run "
+                 "--host NAME) needs the JetStream bridges, which this bloccs does not have yet. "
+                 "Remove the [hosts] tables and host = keys to run every node here\n",
+                 file.c_str(), placement_text(*pipeline).c_str());
+    return kUsage;
   }
   if (o.ns.empty()) {
     const char* env = std::getenv("BLOCCS_NAMESPACE");
