@@ -22,6 +22,8 @@ packages=(
   tmux                           # the test that drives `shmctl top` in a terminal
   libcpp-httplib-dev             # cpp-httplib: the metrics endpoint (shmctl metrics, bloccs run)
   prometheus                     # the test that scrapes it (and promtool, which checks it)
+  libnats-dev                    # the NATS C client: wires between hosts on JetStream (bridge/)
+  nats-server                    # the JetStream servers the bridge tests start on loopback
 )
 
 missing=()
