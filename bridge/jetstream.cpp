@@ -15,6 +15,7 @@ namespace {
 constexpr const char* kAttemptHeader = "Bloccs-Attempt";
 constexpr const char* kMetaHeader = "Bloccs-Meta";  // the pairs, encoded as in a record, in hex
 constexpr const char* kMsgIdHeader = "Nats-Msg-Id";  // JetStream's duplicate window
+constexpr const char* kEndHeader = "Bloccs-End";     // the end of a host's messages
 constexpr std::int64_t kRequestTimeoutMs = 5000;
 
 std::string part(const std::string& s) {
@@ -191,8 +192,17 @@ Status Engine::ensure_stream(const PortKey& target, std::int64_t max_messages) {
   return {};
 }
 
+Result<bool> Engine::publish_end(const PortKey& target, const std::string& from) {
+  return publish(target, {}, {}, {}, from);
+}
+
 Result<bool> Engine::publish(const PortKey& target, std::span<const std::byte> payload,
                              const Meta& meta, const std::string& id) {
+  return publish(target, payload, meta, id, {});
+}
+
+Result<bool> Engine::publish(const PortKey& target, std::span<const std::byte> payload,
+                             const Meta& meta, const std::string& id, const std::string& end) {
   const std::string subject = wire_subject(target);
   natsMsg* msg = nullptr;
   natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr,
@@ -209,6 +219,7 @@ Result<bool> Engine::publish(const PortKey& target, std::span<const std::byte> p
     s = natsMsgHeader_Set(msg, kMetaHeader, hex(std::span(encoded).first(*n)).c_str());
   }
   if (s == NATS_OK && !id.empty()) s = natsMsgHeader_Set(msg, kMsgIdHeader, id.c_str());
+  if (s == NATS_OK && !end.empty()) s = natsMsgHeader_Set(msg, kEndHeader, end.c_str());
   if (s != NATS_OK) return failed("setting the headers of a message for " + subject, s);
   jsPubAck* ack = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
@@ -273,6 +284,8 @@ Result<std::vector<Pulled>> Puller::fetch(int max, std::chrono::milliseconds wai
     list.Msgs[i] = nullptr;  // ours now
     Pulled p(std::move(m));
     const char* value = nullptr;
+    if (natsMsgHeader_Get(p.msg_->msg, kEndHeader, &value) == NATS_OK && value)
+      p.end_of_ = value;
     if (natsMsgHeader_Get(p.msg_->msg, kAttemptHeader, &value) == NATS_OK && value)
       p.meta_.attempt = static_cast<std::uint32_t>(std::strtoul(value, nullptr, 10));
     if (natsMsgHeader_Get(p.msg_->msg, kMetaHeader, &value) == NATS_OK && value) {

@@ -45,6 +45,8 @@ class Pulled {
   std::span<const std::byte> payload() const noexcept;
   const Meta& meta() const noexcept { return meta_; }
   std::uint64_t delivered() const noexcept { return delivered_; }  // 1, or more if redelivered
+  // Not a message but the end of what `end_of()` (a host's egress) sends; empty otherwise.
+  const std::string& end_of() const noexcept { return end_of_; }
   // Acknowledges it: the stream lets it go. Call only once it is safe elsewhere.
   Status ack();
 
@@ -55,6 +57,7 @@ class Pulled {
   std::unique_ptr<Msg> msg_;
   Meta meta_;
   std::uint64_t delivered_ = 1;
+  std::string end_of_;
 };
 
 class Puller;
@@ -76,6 +79,9 @@ class Engine {
   // lets the server drop a duplicate of a publish it already stored (within its window).
   Result<bool> publish(const PortKey& target, std::span<const std::byte> payload,
                        const Meta& meta, const std::string& id = {});
+  // Publishes the end of what host `from` sends into the wire (after its last message): its
+  // ingress stops once every host feeding it has ended. As publish: false while full.
+  Result<bool> publish_end(const PortKey& target, const std::string& from);
   // Messages in the wire's stream now (published, not yet acked).
   Result<std::uint64_t> pending(const PortKey& target);
   // A pull subscription on the wire's durable consumer `durable` (made if missing).
@@ -84,6 +90,8 @@ class Engine {
   struct Impl;
 
  private:
+  Result<bool> publish(const PortKey& target, std::span<const std::byte> payload, const Meta& meta,
+                       const std::string& id, const std::string& end);
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -50,21 +50,23 @@ TEST(JetStream, AWireCarriesMessagesAndMetaAcrossProcessesInOrder) {
   TempDir dir;
   NatsServer server(dir);
   ASSERT_TRUE(server.ready());
-  auto e = engine(server);
-  ASSERT_TRUE(e);
-  ASSERT_TRUE(e->ensure_stream(kWire, 1000));
-  ASSERT_TRUE(e->ensure_stream(kWire, 1000)) << "again: idempotent";
   constexpr std::uint64_t kN = 300;
+  // The publisher is forked before this process starts the NATS client's threads: a child
+  // of a process running them could not use the client (as a bridge, exec'd, can).
   const pid_t kid = spawn([&] {
-    auto pub = br::Engine::connect({.urls = {server.url()}, .credentials = {}, .client_name = "pub"});
-    if (!pub) return fail(2, "connect", pub);
+    auto pub = engine(server, "pub");
+    if (!pub) return 2;
+    if (!pub->ensure_stream(kWire, 1000)) return 3;
+    if (!pub->ensure_stream(kWire, 1000)) return 4;  // again: idempotent
     for (std::uint64_t i = 0; i < kN; ++i) {
-      auto stored = (*pub)->publish(kWire, num(i), meta_of(i));
-      if (!stored || !*stored) return fail(3, "publish", stored);
+      auto stored = pub->publish(kWire, num(i), meta_of(i));
+      if (!stored || !*stored) return fail(5, "publish", stored);
     }
     return 0;
   });
   ASSERT_EQ(exit_code(wait_child(kid)), 0);
+  auto e = engine(server);
+  ASSERT_TRUE(e);
   EXPECT_EQ(pending_of(*e), kN);
   auto puller = e->pull(kWire, "bridge");
   ASSERT_TRUE(puller) << describe(puller);

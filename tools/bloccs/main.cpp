@@ -15,6 +15,8 @@
 #include "bloccs/version.hpp"
 #include "bloccs/pipeline.hpp"
 #include "shm/names.hpp"
+#include "tools/bloccs/bridges.hpp"
+#include "tools/bloccs/placement.hpp"
 #include "tools/bloccs/supervisor.hpp"
 #include "tools/metrics/exposition.hpp"
 #include "tools/metrics/server.hpp"
@@ -125,11 +127,23 @@ int main(int argc, char** argv) {
   run->add_option("--dead-letters", o.dead_letter_file, "append every dead letter to this file (JSON lines)");
   run->add_option("--summary-json", o.summary_json, "write the final counts to this file");
   run->add_flag("--quiet", o.quiet, "print errors only");
+  std::string host;
+  run->add_option("--host", host,
+                  "run the nodes the file places on this host (a file with [hosts]), with the "
+                  "bridges of their wires to and from other hosts");
   std::string metrics_listen;
   run->add_option("--metrics", metrics_listen,
                   "serve the ports' and nodes' metrics to Prometheus at HOST:PORT/metrics while "
                   "the run lasts (e.g. 127.0.0.1:9464; port 0 picks a free one)");
 
+  // The bridges of a placed pipeline's wires between hosts, run by the launcher as nodes
+  // (tools/bloccs/bridges.hpp); not for people: no help group.
+  auto* bridge = app.add_subcommand("bridge", "run a bridge (the launcher does)")->group("");
+  std::string bridge_direction, bridge_host;
+  bridge->add_option("direction", bridge_direction, "out or in")
+      ->required()
+      ->check(CLI::IsMember({"out", "in"}));
+  bridge->add_option("--host", bridge_host, "the host whose part it belongs to")->required();
   auto* check = app.add_subcommand("check", "read the pipeline file and report what is wrong");
   check->add_option("pipeline", file, "the pipeline file (TOML)")->required();
   check->add_option("--program-dir", dirs, "where to look for node programs first (repeatable)");
@@ -140,6 +154,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? kOk : kUsage;
   }
 
+  if (*bridge) return launcher::run_bridge(bridge_direction == "out", bridge_host);
   auto pipeline = load_pipeline(file, {.program_dirs = program_dirs(dirs), .check_programs = true});
   if (!pipeline) {
     std::fprintf(stderr, "bloccs: %s\n", pipeline.error().message.c_str());
@@ -150,14 +165,21 @@ int main(int argc, char** argv) {
                 pipeline->nodes.size(), placement_text(*pipeline).c_str());
     return kOk;
   }
-  if (!pipeline->hosts.empty()) {
-    // Placement is read and checked; carrying wires between hosts (the JetStream bridges of
-    // issue 17) is not built yet: running such a file here would run every node on this host.
-    std::fprintf(stderr,
-                 "bloccs: %s places its nodes%s; running one host's part (bloccs run "
-                 "--host NAME) needs the JetStream bridges, which this bloccs does not have yet. "
-                 "Remove the [hosts] tables and host = keys to run every node here\n",
-                 file.c_str(), placement_text(*pipeline).c_str());
+  if (!pipeline->hosts.empty()) {  // placed: this host's part, with its bridges
+    if (host.empty()) {
+      std::fprintf(stderr, "bloccs: %s places its nodes%s; say which host this is: --host NAME\n",
+                   file.c_str(), placement_text(*pipeline).c_str());
+      return kUsage;
+    }
+    auto part = launcher::host_part(*pipeline, host, "/proc/self/exe");
+    if (!part) {
+      std::fprintf(stderr, "bloccs: %s\n", part.error().message.c_str());
+      return kUsage;
+    }
+    pipeline.value() = std::move(part->spec);
+  } else if (!host.empty()) {
+    std::fprintf(stderr, "bloccs: --host %s, but %s places no nodes on hosts; leave --host out\n",
+                 host.c_str(), file.c_str());
     return kUsage;
   }
   if (o.ns.empty()) {

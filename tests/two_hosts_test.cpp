@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: Apache-2.0
+// A pipeline placed on two hosts (issue 17): each "host" is a `bloccs run --host` of its own
+// namespace on this machine, and the wire between them is carried by a nats-server with
+// JetStream that the test starts on loopback. The demo split (generator and transform on a,
+// the sink on b): every message delivered or dead-lettered, each host's ledger adding up; and
+// back-pressure across hosts: a slow sink on b holds the source on a to its pace while the
+// stream never holds more than its bound.
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "bridge/jetstream.hpp"
+#include "nats_support.hpp"
+#include "port_test_support.hpp"
+
+using namespace bloccs::test;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Split {
+  std::uint64_t messages = 4000;
+  int work_us = 50;
+  int fail_percent = 20;
+  int sink_buffer = 64;
+};
+
+fs::path write_pipeline(const TempDir& dir, const NatsServer& nats, const Split& s) {
+  const std::string programs = DEMO_PROGRAM_DIR;
+  std::ofstream(dir / "split.toml") << R"([pipeline]
+network = "demo"
+conserved = true
+
+[hosts.a]
+nats = ")" << nats.url() << R"("
+[hosts.b]
+nats = ")" << nats.url() << R"("
+
+[nodes.generator]
+program = ")" << programs << R"(/bloccs-demo-generator"
+host = "a"
+args = ["--messages", ")" << s.messages << R"("]
+outputs.out = "transform.in"
+
+[nodes.transform]
+program = ")" << programs << R"(/bloccs-demo-transform"
+host = "a"
+args = ["--fail-percent", ")" << s.fail_percent << R"("]
+inputs.in = { buffer = 256 }
+outputs.out = "sink.in"
+retry = { max_attempts = 4, base_ms = 5, factor = 2.0, cap_ms = 50, jitter = 0.25 }
+
+[nodes.sink]
+program = ")" << programs << R"(/bloccs-demo-sink"
+host = "b"
+args = ["--work-us", ")" << s.work_us << R"(", "--record", ")" << (dir / "received").string() << R"("]
+inputs.in = { buffer = )" << s.sink_buffer << R"( }
+)";
+  return dir / "split.toml";
+}
+
+pid_t run_host(const fs::path& file, const std::string& host, const TestNamespace& ns,
+               const TempDir& dir) {
+  return start_program(BLOCCS_CLI_PATH,
+                       {"run", file.string(), "--host", host, "--namespace", ns.name(),
+                        "--status-interval", "0", "--summary-json",
+                        (dir / (host + ".json")).string(), "--dead-letters",
+                        (dir / (host + "-dead.jsonl")).string()},
+                       dir / (host + ".log"));
+}
+
+std::set<std::uint64_t> lines_of(const fs::path& file) {
+  std::set<std::uint64_t> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) out.insert(std::stoull(line));
+  return out;
+}
+
+std::set<std::uint64_t> dead_of(const fs::path& file) {
+  std::set<std::uint64_t> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    out.insert(std::stoull(json::parse(line)["meta"]["seq"].get<std::string>()));
+  return out;
+}
+
+}  // namespace
+
+TEST(TwoHosts, TheDemoSplitOverTwoHostsDeliversOrDeadLettersEveryMessage) {
+  TempDir dir;
+  NatsServer nats(dir);
+  ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
+  TestNamespace ns_a, ns_b;
+  const Split s;
+  const fs::path file = write_pipeline(dir, nats, s);
+  const pid_t b = run_host(file, "b", ns_b, dir);  // b first: its ingress waits for a's end
+  const pid_t a = run_host(file, "a", ns_a, dir);
+  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
+  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+
+  const json ja = json::parse(read_file(dir / "a.json"), nullptr, false);
+  const json jb = json::parse(read_file(dir / "b.json"), nullptr, false);
+  ASSERT_FALSE(ja.is_discarded() || jb.is_discarded()) << read_file(dir / "a.log");
+  // Each host's part adds up on its own: on a, what the egress took counts as delivered.
+  EXPECT_TRUE(ja.value("adds_up", false)) << ja.dump(2);
+  EXPECT_TRUE(jb.value("adds_up", false)) << jb.dump(2);
+  EXPECT_EQ(ja.value("in", 0u), s.messages) << ja.dump(2);
+  // What a handed over is what b took in: nothing lost or duplicated between them.
+  EXPECT_EQ(jb.value("in", 0u), ja.value("delivered", 1u)) << ja.dump(2) << jb.dump(2);
+  EXPECT_EQ(jb.value("delivered", 0u), jb.value("in", 1u)) << jb.dump(2);
+
+  const auto got = lines_of(dir / "received");
+  const auto dead = dead_of(dir / "a-dead.jsonl");
+  EXPECT_EQ(got.size() + dead.size(), s.messages);
+  for (std::uint64_t seq = 0; seq < s.messages; ++seq)
+    ASSERT_NE(got.contains(seq), dead.contains(seq)) << "message " << seq;
+  EXPECT_NE(read_file(dir / "b.log").find("0 more than once"), std::string::npos)
+      << read_file(dir / "b.log");
+  EXPECT_TRUE(ns_a.leftovers().empty()) << join(ns_a.leftovers());
+  EXPECT_TRUE(ns_b.leftovers().empty()) << join(ns_b.leftovers());
+}
+
+TEST(TwoHosts, ASlowSinkOnOneHostHoldsTheSourceOnTheOtherToItsPace) {
+  TempDir dir;
+  NatsServer nats(dir);
+  ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
+  TestNamespace ns_a, ns_b;
+  Split s;
+  s.messages = 3000;
+  s.work_us = 1000;  // the sink takes about 1,000 a second (a little less: sleeps overshoot)
+  s.fail_percent = 0;
+  s.sink_buffer = 32;
+  const fs::path file = write_pipeline(dir, nats, s);
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t b = run_host(file, "b", ns_b, dir);
+  const pid_t a = run_host(file, "a", ns_a, dir);
+
+  // Meanwhile the stream never holds more than its bound: the sink's 32.
+  auto watch = bloccs::bridge::Engine::connect(
+      {.urls = {nats.url()}, .credentials = {}, .client_name = "test"});
+  ASSERT_TRUE(watch) << watch.error().message;
+  std::uint64_t most = 0;
+  int looks = 0;
+  while (waitpid(a, nullptr, WNOHANG) == 0) {
+    if (auto n = (*watch)->pending({"demo", "sink", "in"}); n) {
+      most = std::max(most, *n);
+      ++looks;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  const std::string log_a = read_file(dir / "a.log");
+  std::printf("3000 messages through a 1 ms sink on the other host: %.1f s; the stream held at "
+              "most %llu (%d looks)\n",
+              seconds, static_cast<unsigned long long>(most), looks);
+  EXPECT_GT(looks, 10);
+  EXPECT_LE(most, 32u);
+  // The source could emit all in milliseconds; held back, it takes the sink's 3 s (or more).
+  EXPECT_GE(seconds, 2.5) << log_a;
+  const auto gen = log_a.find("generator: emitted 3000 messages in ");
+  ASSERT_NE(gen, std::string::npos) << log_a;
+  EXPECT_GE(std::stod(log_a.substr(gen + 36)), 2.0) << log_a;
+  EXPECT_EQ(lines_of(dir / "received").size(), 3000u);
+}

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+// The bridges' processes (bridges.hpp).
+#include "tools/bloccs/bridges.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "bloccs/node.hpp"
+#include "bridge/jetstream.hpp"
+#include "tools/bloccs/placement.hpp"
+
+namespace bloccs::launcher {
+namespace {
+
+using std::chrono::milliseconds;
+
+int fail(const std::string& who, const Error& e) {
+  std::fprintf(stderr, "%s: %s\n", who.c_str(), e.message.c_str());
+  return 1;
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// Publishes until stored, waiting while the stream is full or the engine is away (it
+// reconnects by itself), until `give_up` says so.
+template <class Publish, class GiveUp>
+Status publish_until_stored(Publish&& publish, GiveUp&& give_up) {
+  milliseconds backoff{1};
+  for (;;) {
+    Result<bool> stored = publish();
+    if (stored && *stored) return {};
+    if (give_up())
+      return stored ? Status(Error{Errc::timeout, "the stream stayed full"}) : Status(stored.error());
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, milliseconds(50));
+  }
+}
+
+}  // namespace
+
+int run_bridge(bool egress, const std::string& host) {
+  const std::string id = env("BLOCCS_NODE");
+  const std::string who = std::string("bridge ") + (egress ? "out " : "in ") + id;
+  auto full = load_pipeline(env("BLOCCS_PIPELINE"), {.program_dirs = {}, .check_programs = false});
+  if (!full) return fail(who, full.error());
+  auto part = host_part(*full, host, "/proc/self/exe");
+  if (!part) return fail(who, part.error());
+  NodeOptions options{.ns = env("BLOCCS_NAMESPACE")};
+  if (const std::string d = env("BLOCCS_DRAIN_LIMIT_MS"); !d.empty())
+    options.drain_limit = milliseconds(std::strtoll(d.c_str(), nullptr, 10));
+  auto node = Node::start(part->spec, id, options);
+  if (!node) return fail(who, node.error());
+  auto engine = bridge::Engine::connect(
+      {.urls = part->host->nats, .credentials = part->host->credentials, .client_name = who});
+  if (!engine) return fail(who, engine.error());
+  std::vector<const Bridge*> mine;
+  for (const Bridge& b : part->bridges)
+    if (b.node_id == id) mine.push_back(&b);
+  for (const Bridge* b : mine)
+    if (auto st = (*engine)->ensure_stream(b->target, b->stream_limit); !st)
+      return fail(who, st.error());
+
+  if (egress) {
+    Clock::time_point give_up_at{};  // once stopping: the drain limit
+    node->on_message([&](const Delivery& d, Outputs&) -> Status {
+      const PortKey target{full->network, id, std::string(d.port)};
+      const Meta meta = d.meta.copy();
+      const auto stop_by = [&] {
+        if (!node->stopping()) return false;
+        if (give_up_at == Clock::time_point{}) give_up_at = Clock::now() + options.drain_limit;
+        return Clock::now() >= give_up_at;
+      };
+      return publish_until_stored([&] { return (*engine)->publish(target, d.payload, meta); },
+                                  stop_by);
+    });
+    const int rc = node->run();
+    // Drained: the end of this host's messages, after its last one.
+    const auto until = Clock::now() + options.drain_limit;
+    for (const Bridge* b : mine)
+      if (auto st = publish_until_stored([&] { return (*engine)->publish_end(b->target, host); },
+                                         [&] { return Clock::now() >= until; });
+          !st)
+        return fail(who, st.error());
+    return rc;
+  }
+
+  // Ingress: one port, fed by one or more hosts.
+  const Bridge& b = *mine.front();
+  auto puller = (*engine)->pull(b.target, bridge::wire_stream(b.target) + "_in");
+  if (!puller) return fail(who, puller.error());
+  std::vector<std::string> ended;
+  while (!node->stopping()) {
+    auto got = (*puller)->fetch(64, milliseconds(250));
+    if (!got) {  // the engine is away: it reconnects by itself
+      std::this_thread::sleep_for(milliseconds(100));
+      continue;
+    }
+    for (bridge::Pulled& m : *got) {
+      if (!m.end_of().empty()) {
+        if (std::find(ended.begin(), ended.end(), m.end_of()) == ended.end())
+          ended.push_back(m.end_of());
+      } else if (auto st = node->emit("out", m.payload(), m.meta()); !st) {
+        return fail(who, st.error());  // not acked: it comes again to the next bridge
+      }
+      if (auto st = m.ack(); !st) std::fprintf(stderr, "%s: %s\n", who.c_str(), st.error().message.c_str());
+    }
+    if (got->empty() && ended.size() >= b.feeding_hosts.size()) break;  // every feeder ended
+  }
+  return 0;
+}
+
+}  // namespace bloccs::launcher
