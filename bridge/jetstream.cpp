@@ -17,6 +17,7 @@ constexpr const char* kMetaHeader = "Bloccs-Meta";  // the pairs, encoded as in 
 constexpr const char* kMsgIdHeader = "Nats-Msg-Id";  // JetStream's duplicate window
 constexpr const char* kEndHeader = "Bloccs-End";     // the end of a host's messages
 constexpr std::int64_t kRequestTimeoutMs = 5000;
+constexpr std::int64_t kMaxInFlight = 64;  // a puller fetches at most this many at once
 
 std::string part(const std::string& s) {
   std::string out;
@@ -262,7 +263,10 @@ Result<std::unique_ptr<Puller>> Engine::pull(const PortKey& target, const std::s
   jsSubOptions_Init(&so);
   so.Stream = stream.c_str();
   so.Config.AckPolicy = js_AckExplicit;
-  so.Config.AckWait = 5LL * 1'000'000'000;  // unacked this long (a bridge that died): again
+  so.Config.AckWait = 2LL * 1'000'000'000;  // unacked this long (a bridge that died): again
+  // No more in flight than one fetch: after a bridge died, its unacked messages come again
+  // before any later one, so a source's order holds.
+  so.Config.MaxAckPending = kMaxInFlight;
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus s = js_PullSubscribe(&impl->sub, impl_->js, impl->subject.c_str(),
                                         durable.c_str(), nullptr, &so, &code);

@@ -442,6 +442,13 @@ Status detail::NodeImpl::send_output(std::size_t output, std::span<const std::by
 }
 
 void detail::NodeImpl::handle(std::size_t port, const MessageView& m) {
+  // The counters reach the block after each message, before the port moves past it: a node
+  // killed mid-batch leaves no message handled and uncounted (the ledger would call it missing;
+  // at worst the message being handled is counted again when it comes again).
+  struct PublishAfter {
+    NodeImpl& n;
+    ~PublishAfter() { n.publish(); }
+  } publish_after{*this};
   ++counters.received;
   if (stopping() && past_drain_limit()) {
     // Mid-batch when the stop's budget ran out: not handled (a slow handler would overrun the

@@ -109,7 +109,12 @@ int run_bridge(bool egress, const std::string& host) {
       }
       if (auto st = m.ack(); !st) std::fprintf(stderr, "%s: %s\n", who.c_str(), st.error().message.c_str());
     }
-    if (got->empty() && ended.size() >= b.feeding_hosts.size()) break;  // every feeder ended
+    // Every feeder ended, and the stream holds nothing more: not even what a bridge before
+    // this one took and never acked (it comes again after the ack wait).
+    if (got->empty() && ended.size() >= b.feeding_hosts.size()) {
+      auto left = (*engine)->pending(b.target);
+      if (left && *left == 0) break;
+    }
   }
   return 0;
 }
