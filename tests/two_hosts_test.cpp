@@ -246,3 +246,50 @@ TEST(TwoHosts, TheNatsServerKilledAndRestartedMidRunLosesNothing) {
   EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
   expect_none_lost(dir, s.messages);
 }
+
+// Host b's launcher not running at first, then stopped mid-run and started again: the stream
+// holds the backlog within its bound (a's source waits meanwhile), and b's later runs take it.
+TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
+  TempDir dir;
+  NatsServer nats(dir);
+  ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
+  TestNamespace ns_a, ns_b;
+  Split s;
+  s.messages = 3000;
+  s.work_us = 100;
+  s.fail_percent = 0;
+  const fs::path file = write_pipeline(dir, nats, s);
+  const pid_t a = run_host(file, "a", ns_a, dir);
+  // a runs alone: its bridge fills the stream to its bound (64), then a's source waits.
+  auto watch = bloccs::bridge::Engine::connect(
+      {.urls = {nats.url()}, .credentials = {}, .client_name = "test"});
+  ASSERT_TRUE(watch) << watch.error().message;
+  const bloccs::PortKey wire{"demo", "sink", "in"};
+  ASSERT_TRUE(eventually([&] {
+    auto n = (*watch)->pending(wire);
+    return n && *n == 64;
+  })) << read_file(dir / "a.log");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ((*watch)->pending(wire).value(), 64u) << "never past its bound";
+  EXPECT_EQ(waitpid(a, nullptr, WNOHANG), 0) << "a waits for b";
+
+  // b's first run, stopped (SIGINT) mid-way: what it did not take stays in the stream.
+  pid_t b = run_host(file, "b", ns_b, dir);
+  std::this_thread::sleep_for(400ms);
+  ASSERT_EQ(kill(b, SIGINT), 0);
+  // A stop by signal drains what b holds and ends it cleanly.
+  EXPECT_TRUE(exited_ok(wait_child(b, 60s))) << read_file(dir / "b.log");
+  const std::set<std::uint64_t> first = lines_of(dir / "received");
+  std::printf("b's first run took %zu of %llu\n", first.size(),
+              static_cast<unsigned long long>(s.messages));
+  // b again, to the end.
+  b = run_host(file, "b", ns_b, dir);
+  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
+  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  std::set<std::uint64_t> all = lines_of(dir / "received");
+  all.insert(first.begin(), first.end());
+  std::uint64_t missing = 0;
+  for (std::uint64_t seq = 0; seq < s.messages; ++seq) missing += !all.contains(seq);
+  EXPECT_EQ(missing, 0u) << read_file(dir / "b.log");
+  EXPECT_TRUE(ns_b.leftovers().empty()) << join(ns_b.leftovers());
+}
