@@ -136,6 +136,9 @@ Result<std::unique_ptr<Engine>> Engine::connect(const EngineSpec& spec) {
   // After a first connection: reconnect for ever (a server restart, a cluster fail-over).
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
+  // Every publish and ack goes out at once: a bridge waits for each ack, so a flush deferred
+  // to the client's flusher thread would add to every message's latency.
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, true);
   if (s == NATS_OK && !spec.credentials.empty())
     s = natsOptions_SetUserCredentialsFromFiles(opts, spec.credentials.c_str(), nullptr);
   if (s != NATS_OK) {

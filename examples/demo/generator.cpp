@@ -9,9 +9,11 @@
 
 int main(int argc, char** argv) {
   std::uint64_t messages = 20'000;
+  std::uint64_t bytes = 0;
   if (int rc = bloccs::examples::parse_options(
           argc, argv, "bloccs demo: the generator node",
-          {{"--messages", "how many messages to emit", &messages}});
+          {{"--messages", "how many messages to emit", &messages},
+           {"--bytes", "pad each message to this many bytes (benchmarks)", &bytes}});
       rc >= 0)
     return rc;
 
@@ -20,7 +22,8 @@ int main(int argc, char** argv) {
   const auto start = bloccs::Clock::now();
   std::uint64_t seq = 0;
   for (; seq < messages && !node->stopping(); ++seq) {
-    const std::string text = "message " + std::to_string(seq);
+    std::string text = "message " + std::to_string(seq);
+    if (text.size() < bytes) text.resize(bytes, '.');
     bloccs::Meta meta;
     meta.set("seq", std::to_string(seq));
     if (auto st = node->emit("out", text, meta); !st) return bloccs::Node::fail(st.error());
