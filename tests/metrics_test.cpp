@@ -5,9 +5,6 @@
 // with a scrape config written here) scraping `shmctl metrics` and `bloccs run --metrics`
 // while the demo runs, then asked through its HTTP API for the rates, the histogram, and which
 // port has the worst p99 time in queue.
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <fstream>
 #include <thread>
 
@@ -15,6 +12,7 @@
 #include <httplib.h>
 
 #include "bloccs/port.hpp"
+#include "net_support.hpp"
 #include "port_test_support.hpp"
 #include "shmctl_test_support.hpp"
 #include "tools/metrics/exposition.hpp"
@@ -25,19 +23,6 @@ using namespace bloccs::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A port free on loopback now (the kernel's pick; closed again for whoever binds it next).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  close(fd);
-  return ok ? ntohs(a.sin_port) : -1;
-}
 
 struct Got {
   int status = -1;
@@ -163,7 +148,7 @@ struct BusyPorts {
 
 // `shmctl metrics` on a free loopback port, once it says it serves.
 struct MetricsProcess {
-  int port = free_port();
+  int port = free_loopback_port();
   ShmctlProcess p;
   MetricsProcess(const TestNamespace& ns, std::vector<std::string> extra = {})
       : p(ns.name(), with(extra, "127.0.0.1:" + std::to_string(port))) {}
@@ -286,7 +271,7 @@ namespace {
 class Prometheus {
  public:
   Prometheus(const TempDir& dir, const std::vector<std::pair<std::string, int>>& targets)
-      : port_(free_port()) {
+      : port_(free_loopback_port()) {
     std::ofstream cfg(dir / "prometheus.yml");
     cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n";
     for (const auto& [job, port] : targets)
@@ -335,7 +320,7 @@ TEST(Prometheus, ScrapesShmctlAndTheLauncherWhileTheDemoRunsAndFindsTheWorstP99)
   TempDir dir;
   MetricsProcess shmctl_metrics(ns);
   ASSERT_TRUE(shmctl_metrics.serving()) << shmctl_metrics.p.err();
-  const int launcher_port = free_port();
+  const int launcher_port = free_loopback_port();
   Prometheus prom(dir, {{"shmctl", shmctl_metrics.port}, {"launcher", launcher_port}});
   ASSERT_TRUE(prom.ready()) << read_file(dir / "prometheus.log");
   // Its first scrape of shmctl metrics done: the demo's whole run is seen.
