@@ -171,7 +171,7 @@ Result<std::unique_ptr<Engine>> Engine::connect(const EngineSpec& spec) {
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
-Status Engine::ensure_stream(const PortKey& target, std::int64_t max_messages) {
+Status Engine::ensure_stream(const PortKey& target, std::int64_t max_messages, int replicas) {
   const std::string name = wire_stream(target), subject = wire_subject(target);
   const char* subjects[] = {subject.c_str()};
   jsStreamConfig cfg;
@@ -183,6 +183,7 @@ Status Engine::ensure_stream(const PortKey& target, std::int64_t max_messages) {
   cfg.MaxMsgs = max_messages;
   cfg.Discard = js_DiscardNew;  // a full stream refuses: back-pressure
   cfg.Storage = js_FileStorage;
+  cfg.Replicas = replicas;
   cfg.Duplicates = 2LL * 60 * 1'000'000'000;  // two minutes of Nats-Msg-Id
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);

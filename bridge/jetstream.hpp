@@ -73,7 +73,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Makes the wire's stream, or updates its bound; a stream as asked is left as it is.
-  Status ensure_stream(const PortKey& target, std::int64_t max_messages);
+  // `replicas`: on how many servers of a cluster it is kept (1 to 5).
+  Status ensure_stream(const PortKey& target, std::int64_t max_messages, int replicas = 1);
   // Publishes one message and waits for the server's ack. True: stored. False: the stream is
   // full (its consumer is behind): nothing was stored; try again later. `id`, if not empty,
   // lets the server drop a duplicate of a publish it already stored (within its window).

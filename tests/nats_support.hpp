@@ -64,4 +64,57 @@ class NatsServer {
   pid_t pid_ = -1;
 };
 
+// Three (or `n`) nats-servers with JetStream clustered on loopback, each with its store in
+// the test's directory; kill(i) SIGKILLs one.
+class NatsCluster {
+ public:
+  explicit NatsCluster(const TempDir& dir, int n = 3) {
+    for (int i = 0; i < n; ++i) {
+      client_.push_back(free_loopback_port());
+      route_.push_back(free_loopback_port());
+    }
+    for (int i = 0; i < n; ++i) {
+      std::string routes;
+      for (int j = 0; j < n; ++j)
+        if (j != i) routes += (routes.empty() ? "" : ",") + route_url(j);
+      const std::string name = "s" + std::to_string(i);
+      pids_.push_back(start_program(
+          "/usr/sbin/nats-server",
+          {"-a", "127.0.0.1", "-p", std::to_string(client_[i]), "-js", "-sd",
+           (dir.path() / ("js-" + name)).string(), "--server_name", name, "--cluster_name",
+           "bloccs", "--cluster", route_url(i), "--routes", routes},
+          dir.path() / ("nats-" + name + ".log")));
+    }
+  }
+  ~NatsCluster() {
+    for (pid_t p : pids_)
+      if (p > 0) {
+        ::kill(p, SIGTERM);
+        wait_child(p, std::chrono::seconds(20));
+      }
+  }
+  NatsCluster(const NatsCluster&) = delete;
+  NatsCluster& operator=(const NatsCluster&) = delete;
+
+  std::vector<std::string> urls() const {
+    std::vector<std::string> out;
+    for (int p : client_) out.push_back("nats://127.0.0.1:" + std::to_string(p));
+    return out;
+  }
+  void kill(std::size_t i) {
+    if (pids_[i] > 0) {
+      ::kill(pids_[i], SIGKILL);
+      wait_child(pids_[i], std::chrono::seconds(10));
+      pids_[i] = -1;
+    }
+  }
+
+ private:
+  std::string route_url(std::size_t i) const {
+    return "nats://127.0.0.1:" + std::to_string(route_[i]);
+  }
+  std::vector<int> client_, route_;
+  std::vector<pid_t> pids_;
+};
+
 }  // namespace bloccs::test

@@ -29,16 +29,19 @@ struct Split {
   int sink_buffer = 64;
 };
 
-fs::path write_pipeline(const TempDir& dir, const NatsServer& nats, const Split& s) {
+fs::path write_pipeline(const TempDir& dir, const std::vector<std::string>& urls,
+                        const Split& s) {
+  std::string list;
+  for (const auto& u : urls) list += (list.empty() ? "\"" : ", \"") + u + "\"";
   const std::string programs = DEMO_PROGRAM_DIR;
   std::ofstream(dir / "split.toml") << R"([pipeline]
 network = "demo"
 conserved = true
 
 [hosts.a]
-nats = ")" << nats.url() << R"("
+nats = [)" << list << R"(]
 [hosts.b]
-nats = ")" << nats.url() << R"("
+nats = [)" << list << R"(]
 
 [nodes.generator]
 program = ")" << programs << R"(/bloccs-demo-generator"
@@ -96,7 +99,7 @@ TEST(TwoHosts, TheDemoSplitOverTwoHostsDeliversOrDeadLettersEveryMessage) {
   ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
   TestNamespace ns_a, ns_b;
   const Split s;
-  const fs::path file = write_pipeline(dir, nats, s);
+  const fs::path file = write_pipeline(dir, {nats.url()}, s);
   const pid_t b = run_host(file, "b", ns_b, dir);  // b first: its ingress waits for a's end
   const pid_t a = run_host(file, "a", ns_a, dir);
   EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
@@ -134,7 +137,7 @@ TEST(TwoHosts, ASlowSinkOnOneHostHoldsTheSourceOnTheOtherToItsPace) {
   s.work_us = 1000;  // the sink takes about 1,000 a second (a little less: sleeps overshoot)
   s.fail_percent = 0;
   s.sink_buffer = 32;
-  const fs::path file = write_pipeline(dir, nats, s);
+  const fs::path file = write_pipeline(dir, {nats.url()}, s);
   const auto t0 = std::chrono::steady_clock::now();
   const pid_t b = run_host(file, "b", ns_b, dir);
   const pid_t a = run_host(file, "a", ns_a, dir);
@@ -202,7 +205,7 @@ TEST(TwoHosts, BridgesKilledMidStreamAreRestartedAndNothingIsLost) {
   s.messages = 8000;
   s.work_us = 250;
   s.fail_percent = 0;
-  const fs::path file = write_pipeline(dir, nats, s);
+  const fs::path file = write_pipeline(dir, {nats.url()}, s);
   const pid_t b = run_host(file, "b", ns_b, dir);
   const pid_t a = run_host(file, "a", ns_a, dir);
   pid_t in = -1, out = -1;
@@ -234,7 +237,7 @@ TEST(TwoHosts, TheNatsServerKilledAndRestartedMidRunLosesNothing) {
   s.messages = 8000;
   s.work_us = 250;
   s.fail_percent = 0;
-  const fs::path file = write_pipeline(dir, nats, s);
+  const fs::path file = write_pipeline(dir, {nats.url()}, s);
   const pid_t b = run_host(file, "b", ns_b, dir);
   const pid_t a = run_host(file, "a", ns_a, dir);
   std::this_thread::sleep_for(700ms);
@@ -258,7 +261,7 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
   s.messages = 3000;
   s.work_us = 100;
   s.fail_percent = 0;
-  const fs::path file = write_pipeline(dir, nats, s);
+  const fs::path file = write_pipeline(dir, {nats.url()}, s);
   const pid_t a = run_host(file, "a", ns_a, dir);
   // a runs alone: its bridge fills the stream to its bound (64), then a's source waits.
   auto watch = bloccs::bridge::Engine::connect(
@@ -292,4 +295,33 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
   for (std::uint64_t seq = 0; seq < s.messages; ++seq) missing += !all.contains(seq);
   EXPECT_EQ(missing, 0u) << read_file(dir / "b.log");
   EXPECT_TRUE(ns_b.leftovers().empty()) << join(ns_b.leftovers());
+}
+
+// A three-server JetStream cluster on loopback, its streams kept on all three: one server
+// SIGKILLed mid-run, and the bridges fail over to the others with nothing lost.
+TEST(TwoHosts, AClusterServerKilledMidRunFailsOverAndLosesNothing) {
+  TempDir dir;
+  NatsCluster cluster(dir);
+  // Formed, with a JetStream leader: a replicated stream can be made.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto e = bloccs::bridge::Engine::connect(
+            {.urls = cluster.urls(), .credentials = {}, .client_name = "test"});
+        return e && (*e)->ensure_stream({"probe", "p", "in"}, 10, 3);
+      },
+      60s))
+      << read_file(dir / "nats-s0.log");
+  TestNamespace ns_a, ns_b;
+  Split s;
+  s.messages = 6000;
+  s.work_us = 250;
+  s.fail_percent = 0;
+  const fs::path file = write_pipeline(dir, cluster.urls(), s);
+  const pid_t b = run_host(file, "b", ns_b, dir);
+  const pid_t a = run_host(file, "a", ns_a, dir);
+  std::this_thread::sleep_for(800ms);
+  cluster.kill(0);  // the server both sides connected to first
+  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
+  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  expect_none_lost(dir, s.messages);
 }

@@ -62,7 +62,7 @@ int run_bridge(bool egress, const std::string& host) {
   for (const Bridge& b : part->bridges)
     if (b.node_id == id) mine.push_back(&b);
   for (const Bridge* b : mine)
-    if (auto st = (*engine)->ensure_stream(b->target, b->stream_limit); !st)
+    if (auto st = (*engine)->ensure_stream(b->target, b->stream_limit, b->replicas); !st)
       return fail(who, st.error());
 
   if (egress) {

@@ -45,12 +45,16 @@ Result<HostPart> host_part(const PipelineSpec& full, const std::string& host,
         }
         if (to.host == host) ingress[{to.id, t.port}].insert(from.host);
       }
+  std::size_t urls = 1;
+  for (const HostSpec& h : full.hosts) urls = std::max(urls, h.nats.size());
+  const int replicas = static_cast<int>(std::min<std::size_t>(urls, 3));
   for (auto& [id, e] : egress) {
     std::sort(e.inputs.begin(), e.inputs.end(),
               [](const InputSpec& a, const InputSpec& b) { return a.name < b.name; });
     for (const InputSpec& in : e.inputs)
       part.bridges.push_back({Bridge::egress, e.id, {full.network, e.id, in.name},
-                              in.buffer ? std::int64_t{*in.buffer} : kUnboundedStream, {}});
+                              in.buffer ? std::int64_t{*in.buffer} : kUnboundedStream,
+                              replicas, {}});
     part.spec.nodes.push_back(std::move(e));
   }
   for (const auto& [port, from_hosts] : ingress) {
@@ -65,7 +69,7 @@ Result<HostPart> host_part(const PipelineSpec& full, const std::string& host,
     n.outputs.push_back({.name = "out", .targets = {{node, in_port}}, .line = 0});
     const InputSpec& in = *full.node(node)->input(in_port);
     part.bridges.push_back({Bridge::ingress, id, {full.network, node, in_port},
-                            in.buffer ? std::int64_t{*in.buffer} : kUnboundedStream,
+                            in.buffer ? std::int64_t{*in.buffer} : kUnboundedStream, replicas,
                             {from_hosts.begin(), from_hosts.end()}});
     part.spec.nodes.push_back(std::move(n));
   }

@@ -30,6 +30,8 @@ struct Bridge {
   std::string node_id;  // the pseudo-node's id in the part
   PortKey target;       // the port the wire goes into (its stream's key)
   std::int64_t stream_limit = 0;
+  // Servers of a cluster its stream is kept on: as many URLs as a host lists, at most 3.
+  int replicas = 1;
   std::vector<std::string> feeding_hosts;  // ingress: the hosts whose egresses feed it
 };
 
