@@ -325,3 +325,41 @@ TEST(TwoHosts, AClusterServerKilledMidRunFailsOverAndLosesNothing) {
   EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
   expect_none_lost(dir, s.messages);
 }
+
+// Bad engines, as a user meets them: an URL where no server listens, and a server without
+// JetStream. The host's run fails within seconds, its log naming the URL and what to do.
+TEST(TwoHosts, AnUnreachableEngineAndOneWithoutJetStreamFailTheRunSayingWhy) {
+  TempDir dir;
+  NatsServer plain(dir, /*jetstream=*/false);
+  ASSERT_TRUE(plain.ready());
+  const std::string nobody = "nats://127.0.0.1:" + std::to_string(free_loopback_port());
+  for (const auto& [url, says] : std::vector<std::pair<std::string, std::string>>{
+           {nobody, "cannot reach the NATS server at " + nobody},
+           {plain.url(), "has no JetStream; start it with -js"}}) {
+    std::ofstream(dir / "bad.toml") << R"([pipeline]
+network = "demo"
+restart = { base_ms = 50, max_restarts = 1 }
+[hosts.a]
+nats = ")" << url << R"("
+[hosts.b]
+nats = ")" << url << R"("
+[nodes.generator]
+program = ")" << DEMO_PROGRAM_DIR << R"(/bloccs-demo-generator"
+host = "a"
+outputs.out = "sink.in"
+[nodes.sink]
+program = ")" << DEMO_PROGRAM_DIR << R"(/bloccs-demo-sink"
+host = "b"
+)";
+    TestNamespace ns;
+    const auto t0 = std::chrono::steady_clock::now();
+    const pid_t a = start_program(BLOCCS_CLI_PATH,
+                                  {"run", (dir / "bad.toml").string(), "--host", "a",
+                                   "--namespace", ns.name(), "--status-interval", "0"},
+                                  dir / "bad.log");
+    EXPECT_EQ(exit_code(wait_child(a, 60s)), 1) << read_file(dir / "bad.log");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s) << "no hang";
+    EXPECT_NE(read_file(dir / "bad.log").find(says), std::string::npos) << read_file(dir / "bad.log");
+    EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
+  }
+}
