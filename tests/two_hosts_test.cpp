@@ -363,3 +363,28 @@ host = "b"
     EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
   }
 }
+
+// The engine down when both hosts start, up a second later: the bridges fail to connect and
+// are restarted until it is up, and no message pushed meanwhile is lost (a bridge connects
+// before its port exists, so the pushers wait for the port instead of filling one that a
+// failing bridge would take down with it).
+TEST(TwoHosts, HostsStartedWhileTheEngineIsDownWaitForItAndLoseNothing) {
+  TempDir dir;
+  NatsServer nats(dir);
+  ASSERT_TRUE(nats.ready());
+  nats.stop();
+  TestNamespace ns_a, ns_b;
+  Split s;
+  s.messages = 3000;
+  s.work_us = 100;
+  s.fail_percent = 0;
+  const fs::path file = write_pipeline(dir, {nats.url()}, s);
+  const pid_t b = run_host(file, "b", ns_b, dir);
+  const pid_t a = run_host(file, "a", ns_a, dir);
+  std::this_thread::sleep_for(1s);
+  nats.restart();
+  ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
+  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
+  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  expect_none_lost(dir, s.messages);
+}

@@ -50,11 +50,9 @@ int run_bridge(bool egress, const std::string& host) {
   if (!full) return fail(who, full.error());
   auto part = host_part(*full, host, "/proc/self/exe");
   if (!part) return fail(who, part.error());
-  NodeOptions options{.ns = env("BLOCCS_NAMESPACE")};
-  if (const std::string d = env("BLOCCS_DRAIN_LIMIT_MS"); !d.empty())
-    options.drain_limit = milliseconds(std::strtoll(d.c_str(), nullptr, 10));
-  auto node = Node::start(part->spec, id, options);
-  if (!node) return fail(who, node.error());
+  // The engine and the streams first: a bridge that cannot reach them must fail before its
+  // node starts, for a port stopped by a clean exit would discard what was pushed into it
+  // (while none runs, the pushers here wait for the port to come back).
   auto engine = bridge::Engine::connect(
       {.urls = part->host->nats, .credentials = part->host->credentials, .client_name = who});
   if (!engine) return fail(who, engine.error());
@@ -64,6 +62,11 @@ int run_bridge(bool egress, const std::string& host) {
   for (const Bridge* b : mine)
     if (auto st = (*engine)->ensure_stream(b->target, b->stream_limit, b->replicas); !st)
       return fail(who, st.error());
+  NodeOptions options{.ns = env("BLOCCS_NAMESPACE")};
+  if (const std::string d = env("BLOCCS_DRAIN_LIMIT_MS"); !d.empty())
+    options.drain_limit = milliseconds(std::strtoll(d.c_str(), nullptr, 10));
+  auto node = Node::start(part->spec, id, options);
+  if (!node) return fail(who, node.error());
 
   if (egress) {
     Clock::time_point give_up_at{};  // once stopping: the drain limit
