@@ -115,6 +115,15 @@ TEST(TwoHosts, TheDemoSplitOverTwoHostsDeliversOrDeadLettersEveryMessage) {
   // What a handed over is what b took in: nothing lost or duplicated between them.
   EXPECT_EQ(jb.value("in", 0u), ja.value("delivered", 1u)) << ja.dump(2) << jb.dump(2);
   EXPECT_EQ(jb.value("delivered", 0u), jb.value("in", 1u)) << jb.dump(2);
+  // The bridges in each summary: which way, the wire's port, what they carried.
+  EXPECT_EQ(ja.value("host", ""), "a");
+  const json out = ja["nodes"]["sink"].value("bridge", json::object());
+  EXPECT_EQ(out.value("direction", ""), "out") << ja.dump(2);
+  EXPECT_EQ(out.value("port", ""), "demo/sink/in") << ja.dump(2);
+  EXPECT_EQ(out.value("carried", 0u), ja.value("delivered", 1u)) << ja.dump(2);
+  const json in = jb["nodes"]["sink-in-from-net"].value("bridge", json::object());
+  EXPECT_EQ(in.value("direction", ""), "in") << jb.dump(2);
+  EXPECT_EQ(in.value("carried", 0u), jb.value("in", 1u)) << jb.dump(2);
 
   const auto got = lines_of(dir / "received");
   const auto dead = dead_of(dir / "a-dead.jsonl");

@@ -453,7 +453,20 @@ int Supervisor::run() {
                                 {"lost", c.lost},             {"salvaged", c.salvaged},
                                 {"lost_at_takeover", c.lost_at_takeover},
                                 {"restarts", n.restarts},     {"state", n.state}};
+      // A bridge of a wire between hosts (placement.hpp): which way, and its stream.
+      const NodeSpec& spec = *n.spec;
+      if (spec.args.size() >= 2 && spec.args[0] == "bridge") {
+        const bool out = spec.args[1] == "out";
+        const std::string node = out ? spec.id : spec.outputs.at(0).targets.at(0).node;
+        const std::string port =
+            out ? spec.inputs.at(0).name : spec.outputs.at(0).targets.at(0).port;
+        j["nodes"][spec.id]["bridge"] = {
+            {"direction", spec.args[1]},
+            {"port", pipeline_.network + "/" + node + "/" + port},
+            {"carried", out ? c.handled : c.emitted}};
+      }
     }
+    if (!pipeline_.hosts.empty()) j["host"] = pipeline_.nodes.empty() ? "" : pipeline_.nodes[0].host;
     std::ofstream(options_.summary_json) << j.dump(2) << "\n";
   }
   cleanup();
