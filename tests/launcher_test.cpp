@@ -408,6 +408,20 @@ host = "b"
   EXPECT_NE(log.find("host b has no engine"), std::string::npos) << log;
 }
 
+// scripts/demo.sh passes --status-interval, and its caller may pass another: the last counts.
+TEST(Launcher, TheLastStatusIntervalGivenCounts) {
+  TempDir dir;
+  TestNamespace ns;
+  std::ofstream(dir / "one.toml") << "[pipeline]\nnetwork = \"one\"\n[nodes.a]\nprogram = "
+                                     "\"/bin/true\"\n";
+  const pid_t run = launch({"run", (dir / "one.toml").string(), "--namespace", ns.name(),
+                            "--status-interval", "500", "--status-interval", "0"},
+                           dir / "log");
+  EXPECT_EQ(exit_code(wait_child(run, 30s)), 0) << read_file(dir / "log");
+  EXPECT_EQ(read_file(dir / "log").find("At Most 1"), std::string::npos) << read_file(dir / "log");
+  EXPECT_TRUE(ns.leftovers().empty()) << join(ns.leftovers());
+}
+
 // One exit-code convention with shmctl: a bad command line is 2 (CLI11's own codes, 105-109,
 // are not for scripts), --help and --version are 0.
 TEST(Launcher, UsageErrorsExitWith2) {

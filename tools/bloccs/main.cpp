@@ -118,8 +118,10 @@ int main(int argc, char** argv) {
   run->add_option("--namespace", o.ns,
                   "namespace of the run's ports (default: $BLOCCS_NAMESPACE, else <network>-<pid>)");
   run->add_option("--program-dir", dirs, "where to look for node programs first (repeatable)");
+  // The last one given counts: scripts/demo.sh passes one, and its caller may pass another.
   run->add_option("--status-interval", status_ms, "ms between live status lines; 0: none")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   run->add_option("--drain-limit", drain_ms,
                   "ms the whole stop may take (the nodes drain one after another within it); what "
                   "is still running 2 s later is killed")
