@@ -13,6 +13,7 @@
 
 #include "bloccs/port.hpp"
 #include "net_support.hpp"
+#include "busy_ports_support.hpp"
 #include "port_test_support.hpp"
 #include "shmctl_test_support.hpp"
 #include "tools/metrics/exposition.hpp"
@@ -120,31 +121,6 @@ TEST(MetricsExposition, FamiliesOnceHistogramsCumulativeLabelsEscaped) {
 }
 
 namespace {
-
-// Ports a and b in this process; a pusher in another pushed 300 into a and 40 into b; this
-// process received 100 of a's.
-struct BusyPorts {
-  TestNamespace ns;
-  std::optional<Port> a, b;
-  void start() {
-    auto pa = Port::start({"net", "a", "in"}, {.buffer = 512, .ns = ns.name()});
-    auto pb = Port::start({"net", "b", "in"}, {.buffer = 64, .ns = ns.name()});
-    ASSERT_TRUE(pa && pb);
-    a.emplace(std::move(pa).value());
-    b.emplace(std::move(pb).value());
-    const pid_t kid = spawn([&] {
-      auto p = Pusher::open(ns.name());
-      if (!p) return 2;
-      for (int i = 0; i < 300; ++i)
-        if (!p->push({"net", "a", "in"}, num(i))) return 3;
-      for (int i = 0; i < 40; ++i)
-        if (!p->push({"net", "b", "in"}, num(i))) return 4;
-      return 0;
-    });
-    ASSERT_EQ(exit_code(wait_child(kid)), 0);
-    for (int i = 0; i < 100; ++i) ASSERT_TRUE(a->receive(in(5s)));
-  }
-};
 
 // `shmctl metrics` on a free loopback port, once it says it serves.
 struct MetricsProcess {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "bloccs/port.hpp"
+#include "busy_ports_support.hpp"
 #include "port_test_support.hpp"
 #include "shmctl_test_support.hpp"
 #include "tools/shmctl/top.hpp"
@@ -138,37 +139,9 @@ TEST(TopModel, TheDetailDrawsTheHistogramAsBarsOnePerPowerOfTwo) {
   EXPECT_NE(d.find("0 (0.0%)"), std::string::npos) << d;  // empty powers between are drawn too
 }
 
-namespace {
-
-// Two ports in this process; a pusher in another pushes 300 into `a` and 40 into `b`; this
-// process then receives 100 of a's.
-struct TwoBusyPorts {
-  TestNamespace ns;
-  std::optional<Port> a, b;
-  void start() {
-    auto pa = Port::start({"net", "a", "in"}, {.buffer = 512, .ns = ns.name()});
-    auto pb = Port::start({"net", "b", "in"}, {.buffer = 64, .ns = ns.name()});
-    ASSERT_TRUE(pa && pb);
-    a.emplace(std::move(pa).value());
-    b.emplace(std::move(pb).value());
-    const pid_t kid = spawn([&] {
-      auto p = Pusher::open(ns.name());
-      if (!p) return 2;
-      for (int i = 0; i < 300; ++i)
-        if (!p->push({"net", "a", "in"}, num(i))) return 3;
-      for (int i = 0; i < 40; ++i)
-        if (!p->push({"net", "b", "in"}, num(i))) return 4;
-      return 0;
-    });
-    ASSERT_EQ(exit_code(wait_child(kid)), 0);
-    for (int i = 0; i < 100; ++i) ASSERT_TRUE(a->receive(in(5s)));
-  }
-};
-
-}  // namespace
 
 TEST(ShmctlTop, OnceAndJsonGiveWhatWasPushedReceivedAndQueued) {
-  TwoBusyPorts t;
+  BusyPorts t;
   ASSERT_NO_FATAL_FAILURE(t.start());
   json doc;
   const ShmctlRun j = shmctl_json(t.ns, {"top", "--interval", "100"}, doc);
@@ -258,7 +231,7 @@ class Tmux {
 TEST(ShmctlTop, UnderTmuxItRedrawsSortsDrillsInAndQuits) {
   if (std::system("command -v tmux >/dev/null 2>&1") != 0)
     GTEST_FAIL() << "tmux is missing: scripts/install-deps.sh installs it";
-  TwoBusyPorts t;
+  BusyPorts t;
   ASSERT_NO_FATAL_FAILURE(t.start());
   // When top quits, the window's shell says so and stays, so the screen after can be read.
   Tmux tmux(std::string(SHMCTL_PATH) + " --namespace " + t.ns.name() +

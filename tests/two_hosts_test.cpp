@@ -76,6 +76,12 @@ pid_t run_host(const fs::path& file, const std::string& host, const TestNamespac
                        dir / (host + ".log"));
 }
 
+// Both hosts' runs end, and well.
+void expect_both_end_ok(pid_t a, pid_t b, const TempDir& dir) {
+  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
+  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+}
+
 std::set<std::uint64_t> lines_of(const fs::path& file) {
   std::set<std::uint64_t> out;
   std::ifstream in(file);
@@ -102,8 +108,7 @@ TEST(TwoHosts, TheDemoSplitOverTwoHostsDeliversOrDeadLettersEveryMessage) {
   const fs::path file = write_pipeline(dir, {nats.url()}, s);
   const pid_t b = run_host(file, "b", ns_b, dir);  // b first: its ingress waits for a's end
   const pid_t a = run_host(file, "a", ns_a, dir);
-  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
-  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  expect_both_end_ok(a, b, dir);
 
   const json ja = json::parse(read_file(dir / "a.json"), nullptr, false);
   const json jb = json::parse(read_file(dir / "b.json"), nullptr, false);
@@ -224,8 +229,7 @@ TEST(TwoHosts, BridgesKilledMidStreamAreRestartedAndNothingIsLost) {
   ASSERT_EQ(kill(in, SIGKILL), 0);
   std::this_thread::sleep_for(500ms);
   ASSERT_EQ(kill(out, SIGKILL), 0);
-  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
-  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  expect_both_end_ok(a, b, dir);
   const json ja = json::parse(read_file(dir / "a.json"), nullptr, false);
   const json jb = json::parse(read_file(dir / "b.json"), nullptr, false);
   EXPECT_GE(ja.value("restarts", 0), 1) << ja.dump(2);
@@ -254,8 +258,7 @@ TEST(TwoHosts, TheNatsServerKilledAndRestartedMidRunLosesNothing) {
   std::this_thread::sleep_for(1s);
   nats.restart();
   ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
-  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
-  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  expect_both_end_ok(a, b, dir);
   expect_none_lost(dir, s.messages);
 }
 
@@ -296,8 +299,7 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
               static_cast<unsigned long long>(s.messages));
   // b again, to the end.
   b = run_host(file, "b", ns_b, dir);
-  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
-  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  expect_both_end_ok(a, b, dir);
   std::set<std::uint64_t> all = lines_of(dir / "received");
   all.insert(first.begin(), first.end());
   std::uint64_t missing = 0;
@@ -330,8 +332,7 @@ TEST(TwoHosts, AClusterServerKilledMidRunFailsOverAndLosesNothing) {
   const pid_t a = run_host(file, "a", ns_a, dir);
   std::this_thread::sleep_for(800ms);
   cluster.kill(0);  // the server both sides connected to first
-  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
-  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  expect_both_end_ok(a, b, dir);
   expect_none_lost(dir, s.messages);
 }
 
@@ -393,7 +394,6 @@ TEST(TwoHosts, HostsStartedWhileTheEngineIsDownWaitForItAndLoseNothing) {
   std::this_thread::sleep_for(1s);
   nats.restart();
   ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
-  EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
-  EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+  expect_both_end_ok(a, b, dir);
   expect_none_lost(dir, s.messages);
 }
