@@ -118,6 +118,33 @@ TEST(JetStream, AFullStreamRefusesPublishesUntilItsConsumerAcks) {
   EXPECT_TRUE(more && *more);
 }
 
+// A publish repeated under the same message id is stored once, even after the first one was
+// taken and acked: the egress repeats a publish whose ack it never saw, under the same id.
+TEST(JetStream, APublishRepeatedUnderItsIdIsStoredOnce) {
+  TempDir dir;
+  NatsServer server(dir);
+  ASSERT_TRUE(server.ready());
+  auto e = engine(server);
+  ASSERT_TRUE(e);
+  ASSERT_TRUE(e->ensure_stream(kWire, 10));
+  for (int i = 0; i < 2; ++i) {
+    auto stored = e->publish(kWire, num(1), {}, "a.run.1");
+    ASSERT_TRUE(stored && *stored) << describe(stored);
+  }
+  EXPECT_EQ(pending_of(*e), 1u);
+  auto puller = e->pull(kWire, "bridge");
+  ASSERT_TRUE(puller) << describe(puller);
+  auto got = (*puller)->fetch(10, 2s);
+  ASSERT_TRUE(got && got->size() == 1u);
+  ASSERT_TRUE(got->front().ack());
+  EXPECT_TRUE(eventually([&] { return pending_of(*e) == 0; }));
+  auto again = e->publish(kWire, num(1), {}, "a.run.1");
+  ASSERT_TRUE(again && *again) << describe(again);
+  auto other = e->publish(kWire, num(2), {}, "a.run.2");
+  ASSERT_TRUE(other && *other) << describe(other);
+  EXPECT_EQ(pending_of(*e), 1u) << "the repeat was dropped, the next id stored";
+}
+
 TEST(JetStream, WhatAServerStoredSurvivesItsSigkillAndRestart) {
   TempDir dir;
   NatsServer server(dir);

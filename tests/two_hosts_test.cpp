@@ -239,6 +239,41 @@ TEST(TwoHosts, BridgesKilledMidStreamAreRestartedAndNothingIsLost) {
   EXPECT_TRUE(ns_b.leftovers().empty()) << join(ns_b.leftovers());
 }
 
+// The egress SIGKILLed again and again, mostly while it waits for a publish's ack: a publish
+// the server stored but never acked is repeated by the next egress under the same message id,
+// and the server drops it, so the sink sees every message exactly once.
+TEST(TwoHosts, AnEgressKilledMidPublishRepeatsNothingAtTheSink) {
+  TempDir dir;
+  NatsServer nats(dir);
+  ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
+  TestNamespace ns_a, ns_b;
+  Split s;
+  s.messages = 10000;
+  s.work_us = 50;
+  s.fail_percent = 0;
+  const fs::path file = write_pipeline(dir, {nats.url()}, s);
+  const pid_t b = run_host(file, "b", ns_b, dir);
+  const pid_t a = run_host(file, "a", ns_a, dir);
+  pid_t killed = -1;
+  for (int round = 0; round < 4; ++round) {
+    pid_t out = -1;
+    ASSERT_TRUE(eventually([&] { return (out = bridge_of(a, "out")) > 0 && out != killed; }))
+        << read_file(dir / "a.log");
+    std::this_thread::sleep_for(300ms);
+    ASSERT_EQ(kill(out, SIGKILL), 0);
+    killed = out;
+  }
+  expect_both_end_ok(a, b, dir);
+  const json ja = json::parse(read_file(dir / "a.json"), nullptr, false);
+  EXPECT_EQ(ja.value("restarts", 0), 4) << ja.dump(2);
+  expect_none_lost(dir, s.messages);
+  EXPECT_NE(read_file(dir / "b.log").find("received 10000 distinct messages, 0 more than once"),
+            std::string::npos)
+      << read_file(dir / "b.log");
+  EXPECT_TRUE(ns_a.leftovers().empty()) << join(ns_a.leftovers());
+  EXPECT_TRUE(ns_b.leftovers().empty()) << join(ns_b.leftovers());
+}
+
 // The NATS server SIGKILLed mid-run and started again a second later on the same port and
 // store: the bridges reconnect and go on; what it had stored is delivered.
 TEST(TwoHosts, TheNatsServerKilledAndRestartedMidRunLosesNothing) {

@@ -46,6 +46,10 @@ Status publish_until_stored(Publish&& publish, GiveUp&& give_up) {
 int run_bridge(bool egress, const std::string& host) {
   const std::string id = env("BLOCCS_NODE");
   const std::string who = std::string("bridge ") + (egress ? "out " : "in ") + id;
+  const std::string run = env("BLOCCS_RUN_ID");  // the launcher's (supervisor.hpp)
+  if (id.empty() || run.empty())
+    return fail(who, {Errc::bad_config, "a bridge is run by `bloccs run --host`, which gives it "
+                                        "$BLOCCS_NODE and $BLOCCS_RUN_ID; start the host's part that way"});
   auto full = load_pipeline(env("BLOCCS_PIPELINE"), {.program_dirs = {}, .check_programs = false});
   if (!full) return fail(who, full.error());
   auto part = host_part(*full, host, "/proc/self/exe");
@@ -70,15 +74,21 @@ int run_bridge(bool egress, const std::string& host) {
 
   if (egress) {
     Clock::time_point give_up_at{};  // once stopping: the drain limit
+    // Each message's Nats-Msg-Id: this host, this run, and the message's number among those the
+    // egress took. A restarted egress continues its predecessor's count, and takes first the
+    // message that one was publishing when it died, so a publish stored whose ack never came
+    // is repeated under the same id and the server drops it (within its duplicate window).
+    const std::string id_prefix = host + "." + run + ".";
     node->on_message([&](const Delivery& d, Outputs&) -> Status {
       const PortKey target{full->network, id, std::string(d.port)};
       const Meta meta = d.meta.copy();
+      const std::string msg_id = id_prefix + std::to_string(node->counters().received);
       const auto stop_by = [&] {
         if (!node->stopping()) return false;
         if (give_up_at == Clock::time_point{}) give_up_at = Clock::now() + options.drain_limit;
         return Clock::now() >= give_up_at;
       };
-      return publish_until_stored([&] { return (*engine)->publish(target, d.payload, meta); },
+      return publish_until_stored([&] { return (*engine)->publish(target, d.payload, meta, msg_id); },
                                   stop_by);
     });
     const int rc = node->run();

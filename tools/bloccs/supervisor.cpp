@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -89,7 +90,12 @@ struct Supervisor::Child {
 };
 
 Supervisor::Supervisor(PipelineSpec pipeline, RunOptions options)
-    : pipeline_(std::move(pipeline)), options_(std::move(options)) {}
+    : pipeline_(std::move(pipeline)), options_(std::move(options)) {
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx",
+                static_cast<unsigned long long>(std::mt19937_64{std::random_device{}()}()));
+  run_id_ = id;
+}
 
 Supervisor::~Supervisor() = default;
 
@@ -141,13 +147,15 @@ bool Supervisor::spawn(Child& c) {
   for (char** e = environ; *e; ++e) {
     const std::string_view v(*e);
     if (!v.starts_with("BLOCCS_PIPELINE=") && !v.starts_with("BLOCCS_NODE=") &&
-        !v.starts_with("BLOCCS_NAMESPACE=") && !v.starts_with("BLOCCS_DRAIN_LIMIT_MS="))
+        !v.starts_with("BLOCCS_NAMESPACE=") && !v.starts_with("BLOCCS_DRAIN_LIMIT_MS=") &&
+        !v.starts_with("BLOCCS_RUN_ID="))
       env.emplace_back(v);
   }
   env.push_back("BLOCCS_PIPELINE=" + pipeline_.file.string());
   env.push_back("BLOCCS_NODE=" + spec.id);
   env.push_back("BLOCCS_NAMESPACE=" + options_.ns);
   env.push_back("BLOCCS_DRAIN_LIMIT_MS=" + std::to_string(options_.drain_limit.count()));
+  env.push_back("BLOCCS_RUN_ID=" + run_id_);
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -16,6 +16,8 @@
 //             budget of the whole stop, not of each node: a node still running at its end (plus
 //             2 s) is killed. A signal also ends every restart, pending or later. A second
 //             SIGINT kills every node at once.
+//   env       each node gets $BLOCCS_PIPELINE, $BLOCCS_NODE, $BLOCCS_NAMESPACE,
+//             $BLOCCS_DRAIN_LIMIT_MS and $BLOCCS_RUN_ID (the same for every node of the run).
 //   end       the dead-letter port is drained and stopped, and every segment of the run is
 //             removed (ports of dead owners included).
 #pragma once
@@ -80,6 +82,9 @@ class Supervisor {
   Clock::time_point stop_by_{};  // once stopping: when every node must be done (drain limit)
   bool failed_ = false;
   Clock::time_point started_;
+  // This run's id, random, in every node's $BLOCCS_RUN_ID: the bridges' message ids carry it,
+  // so that a later run's messages are never taken for this one's duplicates.
+  std::string run_id_;
 };
 
 }  // namespace bloccs::launcher
