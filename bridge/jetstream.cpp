@@ -4,6 +4,7 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -80,6 +81,8 @@ std::string wire_subject(const PortKey& t) {
 std::string wire_stream(const PortKey& t) {
   return "bloccs_" + part(t.network_id) + "_" + part(t.node_id) + "_" + part(t.in_port);
 }
+
+std::string wire_consumer(const PortKey& t) { return wire_stream(t) + "_in"; }
 
 // ---- Pulled -----------------------------------------------------------------------------
 
@@ -244,6 +247,32 @@ Result<std::uint64_t> Engine::pending(const PortKey& target) {
   const std::uint64_t n = info->State.Msgs;
   jsStreamInfo_Destroy(info);
   return n;
+}
+
+Result<WireState> Engine::wire_state(const PortKey& target) {
+  if (natsConnection_Status(impl_->conn) != NATS_CONN_STATUS_CONNECTED)
+    return Error{Errc::not_ready, "the NATS server at " + urls_text(impl_->urls) +
+                                      " is away; the connection is being made again"};
+  WireState w;
+  auto stored = pending(target);
+  if (!stored) return std::move(stored).error();
+  w.stored = *stored;
+  const std::string stream = wire_stream(target), consumer = wire_consumer(target);
+  jsConsumerInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s =
+      js_GetConsumerInfo(&info, impl_->js, stream.c_str(), consumer.c_str(), nullptr, &code);
+  if (s == NATS_NOT_FOUND || code == JSConsumerNotFoundErr) return w;  // no ingress pulled yet
+  if (s != NATS_OK) return failed("asking about consumer " + consumer + " of " + stream, s, code);
+  w.pulled = true;
+  w.in_flight = static_cast<std::uint64_t>(std::max<std::int64_t>(info->NumAckPending, 0));
+  // Every delivery takes a consumer sequence number, and the first delivery of each message
+  // one of the stream's: the consumer (made before or with the stream's first message) is ahead
+  // by its redeliveries.
+  if (info->Delivered.Consumer > info->Delivered.Stream)
+    w.redelivered = info->Delivered.Consumer - info->Delivered.Stream;
+  jsConsumerInfo_Destroy(info);
+  return w;
 }
 
 // ---- Puller -----------------------------------------------------------------------------

@@ -32,9 +32,18 @@ struct EngineSpec {
   std::chrono::milliseconds connect_timeout{2000};
 };
 
-// The subject and stream of the wire into `target`.
+// The subject, the stream and the ingress's durable consumer of the wire into `target`.
 std::string wire_subject(const PortKey& target);
 std::string wire_stream(const PortKey& target);
+std::string wire_consumer(const PortKey& target);
+
+// What the engine knows of a wire now.
+struct WireState {
+  std::uint64_t stored = 0;       // messages in its stream: published, not yet acked
+  bool pulled = false;            // its consumer exists (an ingress pulled from it)
+  std::uint64_t in_flight = 0;    // delivered to the ingress, not yet acked
+  std::uint64_t redelivered = 0;  // deliveries beyond each message's first, in the consumer's life
+};
 
 // A message taken from a pull consumer: its payload and meta, and its ack.
 class Pulled {
@@ -85,6 +94,9 @@ class Engine {
   Result<bool> publish_end(const PortKey& target, const std::string& from);
   // Messages in the wire's stream now (published, not yet acked).
   Result<std::uint64_t> pending(const PortKey& target);
+  // The wire's stream and consumer now (two requests). Errc::not_ready while the connection is
+  // away (reconnecting) instead of waiting for a request's timeout.
+  Result<WireState> wire_state(const PortKey& target);
   // A pull subscription on the wire's durable consumer `durable` (made if missing).
   Result<std::unique_ptr<Puller>> pull(const PortKey& target, const std::string& durable);
 

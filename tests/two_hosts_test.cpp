@@ -6,6 +6,7 @@
 // back-pressure across hosts: a slow sink on b holds the source on a to its pace while the
 // stream never holds more than its bound.
 #include <fstream>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -67,10 +68,10 @@ inputs.in = { buffer = )" << s.sink_buffer << R"( }
 }
 
 pid_t run_host(const fs::path& file, const std::string& host, const TestNamespace& ns,
-               const TempDir& dir) {
+               const TempDir& dir, int status_ms = 0) {
   return start_program(BLOCCS_CLI_PATH,
                        {"run", file.string(), "--host", host, "--namespace", ns.name(),
-                        "--status-interval", "0", "--summary-json",
+                        "--status-interval", std::to_string(status_ms), "--summary-json",
                         (dir / (host + ".json")).string(), "--dead-letters",
                         (dir / (host + "-dead.jsonl")).string()},
                        dir / (host + ".log"));
@@ -80,6 +81,16 @@ pid_t run_host(const fs::path& file, const std::string& host, const TestNamespac
 void expect_both_end_ok(pid_t a, pid_t b, const TempDir& dir) {
   EXPECT_TRUE(exited_ok(wait_child(a, 120s))) << read_file(dir / "a.log");
   EXPECT_TRUE(exited_ok(wait_child(b, 120s))) << read_file(dir / "b.log");
+}
+
+// `bloccs ledger FILES...` of summaries in `dir`: its exit status, its output in `out`.
+int sum_ledger(const TempDir& dir, const std::vector<std::string>& files, std::string& out) {
+  std::vector<std::string> args{"ledger"};
+  for (const auto& f : files) args.push_back((dir / f).string());
+  const fs::path log = dir / "ledger.out";
+  const int status = wait_child(start_program(BLOCCS_CLI_PATH, args, log), 30s);
+  out = read_file(log);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 std::set<std::uint64_t> lines_of(const fs::path& file) {
@@ -129,6 +140,19 @@ TEST(TwoHosts, TheDemoSplitOverTwoHostsDeliversOrDeadLettersEveryMessage) {
   const json in = jb["nodes"]["sink-in-from-net"].value("bridge", json::object());
   EXPECT_EQ(in.value("direction", ""), "in") << jb.dump(2);
   EXPECT_EQ(in.value("carried", 0u), jb.value("in", 1u)) << jb.dump(2);
+  // What the engine said at each end: the stream empty, nothing in flight.
+  EXPECT_EQ(in["stream"].value("stored", 1u), 0u) << jb.dump(2);
+  EXPECT_EQ(in["stream"].value("in_flight", 1u), 0u) << jb.dump(2);
+  EXPECT_EQ(out["stream"].value("stored", 1u), 0u) << ja.dump(2);
+  // Summed over both hosts: the sources' messages, the sink's, the dead letters.
+  std::string sums;
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "b.json"}, sums), 0) << sums;
+  EXPECT_NE(sums.find("messages in " + std::to_string(s.messages) + " = delivered " +
+                      std::to_string(jb.value("delivered", 0u)) + " + dead-lettered " +
+                      std::to_string(ja.value("dead_lettered", 0u)) +
+                      " + lost 0 + in the wires 0: adds up"),
+            std::string::npos)
+      << sums;
 
   const auto got = lines_of(dir / "received");
   const auto dead = dead_of(dir / "a-dead.jsonl");
@@ -153,8 +177,8 @@ TEST(TwoHosts, ASlowSinkOnOneHostHoldsTheSourceOnTheOtherToItsPace) {
   s.sink_buffer = 32;
   const fs::path file = write_pipeline(dir, {nats.url()}, s);
   const auto t0 = std::chrono::steady_clock::now();
-  const pid_t b = run_host(file, "b", ns_b, dir);
-  const pid_t a = run_host(file, "a", ns_a, dir);
+  const pid_t b = run_host(file, "b", ns_b, dir, 200);
+  const pid_t a = run_host(file, "a", ns_a, dir, 200);
 
   // Meanwhile the stream never holds more than its bound: the sink's 32.
   auto watch = bloccs::bridge::Engine::connect(
@@ -183,6 +207,14 @@ TEST(TwoHosts, ASlowSinkOnOneHostHoldsTheSourceOnTheOtherToItsPace) {
   ASSERT_NE(gen, std::string::npos) << log_a;
   EXPECT_GE(std::stod(log_a.substr(gen + 36)), 2.0) << log_a;
   EXPECT_EQ(lines_of(dir / "received").size(), 3000u);
+  // Both launchers' live status showed the wire as the engine saw it, the stream filled.
+  const std::regex full_wire(R"(wire (out|in) demo/sink/in: [1-9][0-9]*/32 in the stream, [0-9]+ in flight, 0 redelivered)");
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(log_a, m, full_wire)) << log_a;
+  const std::string log_b = read_file(dir / "b.log");
+  EXPECT_TRUE(std::regex_search(log_b, m, full_wire)) << log_b;
+  EXPECT_NE(log_b.find("wire in demo/sink/in: 0/32 in the stream, 0 in flight"), std::string::npos)
+      << log_b;  // at the end, in the summary
 }
 
 namespace {
@@ -234,6 +266,12 @@ TEST(TwoHosts, BridgesKilledMidStreamAreRestartedAndNothingIsLost) {
   const json jb = json::parse(read_file(dir / "b.json"), nullptr, false);
   EXPECT_GE(ja.value("restarts", 0), 1) << ja.dump(2);
   EXPECT_GE(jb.value("restarts", 0), 1) << jb.dump(2);
+  // The killed ingress held a fetched batch it had not acked: the engine delivered it again.
+  EXPECT_GE(jb["nodes"]["sink-in-from-net"]["bridge"]["stream"].value("redelivered", 0u), 1u)
+      << jb.dump(2);
+  std::string sums;
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "b.json"}, sums), 0) << sums;
+  EXPECT_NE(sums.find("every message accounted for"), std::string::npos) << sums;
   expect_none_lost(dir, s.messages);
   EXPECT_TRUE(ns_a.leftovers().empty()) << join(ns_a.leftovers());
   EXPECT_TRUE(ns_b.leftovers().empty()) << join(ns_b.leftovers());
@@ -332,6 +370,7 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
   const std::set<std::uint64_t> first = lines_of(dir / "received");
   std::printf("b's first run took %zu of %llu\n", first.size(),
               static_cast<unsigned long long>(s.messages));
+  fs::rename(dir / "b.json", dir / "b1.json");
   // b again, to the end.
   b = run_host(file, "b", ns_b, dir);
   expect_both_end_ok(a, b, dir);
@@ -340,6 +379,18 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
   std::uint64_t missing = 0;
   for (std::uint64_t seq = 0; seq < s.messages; ++seq) missing += !all.contains(seq);
   EXPECT_EQ(missing, 0u) << read_file(dir / "b.log");
+  // The sums over a and b's first run: what b's second run took was still in the stream.
+  const json b2 = json::parse(read_file(dir / "b.json"), nullptr, false);
+  std::string sums;
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "b1.json"}, sums), 0) << sums;
+  EXPECT_NE(sums.find("so " + std::to_string(b2.value("in", 0u)) + " still in the stream"),
+            std::string::npos)
+      << sums << b2.dump(2);
+  EXPECT_NE(sums.find(": adds up"), std::string::npos) << sums;
+  // ... and over all three runs, nothing.
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "b1.json", "b.json"}, sums), 0) << sums;
+  EXPECT_NE(sums.find("so 0 still in the stream"), std::string::npos) << sums;
+  EXPECT_NE(sums.find("in the wires 0: adds up"), std::string::npos) << sums;
   EXPECT_TRUE(ns_b.leftovers().empty()) << join(ns_b.leftovers());
 }
 
@@ -431,4 +482,44 @@ TEST(TwoHosts, HostsStartedWhileTheEngineIsDownWaitForItAndLoseNothing) {
   ASSERT_TRUE(nats.ready()) << read_file(dir / "nats-server.log");
   expect_both_end_ok(a, b, dir);
   expect_none_lost(dir, s.messages);
+}
+
+// `bloccs ledger` refuses what is not a host's run summary, naming the file, and sums with
+// restarts as the launcher does: a message handed over twice is counted twice, never lost.
+TEST(TwoHosts, TheSummedLedgerNamesABadFileAndAllowsRepeatsAfterRestarts) {
+  TempDir dir;
+  std::ofstream(dir / "plain.json") << R"({"network": "demo", "in": 3, "nodes": {}})";
+  std::ofstream(dir / "other.json") << R"({"network": "x", "host": "b", "nodes": {}})";
+  std::ofstream(dir / "a.json") << R"({"network": "demo", "host": "a", "conserved": true,
+    "in": 10, "delivered": 10, "dead_lettered": 0, "lost": 0, "restarts": 0,
+    "nodes": {"sink": {"handled": 10, "bridge": {"direction": "out", "port": "demo/sink/in",
+                                                  "carried": 10}}}})";
+  std::ofstream(dir / "b.json") << R"({"network": "demo", "host": "b", "conserved": true,
+    "in": 11, "delivered": 11, "dead_lettered": 0, "lost": 0, "restarts": 1,
+    "nodes": {"sink-in-from-net": {"emitted": 11, "bridge": {"direction": "in",
+              "port": "demo/sink/in", "carried": 11}}}})";
+  std::string out;
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "plain.json"}, out), 2) << out;
+  EXPECT_NE(out.find("plain.json: is not the summary of a host's part"), std::string::npos) << out;
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "other.json"}, out), 2) << out;
+  EXPECT_NE(out.find("other.json: is of network x, the files before it of demo"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "b.json"}, out), 0) << out;
+  EXPECT_NE(out.find("(1 handed over twice)"), std::string::npos) << out;
+  EXPECT_NE(out.find("messages in 10 = delivered 11 + dead-lettered 0 + lost 0 + in the wires 0: "
+                     "every message accounted for"),
+            std::string::npos)
+      << out;
+  // Without the restart, one more taken in than carried out cannot be.
+  std::ofstream(dir / "b.json") << R"({"network": "demo", "host": "b", "conserved": true,
+    "in": 9, "delivered": 9, "restarts": 0, "nodes": {"sink-in-from-net": {"bridge":
+    {"direction": "in", "port": "demo/sink/in", "carried": 9}}}})";
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "b.json"}, out), 0) << out;
+  EXPECT_NE(out.find("so 1 still in the stream"), std::string::npos) << out;
+  std::ofstream(dir / "a.json") << R"({"network": "demo", "host": "a", "conserved": true,
+    "in": 12, "delivered": 10, "restarts": 0, "nodes": {"sink": {"bridge":
+    {"direction": "out", "port": "demo/sink/in", "carried": 10}}}})";
+  EXPECT_EQ(sum_ledger(dir, {"a.json", "b.json"}, out), 1) << out;
+  EXPECT_NE(out.find("DOES NOT ADD UP"), std::string::npos) << out;
 }

@@ -104,7 +104,7 @@ int run_bridge(bool egress, const std::string& host) {
 
   // Ingress: one port, fed by one or more hosts.
   const Bridge& b = *mine.front();
-  auto puller = (*engine)->pull(b.target, bridge::wire_stream(b.target) + "_in");
+  auto puller = (*engine)->pull(b.target, bridge::wire_consumer(b.target));
   if (!puller) return fail(who, puller.error());
   std::vector<std::string> ended;
   while (!node->stopping()) {

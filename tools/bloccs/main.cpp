@@ -16,7 +16,9 @@
 #include "bloccs/pipeline.hpp"
 #include "shm/names.hpp"
 #include "tools/bloccs/bridges.hpp"
+#include "tools/bloccs/hosts_ledger.hpp"
 #include "tools/bloccs/placement.hpp"
+#include "tools/bloccs/wire_watch.hpp"
 #include "tools/bloccs/supervisor.hpp"
 #include "tools/metrics/exposition.hpp"
 #include "tools/metrics/server.hpp"
@@ -146,6 +148,13 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"out", "in"}));
   bridge->add_option("--host", bridge_host, "the host whose part it belongs to")->required();
+  auto* sum = app.add_subcommand(
+      "ledger", "sum the ledgers of a placed pipeline's hosts from their runs' --summary-json files");
+  std::vector<std::string> summaries;
+  bool sum_json = false;
+  sum->add_option("summaries", summaries, "one file per host's run (a host run twice: both)")
+      ->required();
+  sum->add_flag("--json", sum_json, "print the sums as JSON");
   auto* check = app.add_subcommand("check", "read the pipeline file and report what is wrong");
   check->add_option("pipeline", file, "the pipeline file (TOML)")->required();
   check->add_option("--program-dir", dirs, "where to look for node programs first (repeatable)");
@@ -157,6 +166,15 @@ int main(int argc, char** argv) {
   }
 
   if (*bridge) return launcher::run_bridge(bridge_direction == "out", bridge_host);
+  if (*sum) {
+    auto l = launcher::sum_hosts({summaries.begin(), summaries.end()});
+    if (!l) {
+      std::fprintf(stderr, "bloccs: %s\n", l.error().message.c_str());
+      return kUsage;
+    }
+    std::fputs((sum_json ? launcher::render_json(*l) : launcher::render(*l)).c_str(), stdout);
+    return !l->conserved || l->adds_up() ? kOk : kFailed;
+  }
   auto pipeline = load_pipeline(file, {.program_dirs = program_dirs(dirs), .check_programs = true});
   if (!pipeline) {
     std::fprintf(stderr, "bloccs: %s\n", pipeline.error().message.c_str());
@@ -167,6 +185,7 @@ int main(int argc, char** argv) {
                 pipeline->nodes.size(), placement_text(*pipeline).c_str());
     return kOk;
   }
+  std::unique_ptr<launcher::WireWatch> wires;
   if (!pipeline->hosts.empty()) {  // placed: this host's part, with its bridges
     if (host.empty()) {
       std::fprintf(stderr, "bloccs: %s places its nodes%s; say which host this is: --host NAME\n",
@@ -177,6 +196,11 @@ int main(int argc, char** argv) {
     if (!part) {
       std::fprintf(stderr, "bloccs: %s\n", part.error().message.c_str());
       return kUsage;
+    }
+    // What the engine knows of this host's wires, for the live status and the summary.
+    if (!part->bridges.empty()) {
+      wires = std::make_unique<launcher::WireWatch>(*part->host, part->bridges);
+      o.wires = [&wires](bool fresh) { return fresh ? wires->look_now() : wires->views(); };
     }
     pipeline.value() = std::move(part->spec);
   } else if (!host.empty()) {

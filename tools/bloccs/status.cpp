@@ -28,6 +28,24 @@ std::string row(const char* format, auto... args) {
   return line;
 }
 
+// "wire out demo/sink/in: 12/32 in the stream, 3 in flight, 0 redelivered", or what is wrong.
+std::string wire_text(const WireView& w) {
+  std::string text = "wire " + w.direction + " " + w.port + ": ";
+  if (!w.known) return text + "engine: " + w.error;
+  text += grouped(w.stored) + "/" + grouped(static_cast<std::uint64_t>(w.bound)) +
+          " in the stream";
+  if (!w.pulled) return text + ", not pulled yet";
+  return text + ", " + grouped(w.in_flight) + " in flight, " + grouped(w.redelivered) +
+         " redelivered";
+}
+
+// The node column: as wide as the longest id (a bridge's "<node>-<port>-from-net"), at least 14.
+int id_width(const Snapshot& s) {
+  std::size_t w = 14;
+  for (const NodeView& n : s.nodes) w = std::max(w, n.spec->id.size());
+  return static_cast<int>(std::min<std::size_t>(w, 64));
+}
+
 }  // namespace
 
 std::vector<PortLoad> read_ports(const std::string& ns, const PipelineSpec& pipeline,
@@ -59,7 +77,8 @@ std::string render_status(const Snapshot& now, const Snapshot& before, Clock::ti
                         elapsed, grouped(l.in).c_str(), grouped(l.delivered).c_str(),
                         grouped(l.retried).c_str(), grouped(l.dead_lettered).c_str(),
                         grouped(l.lost).c_str());
-  out += row("  %8s %-14s %-10s %7s %9s %9s %8s %7s %6s  %s\n", "", "node",
+  const int w = id_width(now);
+  out += row("  %8s %-*s %-10s %7s %9s %9s %8s %7s %6s  %s\n", "", w, "node",
                         "state", "pid", "in/s", "out/s", "retried", "dead", "lost",
                         "queued (parked pushers)");
   for (std::size_t i = 0; i < now.nodes.size(); ++i) {
@@ -76,7 +95,7 @@ std::string render_status(const Snapshot& now, const Snapshot& before, Clock::ti
     }
     const std::uint64_t dead =
         n.spec ? (now.dead.by_node.contains(n.spec->id) ? now.dead.by_node.at(n.spec->id) : 0) : 0;
-    out += row("  %8s %-14s %-10s %7u %9s %9s %8s %7s %6s  %s\n", "", n.spec->id.c_str(),
+    out += row("  %8s %-*s %-10s %7u %9s %9s %8s %7s %6s  %s\n", "", w, n.spec->id.c_str(),
                n.state.c_str(), n.pid,
                n.spec->is_source() ? "-" : rate(n.counters.received, b.counters.received, dt).c_str(),
                n.spec->outputs.empty() ? "-"
@@ -85,6 +104,7 @@ std::string render_status(const Snapshot& now, const Snapshot& before, Clock::ti
                grouped(n.counters.lost + n.counters.lost_at_takeover).c_str(),
                queued.empty() ? "-" : queued.c_str());
   }
+  for (const WireView& w : now.wires) out += "  " + wire_text(w) + "\n";
   return out;
 }
 
@@ -108,12 +128,13 @@ Ledger ledger(const Snapshot& end) {
 
 std::string render_summary(const Snapshot& end, const Ledger& l, bool conserved,
                            double seconds) {
-  std::string out = row("summary after %.1f s:\n  %-14s %10s %10s %8s %8s %8s %10s %6s %8s\n",
-                        seconds, "node", "received", "handled", "failed", "retried", "dead",
+  const int w = id_width(end);
+  std::string out = row("summary after %.1f s:\n  %-*s %10s %10s %8s %8s %8s %10s %6s %8s\n",
+                        seconds, w, "node", "received", "handled", "failed", "retried", "dead",
                         "emitted", "lost", "restarts");
   for (const NodeView& n : end.nodes) {
     const NodeCounters& c = n.counters;
-    out += row("  %-14s %10s %10s %8s %8s %8s %10s %6s %8u\n", n.spec->id.c_str(),
+    out += row("  %-*s %10s %10s %8s %8s %8s %10s %6s %8u\n", w, n.spec->id.c_str(),
                grouped(c.received).c_str(), grouped(c.handled).c_str(), grouped(c.failed).c_str(),
                grouped(c.retried).c_str(), grouped(c.dead_lettered).c_str(),
                grouped(c.emitted).c_str(), grouped(c.lost + c.lost_at_takeover).c_str(),
@@ -127,6 +148,7 @@ std::string render_summary(const Snapshot& end, const Ledger& l, bool conserved,
     out += " (" + by + "); the last: " + end.dead.last_node + ": \"" + end.dead.last_error + "\"";
   }
   out += "\n";
+  for (const WireView& w : end.wires) out += "  " + wire_text(w) + "\n";
   if (l.salvaged) out += "  kept across restarts: " + grouped(l.salvaged) + " queued messages\n";
   if (conserved) {
     out += "  messages in " + grouped(l.in) + " = delivered " + grouped(l.delivered) +

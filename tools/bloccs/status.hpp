@@ -25,6 +25,18 @@ struct PortLoad {
   bool registered = false;
 };
 
+// A wire between hosts (placement.hpp) as the engine sees it (wire_watch.hpp).
+struct WireView {
+  std::string node;       // the bridge's node id in the part
+  std::string direction;  // "out" or "in"
+  std::string port;       // network/node/port: the wire's target
+  std::int64_t bound = 0; // its stream's bound
+  bool known = false;     // the engine answered (the numbers below are its answer)
+  std::uint64_t stored = 0, in_flight = 0, redelivered = 0;
+  bool pulled = false;    // an ingress has pulled from it (its consumer exists)
+  std::string error;      // why the last look failed, or empty
+};
+
 struct NodeView {
   const NodeSpec* spec = nullptr;
   NodeCounters counters;
@@ -38,6 +50,7 @@ struct Snapshot {
   Clock::time_point at;
   std::vector<NodeView> nodes;  // pipeline file order
   DeadLetterTally dead;
+  std::vector<WireView> wires;  // a placed pipeline's wires to and from this host
 };
 
 // The ports of `node` as registered in the namespace now.

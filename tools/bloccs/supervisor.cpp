@@ -322,6 +322,7 @@ Snapshot Supervisor::snapshot() const {
     s.nodes.push_back(std::move(v));
   }
   if (dead_letters_) s.dead = dead_letters_->tally();
+  if (options_.wires) s.wires = options_.wires(false);
   return s;
 }
 
@@ -440,7 +441,8 @@ int Supervisor::run() {
   }
 
   if (dead_letters_) dead_letters_->finish();
-  const Snapshot end = snapshot();
+  Snapshot end = snapshot();
+  if (options_.wires) end.wires = options_.wires(true);  // what is left in the streams now
   if (options_.observer) options_.observer(end);
   const Ledger l = ledger(end);
   const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
@@ -452,7 +454,11 @@ int Supervisor::run() {
                         {"in", l.in},                   {"delivered", l.delivered},
                         {"dead_lettered", l.dead_lettered}, {"retried", l.retried},
                         {"lost", l.lost},               {"salvaged", l.salvaged},
-                        {"restarts", l.restarts},       {"adds_up", l.adds_up}};
+                        {"restarts", l.restarts},       {"adds_up", l.adds_up},
+                        {"conserved", pipeline_.conserved},
+                        {"ended_at", std::chrono::duration<double>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()}};
     for (const NodeView& n : end.nodes) {
       const NodeCounters& c = n.counters;
       j["nodes"][n.spec->id] = {{"received", c.received},     {"handled", c.handled},
@@ -461,18 +467,22 @@ int Supervisor::run() {
                                 {"lost", c.lost},             {"salvaged", c.salvaged},
                                 {"lost_at_takeover", c.lost_at_takeover},
                                 {"restarts", n.restarts},     {"state", n.state}};
-      // A bridge of a wire between hosts (placement.hpp): which way, and its stream.
-      const NodeSpec& spec = *n.spec;
-      if (spec.args.size() >= 2 && spec.args[0] == "bridge") {
-        const bool out = spec.args[1] == "out";
-        const std::string node = out ? spec.id : spec.outputs.at(0).targets.at(0).node;
-        const std::string port =
-            out ? spec.inputs.at(0).name : spec.outputs.at(0).targets.at(0).port;
-        j["nodes"][spec.id]["bridge"] = {
-            {"direction", spec.args[1]},
-            {"port", pipeline_.network + "/" + node + "/" + port},
-            {"carried", out ? c.handled : c.emitted}};
-      }
+    }
+    // The bridges of wires between hosts (placement.hpp): which way, what they carried, and
+    // what the engine said of their streams at the end.
+    for (const WireView& w : end.wires) {
+      nlohmann::json& node = j["nodes"][w.node];
+      const bool out = w.direction == "out";
+      node["bridge"] = {{"direction", w.direction},
+                        {"port", w.port},
+                        {"carried", node.value(out ? "handled" : "emitted", std::uint64_t{0})},
+                        {"stream_bound", w.bound}};
+      if (w.known)
+        node["bridge"]["stream"] = {{"stored", w.stored},
+                                    {"in_flight", w.in_flight},
+                                    {"redelivered", w.redelivered}};
+      else
+        node["bridge"]["engine_error"] = w.error;
     }
     if (!pipeline_.hosts.empty()) j["host"] = pipeline_.nodes.empty() ? "" : pipeline_.nodes[0].host;
     std::ofstream(options_.summary_json) << j.dump(2) << "\n";

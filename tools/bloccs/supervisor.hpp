@@ -47,6 +47,9 @@ struct RunOptions {
   // Called with a fresh snapshot every 250 ms while the run lasts, and with the last one at its
   // end (the metrics endpoint publishes the nodes' counters from it).
   std::function<void(const Snapshot&)> observer;
+  // A placed pipeline's wires as the engine sees them (wire_watch.hpp): the last look, or with
+  // `fresh` a new one (the summary's).
+  std::function<std::vector<WireView>(bool fresh)> wires;
 };
 
 class Supervisor {
