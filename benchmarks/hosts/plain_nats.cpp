@@ -2,8 +2,9 @@
 // The peers of a wire between hosts, measured against the same nats-server: plain NATS
 // publish/subscribe (core: no storage, no ack; a slow subscriber would be dropped), and
 // JetStream as a bridge uses it (a publish waits for its ack; a pull consumer acks each
-// message), one message at a time, plus the round trip of a core request/reply and of a
-// JetStream publish's ack. Prints one JSON object; scripts/bench-hosts.sh runs it beside a
+// message), one message at a time, plus round trips: a core request/reply, a JetStream
+// publish's ack, and a message's way there and back through two streams as two wires would
+// carry it (publish, pull, ack, each way). Prints one JSON object; scripts/bench-hosts.sh runs it beside a
 // real two-host pipeline and writes the ratios.
 //   bloccs-bench-plain-nats --nats nats://127.0.0.1:4222 --messages 50000 --bytes 64
 #include <nats/nats.h>
@@ -46,6 +47,62 @@ natsConnection* connect_to(const std::string& url) {
 std::uint64_t p50(std::vector<std::uint64_t> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// "\"NAME_p50_ns\": ..., \"NAME_p99_ns\": ..., \"NAME_p999_ns\": ..., \"NAME_max_ns\": ..."
+std::string percentiles(const char* name, std::vector<std::uint64_t> v) {
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) {
+    return v.empty() ? 0ULL
+                     : static_cast<unsigned long long>(
+                           v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))]);
+  };
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "\"%s_p50_ns\": %llu, \"%s_p99_ns\": %llu, \"%s_p999_ns\": %llu, \"%s_max_ns\": %llu",
+                name, at(0.5), name, at(0.99), name, at(0.999), name,
+                v.empty() ? 0ULL : static_cast<unsigned long long>(v.back()));
+  return text;
+}
+
+// The round trip of a wire's engine part alone: publish (and its ack) into stream x, pulled and
+// acked by an echo that publishes it into stream y, pulled and acked here; one in flight.
+std::vector<std::uint64_t> jetstream_round_trips(const std::string& url, const std::string& payload,
+                                                 int count) {
+  using bloccs::bridge::Engine;
+  const bloccs::PortKey x{"bench", "rttx", "in"}, y{"bench", "rtty", "in"};
+  auto here = Engine::connect({.urls = {url}, .credentials = {}, .client_name = "bench ping"});
+  auto there = Engine::connect({.urls = {url}, .credentials = {}, .client_name = "bench echo"});
+  if (!here || !there) die("cannot connect to " + url);
+  if (!(*here)->ensure_stream(x, 64) || !(*here)->ensure_stream(y, 64)) die("cannot make the streams");
+  auto from_x = (*there)->pull(x, "echo");
+  auto from_y = (*here)->pull(y, "ping");
+  if (!from_x || !from_y) die("cannot pull");
+  std::atomic<bool> done{false};
+  std::thread echo([&] {
+    while (!done.load()) {
+      auto got = (*from_x)->fetch(1, std::chrono::milliseconds(200));
+      if (!got) die(got.error().message);
+      for (auto& m : *got) {
+        auto stored = (*there)->publish(y, m.payload(), {});
+        if (!stored || !*stored || !m.ack()) die("the echo's publish or ack failed");
+      }
+    }
+  });
+  const std::span<const std::byte> body(reinterpret_cast<const std::byte*>(payload.data()),
+                                        payload.size());
+  std::vector<std::uint64_t> rtt;
+  for (int i = 0; i < count + 200; ++i) {  // the first 200 warm up
+    const auto r0 = Clock::now();
+    auto stored = (*here)->publish(x, body, {});
+    if (!stored || !*stored) die("a JetStream publish failed");
+    auto back = (*from_y)->fetch(1, std::chrono::milliseconds(2000));
+    if (!back || back->size() != 1 || !back->front().ack()) die("the round trip stalled");
+    if (i >= 200) rtt.push_back(static_cast<std::uint64_t>((Clock::now() - r0).count()));
+  }
+  done = true;
+  echo.join();
+  return rtt;
 }
 
 }  // namespace
@@ -137,14 +194,17 @@ int main(int argc, char** argv) {
   }
   const double js_pull_s = seconds_since(t0);
 
+  const std::vector<std::uint64_t> js_rtt = jetstream_round_trips(url, payload, 2000);
+
   std::printf(
       "{\"bytes\": %ld, \"messages\": %ld, \"core_pubsub_msgs_per_s\": %.0f, "
       "\"core_delivered\": %ld, \"core_request_rtt_p50_ns\": %llu, "
       "\"jetstream_publish_msgs_per_s\": %.0f, \"jetstream_pull_ack_msgs_per_s\": %.0f, "
-      "\"jetstream_publish_ack_rtt_p50_ns\": %llu}\n",
+      "\"jetstream_publish_ack_rtt_p50_ns\": %llu, %s, %s}\n",
       bytes, messages, static_cast<double>(core_got) / core_s, core_got,
       static_cast<unsigned long long>(p50(core_rtt)), static_cast<double>(messages) / js_pub_s,
-      static_cast<double>(messages) / js_pull_s, static_cast<unsigned long long>(p50(ack_rtt)));
+      static_cast<double>(messages) / js_pull_s, static_cast<unsigned long long>(p50(ack_rtt)),
+      percentiles("core_rtt", core_rtt).c_str(), percentiles("jetstream_rtt", js_rtt).c_str());
   natsSubscription_Destroy(sub);
   natsSubscription_Destroy(echo);
   natsConnection_Destroy(pub_conn);
