@@ -347,7 +347,7 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
   s.work_us = 100;
   s.fail_percent = 0;
   const fs::path file = write_pipeline(dir, {nats.url()}, s);
-  const pid_t a = run_host(file, "a", ns_a, dir);
+  const pid_t a = run_host(file, "a", ns_a, dir, 100);
   // a runs alone: its bridge fills the stream to its bound (64), then a's source waits.
   auto watch = bloccs::bridge::Engine::connect(
       {.urls = {nats.url()}, .credentials = {}, .client_name = "test"});
@@ -360,6 +360,11 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ((*watch)->pending(wire).value(), 64u) << "never past its bound";
   EXPECT_EQ(waitpid(a, nullptr, WNOHANG), 0) << "a waits for b";
+  // a's live status says so: the stream full, nobody pulling from it yet.
+  EXPECT_TRUE(eventually([&] {
+    return read_file(dir / "a.log").find("wire out demo/sink/in: 64/64 in the stream, not pulled yet") !=
+           std::string::npos;
+  })) << read_file(dir / "a.log");
 
   // b's first run, stopped (SIGINT) mid-way: what it did not take stays in the stream.
   pid_t b = run_host(file, "b", ns_b, dir);
