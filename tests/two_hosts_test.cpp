@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "bridge/jetstream.hpp"
@@ -68,13 +69,24 @@ inputs.in = { buffer = )" << s.sink_buffer << R"( }
 }
 
 pid_t run_host(const fs::path& file, const std::string& host, const TestNamespace& ns,
-               const TempDir& dir, int status_ms = 0) {
-  return start_program(BLOCCS_CLI_PATH,
-                       {"run", file.string(), "--host", host, "--namespace", ns.name(),
-                        "--status-interval", std::to_string(status_ms), "--summary-json",
-                        (dir / (host + ".json")).string(), "--dead-letters",
-                        (dir / (host + "-dead.jsonl")).string()},
-                       dir / (host + ".log"));
+               const TempDir& dir, int status_ms = 0, std::vector<std::string> more = {}) {
+  std::vector<std::string> args{"run", file.string(), "--host", host, "--namespace", ns.name(),
+                                "--status-interval", std::to_string(status_ms), "--summary-json",
+                                (dir / (host + ".json")).string(), "--dead-letters",
+                                (dir / (host + "-dead.jsonl")).string()};
+  args.insert(args.end(), more.begin(), more.end());
+  return start_program(BLOCCS_CLI_PATH, args, dir / (host + ".log"));
+}
+
+// The metrics a launcher serves (--metrics 127.0.0.1:0), at the address its log names.
+std::string scrape(const fs::path& log) {
+  const std::string text = read_file(log);
+  const std::string at = "metrics at http://127.0.0.1:";
+  const auto p = text.find(at);
+  if (p == std::string::npos) return "";
+  httplib::Client c("127.0.0.1", std::atoi(text.c_str() + p + at.size()));
+  auto r = c.Get("/metrics");
+  return r && r->status == 200 ? r->body : "";
 }
 
 // Both hosts' runs end, and well.
@@ -347,7 +359,7 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
   s.work_us = 100;
   s.fail_percent = 0;
   const fs::path file = write_pipeline(dir, {nats.url()}, s);
-  const pid_t a = run_host(file, "a", ns_a, dir, 100);
+  const pid_t a = run_host(file, "a", ns_a, dir, 100, {"--metrics", "127.0.0.1:0"});
   // a runs alone: its bridge fills the stream to its bound (64), then a's source waits.
   auto watch = bloccs::bridge::Engine::connect(
       {.urls = {nats.url()}, .credentials = {}, .client_name = "test"});
@@ -365,6 +377,16 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
     return read_file(dir / "a.log").find("wire out demo/sink/in: 64/64 in the stream, not pulled yet") !=
            std::string::npos;
   })) << read_file(dir / "a.log");
+  // ... and so do its metrics.
+  const std::string labels = "{namespace=\"" + ns_a.name() +
+                             "\",network=\"demo\",direction=\"out\",node=\"sink\",port=\"in\"}";
+  std::string metrics;
+  EXPECT_TRUE(eventually([&] {
+    metrics = scrape(dir / "a.log");
+    return metrics.find("bloccs_wire_stream_messages" + labels + " 64\n") != std::string::npos;
+  })) << metrics << read_file(dir / "a.log");
+  EXPECT_NE(metrics.find("bloccs_wire_engine_up" + labels + " 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("bloccs_wire_stream_bound" + labels + " 64\n"), std::string::npos) << metrics;
 
   // b's first run, stopped (SIGINT) mid-way: what it did not take stays in the stream.
   pid_t b = run_host(file, "b", ns_b, dir);

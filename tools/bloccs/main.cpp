@@ -52,19 +52,40 @@ std::vector<std::filesystem::path> program_dirs(const std::vector<std::string>& 
 // The nodes' counters as the supervisor last saw them, for the metrics endpoint's thread.
 class NodeBoard {
  public:
-  void set(std::vector<metrics::NodeSample> nodes) {
+  void set(std::vector<metrics::NodeSample> nodes, std::vector<metrics::WireSample> wires) {
     std::lock_guard lock(mutex_);
     nodes_ = std::move(nodes);
+    wires_ = std::move(wires);
   }
-  std::vector<metrics::NodeSample> get() const {
+  void add_to(metrics::Exposition& e) const {
     std::lock_guard lock(mutex_);
-    return nodes_;
+    e.add_nodes(nodes_);
+    e.add_wires(wires_);
   }
 
  private:
   mutable std::mutex mutex_;
   std::vector<metrics::NodeSample> nodes_;
+  std::vector<metrics::WireSample> wires_;
 };
+
+std::vector<metrics::WireSample> wire_samples(const launcher::Snapshot& s, const std::string& ns,
+                                              const std::string& network) {
+  std::vector<metrics::WireSample> out;
+  for (const launcher::WireView& w : s.wires) {
+    out.push_back({.ns = ns,
+                   .network = network,
+                   .direction = w.direction,
+                   .node = w.target.node_id,
+                   .port = w.target.in_port,
+                   .engine_up = w.known,
+                   .stored = w.stored,
+                   .bound = static_cast<std::uint64_t>(w.bound),
+                   .in_flight = w.in_flight,
+                   .redelivered = w.redelivered});
+  }
+  return out;
+}
 
 std::vector<metrics::NodeSample> node_samples(const launcher::Snapshot& s, const std::string& ns,
                                               const std::string& network) {
@@ -230,7 +251,7 @@ int main(int argc, char** argv) {
     auto started = metrics::MetricsServer::start(*where, [&board, ns = o.ns] {
       metrics::Exposition e;
       e.add_ports(shmctl::look_at({ns}));
-      e.add_nodes(board.get());
+      board.add_to(e);
       return e.text();
     });
     if (!started) {
@@ -240,7 +261,7 @@ int main(int argc, char** argv) {
     server = std::move(started).value();
     if (!o.quiet) std::fprintf(stderr, "bloccs: metrics at %s\n", server->url().c_str());
     o.observer = [&board, ns = o.ns, network = pipeline->network](const launcher::Snapshot& s) {
-      board.set(node_samples(s, ns, network));
+      board.set(node_samples(s, ns, network), wire_samples(s, ns, network));
     };
   }
   return launcher::Supervisor(std::move(pipeline).value(), o).run() == 0 ? kOk : kFailed;

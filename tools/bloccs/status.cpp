@@ -30,7 +30,7 @@ std::string row(const char* format, auto... args) {
 
 // "wire out demo/sink/in: 12/32 in the stream, 3 in flight, 0 redelivered", or what is wrong.
 std::string wire_text(const WireView& w) {
-  std::string text = "wire " + w.direction + " " + w.port + ": ";
+  std::string text = "wire " + w.direction + " " + w.port() + ": ";
   if (!w.known) return text + "engine: " + w.error;
   text += grouped(w.stored) + "/" + grouped(static_cast<std::uint64_t>(w.bound)) +
           " in the stream";

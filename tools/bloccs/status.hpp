@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bloccs/node.hpp"
+#include "bloccs/port_key.hpp"
 #include "tools/bloccs/dead_letters.hpp"
 #include "tools/shmctl/inspect.hpp"
 
@@ -29,7 +30,8 @@ struct PortLoad {
 struct WireView {
   std::string node;       // the bridge's node id in the part
   std::string direction;  // "out" or "in"
-  std::string port;       // network/node/port: the wire's target
+  PortKey target;         // the port the wire goes into
+  std::string port() const { return target.network_id + "/" + target.node_id + "/" + target.in_port; }
   std::int64_t bound = 0; // its stream's bound
   bool known = false;     // the engine answered (the numbers below are its answer)
   std::uint64_t stored = 0, in_flight = 0, redelivered = 0;

@@ -474,7 +474,7 @@ int Supervisor::run() {
       nlohmann::json& node = j["nodes"][w.node];
       const bool out = w.direction == "out";
       node["bridge"] = {{"direction", w.direction},
-                        {"port", w.port},
+                        {"port", w.port()},
                         {"carried", node.value(out ? "handled" : "emitted", std::uint64_t{0})},
                         {"stream_bound", w.bound}};
       if (w.known)

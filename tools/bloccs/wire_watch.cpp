@@ -8,10 +8,6 @@ namespace {
 
 constexpr auto kLookInterval = std::chrono::milliseconds(500);
 
-std::string port_text(const PortKey& k) {
-  return k.network_id + "/" + k.node_id + "/" + k.in_port;
-}
-
 }  // namespace
 
 WireWatch::WireWatch(const HostSpec& host, const std::vector<Bridge>& bridges)
@@ -20,7 +16,7 @@ WireWatch::WireWatch(const HostSpec& host, const std::vector<Bridge>& bridges)
     WireView& v = views_.emplace_back();
     v.node = b.node_id;
     v.direction = b.kind == Bridge::egress ? "out" : "in";
-    v.port = port_text(b.target);
+    v.target = b.target;
     v.bound = b.stream_limit;
     v.error = "not connected to the engine yet";
   }

@@ -154,6 +154,30 @@ void Exposition::add_nodes(const std::vector<NodeSample>& nodes) {
   }
 }
 
+void Exposition::add_wires(const std::vector<WireSample>& wires) {
+  for (const WireSample& w : wires) {
+    const std::string l = labels({{"namespace", w.ns},
+                                  {"network", w.network},
+                                  {"direction", w.direction},
+                                  {"node", w.node},
+                                  {"port", w.port}});
+    sample("bloccs_wire_engine_up", "gauge",
+           "1 if the engine answered the launcher's last look at the wire", l, w.engine_up ? 1 : 0);
+    if (!w.engine_up) continue;  // no numbers rather than stale ones
+    sample("bloccs_wire_stream_messages", "gauge",
+           "Messages in the wire's stream: published, not yet acked by the receiving bridge", l,
+           static_cast<double>(w.stored));
+    sample("bloccs_wire_stream_bound", "gauge", "The most messages the wire's stream holds", l,
+           static_cast<double>(w.bound));
+    sample("bloccs_wire_in_flight", "gauge",
+           "Messages delivered to the receiving bridge and not yet acked", l,
+           static_cast<double>(w.in_flight));
+    sample("bloccs_wire_redelivered_total", "counter",
+           "Deliveries beyond each message's first (a receiving bridge died holding them)", l,
+           static_cast<double>(w.redelivered));
+  }
+}
+
 std::string Exposition::text() const {
   std::string out;
   for (const Family& f : families_) {

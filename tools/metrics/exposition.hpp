@@ -24,11 +24,23 @@ struct NodeSample {
   NodeCounters counters;
 };
 
+// What the launcher of a placed pipeline's host knows of one wire to or from another host, as
+// the engine said at its last look.
+struct WireSample {
+  std::string ns;
+  std::string network;
+  std::string direction;  // "out" or "in"
+  std::string node, port;  // the wire's target port
+  bool engine_up = false;  // the engine answered the last look (the numbers below are its)
+  std::uint64_t stored = 0, bound = 0, in_flight = 0, redelivered = 0;
+};
+
 class Exposition {
  public:
   // Every port of each namespace looked at.
   void add_ports(const std::vector<shmctl::Looked>& looked);
   void add_nodes(const std::vector<NodeSample>& nodes);
+  void add_wires(const std::vector<WireSample>& wires);
   // The text: each family once, with its HELP and TYPE, then its samples.
   std::string text() const;
 
