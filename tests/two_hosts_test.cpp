@@ -78,6 +78,24 @@ pid_t run_host(const fs::path& file, const std::string& host, const TestNamespac
   return start_program(BLOCCS_CLI_PATH, args, dir / (host + ".log"));
 }
 
+// The threads of process `pid` besides its first that leave SIGINT or SIGTERM unblocked (the
+// first may be in sigtimedwait, which unblocks what it waits for while it waits).
+std::vector<std::string> threads_taking_stop_signals(pid_t pid) {
+  std::vector<std::string> out;
+  const fs::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : fs::directory_iterator(tasks)) {
+    if (t.path().filename() == std::to_string(pid)) continue;
+    std::ifstream status(t.path() / "status");
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with("SigBlk:")) {
+        const unsigned long long blocked = std::stoull(line.substr(7), nullptr, 16);
+        const unsigned long long stop = (1ULL << (SIGINT - 1)) | (1ULL << (SIGTERM - 1));
+        if ((blocked & stop) != stop) out.push_back(t.path().filename().string() + " " + line);
+      }
+  }
+  return out;
+}
+
 // The metrics a launcher serves (--metrics 127.0.0.1:0), at the address its log names.
 std::string scrape(const fs::path& log) {
   const std::string text = read_file(log);
@@ -377,6 +395,9 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
     return read_file(dir / "a.log").find("wire out demo/sink/in: 64/64 in the stream, not pulled yet") !=
            std::string::npos;
   })) << read_file(dir / "a.log");
+  // Its threads (the wire watch's, NATS's, the metrics server's) leave SIGINT and SIGTERM to
+  // the launcher's own wait: one that took them would end the launcher instead of the run.
+  EXPECT_TRUE(threads_taking_stop_signals(a).empty()) << join(threads_taking_stop_signals(a));
   // ... and so do its metrics.
   const std::string labels = "{namespace=\"" + ns_a.name() +
                              "\",network=\"demo\",direction=\"out\",node=\"sink\",port=\"in\"}";
@@ -388,8 +409,9 @@ TEST(TwoHosts, TheReceivingHostStoppedAndStartedLaterGetsTheBacklog) {
   EXPECT_NE(metrics.find("bloccs_wire_engine_up" + labels + " 1\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("bloccs_wire_stream_bound" + labels + " 64\n"), std::string::npos) << metrics;
 
-  // b's first run, stopped (SIGINT) mid-way: what it did not take stays in the stream.
-  pid_t b = run_host(file, "b", ns_b, dir);
+  // b's first run, stopped (SIGINT) mid-way: what it did not take stays in the stream. With
+  // threads of its own (the wire watch's, the metrics server's), which must not take the SIGINT.
+  pid_t b = run_host(file, "b", ns_b, dir, 0, {"--metrics", "127.0.0.1:0"});
   std::this_thread::sleep_for(400ms);
   ASSERT_EQ(kill(b, SIGINT), 0);
   // A stop by signal drains what b holds and ends it cleanly.

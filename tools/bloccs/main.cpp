@@ -206,6 +206,8 @@ int main(int argc, char** argv) {
                 pipeline->nodes.size(), placement_text(*pipeline).c_str());
     return kOk;
   }
+  // Before the first thread starts (the wire watch, the metrics server): see the function.
+  launcher::block_launcher_signals();
   std::unique_ptr<launcher::WireWatch> wires;
   if (!pipeline->hosts.empty()) {  // placed: this host's part, with its bridges
     if (host.empty()) {

@@ -50,6 +50,11 @@ sigset_t launcher_signals() {
 
 }  // namespace
 
+void block_launcher_signals() {
+  const sigset_t signals = launcher_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
 struct Supervisor::Child {
   const NodeSpec* spec = nullptr;
   std::optional<shm::Segment> block_segment;

@@ -52,6 +52,12 @@ struct RunOptions {
   std::function<std::vector<WireView>(bool fresh)> wires;
 };
 
+// Blocks the signals Supervisor::run takes with sigtimedwait (SIGINT, SIGTERM, SIGCHLD) in the
+// calling thread. Call it before starting any thread of the launcher (the metrics server, the
+// wire watch, a client library's): threads inherit the mask, and a thread that left SIGINT
+// unblocked would have it kill the launcher instead of stopping the pipeline.
+void block_launcher_signals();
+
 class Supervisor {
  public:
   Supervisor(PipelineSpec pipeline, RunOptions options);
