@@ -249,6 +249,24 @@ Result<std::uint64_t> Engine::pending(const PortKey& target) {
   return n;
 }
 
+Result<std::uint64_t> Engine::resume_point(const PortKey& target, const std::string& durable) {
+  const std::string stream = wire_stream(target);
+  jsStreamInfo* sinfo = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&sinfo, impl_->js, stream.c_str(), nullptr, &code);
+  if (s != NATS_OK) return failed("asking about stream " + stream, s, code);
+  const std::uint64_t first = sinfo->State.FirstSeq;
+  jsStreamInfo_Destroy(sinfo);
+  jsConsumerInfo* cinfo = nullptr;
+  s = js_GetConsumerInfo(&cinfo, impl_->js, stream.c_str(), durable.c_str(), nullptr, &code);
+  if (s != NATS_OK) return failed("asking about consumer " + durable + " of " + stream, s, code);
+  const std::uint64_t floor = cinfo->AckFloor.Stream;
+  jsConsumerInfo_Destroy(cinfo);
+  // What is below the stream's first message left it (acked); an empty stream's first
+  // sequence is the next one to be stored.
+  return std::max(floor + 1, first);
+}
+
 Result<WireState> Engine::wire_state(const PortKey& target) {
   if (natsConnection_Status(impl_->conn) != NATS_CONN_STATUS_CONNECTED)
     return Error{Errc::not_ready, "the NATS server at " + urls_text(impl_->urls) +
@@ -337,6 +355,7 @@ Result<std::vector<Pulled>> Puller::fetch(int max, std::chrono::milliseconds wai
     jsMsgMetaData* md = nullptr;
     if (natsMsg_GetMetaData(&md, p.msg_->msg) == NATS_OK && md) {
       p.delivered_ = md->NumDelivered;
+      p.stream_seq_ = md->Sequence.Stream;
       jsMsgMetaData_Destroy(md);
     }
     out.push_back(std::move(p));

@@ -54,6 +54,9 @@ class Pulled {
   std::span<const std::byte> payload() const noexcept;
   const Meta& meta() const noexcept { return meta_; }
   std::uint64_t delivered() const noexcept { return delivered_; }  // 1, or more if redelivered
+  // Its place in the stream: stream sequences are given in publish order, one per message
+  // stored, so a wire's messages are 1, 2, 3, ... with no gap (work queue, discard new).
+  std::uint64_t stream_seq() const noexcept { return stream_seq_; }
   // Not a message but the end of what `end_of()` (a host's egress) sends; empty otherwise.
   const std::string& end_of() const noexcept { return end_of_; }
   // Acknowledges it: the stream lets it go. Call only once it is safe elsewhere.
@@ -66,6 +69,7 @@ class Pulled {
   std::unique_ptr<Msg> msg_;
   Meta meta_;
   std::uint64_t delivered_ = 1;
+  std::uint64_t stream_seq_ = 0;
   std::string end_of_;
 };
 
@@ -94,6 +98,9 @@ class Engine {
   Result<bool> publish_end(const PortKey& target, const std::string& from);
   // Messages in the wire's stream now (published, not yet acked).
   Result<std::uint64_t> pending(const PortKey& target);
+  // The stream sequence of the first message the ingress consumer `durable` has not acked: where
+  // a restarted ingress resumes, in order, whatever its predecessor left unacked.
+  Result<std::uint64_t> resume_point(const PortKey& target, const std::string& durable);
   // The wire's stream and consumer now (two requests). Errc::not_ready while the connection is
   // away (reconnecting) instead of waiting for a request's timeout.
   Result<WireState> wire_state(const PortKey& target);

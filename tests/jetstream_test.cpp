@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bridge/in_order.hpp"
 #include "bridge/jetstream.hpp"
 #include "nats_support.hpp"
 #include "port_test_support.hpp"
@@ -199,3 +200,28 @@ TEST(JetStream, AnUnreachableUrlAndAServerWithoutJetStreamAreClearErrors) {
   EXPECT_NE(no_js.error().message.find("has no JetStream; start it with -js"), std::string::npos)
       << no_js.error().message;
 }
+
+// The ingress's ordering: a later message waits for the one before it (redelivered after a
+// crash), a repeat of one handed on is refused, and each sequence goes out once.
+TEST(InOrder, HandsMessagesOnInStreamOrderOnce) {
+  br::InOrder<std::string> order(5);
+  EXPECT_FALSE(order.offer(4, "four")) << "handed on before this ingress started";
+  EXPECT_TRUE(order.offer(7, "seven"));
+  EXPECT_TRUE(order.offer(6, "six"));
+  EXPECT_FALSE(order.take()) << "5 has not come yet";
+  EXPECT_EQ(order.held(), 2u);
+  EXPECT_TRUE(order.offer(5, "five"));
+  EXPECT_TRUE(order.offer(6, "six again"));  // redelivered while held: the newer one counts
+  std::vector<std::string> out;
+  while (auto m = order.take()) out.push_back(*m);
+  EXPECT_EQ(out, (std::vector<std::string>{"five", "six again", "seven"}));
+  EXPECT_EQ(order.next(), 8u);
+  EXPECT_FALSE(order.offer(6, "six, late")) << "each sequence goes out once";
+  // A gap the stream no longer has: skipped, and what is held beyond it goes on.
+  EXPECT_TRUE(order.offer(10, "ten"));
+  order.skip_to(10);
+  auto ten = order.take();
+  ASSERT_TRUE(ten);
+  EXPECT_EQ(*ten, "ten");
+}
+

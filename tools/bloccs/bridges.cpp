@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "bloccs/node.hpp"
+#include "bridge/in_order.hpp"
 #include "bridge/jetstream.hpp"
 #include "tools/bloccs/placement.hpp"
 
@@ -102,11 +103,28 @@ int run_bridge(bool egress, const std::string& host) {
     return rc;
   }
 
-  // Ingress: one port, fed by one or more hosts.
+  // Ingress: one port, fed by one or more hosts; its messages pushed in stream order.
   const Bridge& b = *mine.front();
-  auto puller = (*engine)->pull(b.target, bridge::wire_consumer(b.target));
+  const std::string durable = bridge::wire_consumer(b.target);
+  auto puller = (*engine)->pull(b.target, durable);
   if (!puller) return fail(who, puller.error());
+  auto resume = (*engine)->resume_point(b.target, durable);
+  if (!resume) return fail(who, resume.error());
+  bridge::InOrder<bridge::Pulled> order(*resume);
   std::vector<std::string> ended;
+  auto progress_at = Clock::now();
+  // Hands one message on: into the port (or, for an end marker, into `ended`), then acks it.
+  const auto hand_on = [&](bridge::Pulled& m) -> Status {
+    if (!m.end_of().empty()) {
+      if (std::find(ended.begin(), ended.end(), m.end_of()) == ended.end())
+        ended.push_back(m.end_of());
+    } else if (auto st = node->emit("out", m.payload(), m.meta()); !st) {
+      return st;  // not acked: it comes again to the next bridge
+    }
+    if (auto st = m.ack(); !st) std::fprintf(stderr, "%s: %s\n", who.c_str(), st.error().message.c_str());
+    progress_at = Clock::now();
+    return {};
+  };
   while (!node->stopping()) {
     auto got = (*puller)->fetch(64, milliseconds(250));
     if (!got) {  // the engine is away: it reconnects by itself
@@ -114,17 +132,30 @@ int run_bridge(bool egress, const std::string& host) {
       continue;
     }
     for (bridge::Pulled& m : *got) {
-      if (!m.end_of().empty()) {
-        if (std::find(ended.begin(), ended.end(), m.end_of()) == ended.end())
-          ended.push_back(m.end_of());
-      } else if (auto st = node->emit("out", m.payload(), m.meta()); !st) {
-        return fail(who, st.error());  // not acked: it comes again to the next bridge
+      if (m.stream_seq() == 0) {  // no place in the stream known: hand it on as it comes
+        if (auto st = hand_on(m); !st) return fail(who, st.error());
+      } else if (!order.offer(m.stream_seq(), std::move(m))) {
+        (void)m.ack();  // handed on before; the ack may have been lost
       }
-      if (auto st = m.ack(); !st) std::fprintf(stderr, "%s: %s\n", who.c_str(), st.error().message.c_str());
+    }
+    while (auto m = order.take())
+      if (auto st = hand_on(*m); !st) return fail(who, st.error());
+    // Waiting for a message longer than a redelivery takes: if the stream no longer has it
+    // (removed by hand), go on from what it has.
+    if (order.held() && Clock::now() - progress_at > milliseconds(5000)) {
+      if (auto first = (*engine)->resume_point(b.target, durable); first && *first > order.next()) {
+        std::fprintf(stderr, "%s: messages %llu to %llu are gone from the stream; going on\n",
+                     who.c_str(), static_cast<unsigned long long>(order.next()),
+                     static_cast<unsigned long long>(*first - 1));
+        order.skip_to(*first);
+        while (auto m = order.take())
+          if (auto st = hand_on(*m); !st) return fail(who, st.error());
+      }
+      progress_at = Clock::now();
     }
     // Every feeder ended, and the stream holds nothing more: not even what a bridge before
     // this one took and never acked (it comes again after the ack wait).
-    if (got->empty() && ended.size() >= b.feeding_hosts.size()) {
+    if (got->empty() && order.held() == 0 && ended.size() >= b.feeding_hosts.size()) {
       auto left = (*engine)->pending(b.target);
       if (left && *left == 0) break;
     }
