@@ -3,7 +3,7 @@
 # Quick start, second command (and CI): build and run the whole test suite:
 #   1. ThreadSanitizer (the lock-free code's memory orders, every process's threads), half the
 #      message counts; not the tests whose processes run no threads of ours to watch;
-#   2. AddressSanitizer + UndefinedBehaviorSanitizer, every C++ test at full size;
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer (clang), every C++ test at full size;
 #   3. the fuzz targets (clang, libFuzzer, ASan+UBSan), 20 s each from their corpora;
 #   4. optimised, warnings as errors: a short benchmark run, an example project built against
 #      the installed package, and the tests only this build can run (the Python binding's
@@ -31,7 +31,10 @@ run_suite() {  # build dir, scale, extra cmake args...
 }
 
 run_suite build-tsan 0.5 -DBLOCCS_SANITIZE=thread -DBLOCCS_BENCHMARKS=OFF
-run_suite build-asan 1 -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_BENCHMARKS=OFF
+# clang: with both sanitizers it compiles a file in 60% of GCC's time (7.7 s against 12.9 s for
+# tests/node_test.cpp), and this build is the longest.
+run_suite build-asan 1 -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_BENCHMARKS=OFF \
+  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang
 bash scripts/fuzz.sh
 # A short benchmark run keeps the driver working (seconds); it prints the ratios and the
 # targets and never fails on them: this machine is noisy. The full suite is scripts/bench.sh.

@@ -14,6 +14,8 @@
 #include "port_test_support.hpp"
 
 namespace bloccs::test {
+extern "C" const char* c_api_test_name_of_int(int raw);  // c_api_any_int.c
+
 namespace {
 
 constexpr bloccs_key kCKey = {"net", "node", "in"};  // key() of port_test_support
@@ -197,7 +199,9 @@ TEST(CApi, ErrorsAreCodesWithMessages) {
     EXPECT_STREQ(bloccs_errc_name(static_cast<bloccs_errc>(c)),
                  errc_name(static_cast<Errc>(c - 1)));
   EXPECT_STREQ(bloccs_errc_name(BLOCCS_BAD_ARGUMENT), "bad_argument");
-  EXPECT_STREQ(bloccs_errc_name(static_cast<bloccs_errc>(999)), "unknown");
+  // An int that is no code, passed from C (c_api_any_int.c).
+  EXPECT_STREQ(c_api_test_name_of_int(999), "unknown");
+  EXPECT_STREQ(c_api_test_name_of_int(-1), "unknown");
   EXPECT_STREQ(bloccs_version(), version());
   EXPECT_SHM_CLEAN(ns);
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <optional>
@@ -110,10 +111,15 @@ bloccs::Deadline to_deadline(std::int64_t timeout_ns) {
 extern "C" {
 
 const char* bloccs_errc_name(bloccs_errc code) {
-  if (code == BLOCCS_OK) return "ok";
-  if (code == BLOCCS_BAD_ARGUMENT) return "bad_argument";
-  if (code < BLOCCS_OK || code > BLOCCS_BAD_ARGUMENT) return "unknown";
-  return bloccs::errc_name(static_cast<Errc>(static_cast<int>(code) - 1));
+  // A C caller may pass any int (a code of a newer library, garbage); in C++ a value outside
+  // the enum's range must not be read as the enum, so its bytes are read as an int.
+  static_assert(sizeof(bloccs_errc) == sizeof(int));
+  int raw;
+  std::memcpy(&raw, &code, sizeof raw);
+  if (raw == BLOCCS_OK) return "ok";
+  if (raw == BLOCCS_BAD_ARGUMENT) return "bad_argument";
+  if (raw < BLOCCS_OK || raw > BLOCCS_BAD_ARGUMENT) return "unknown";
+  return bloccs::errc_name(static_cast<Errc>(raw - 1));
 }
 
 const char* bloccs_last_error(void) { return t_last_error.c_str(); }
