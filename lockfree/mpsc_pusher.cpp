@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "shm/test_hooks.hpp"
+
 namespace bloccs::lockfree {
 
 Result<MpscPusher> MpscPusher::open(std::string_view ns, std::string_view name) {
@@ -16,6 +18,8 @@ void MpscPusher::write_pad(PusherSlot& slot, Cursor tail, std::uint64_t pad) noe
   // relaxed: our claim now starts at the record, for recovery once the consumer is past the
   // pad; the pad's release below publishes it.
   slot.intent.store(kIntentActive | ((tail.pos + pad) & kPosMask), std::memory_order_relaxed);
+  // Between the two stores (tests of a pusher preempted here: recovery must see it alive).
+  shm::test_hook("mpsc.pad");
   // release: a consumer that reads the pad sees the intent above.
   header_word(data(), tail.pos & (cfg_.capacity - 1))
       .store(

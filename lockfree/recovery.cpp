@@ -81,7 +81,7 @@ Ring::Recovery Ring::recover_abandoned() {
     for (const SlotView& v : view) {
       if (!v.alive || !(v.intent & kIntentActive)) continue;
       const std::uint64_t x = v.intent & kPosMask;
-      if (x == p) return Recovery::claimant_alive;
+      if (intent_claims(x, p, cfg.capacity)) return Recovery::claimant_alive;
       if (x % kRecordHeader != 0)  // it would become our head
         return corrupt("a pusher slot claims byte " + std::to_string(x) +
                        ", which is not 8-byte aligned");

@@ -174,6 +174,14 @@ inline std::uint64_t pad_before(std::uint64_t off, std::uint64_t bytes,
                                 std::uint64_t capacity) noexcept {
   return off + bytes > capacity ? capacity - off : 0;
 }
+// True if a live pusher whose intent is at `x` holds the claim that starts at `p`: x == p, or
+// that claim begins with a pad to the end of the data area and the pusher has moved its intent
+// on to the record after the pad (MpscPusher::write_pad) but not yet written the pad's header.
+inline bool intent_claims(std::uint64_t x, std::uint64_t p, std::uint64_t capacity) noexcept {
+  if (x == p) return true;
+  const std::uint64_t off = p & (capacity - 1);
+  return off != 0 && (x & (capacity - 1)) == 0 && pos_distance(x, p) == capacity - off;
+}
 inline bool header_committed(std::uint64_t h) noexcept {
   return (h & kCommitBit) != 0;
 }

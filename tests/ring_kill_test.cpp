@@ -6,9 +6,11 @@
 #include <sys/resource.h>
 
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "lockfree/orphan_ring.hpp"
 #include "lockfree/ring.hpp"
 #include "lockfree/ring_pusher.hpp"
 #include "test_support.hpp"
@@ -232,6 +234,77 @@ TEST(RingKill, AnAttacherThatSlowlyTakesASlotWhoseNextHolderDiedMidClaimMovesOn)
   EXPECT_TRUE(exited_ok(wait_child(slow)));
   EXPECT_EQ(f.ring->stats().abandoned, 1u);
   f.expect_full_capacity_back();
+}
+
+// A live pusher whose claim starts with a pad (the ring's end is near) is preempted between
+// the pad's two stores: its intent already moved on to the record after the pad, the pad's
+// header not yet written. However long that lasts (past abandon_after), the consumer must wait
+// for it, not call the ring damaged. (Found by RingLoans.APusherKilledHoldingALoanNever-
+// WedgesTheRing under load; this test failed with "has no claimant, live or dead" before.)
+TEST(RingKill, APusherStoppedBetweenItsPadsTwoStoresIsWaitedFor) {
+  KillFixture f(1024 - 16);  // 16 bytes before the end: a 40-byte message needs a pad
+  ASSERT_TRUE(f.ring);
+  Reaper reap;
+  const std::string msg(40, 'p');
+  const pid_t slow = reap(spawn([&] {
+    setenv("BLOCCS_TEST_HOOK", "mpsc.pad:stop", 1);
+    auto p = RingPusher::open(f.ns.name(), "r");
+    if (!p) return 2;
+    return p->push(bytes(msg)) ? 0 : 3;
+  }));
+  ASSERT_TRUE(wait_stopped(slow)) << "the pusher never reached mpsc.pad";
+  // Many times abandon_after: the consumer looks at the open claim and finds its claimant.
+  auto n = f.ring->drain([](auto) {}, 100, in(std::chrono::milliseconds(100)));
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code, Errc::timeout) << n.error().message;
+  kill(slow, SIGCONT);
+  EXPECT_EQ(f.drain_expecting(1), (std::vector<std::string>{msg}));
+  EXPECT_TRUE(exited_ok(wait_child(slow)));
+  EXPECT_EQ(f.ring->stats().abandoned, 0u);
+  f.expect_full_capacity_back();
+}
+
+// The same pusher, stopped between its pad's two stores, while a dead consumer's ring is taken
+// over: the reader must wait for its claim and read the message once it goes on, never skip
+// the claim as a dead one's (the pusher's push returns ok: skipped, it would be lost). The
+// reader passes the pad's zeros as a dead consumer's and waits at the record, whose start the
+// live intent names.
+TEST(RingKill, ATakeOverWaitsForAPusherStoppedBetweenItsPadsTwoStores) {
+  TestNamespace ns;
+  constexpr bloccs::shm::ProcessId kDead{.pid = 0x3fffffff, .start_time = 12345};
+  ASSERT_TRUE(Ring::create_for(ns.name(), "r",
+                               {.kind = RingKind::mpsc,
+                                .buffer = 8,
+                                .max_payload = 64,
+                                .capacity = 1024,
+                                .abandon_after = kAbandonAfter,
+                                .start_position = 1024 - 16},
+                               kDead));
+  Reaper reap;
+  const std::string msg(40, 'p');
+  const pid_t slow = reap(spawn([&] {
+    setenv("BLOCCS_TEST_HOOK", "mpsc.pad:stop", 1);
+    auto p = RingPusher::open(ns.name(), "r");
+    if (!p) return 2;
+    return p->push(bytes(msg)) ? 0 : 3;
+  }));
+  ASSERT_TRUE(wait_stopped(slow)) << "the pusher never reached mpsc.pad";
+  auto orphan = OrphanRing::open(ns.name(), "r", kDead);
+  ASSERT_TRUE(orphan) << orphan.error().message;
+  ASSERT_TRUE(orphan->seal(in(std::chrono::seconds(1))));
+  std::thread resume([&] {  // goes on while the reader waits for it
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    kill(slow, SIGCONT);
+  });
+  std::vector<std::string> got;
+  const OrphanRead r = orphan->read(
+      [&](std::span<const std::byte> m) { got.push_back(text(m)); }, in(std::chrono::seconds(10)));
+  resume.join();
+  EXPECT_TRUE(r.status) << r.status.error().message;
+  EXPECT_EQ(got, (std::vector<std::string>{msg}));
+  EXPECT_EQ(r.abandoned, 0u);
+  EXPECT_EQ(r.unread, 0u);
+  EXPECT_TRUE(exited_ok(wait_child(slow)));
 }
 
 TEST(RingKill, SeveralAdjacentDeadClaimsAreSkippedTogetherAndCountedExactly) {
