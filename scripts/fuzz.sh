@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The fuzz targets (fuzz/): builds them with clang, libFuzzer and ASan+UBSan, and runs each for
-# BLOCCS_FUZZ_SECONDS (default 20) from its corpus in fuzz/corpus, two at a time. Part of
+# BLOCCS_FUZZ_SECONDS (default 10) from its corpus in fuzz/corpus, two at a time. Part of
 # scripts/test.sh; run alone to fuzz longer:  BLOCCS_FUZZ_SECONDS=600 bash scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-seconds=${BLOCCS_FUZZ_SECONDS:-20}
+seconds=${BLOCCS_FUZZ_SECONDS:-10}
 echo "=== building build-fuzz (clang, libFuzzer, ASan+UBSan) ==="
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DBLOCCS_FUZZ=ON \
   -DBLOCCS_SANITIZE=address,undefined -DBLOCCS_WERROR=ON -DBLOCCS_FUZZ_SECONDS="$seconds" >/dev/null

@@ -4,7 +4,7 @@
 #   1. ThreadSanitizer (the lock-free code's memory orders, every process's threads), half the
 #      message counts; not the tests whose processes run no threads of ours to watch;
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer (clang), every C++ test at full size;
-#   3. the fuzz targets (clang, libFuzzer, ASan+UBSan), 20 s each from their corpora;
+#   3. the fuzz targets (clang, libFuzzer, ASan+UBSan), 10 s each from their corpora;
 #   4. optimised, warnings as errors: a short benchmark run, an example project built against
 #      the installed package, and the tests only this build can run (the Python binding's
 #      suite, the data path benchmark beside iceoryx). Its C++ test programs are not built
