@@ -8,8 +8,8 @@
 #   4. optimised, warnings as errors: a short benchmark run, an example project built against
 #      the installed package, and the tests only this build can run (the Python binding's
 #      suite, the data path benchmark beside iceoryx). Its C++ test programs are not built
-#      (BLOCCS_TEST_PROGRAMS=none; the sanitizer builds ran them), which keeps CI within its
-#      20 minutes on two cores; `cmake -B build -DBLOCCS_TEST_PROGRAMS=all` brings them back.
+#      (BLOCCS_TEST_PROGRAMS=none; the sanitizer builds ran them), which keeps CI near its 20
+#      minutes on two cores; `cmake -B build -DBLOCCS_TEST_PROGRAMS=all` brings them back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
